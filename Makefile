@@ -1,0 +1,57 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both set up .venv first.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+VENV_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+PORT ?= 8080
+FILES ?=
+
+export PYSPARK_PYTHON := $(abspath $(PY))
+export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
+export SAGEMAKER_SUPPRESS_V2_WARNING := 1
+
+.PHONY: setup prereqs test lint typecheck lint-asl pytest demo serve bench clean
+
+prereqs:
+	@scripts/check_prereqs.sh $(PYTHON)
+
+# Re-installs only when a requirements file changes.
+$(VENV_STAMP): requirements.txt requirements-dev.txt constraints.txt | prereqs
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	@touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "error: npm not found; make test lints the state machine with the npm package asl-validator. Install Node.js 18+." >&2; exit 1; }
+	npm ci --silent --no-audit --no-fund
+	@touch $@
+
+setup: prereqs $(VENV_STAMP)
+
+lint: setup
+	$(PY) -m ruff check .
+
+typecheck: setup
+	$(PY) -m mypy
+
+lint-asl: setup $(NODE_STAMP)
+	$(PY) workflows/export.py build/workflow
+	node_modules/.bin/asl-validator --json-path build/workflow/orders_etl.asl.json
+
+pytest: setup
+	$(PY) -m pytest
+
+test: lint typecheck lint-asl pytest
+
+demo: setup
+	$(PY) -m duffbeer_local demo
+
+serve: setup
+	$(PY) -m duffbeer_local serve --port $(PORT) $(FILES)
+
+bench: setup
+	$(PY) -m bench
+
+clean:
+	rm -rf build .local .pytest_cache .mypy_cache .ruff_cache spark-warehouse

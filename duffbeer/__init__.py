@@ -1,0 +1,1 @@
+"""Shared package of the Duff Beer orders pipeline: contract, naming, manifests, errors, clients."""

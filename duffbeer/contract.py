@@ -1,0 +1,227 @@
+"""The orders data contract: columns, types, rules, reject reasons and output schemas.
+
+This module is the single source of truth. The validation Lambda, the Glue job, the Glue
+Catalog definitions, the report SQL and the API import these names instead of restating
+them. It has no third-party imports so that it can ship in every Lambda zip and to Glue.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class RejectReason(StrEnum):
+    """Why a row was rejected. Values are the reason codes written to the rejects output."""
+
+    MALFORMED_ROW = "malformed_row"  # wrong number of fields, broken quoting
+    MISSING_FIELD = "missing_field"  # a required field is empty
+    BAD_CLIENT_ID = "bad_client_id"
+    BAD_CLIENT_NAME = "bad_client_name"
+    BAD_ORDER_ID = "bad_order_id"
+    BAD_PRODUCT_ID = "bad_product_id"
+    BAD_PRODUCT_DESCRIPTION = "bad_product_description"
+    BAD_PRICE = "bad_price"
+    BAD_QUANTITY = "bad_quantity"
+    BAD_VOLUME = "bad_volume"
+    BAD_CHANNEL = "bad_channel"
+    BAD_STATUS = "bad_status"
+    BAD_DATE = "bad_date"
+    DUPLICATE_LINE = "duplicate_line"
+
+
+class ColumnKind(StrEnum):
+    INTEGER = "integer"
+    STRING = "string"
+    DECIMAL = "decimal"
+    DATE = "date"
+
+
+@dataclass(frozen=True)
+class InputColumn:
+    """One column of the input CSV and the rule it must satisfy."""
+
+    name: str
+    kind: ColumnKind
+    required: bool
+    reject_reason: RejectReason
+    rule: str
+    precision: int = 0
+    scale: int = 0
+
+    @property
+    def glue_type(self) -> str:
+        """The Hive/Glue type of the column once parsed."""
+        return {
+            ColumnKind.INTEGER: "int",
+            ColumnKind.STRING: "string",
+            ColumnKind.DATE: "date",
+            ColumnKind.DECIMAL: f"decimal({self.precision},{self.scale})",
+        }[self.kind]
+
+
+INPUT_COLUMNS: tuple[InputColumn, ...] = (
+    InputColumn("client_id", ColumnKind.INTEGER, True, RejectReason.BAD_CLIENT_ID, "integer > 0"),
+    InputColumn(
+        "client_name", ColumnKind.STRING, True, RejectReason.BAD_CLIENT_NAME, "not empty; trimmed"
+    ),
+    InputColumn("order_id", ColumnKind.INTEGER, True, RejectReason.BAD_ORDER_ID, "integer > 0"),
+    InputColumn("product_id", ColumnKind.INTEGER, True, RejectReason.BAD_PRODUCT_ID, "integer > 0"),
+    InputColumn(
+        "product_description",
+        ColumnKind.STRING,
+        True,
+        RejectReason.BAD_PRODUCT_DESCRIPTION,
+        "not empty; trimmed",
+    ),
+    InputColumn(
+        "product_price",
+        ColumnKind.DECIMAL,
+        True,
+        RejectReason.BAD_PRICE,
+        "decimal >= 0 with a dot separator, at most 2 decimals",
+        precision=12,
+        scale=2,
+    ),
+    InputColumn(
+        "product_ccf", ColumnKind.INTEGER, True, RejectReason.BAD_QUANTITY, "integer > 0 (units)"
+    ),
+    InputColumn(
+        "product_volume",
+        ColumnKind.DECIMAL,
+        True,
+        RejectReason.BAD_VOLUME,
+        "decimal > 0 (litres per unit), at most 3 decimals",
+        precision=8,
+        scale=3,
+    ),
+    InputColumn(
+        "point_of_sale_channel",
+        ColumnKind.STRING,
+        True,
+        RejectReason.BAD_CHANNEL,
+        "not empty; trimmed; known channels in canonical case",
+    ),
+    InputColumn(
+        "status", ColumnKind.STRING, True, RejectReason.BAD_STATUS, "created|delivered|broken"
+    ),
+    InputColumn("order_date", ColumnKind.DATE, False, RejectReason.BAD_DATE, "YYYY-MM-DD"),
+)
+
+COLUMNS_BY_NAME: dict[str, InputColumn] = {c.name: c for c in INPUT_COLUMNS}
+INPUT_COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in INPUT_COLUMNS)
+REQUIRED_COLUMNS: tuple[str, ...] = tuple(c.name for c in INPUT_COLUMNS if c.required)
+OPTIONAL_COLUMNS: tuple[str, ...] = tuple(c.name for c in INPUT_COLUMNS if not c.required)
+
+# Checked in this order; a row gets the reason of the first rule it breaks.
+RULE_ORDER: tuple[str, ...] = INPUT_COLUMN_NAMES
+
+LINE_KEY: tuple[str, ...] = ("order_id", "product_id")
+
+# Known channels are normalised to this spelling (matched case-insensitively after trim);
+# any other non-empty channel is kept as given.
+KNOWN_CHANNELS: tuple[str, ...] = ("Retail", "B2B", "Online", "Wholesale")
+CANONICAL_CHANNEL: dict[str, str] = {c.lower(): c for c in KNOWN_CHANNELS}
+# A channel value accepted by the API's `channel` filter (never interpolated into SQL; the
+# pattern only keeps obviously malformed input away from the query layer).
+CHANNEL_FILTER_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.&-]{0,63}$")
+
+STATUSES: tuple[str, ...] = ("created", "delivered", "broken")
+
+DATE_FORMAT = "%Y-%m-%d"
+DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+INTEGER_PATTERN = re.compile(r"^[+]?\d{1,10}$")
+PRICE_PATTERN = re.compile(r"^\+?\d{1,10}(\.\d{1,2})?$")
+VOLUME_PATTERN = re.compile(r"^\+?\d{1,5}(\.\d{1,3})?$")
+INT_MAX = 2_147_483_647
+
+# File-level limits (overridable by configuration).
+DEFAULT_MAX_REJECT_RATIO = 0.05
+DEFAULT_MAX_FILE_BYTES = 2 * 1024**3
+CSV_EXTENSION = ".csv"
+CSV_DELIMITER = ","
+CSV_QUOTE = '"'
+UTF8_BOM = "\ufeff"
+
+# Derived columns (exact decimals; money becomes a JSON number only in the API).
+LINE_TOTAL_TYPE = "decimal(18,2)"
+LINE_VOLUME_TYPE = "decimal(18,3)"
+
+# Lineage columns stamped on every curated line.
+BATCH_ID_COLUMN = "batch_id"
+SOURCE_EVENT_TIME_COLUMN = "source_event_time"
+
+# Curated order lines (Parquet). Partition columns are not stored in the files.
+CURATED_PARTITION_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("point_of_sale_channel", "string"),
+    ("order_date", "date"),
+)
+CURATED_DATA_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("client_id", "int"),
+    ("client_name", "string"),
+    ("order_id", "int"),
+    ("product_id", "int"),
+    ("product_description", "string"),
+    ("product_price", "decimal(12,2)"),
+    ("product_ccf", "int"),
+    ("product_volume", "decimal(8,3)"),
+    ("status", "string"),
+    ("line_total", LINE_TOTAL_TYPE),
+    ("line_volume_l", LINE_VOLUME_TYPE),
+    (BATCH_ID_COLUMN, "string"),
+    (SOURCE_EVENT_TIME_COLUMN, "timestamp"),
+)
+
+# Per-batch reports computed by the Glue job (Parquet, one small file each).
+CLIENT_SALES_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("client_id", "int"),
+    ("client_name", "string"),
+    ("total_orders", "bigint"),
+    ("total_lines", "bigint"),
+    ("total_units", "bigint"),
+    ("total_sales", LINE_TOTAL_TYPE),
+)
+PRODUCT_CHANNEL_SALES_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("product_id", "int"),
+    ("product_description", "string"),
+    ("point_of_sale_channel", "string"),
+    ("orders", "bigint"),
+    ("units", "bigint"),
+    ("total_sales", LINE_TOTAL_TYPE),
+    ("total_volume_l", LINE_VOLUME_TYPE),
+)
+ORDER_STATUS_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("status", "string"),
+    ("orders", "bigint"),
+    ("lines", "bigint"),
+    ("total_sales", LINE_TOTAL_TYPE),
+)
+
+# Rejected rows: every input field as the original text, plus why and where.
+REJECT_COLUMNS: tuple[tuple[str, str], ...] = (
+    *((name, "string") for name in INPUT_COLUMN_NAMES),
+    ("reject_reason", "string"),
+    ("reject_detail", "string"),
+    ("source_row", "bigint"),
+    (BATCH_ID_COLUMN, "string"),
+)
+
+# The seed's summary table, exactly as specified (current state across batches).
+ORDERS_SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("client_id", "int"),
+    ("client_name", "string"),
+    ("total_orders", "int"),
+    ("total_sales", "double"),
+)
+
+
+def normalise_header(name: str) -> str:
+    """Header names match case-insensitively after trimming spaces (and a leading BOM)."""
+    return name.lstrip(UTF8_BOM).strip().lower()
+
+
+def canonical_channel(value: str) -> str:
+    """Trim a channel and give known channels their canonical spelling."""
+    trimmed = value.strip()
+    return CANONICAL_CHANNEL.get(trimmed.lower(), trimmed)

@@ -1,0 +1,69 @@
+"""The project's one exception hierarchy; Step Functions Catch clauses match these names."""
+
+from __future__ import annotations
+
+
+class DuffBeerError(Exception):
+    """Base of every error the pipeline raises on purpose."""
+
+
+class ConfigurationError(DuffBeerError):
+    """A setting is missing or invalid (raised once, at cold start or job start)."""
+
+
+class InvalidFileError(DuffBeerError):
+    """The whole input file is rejected; the subclass names the cause."""
+
+    def __init__(self, message: str, *, bucket: str = "", key: str = "") -> None:
+        where = f"s3://{bucket}/{key}: " if bucket or key else ""
+        super().__init__(f"{where}{message}")
+        self.bucket = bucket
+        self.key = key
+
+
+class NotCsvError(InvalidFileError):
+    """The object is not a .csv file."""
+
+
+class EmptyFileError(InvalidFileError):
+    """The object is empty or holds only a header row."""
+
+
+class FileTooLargeError(InvalidFileError):
+    """The object is larger than the configured maximum."""
+
+
+class EncodingError(InvalidFileError):
+    """The object is not valid UTF-8."""
+
+
+class DelimiterError(InvalidFileError):
+    """The header is not comma-delimited."""
+
+
+class MissingColumnsError(InvalidFileError):
+    """A required column is absent from the header."""
+
+
+class RejectThresholdExceededError(InvalidFileError):
+    """Too large a share of the rows was rejected; the batch is not published."""
+
+
+class BatchNotPublishedError(DuffBeerError):
+    """The transform did not publish a complete, consistent batch."""
+
+
+class CatalogError(DuffBeerError):
+    """The Glue Data Catalog could not be brought up to date."""
+
+
+class QueryError(DuffBeerError):
+    """A report query failed or timed out."""
+
+
+class ClientNotFoundError(DuffBeerError):
+    """The requested client has no current order lines."""
+
+
+class InvalidParameterError(DuffBeerError):
+    """A request parameter is malformed."""

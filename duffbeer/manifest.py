@@ -1,0 +1,102 @@
+"""The batch manifest: the JSON document that describes a run and publishes a batch.
+
+The Glue job writes it twice: `runs/<batch_id>/<run_id>/_manifest.json` (this run, whatever
+its outcome) and then `manifests/<batch_id>.json` (the batch's pointer). Readers only use
+the pointer's `published` block: for a successful run it describes this run; for a failed
+run it is copied from the previous pointer, so a failed re-run never hides the last good
+version of the batch. Paths inside a manifest are keys relative to the output root (the
+processed bucket), so the same manifest is valid locally and on S3.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, NotRequired, TypedDict
+
+from duffbeer.errors import BatchNotPublishedError
+from duffbeer.naming import STATUS_FAILED, STATUS_SUCCEEDED
+
+MANIFEST_VERSION = 1
+
+
+class SourceObject(TypedDict):
+    path: str  # the input as given to the job (s3://bucket/key or a local path)
+    bucket: NotRequired[str | None]
+    key: NotRequired[str | None]
+    etag: NotRequired[str | None]
+    version_id: NotRequired[str | None]
+    size: int | None
+    event_time: str  # ISO-8601 UTC; orders batches for the current-state rules
+
+
+class Partition(TypedDict):
+    point_of_sale_channel: str
+    order_date: str  # YYYY-MM-DD
+    location: str  # key prefix relative to the output root, ending with "/"
+    rows: int
+
+
+class Outputs(TypedDict):
+    order_lines: str  # prefix of the partitioned curated lines
+    reports: dict[str, str]  # report name (naming.BATCH_REPORTS) -> prefix
+    rejects: str
+
+
+class Published(TypedDict):
+    run_id: str
+    published_at: str
+    source_event_time: str
+    partitions: list[Partition]
+    outputs: Outputs
+    rows_valid: int
+    total_sales: str
+
+
+class ErrorInfo(TypedDict):
+    type: str  # a class name from duffbeer.errors
+    message: str
+
+
+class Manifest(TypedDict):
+    manifest_version: int
+    batch_id: str
+    run_id: str
+    status: str  # SUCCEEDED | FAILED
+    error: ErrorInfo | None
+    source: SourceObject
+    ingest_date: str
+    started_at: str
+    finished_at: str
+    timings: dict[str, float]
+    rows_read: int
+    rows_valid: int
+    rows_rejected: int
+    rejects_by_reason: dict[str, int]
+    duplicates: int
+    total_sales: str  # exact decimal as text
+    total_units: int
+    partitions: list[Partition]
+    outputs: Outputs | None
+    warnings: list[str]
+    published: Published | None
+
+
+def dumps(manifest: Manifest) -> str:
+    return json.dumps(manifest, indent=2, sort_keys=True)
+
+
+def loads(text: str | bytes) -> Manifest:
+    """Parse a manifest and check the fields every consumer relies on."""
+    data: Any = json.loads(text)
+    missing = [f for f in ("batch_id", "run_id", "status", "published") if f not in data]
+    if missing:
+        raise BatchNotPublishedError(f"manifest is missing fields {missing}")
+    if data["status"] not in (STATUS_SUCCEEDED, STATUS_FAILED):
+        raise BatchNotPublishedError(f"manifest has unknown status {data['status']!r}")
+    manifest: Manifest = data
+    return manifest
+
+
+def published_block(manifest: Manifest) -> Published | None:
+    """What readers should see of this batch (None: nothing published yet)."""
+    return manifest.get("published")
