@@ -11,6 +11,10 @@ class ConfigurationError(DuffBeerError):
     """A setting is missing or invalid (raised once, at cold start or job start)."""
 
 
+class DeploymentError(DuffBeerError):
+    """Provisioning or removing a stack resource failed; the message names it and the AWS error."""
+
+
 class InvalidFileError(DuffBeerError):
     """The whole input file is rejected; the subclass names the cause."""
 
