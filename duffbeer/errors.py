@@ -71,3 +71,11 @@ class ClientNotFoundError(DuffBeerError):
 
 class InvalidParameterError(DuffBeerError):
     """A request parameter is malformed."""
+
+
+class LocalModeError(DuffBeerError):
+    """The local runtime (moto server and its extensions) cannot run as required."""
+
+
+class ExecutionStartError(DuffBeerError):
+    """A workflow execution could not be started for one or more input objects."""
