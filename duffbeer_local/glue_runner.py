@@ -1,0 +1,362 @@
+"""Runs a Glue job run locally: the deployed script under `spark-submit`, data staged via S3.
+
+Local Spark has no S3 connector, so a run is staged the way a job would see S3 on Glue:
+the script and its `--extra-py-files` are downloaded from their S3 locations, the input
+object is downloaded to a local folder, `--output_path` points at a local folder holding
+the batch's current `manifests/<batch_id>.json` (so a failed run can carry the previous
+published block), and after the process exits everything it wrote is uploaded back, the
+batch manifest LAST, so readers on the S3 side see the same atomic publication as on AWS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from botocore.exceptions import ClientError
+
+from duffbeer import manifest as manifest_mod
+from duffbeer.errors import ConfigurationError
+from duffbeer.naming import MANIFESTS_PREFIX, RUNS_PREFIX, manifest_key
+
+# Arguments Glue itself consumes (it never hands them to spark-submit's script as data).
+GLUE_RUNTIME_ARGUMENTS = frozenset(
+    {
+        "--extra-py-files",
+        "--extra-jars",
+        "--extra-files",
+        "--additional-python-modules",
+        "--python-modules-installer-option",
+        "--conf",
+        "--job-language",
+        "--enable-metrics",
+        "--enable-observability-metrics",
+        "--enable-continuous-cloudwatch-log",
+        "--enable-continuous-log-filter",
+        "--enable-spark-ui",
+        "--spark-event-logs-path",
+        "--enable-job-insights",
+        "--enable-glue-datacatalog",
+        "--enable-auto-scaling",
+        "--job-bookmark-option",
+        "--TempDir",
+        "--datalake-formats",
+    }
+)
+_EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit)\w*): (.+)$")
+
+StateCallback = Callable[[str, str | None], None]
+
+
+@dataclass(frozen=True)
+class GlueRunSpec:
+    """One job run as moto recorded it: the job's script and the run's merged arguments."""
+
+    job_name: str
+    job_run_id: str
+    script_location: str
+    arguments: Mapping[str, str]
+    timeout_minutes: int | None = None
+
+
+@dataclass(frozen=True)
+class GlueOutcome:
+    """How a run ended, in GetJobRun's words."""
+
+    state: str  # SUCCEEDED | FAILED | TIMEOUT | STOPPED
+    error_message: str | None
+    duration_seconds: float
+    log_path: Path
+
+
+@dataclass(frozen=True)
+class GlueSettings:
+    """Where runs are staged and how Spark is started; one per local stack."""
+
+    state_dir: Path
+    spark_submit: Path = field(
+        default_factory=lambda: Path(sys.executable).with_name("spark-submit")
+    )
+    python: str = sys.executable
+    input_arguments: tuple[str, ...] = ("--input_path",)
+    output_arguments: tuple[str, ...] = ("--output_path",)
+    spark_conf: Mapping[str, str] = field(
+        default_factory=lambda: {
+            "spark.ui.enabled": "false",
+            "spark.driver.host": "127.0.0.1",
+            "spark.driver.bindAddress": "127.0.0.1",
+        }
+    )
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+
+
+def _split_s3(uri: str) -> tuple[str, str]:
+    parsed = urlparse(uri)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise ConfigurationError(f"not an s3:// location: {uri!r}")
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+@dataclass
+class _Staged:
+    """A run's local copies: script, libraries, rewritten arguments, output roots."""
+
+    script: Path
+    py_files: list[Path]
+    arguments: dict[str, str] = field(default_factory=dict)
+    # (local root, s3 uri, the batch manifest as it was before the run)
+    outputs: list[tuple[Path, str, bytes | None]] = field(default_factory=list)
+
+
+def _timeout_seconds(spec: GlueRunSpec) -> int:
+    # Glue's default job timeout is 2880 minutes (48 hours).
+    return (spec.timeout_minutes or 2880) * 60
+
+
+def error_from_log(text: str) -> str | None:
+    """The last Python exception line (`Type: message`) in a spark-submit log."""
+    found: str | None = None
+    for line in text.splitlines():
+        match = _EXCEPTION_LINE.match(line.strip())
+        if match:
+            found = f"{match.group(1).rsplit('.', 1)[-1]}: {match.group(2)}"
+    return found
+
+
+class GlueRuntime:
+    """Starts job runs in background threads and reports their states through a callback."""
+
+    def __init__(self, settings: GlueSettings, s3: Any) -> None:
+        self._settings = settings
+        self._s3 = s3
+        self._lock = threading.Lock()
+        self._processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+
+    # Staging ------------------------------------------------------------------------------
+
+    def _download(self, uri: str, target_dir: Path) -> Path:
+        """Download an object (or every object under a prefix ending in '/')."""
+        bucket, key = _split_s3(uri)
+        target_dir.mkdir(parents=True, exist_ok=True)
+        if not key.endswith("/"):
+            target = target_dir / Path(key).name
+            self._s3.download_file(bucket, key, str(target))
+            return target
+        paginator = self._s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=key):
+            for item in page.get("Contents", []):
+                relative = item["Key"][len(key) :]
+                if not relative or relative.endswith("/"):
+                    continue
+                target = target_dir / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self._s3.download_file(bucket, item["Key"], str(target))
+        return target_dir
+
+    def _stage_output(self, uri: str, local: Path, batch_id: str | None) -> bytes | None:
+        """Create the local output root; bring the batch's current manifest into it."""
+        local.mkdir(parents=True, exist_ok=True)
+        if not batch_id:
+            return None
+        bucket, prefix = _split_s3(uri)
+        key = f"{prefix.rstrip('/') + '/' if prefix else ''}{manifest_key(batch_id)}"
+        try:
+            body: bytes = self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                return None
+            raise
+        target = local / manifest_key(batch_id)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(body)
+        return body
+
+    def _upload_output(self, local: Path, uri: str, previous_manifest: bytes | None) -> int:
+        """Upload what the job wrote; manifests/ last, and only if the job changed them."""
+        bucket, prefix = _split_s3(uri)
+        base = prefix.rstrip("/") + "/" if prefix else ""
+        files = sorted(p for p in local.rglob("*") if p.is_file() and not p.name.endswith(".crc"))
+        manifests = [
+            p for p in files if p.relative_to(local).as_posix().startswith(MANIFESTS_PREFIX)
+        ]
+        data = [p for p in files if p not in manifests]
+        for path in data:
+            self._s3.upload_file(str(path), bucket, base + path.relative_to(local).as_posix())
+        for path in manifests:
+            if previous_manifest is not None and path.read_bytes() == previous_manifest:
+                continue
+            self._s3.upload_file(str(path), bucket, base + path.relative_to(local).as_posix())
+        return len(data) + len(manifests)
+
+    # Running ------------------------------------------------------------------------------
+
+    def _command(
+        self, spec: GlueRunSpec, staged: dict[str, str], py_files: list[Path], script: Path
+    ) -> list[str]:
+        command = [str(self._settings.spark_submit), "--master", "local[*]"]
+        for key, value in self._settings.spark_conf.items():
+            command += ["--conf", f"{key}={value}"]
+        if py_files:
+            command += ["--py-files", ",".join(str(p) for p in py_files)]
+        command.append(str(script))
+        arguments = {
+            name: value
+            for name, value in spec.arguments.items()
+            if name not in GLUE_RUNTIME_ARGUMENTS
+        }
+        arguments.setdefault("--JOB_NAME", spec.job_name)
+        arguments.update(staged)
+        for name, value in arguments.items():
+            command += [name, value]
+        return command
+
+    def _run_error(self, output_root: Path, log_text: str) -> str | None:
+        """The run's error: from the run manifest the job wrote, else from its log."""
+        for path in sorted(output_root.glob(f"{RUNS_PREFIX}*/*/_manifest.json")):
+            try:
+                run_manifest = manifest_mod.loads(path.read_bytes())
+            except (ValueError, manifest_mod.BatchNotPublishedError):
+                continue
+            error = run_manifest.get("error")
+            if error:
+                return f"{error['type']}: {error['message']}"
+        return error_from_log(log_text)
+
+    def _stage(self, spec: GlueRunSpec, run_dir: Path) -> _Staged:
+        """Download the script, libraries and input; prepare the local output roots."""
+        script = self._download(spec.script_location, run_dir / "script")
+        py_files = [
+            self._download(uri.strip(), run_dir / "py-files")
+            for uri in spec.arguments.get("--extra-py-files", "").split(",")
+            if uri.strip()
+        ]
+        staged = _Staged(script=script, py_files=py_files)
+        for name in self._settings.input_arguments:
+            if spec.arguments.get(name, "").startswith("s3://"):
+                local_input = self._download(
+                    spec.arguments[name], run_dir / "input" / name.strip("-")
+                )
+                staged.arguments[name] = str(local_input)
+        for name in self._settings.output_arguments:
+            uri = spec.arguments.get(name, "")
+            if uri.startswith("s3://"):
+                local = run_dir / "output" / name.strip("-")
+                previous = self._stage_output(uri, local, spec.arguments.get("--batch_id"))
+                staged.outputs.append((local, uri, previous))
+                staged.arguments[name] = str(local)
+        return staged
+
+    def _spawn(
+        self, spec: GlueRunSpec, command: list[str], cwd: Path, log_path: Path
+    ) -> int | None:
+        """Run spark-submit to completion: its exit status, or None when it timed out."""
+        env = {
+            **os.environ,
+            "PYSPARK_PYTHON": self._settings.python,
+            "PYSPARK_DRIVER_PYTHON": self._settings.python,
+            **self._settings.extra_env,
+        }
+        with log_path.open("wb") as log:
+            log.write(("$ " + " ".join(command) + "\n").encode())
+            log.flush()
+            # A new session, so a timeout or shutdown ends the JVM and its Python workers too.
+            process = subprocess.Popen(
+                command,
+                cwd=cwd,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            with self._lock:
+                self._processes[spec.job_run_id] = process
+            try:
+                process.wait(timeout=_timeout_seconds(spec))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                return None
+            finally:
+                with self._lock:
+                    self._processes.pop(spec.job_run_id, None)
+        return process.returncode
+
+    def run(self, spec: GlueRunSpec) -> GlueOutcome:
+        """Stage, run and publish one job run; blocks until it ends."""
+        started = time.monotonic()
+        run_dir = self._settings.state_dir / "glue" / spec.job_run_id
+        log_path = (
+            self._settings.state_dir / "logs" / "glue" / f"{spec.job_name}-{spec.job_run_id}.log"
+        )
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            staged = self._stage(spec, run_dir)
+        except (ClientError, ConfigurationError) as e:
+            log_path.write_text(f"staging failed: {e}\n")
+            return GlueOutcome(
+                "FAILED", f"staging failed: {e}", time.monotonic() - started, log_path
+            )
+        command = self._command(spec, staged.arguments, staged.py_files, staged.script)
+        status = self._spawn(spec, command, run_dir, log_path)
+        state, error = "SUCCEEDED", None
+        if status is None:
+            state = "TIMEOUT"
+            error = f"job run timed out after {_timeout_seconds(spec) // 60} minutes"
+        elif self._closed:
+            state, error = "STOPPED", "the local stack was shut down during the run"
+        elif status != 0:
+            state = "FAILED"
+            error = self._run_error(run_dir / "output", log_path.read_text(errors="replace")) or (
+                f"spark-submit exited with status {status}; see {log_path}"
+            )
+        try:
+            for local, uri, previous in staged.outputs:
+                self._upload_output(local, uri, previous)
+        except ClientError as e:
+            state, error = "FAILED", f"uploading the run's outputs failed: {e}"
+        return GlueOutcome(state, error, time.monotonic() - started, log_path)
+
+    def start(self, spec: GlueRunSpec, on_state: StateCallback) -> None:
+        """Run `spec` in the background; `on_state` hears RUNNING, then the final state."""
+
+        def target() -> None:
+            on_state("RUNNING", None)
+            try:
+                outcome = self.run(spec)
+            except Exception as e:  # a bug in staging must still end the run, visibly
+                on_state("FAILED", f"local Glue runner error: {type(e).__name__}: {e}")
+                raise
+            on_state(outcome.state, outcome.error_message)
+
+        thread = threading.Thread(target=target, name=f"glue-{spec.job_run_id[:12]}", daemon=True)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the local Glue runtime is closed")
+            self._threads.append(thread)
+        thread.start()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop running jobs (their process groups) and wait for their threads."""
+        with self._lock:
+            self._closed = True
+            processes = list(self._processes.values())
+            threads = list(self._threads)
+        for process in processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+        for thread in threads:
+            thread.join(timeout)

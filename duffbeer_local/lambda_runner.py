@@ -1,0 +1,367 @@
+"""Runs deployed Lambda functions locally: the uploaded zip, in worker processes, with timeouts.
+
+Each function's code is extracted once per code hash under `<state_dir>/lambda/`. An
+invocation is served by a worker process (like a warm Lambda container: one invocation at
+a time, module state kept between invocations); a new worker starts when all are busy. The
+worker's PYTHONPATH is the extracted code only, its environment is the function's
+configuration plus the reserved Lambda variables and the local endpoint, and it is killed
+when an invocation outlives the function's timeout. A handler exception comes back as a
+Lambda function error payload (errorType, errorMessage, stackTrace).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from duffbeer.errors import ConfigurationError
+from duffbeer_local.lambda_bootstrap import REQUEST_FD_VAR, RESPONSE_FD_VAR
+
+BOOTSTRAP = Path(__file__).with_name("lambda_bootstrap.py")
+# How long a worker may take to start and import its handler, on top of the timeout.
+INIT_ALLOWANCE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """What local mode needs to know about one deployed function (read from moto's model)."""
+
+    name: str
+    arn: str
+    handler: str
+    code_zip: bytes = field(repr=False)
+    code_sha256: str
+    environment: Mapping[str, str]
+    timeout_seconds: float
+    memory_mb: int = 128
+    region: str = "us-east-1"
+    runtime: str = "python3.11"
+    version: str = "$LATEST"
+
+
+@dataclass(frozen=True)
+class InvokeResult:
+    """The response of one invocation, as Lambda's Invoke API shapes it."""
+
+    payload: str  # JSON text: the handler's result, or the error document
+    is_error: bool
+    duration_ms: float
+
+    def error(self) -> dict[str, Any] | None:
+        """The parsed error document of a failed invocation."""
+        if not self.is_error:
+            return None
+        parsed: dict[str, Any] = json.loads(self.payload)
+        return parsed
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """Where and how workers run; one per local stack."""
+
+    state_dir: Path
+    endpoint_url: str
+    region: str = "us-east-1"
+    python: str = sys.executable
+    reuse_workers: bool = True
+    max_workers_per_function: int = 4
+    credentials: Mapping[str, str] = field(
+        default_factory=lambda: {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+        }
+    )
+
+
+def _error_payload(error_type: str, message: str) -> str:
+    return json.dumps({"errorType": error_type, "errorMessage": message})
+
+
+class _Worker:
+    """One worker process and its two pipes."""
+
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path, log: IO[bytes]) -> None:
+        request_read, self._request_write = os.pipe()
+        self._response_read, response_write = os.pipe()
+        env = {**env, REQUEST_FD_VAR: str(request_read), RESPONSE_FD_VAR: str(response_write)}
+        try:
+            self.process = subprocess.Popen(
+                args,
+                env=env,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                pass_fds=(request_read, response_write),
+                close_fds=True,
+            )
+        finally:
+            os.close(request_read)
+            os.close(response_write)
+        self._requests = os.fdopen(self._request_write, "wb")
+        self._responses = os.fdopen(self._response_read, "rb")
+        self._buffer = b""
+
+    def send(self, request: dict[str, Any]) -> None:
+        self._requests.write(json.dumps(request).encode("utf-8") + b"\n")
+        self._requests.flush()
+
+    def receive(self, timeout: float) -> dict[str, Any] | None:
+        """The next response, or None if none came within `timeout` or the worker died."""
+        deadline = time.monotonic() + timeout
+        fd = self._responses.fileno()
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if not ready:
+                return None
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return None
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        response: dict[str, Any] = json.loads(line)
+        return response
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        for stream in (self._requests, self._responses):
+            with contextlib.suppress(OSError):
+                stream.close()
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+
+class _Pool:
+    """The workers of one function configuration (code, handler, environment, timeout)."""
+
+    def __init__(self, limit: int) -> None:
+        self.idle: list[_Worker] = []
+        self.busy = 0
+        self.limit = limit
+        self.condition = threading.Condition()
+
+
+class LambdaRuntime:
+    """Invokes deployed functions in local worker processes; safe to call from many threads."""
+
+    def __init__(self, settings: RuntimeSettings) -> None:
+        self._settings = settings
+        self._pools: dict[tuple[str, ...], _Pool] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        self._code_dir = settings.state_dir / "lambda" / "code"
+        self._log_dir = settings.state_dir / "logs" / "lambda"
+
+    # Code and environment ---------------------------------------------------------------
+
+    def code_path(self, spec: FunctionSpec) -> Path:
+        """The extracted code of `spec`, extracting it on first use (atomic rename)."""
+        target = self._code_dir / spec.code_sha256[:24]
+        if target.is_dir():
+            return target
+        self._code_dir.mkdir(parents=True, exist_ok=True)
+        staging = self._code_dir / f".{target.name}.{uuid.uuid4().hex}"
+        try:
+            with zipfile.ZipFile(io.BytesIO(spec.code_zip)) as archive:
+                archive.extractall(staging)
+        except zipfile.BadZipFile as e:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise ConfigurationError(f"function {spec.name}: its code is not a zip file") from e
+        try:
+            staging.rename(target)
+        except OSError:
+            # Another thread extracted the same code first; its copy is identical.
+            shutil.rmtree(staging, ignore_errors=True)
+        return target
+
+    def environment(
+        self, spec: FunctionSpec, code: Path, overrides: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        """The worker's environment: function variables, then the reserved ones Lambda sets."""
+        env: dict[str, str] = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "TZ": "UTC",
+        }
+        env.update(spec.environment)
+        env.update(overrides or {})
+        env.update(
+            {
+                "PYTHONPATH": str(code),
+                "PYTHONUNBUFFERED": "1",
+                "LAMBDA_TASK_ROOT": str(code),
+                "_HANDLER": spec.handler,
+                "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
+                "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+                "AWS_LAMBDA_FUNCTION_VERSION": spec.version,
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
+                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
+                "AWS_LAMBDA_LOG_STREAM_NAME": f"local/{spec.code_sha256[:12]}",
+                "AWS_REGION": spec.region,
+                "AWS_DEFAULT_REGION": spec.region,
+                "AWS_ENDPOINT_URL": self._settings.endpoint_url,
+                **self._settings.credentials,
+            }
+        )
+        return env
+
+    # Workers ------------------------------------------------------------------------------
+
+    def _prepare(
+        self, spec: FunctionSpec, overrides: Mapping[str, str] | None
+    ) -> tuple[Path, dict[str, str], _Pool]:
+        """The code folder, environment and worker pool of one function configuration."""
+        code = self.code_path(spec)
+        env = self.environment(spec, code, overrides)
+        key = (
+            spec.arn,
+            spec.code_sha256,
+            spec.handler,
+            str(spec.timeout_seconds),
+            hashlib.sha256(json.dumps(env, sort_keys=True).encode()).hexdigest(),
+        )
+        return code, env, self._pool_for(key)
+
+    def _pool_for(self, key: tuple[str, ...]) -> _Pool:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the local Lambda runtime is closed")
+            pool = self._pools.get(key)
+            if pool is None:
+                pool = _Pool(self._settings.max_workers_per_function)
+                self._pools[key] = pool
+            return pool
+
+    def _start_worker(self, spec: FunctionSpec, env: dict[str, str], code: Path) -> _Worker:
+        self._log_dir.mkdir(parents=True, exist_ok=True)
+        with (self._log_dir / f"{spec.name}.log").open("ab") as log:
+            # -P: the bootstrap's folder must not shadow the function's own modules.
+            return _Worker([self._settings.python, "-P", str(BOOTSTRAP)], env, code, log)
+
+    def _acquire(self, pool: _Pool, start: Any) -> _Worker:
+        with pool.condition:
+            while True:
+                while pool.idle:
+                    idle = pool.idle.pop()
+                    if idle.alive():
+                        pool.busy += 1
+                        return idle
+                    idle.stop()
+                if pool.busy < pool.limit:
+                    pool.busy += 1
+                    break
+                pool.condition.wait()
+        try:
+            worker: _Worker = start()
+        except BaseException:
+            with pool.condition:
+                pool.busy -= 1
+                pool.condition.notify()
+            raise
+        return worker
+
+    def _release(self, pool: _Pool, worker: _Worker, healthy: bool) -> None:
+        keep = healthy and self._settings.reuse_workers and not self._closed
+        if not keep:
+            worker.stop()
+        with pool.condition:
+            pool.busy -= 1
+            if keep:
+                pool.idle.append(worker)
+            pool.condition.notify()
+
+    def invoke(
+        self,
+        spec: FunctionSpec,
+        event: Any,
+        *,
+        env_overrides: Mapping[str, str] | None = None,
+    ) -> InvokeResult:
+        """Run the function's handler on `event` and return its response or error payload."""
+        started = time.monotonic()
+        code, env, pool = self._prepare(spec, env_overrides)
+        worker = self._acquire(pool, lambda: self._start_worker(spec, env, code))
+        request_id = str(uuid.uuid4())
+        deadline_ms = int((time.time() + spec.timeout_seconds) * 1000)
+        healthy = False
+        try:
+            worker.send(
+                {
+                    "request_id": request_id,
+                    "function_arn": spec.arn,
+                    "deadline_ms": deadline_ms,
+                    "event": event,
+                }
+            )
+            response = worker.receive(spec.timeout_seconds + INIT_ALLOWANCE_SECONDS)
+            elapsed = time.monotonic() - started
+            if response is None:
+                if worker.alive():
+                    payload = _error_payload(
+                        "Sandbox.Timedout",
+                        f"RequestId: {request_id} Error: Task timed out after "
+                        f"{spec.timeout_seconds:.2f} seconds",
+                    )
+                else:
+                    payload = _error_payload(
+                        "Runtime.ExitError",
+                        f"RequestId: {request_id} Error: Runtime exited with error: "
+                        f"exit status {worker.process.returncode}",
+                    )
+                return InvokeResult(payload, True, elapsed * 1000)
+            healthy = True
+            if response["ok"]:
+                return InvokeResult(str(response["payload"]), False, elapsed * 1000)
+            return InvokeResult(json.dumps(response["payload"]), True, elapsed * 1000)
+        except (BrokenPipeError, OSError) as e:
+            payload = _error_payload("Runtime.ExitError", f"RequestId: {request_id} Error: {e}")
+            return InvokeResult(payload, True, (time.monotonic() - started) * 1000)
+        finally:
+            self._release(pool, worker, healthy and worker.alive())
+
+    def prewarm(
+        self, spec: FunctionSpec, count: int, *, env_overrides: Mapping[str, str] | None = None
+    ) -> None:
+        """Start up to `count` idle workers for `spec` now, so that first requests are warm."""
+        code, env, pool = self._prepare(spec, env_overrides)
+        with pool.condition:
+            missing = min(count, pool.limit) - len(pool.idle) - pool.busy
+        for _ in range(max(0, missing)):
+            worker = self._start_worker(spec, env, code)
+            with pool.condition:
+                pool.idle.append(worker)
+                pool.condition.notify()
+
+    def close(self) -> None:
+        """Stop every worker; later invocations raise."""
+        with self._lock:
+            self._closed = True
+            pools = list(self._pools.values())
+            self._pools.clear()
+        for pool in pools:
+            with pool.condition:
+                idle, pool.idle = pool.idle, []
+            for worker in idle:
+                worker.stop()

@@ -1,0 +1,334 @@
+"""The one module that touches moto internals: real Lambda and Glue runs, and the .sync fix.
+
+moto 5.2.5 serves the AWS APIs but runs no Lambda code without Docker and no Glue job at
+all, and its Step Functions interpreter crashes on `.sync` integrations. Three extension
+points close those gaps:
+
+1. `LambdaFunction._invoke_lambda` -- every invocation path (Invoke, Step Functions tasks,
+   S3 notifications) ends there; it is routed to a `LambdaRuntime` that runs the uploaded
+   zip's handler in a worker process and returns the payload or a function error.
+2. `StateTaskServiceCallback.__init__` -- a service task that supports `.sync` but not
+   `.waitForTaskToken` gets no callback endpoint, and the interpreter then calls
+   `interrupt_all()` on None. Sync tasks are given a task-token endpoint, as AWS (and
+   LocalStack upstream) allow task tokens with `.sync`, so the endpoint always exists.
+3. Glue job runs: `FakeJob.start_job_run` hands each new run to a `GlueRuntime`, and the
+   run's model class reports the runner's state and error through GetJobRun.
+
+`install()` checks every extension point first and raises LocalModeError if a moto upgrade
+moved one. The patches are process-wide; they only change behaviour while a runtime is
+bound (`bind`/`unbind`, done by `LocalAwsServer`), otherwise moto behaves as shipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import moto
+from moto.awslambda import models as lambda_models
+from moto.glue import models as glue_models
+from moto.moto_api._internal.managed_state_model import ManagedState
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    resource as sfn_resource,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service_callback as sfn_callback,
+)
+
+from duffbeer.errors import LocalModeError
+from duffbeer_local.glue_runner import GlueRunSpec, GlueRuntime
+from duffbeer_local.lambda_runner import FunctionSpec, LambdaRuntime
+
+SUPPORTED_MOTO_VERSION = "5.2.5"
+DEFAULT_ACCOUNT_ID = "123456789012"
+
+
+@dataclass(frozen=True)
+class _Binding:
+    lambdas: LambdaRuntime | None
+    glue: GlueRuntime | None
+
+
+class _Registry:
+    """Process-wide state of the patches (moto's own state is process-wide too)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.installed = False
+        self.binding: _Binding | None = None
+
+
+_registry = _Registry()
+
+
+def _require(condition: bool, what: str) -> None:
+    if not condition:
+        raise LocalModeError(
+            f"moto {moto.__version__}: extension point changed: {what} "
+            f"(duffbeer_local.moto_extensions supports moto {SUPPORTED_MOTO_VERSION})"
+        )
+
+
+def _source(obj: Any) -> str:
+    try:
+        return inspect.getsource(obj)
+    except (OSError, TypeError):
+        return ""
+
+
+# Lambda -----------------------------------------------------------------------------------
+
+
+def function_spec(function: Any) -> FunctionSpec:
+    """A FunctionSpec from moto's LambdaFunction model."""
+    code: bytes = function.code_bytes
+    return FunctionSpec(
+        name=function.function_name,
+        arn=function.function_arn,
+        handler=function.handler,
+        code_zip=code,
+        code_sha256=hashlib.sha256(code).hexdigest(),
+        environment={str(k): str(v) for k, v in (function.environment_vars or {}).items()},
+        timeout_seconds=float(function.timeout),
+        memory_mb=int(function.memory_size),
+        region=function.region,
+        runtime=function.run_time or "python3.11",
+        version=str(function.version),
+    )
+
+
+def deployed_function(
+    name: str, region: str = "us-east-1", account_id: str = DEFAULT_ACCOUNT_ID
+) -> FunctionSpec:
+    """The current code and configuration of a deployed function (for the local HTTP front)."""
+    try:
+        function = lambda_models.lambda_backends[account_id][region].get_function(name)
+    except Exception as e:  # moto raises its own UnknownFunctionException here
+        raise LocalModeError(f"function {name!r} is not deployed in {region}: {e}") from e
+    return function_spec(function)
+
+
+def _check_lambda() -> Any:
+    models = lambda_models
+    cls = models.LambdaFunction
+    _require(hasattr(cls, "_invoke_lambda"), "LambdaFunction._invoke_lambda is missing")
+    params = list(inspect.signature(cls._invoke_lambda).parameters)
+    _require(params == ["self", "event"], f"LambdaFunction._invoke_lambda{params}")
+    _require(
+        "self._invoke_lambda(" in _source(cls.invoke),
+        "LambdaFunction.invoke no longer calls _invoke_lambda",
+    )
+    init = _source(cls.__init__) + _source(cls._set_function_code)
+    for attribute in (
+        "self.handler",
+        "self.environment_vars",
+        "self.timeout",
+        "self.code_bytes",
+        "self.memory_size",
+    ):
+        _require(attribute in init, f"LambdaFunction no longer sets {attribute}")
+    _require(hasattr(models, "lambda_backends"), "moto.awslambda.models.lambda_backends is missing")
+    return cls
+
+
+def _patch_lambda(cls: Any) -> None:
+    original = cls._invoke_lambda
+
+    def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
+        binding = _registry.binding
+        if binding is None or binding.lambdas is None:
+            return original(self, event)
+        if event is None or event == "{}":
+            # moto passes the string "{}" for an empty payload.
+            event = {}
+        result = binding.lambdas.invoke(function_spec(self), event)
+        return result.payload, result.is_error, ""
+
+    _invoke_lambda.__wrapped__ = original  # type: ignore[attr-defined]
+    cls._invoke_lambda = _invoke_lambda
+
+
+# Step Functions .sync ---------------------------------------------------------------------
+
+
+def _check_sync() -> tuple[Any, Any]:
+    cls = sfn_callback.StateTaskServiceCallback
+    condition = sfn_resource.ResourceCondition
+    for name in ("WaitForTaskToken", "Sync", "Sync2"):
+        _require(hasattr(condition, name), f"ResourceCondition.{name} is missing")
+    params = list(inspect.signature(cls.__init__).parameters)
+    _require(
+        params == ["self", "supported_integration_patterns"],
+        f"StateTaskServiceCallback.__init__{params}",
+    )
+    body = _source(cls._eval_integration_pattern)
+    _require(
+        "callback_endpoint.interrupt_all()" in body
+        and "ResourceCondition.WaitForTaskToken in self._supported_integration_patterns" in body,
+        "StateTaskServiceCallback._eval_integration_pattern changed",
+    )
+    return cls, condition
+
+
+def _patch_sync(cls: Any, condition: Any) -> None:
+    original = cls.__init__
+
+    def __init__(self: Any, supported_integration_patterns: set[Any]) -> None:
+        patterns = set(supported_integration_patterns)
+        if patterns & {condition.Sync, condition.Sync2}:
+            patterns.add(condition.WaitForTaskToken)
+        original(self, patterns)
+
+    __init__.__wrapped__ = original  # type: ignore[attr-defined]
+    cls.__init__ = __init__
+
+
+# Glue -------------------------------------------------------------------------------------
+
+
+def _check_glue() -> Any:
+    models = glue_models
+    _require(
+        isinstance(inspect.getattr_static(ManagedState, "status"), property),
+        "ManagedState.status is not a property",
+    )
+    _require(
+        hasattr(models, "FakeJobRun") and hasattr(models.FakeJob, "start_job_run"),
+        "Glue FakeJob/FakeJobRun missing",
+    )
+    _require(
+        "FakeJobRun(" in _source(models.FakeJob.start_job_run),
+        "FakeJob.start_job_run no longer builds FakeJobRun",
+    )
+    _require(
+        "self.job_runs" in _source(models.FakeJob.__init__), "FakeJob no longer keeps job_runs"
+    )
+    for attribute in ("self.command", "self.timeout", "self.name"):
+        _require(
+            attribute in _source(models.FakeJob.__init__), f"FakeJob no longer sets {attribute}"
+        )
+    _require(
+        "self.job_run_id" in _source(models.FakeJobRun.__init__),
+        "FakeJobRun no longer sets job_run_id",
+    )
+    _require(
+        "self.arguments" in _source(models.FakeJobRun.__init__),
+        "FakeJobRun no longer sets arguments",
+    )
+    return models
+
+
+def _patch_glue(models: Any) -> None:
+    base = models.FakeJobRun
+
+    class LocalJobRun(base):  # type: ignore[misc, valid-type]
+        """A job run whose state comes from the local runner once one drives it."""
+
+        local_state: str | None = None
+        local_error: str | None = None
+        local_completed_on: datetime | None = None
+
+        @property
+        def status(self) -> str | None:
+            if self.local_state is not None:
+                return self.local_state
+            state: str | None = base.status.fget(self)
+            return state
+
+        @status.setter
+        def status(self, value: str) -> None:
+            base.status.fset(self, value)
+
+        def as_dict(self) -> dict[str, Any]:
+            data: dict[str, Any] = base.as_dict(self)
+            if self.local_state is None:
+                return data
+            data["JobRunState"] = self.local_state
+            if self.local_error:
+                data["ErrorMessage"] = self.local_error
+            if self.local_completed_on is not None:
+                data["CompletedOn"] = self.local_completed_on
+                data["ExecutionTime"] = int(
+                    (self.local_completed_on - self.started_on).total_seconds()
+                )
+            else:
+                data.pop("CompletedOn", None)
+            return data
+
+    original_start = models.FakeJob.start_job_run
+
+    def start_job_run(self: Any, *args: Any, **kwargs: Any) -> str:
+        run_id: str = original_start(self, *args, **kwargs)
+        binding = _registry.binding
+        if binding is None or binding.glue is None:
+            return run_id
+        run = next(r for r in self.job_runs if r.job_run_id == run_id)
+        run.local_state = "STARTING"
+        command = self.command or {}
+
+        def on_state(state: str, error: str | None) -> None:
+            run.local_error = error
+            if state not in ("STARTING", "RUNNING"):
+                run.local_completed_on = datetime.now(UTC).replace(tzinfo=None)
+            run.local_state = state
+
+        spec = GlueRunSpec(
+            job_name=self.name,
+            job_run_id=run_id,
+            script_location=str(command.get("ScriptLocation", "")),
+            arguments={str(k): str(v) for k, v in (run.arguments or {}).items()},
+            timeout_minutes=self.timeout,
+        )
+        binding.glue.start(spec, on_state)
+        return run_id
+
+    start_job_run.__wrapped__ = original_start  # type: ignore[attr-defined]
+    models.FakeJobRun = LocalJobRun
+    models.FakeJob.start_job_run = start_job_run
+
+
+# Installation and binding -----------------------------------------------------------------
+
+
+def check() -> None:
+    """Verify every extension point without patching anything (raises LocalModeError)."""
+    _check_lambda()
+    _check_sync()
+    _check_glue()
+
+
+def install() -> None:
+    """Patch moto once per process; every extension point is checked before any is patched."""
+    with _registry.lock:
+        if _registry.installed:
+            return
+        lambda_cls = _check_lambda()
+        sync_cls, condition = _check_sync()
+        glue = _check_glue()
+        _patch_lambda(lambda_cls)
+        _patch_sync(sync_cls, condition)
+        _patch_glue(glue)
+        _registry.installed = True
+
+
+def is_installed() -> bool:
+    return _registry.installed
+
+
+def bind(lambdas: LambdaRuntime | None, glue: GlueRuntime | None) -> None:
+    """Route Lambda invocations and Glue runs to these runtimes (one binding per process)."""
+    with _registry.lock:
+        if not _registry.installed:
+            raise LocalModeError("moto extensions are not installed: call install() first")
+        if _registry.binding is not None:
+            raise LocalModeError("a local runtime is already bound in this process")
+        _registry.binding = _Binding(lambdas, glue)
+
+
+def unbind() -> None:
+    with _registry.lock:
+        _registry.binding = None
