@@ -1,0 +1,277 @@
+"""The transform of one batch: read -> validate -> de-duplicate -> write -> publish."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from pyspark.sql import SparkSession
+
+from duffbeer import manifest as manifest_io
+from duffbeer.errors import (
+    BatchNotPublishedError,
+    DuffBeerError,
+    EmptyFileError,
+    EncodingError,
+    InvalidFileError,
+    RejectThresholdExceededError,
+)
+from duffbeer.manifest import ErrorInfo, Manifest, Partition, Published
+from duffbeer.naming import (
+    BATCH_REPORTS,
+    manifest_key,
+    run_manifest_key,
+)
+from glue_jobs.orders.args import JobArgs
+from glue_jobs.orders.logs import JobLogger
+from glue_jobs.orders.manifests import RunFacts, build_manifest, run_outputs
+from glue_jobs.orders.read import (
+    HEAD_BYTES,
+    HeaderLayout,
+    check_size,
+    parse_header,
+    read_orders,
+)
+from glue_jobs.orders.reports import REPORT_BUILDERS, conform_curated, curated_lines
+from glue_jobs.orders.session import shuffle_partitions
+from glue_jobs.orders.stats import BatchStats, batch_stats, with_source_row
+from glue_jobs.orders.storage import HadoopStorage
+from glue_jobs.orders.validate import REASON_COLUMN, duplicate_keys, mark_duplicates, validate
+from glue_jobs.orders.write import (
+    conform_rejects,
+    write_order_lines,
+    write_rejects,
+    write_report,
+)
+
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def join_path(root: str, key: str) -> str:
+    return f"{root}/{key}"
+
+
+class BatchRun:
+    """One run of one batch; `run()` returns the manifest it published or raises."""
+
+    def __init__(
+        self,
+        args: JobArgs,
+        spark: SparkSession,
+        log: JobLogger,
+        *,
+        storage: HadoopStorage | None = None,
+        clock: Clock = _utc_now,
+    ) -> None:
+        self.args = args
+        self.spark = spark
+        self.log = log
+        self.storage = storage or HadoopStorage(spark)
+        self.clock = clock
+        self.facts = RunFacts()
+
+    @contextmanager
+    def _phase(self, name: str) -> Iterator[None]:
+        start = time.monotonic()
+        yield
+        self.facts.timings[name] = time.monotonic() - start
+
+    def run(self) -> Manifest:
+        started = self.clock()
+        previous = self._previous_published()
+        try:
+            self._transform()
+        except DuffBeerError as e:
+            self._finish(started, ErrorInfo(type=type(e).__name__, message=str(e)), previous)
+            raise
+        except Exception as e:
+            failure = BatchNotPublishedError(
+                f"batch {self.args.batch_id} run {self.args.run_id} failed: {type(e).__name__}: {e}"
+            )
+            self._finish(
+                started, ErrorInfo(type=type(failure).__name__, message=str(failure)), previous
+            )
+            raise failure from e
+        return self._finish(started, None, previous)
+
+    def _previous_published(self) -> Published | None:
+        path = join_path(self.args.output_path, manifest_key(self.args.batch_id))
+        text = self.storage.read_text(path)
+        if text is None:
+            return None
+        try:
+            return manifest_io.published_block(manifest_io.loads(text))
+        except (ValueError, DuffBeerError) as e:
+            # An unreadable pointer cannot be carried forward; a failure then publishes nothing.
+            self.log.warning("previous manifest unreadable", fields={"path": path, "error": str(e)})
+            return None
+
+    def _inspect(self) -> tuple[list[str], HeaderLayout]:
+        files = self.storage.list_inputs(self.args.input_path)
+        self.facts.size = check_size(
+            files, max_bytes=self.args.max_file_bytes, where=self.args.input_path
+        )
+        layouts = {
+            f.path: parse_header(
+                self.storage.read_head(f.path, HEAD_BYTES), file_size=f.size, where=f.path
+            )
+            for f in files
+        }
+        distinct = {layout.file_columns for layout in layouts.values()}
+        if len(distinct) > 1:
+            raise InvalidFileError(
+                f"{self.args.input_path}: the files do not share one header layout"
+            )
+        layout = next(iter(layouts.values()))
+        if layout.extra_columns:
+            self.facts.warnings.append(f"extra columns ignored: {', '.join(layout.extra_columns)}")
+        return [f.path for f in files], layout
+
+    def _transform(self) -> None:
+        args = self.args
+        with self._phase("inspect"):
+            paths, layout = self._inspect()
+        cores = self.spark.sparkContext.defaultParallelism
+        partitions = shuffle_partitions(self.facts.size or 0, cores)
+        self.spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
+        self.log.info(
+            "input checked",
+            fields={
+                "input_path": args.input_path,
+                "files": len(paths),
+                "bytes": self.facts.size,
+                "shuffle_partitions": partitions,
+                "warnings": self.facts.warnings,
+            },
+        )
+        checked = validate(
+            read_orders(self.spark, paths, layout),
+            has_order_date=layout.has_order_date,
+            ingest_date=args.ingest_date,
+        ).cache()
+        duplicates = duplicate_keys(checked).cache()
+        try:
+            final = mark_duplicates(checked, duplicates)
+            with self._phase("parse_validate"):
+                stats = batch_stats(final)
+            self._record(stats)
+            self._check_file(stats)
+            outputs = run_outputs(args.batch_id, args.run_id)
+            with self._phase("rejects"):
+                rejects = final.where(final[REASON_COLUMN].isNotNull())
+                write_rejects(
+                    conform_rejects(
+                        with_source_row(self.spark, rejects, stats.blocks), args.batch_id
+                    ),
+                    stats.rows_rejected,
+                    join_path(args.output_path, outputs["rejects"]),
+                )
+            ratio = stats.rows_rejected / stats.rows_read
+            if ratio > args.max_reject_ratio:
+                raise RejectThresholdExceededError(
+                    f"{args.input_path}: {stats.rows_rejected} of {stats.rows_read} rows "
+                    f"rejected ({ratio:.2%}), above the limit of {args.max_reject_ratio:.2%}; "
+                    f"rejects kept in {outputs['rejects']}"
+                )
+            lines = curated_lines(
+                final, batch_id=args.batch_id, source_event_time=args.source_event_time
+            )
+            with self._phase("order_lines"):
+                write_order_lines(
+                    conform_curated(lines), join_path(args.output_path, outputs["order_lines"])
+                )
+            with self._phase("reports"):
+                for name in BATCH_REPORTS:
+                    build, keys = REPORT_BUILDERS[name]
+                    write_report(
+                        build(lines), keys, join_path(args.output_path, outputs["reports"][name])
+                    )
+        finally:
+            duplicates.unpersist()
+            checked.unpersist()
+
+    def _record(self, stats: BatchStats) -> None:
+        facts = self.facts
+        facts.rows_read = stats.rows_read
+        facts.rows_valid = stats.rows_valid
+        facts.rejects_by_reason = dict(stats.rejects_by_reason)
+        facts.total_sales = stats.total_sales
+        facts.total_units = stats.total_units
+        outputs = run_outputs(self.args.batch_id, self.args.run_id)
+        facts.partitions = [
+            Partition(
+                point_of_sale_channel=channel,
+                order_date=day.isoformat(),
+                location=(
+                    f"{outputs['order_lines']}point_of_sale_channel="
+                    f"{self.storage.escape_partition_value(channel)}/order_date={day.isoformat()}/"
+                ),
+                rows=rows,
+            )
+            for (channel, day), rows in sorted(stats.partition_rows.items())
+        ]
+        self.log.info(
+            "rows checked",
+            fields={
+                "rows_read": stats.rows_read,
+                "rows_valid": stats.rows_valid,
+                "rejects_by_reason": stats.rejects_by_reason,
+                "partitions": len(stats.partition_rows),
+            },
+        )
+
+    def _check_file(self, stats: BatchStats) -> None:
+        where = self.args.input_path
+        if stats.undecodable_rows:
+            raise EncodingError(
+                f"{where}: {stats.undecodable_rows} rows hold bytes that are not UTF-8"
+            )
+        if stats.rows_read == 0:
+            raise EmptyFileError(f"{where} holds only a header row")
+
+    def _finish(
+        self, started: datetime, error: ErrorInfo | None, previous: Published | None
+    ) -> Manifest:
+        """Write the run manifest, then (last) the batch pointer that publishes the run."""
+        finished = self.clock()
+        document = build_manifest(
+            self.args,
+            self.facts,
+            started_at=started,
+            finished_at=finished,
+            error=error,
+            previous_published=previous,
+        )
+        text = manifest_io.dumps(document)
+        root = self.args.output_path
+        self.storage.write_text(
+            join_path(root, run_manifest_key(self.args.batch_id, self.args.run_id)), text
+        )
+        self.storage.write_text(join_path(root, manifest_key(self.args.batch_id)), text)
+        fields = {
+            "status": document["status"],
+            "rows_read": document["rows_read"],
+            "rows_valid": document["rows_valid"],
+            "rows_rejected": document["rows_rejected"],
+            "total_sales": document["total_sales"],
+            "timings": document["timings"],
+        }
+        if error is not None:
+            self.log.error("batch failed", fields={**fields, "error": error})
+        else:
+            self.log.info("batch published", fields=fields)
+        return document
+
+
+def run_batch(
+    args: JobArgs, spark: SparkSession, log: JobLogger, *, clock: Clock = _utc_now
+) -> Manifest:
+    """Transform and publish one batch; raises a duffbeer.errors class on failure, after
+    writing a FAILED manifest that keeps the previous publication."""
+    return BatchRun(args, spark, log, clock=clock).run()

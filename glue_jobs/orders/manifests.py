@@ -1,0 +1,131 @@
+"""Building the batch manifest (duffbeer.manifest) from a run's facts; pure Python."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from duffbeer.manifest import (
+    MANIFEST_VERSION,
+    ErrorInfo,
+    Manifest,
+    Outputs,
+    Partition,
+    Published,
+    SourceObject,
+)
+from duffbeer.naming import (
+    BATCH_REPORTS,
+    ORDER_LINES_DIR,
+    REJECTS_DIR,
+    REPORTS_DIR,
+    STATUS_FAILED,
+    STATUS_SUCCEEDED,
+    run_prefix,
+)
+from glue_jobs.orders.args import JobArgs
+
+_S3_SCHEMES = ("s3://", "s3a://", "s3n://")
+
+
+def iso_utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def run_outputs(batch_id: str, run_id: str) -> Outputs:
+    """Output prefixes of a run, relative to the output root."""
+    prefix = run_prefix(batch_id, run_id)
+    return Outputs(
+        order_lines=f"{prefix}{ORDER_LINES_DIR}/",
+        reports={name: f"{prefix}{REPORTS_DIR}/{name}/" for name in BATCH_REPORTS},
+        rejects=f"{prefix}{REJECTS_DIR}/",
+    )
+
+
+def source_object(args: JobArgs, size: int | None) -> SourceObject:
+    bucket: str | None = None
+    key: str | None = None
+    if args.input_path.startswith(_S3_SCHEMES):
+        bucket, _, key = args.input_path.split("://", 1)[1].partition("/")
+    return SourceObject(
+        path=args.input_path,
+        bucket=bucket,
+        key=key,
+        etag=args.source_etag,
+        version_id=args.source_version_id,
+        size=size,
+        event_time=iso_utc(args.source_event_time),
+    )
+
+
+@dataclass
+class RunFacts:
+    """What a run found out, filled in as far as it got before succeeding or failing."""
+
+    size: int | None = None
+    rows_read: int = 0
+    rows_valid: int = 0
+    rejects_by_reason: dict[str, int] = field(default_factory=dict)
+    total_sales: Decimal = Decimal("0.00")
+    total_units: int = 0
+    partitions: list[Partition] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rows_rejected(self) -> int:
+        return sum(self.rejects_by_reason.values())
+
+    @property
+    def duplicates(self) -> int:
+        return self.rejects_by_reason.get("duplicate_line", 0)
+
+
+def build_manifest(
+    args: JobArgs,
+    facts: RunFacts,
+    *,
+    started_at: datetime,
+    finished_at: datetime,
+    error: ErrorInfo | None,
+    previous_published: Published | None,
+) -> Manifest:
+    """The manifest of a run. A successful run publishes itself; a failed one carries the
+    previous `published` block forward so the last good version of the batch stays visible."""
+    succeeded = error is None
+    outputs = run_outputs(args.batch_id, args.run_id) if succeeded else None
+    published: Published | None = previous_published
+    if succeeded and outputs is not None:
+        published = Published(
+            run_id=args.run_id,
+            published_at=iso_utc(finished_at),
+            source_event_time=iso_utc(args.source_event_time),
+            partitions=facts.partitions,
+            outputs=outputs,
+            rows_valid=facts.rows_valid,
+            total_sales=f"{facts.total_sales:.2f}",
+        )
+    return Manifest(
+        manifest_version=MANIFEST_VERSION,
+        batch_id=args.batch_id,
+        run_id=args.run_id,
+        status=STATUS_SUCCEEDED if succeeded else STATUS_FAILED,
+        error=error,
+        source=source_object(args, facts.size),
+        ingest_date=args.ingest_date.isoformat(),
+        started_at=iso_utc(started_at),
+        finished_at=iso_utc(finished_at),
+        timings={k: round(v, 3) for k, v in facts.timings.items()},
+        rows_read=facts.rows_read,
+        rows_valid=facts.rows_valid,
+        rows_rejected=facts.rows_rejected,
+        rejects_by_reason=dict(sorted(facts.rejects_by_reason.items())),
+        duplicates=facts.duplicates,
+        total_sales=f"{facts.total_sales:.2f}",
+        total_units=facts.total_units,
+        partitions=facts.partitions if succeeded else [],
+        outputs=outputs,
+        warnings=facts.warnings,
+        published=published,
+    )

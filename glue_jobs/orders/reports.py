@@ -1,0 +1,109 @@
+"""Curated order lines and the three per-batch reports, as pure DataFrame -> DataFrame steps."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from duffbeer.contract import (
+    BATCH_ID_COLUMN,
+    CLIENT_SALES_COLUMNS,
+    CURATED_DATA_COLUMNS,
+    CURATED_PARTITION_COLUMNS,
+    LINE_TOTAL_TYPE,
+    LINE_VOLUME_TYPE,
+    ORDER_STATUS_COLUMNS,
+    PRODUCT_CHANNEL_SALES_COLUMNS,
+    SOURCE_EVENT_TIME_COLUMN,
+)
+from duffbeer.naming import (
+    CLIENT_SALES_REPORT,
+    ORDER_STATUS_REPORT,
+    PRODUCT_CHANNEL_SALES_REPORT,
+)
+from glue_jobs.orders.read import ROW_ID_COLUMN
+from glue_jobs.orders.validate import REASON_COLUMN, typed
+
+PARTITION_NAMES: tuple[str, ...] = tuple(name for name, _ in CURATED_PARTITION_COLUMNS)
+_DERIVED = ("line_total", "line_volume_l", BATCH_ID_COLUMN, SOURCE_EVENT_TIME_COLUMN)
+
+
+def _conform(df: DataFrame, columns: tuple[tuple[str, str], ...]) -> DataFrame:
+    """Exactly the contract's column names, order and types."""
+    return df.select(*(F.col(name).cast(kind).alias(name) for name, kind in columns))
+
+
+def curated_lines(checked: DataFrame, *, batch_id: str, source_event_time: datetime) -> DataFrame:
+    """Valid rows with normalised values, derived amounts and lineage, in the curated schema
+    (data columns, then the two partition columns)."""
+    valid = checked.where(F.col(REASON_COLUMN).isNull())
+    values: dict[str, Column] = {
+        name: F.col(typed(name))
+        for name, _ in (*CURATED_DATA_COLUMNS, *CURATED_PARTITION_COLUMNS)
+        if name not in _DERIVED
+    }
+    lines = valid.select(
+        *(column.alias(name) for name, column in values.items()),
+        # Exact decimals: (12,2) x int and (8,3) x int fit the (18,2)/(18,3) contract types.
+        (F.col(typed("product_price")) * F.col(typed("product_ccf")))
+        .cast(LINE_TOTAL_TYPE)
+        .alias("line_total"),
+        (F.col(typed("product_volume")) * F.col(typed("product_ccf")))
+        .cast(LINE_VOLUME_TYPE)
+        .alias("line_volume_l"),
+        F.lit(batch_id).alias(BATCH_ID_COLUMN),
+        F.lit(source_event_time).cast("timestamp").alias(SOURCE_EVENT_TIME_COLUMN),
+        F.col(ROW_ID_COLUMN),
+    )
+    return lines
+
+
+def conform_curated(lines: DataFrame) -> DataFrame:
+    return _conform(lines, (*CURATED_DATA_COLUMNS, *CURATED_PARTITION_COLUMNS))
+
+
+def _first_seen(name: str) -> Column:
+    # Within a batch a name/description can vary between rows: report the first one read.
+    return F.min_by(F.col(name), F.col(ROW_ID_COLUMN)).alias(name)
+
+
+def client_sales(lines: DataFrame) -> DataFrame:
+    report = lines.groupBy("client_id").agg(
+        _first_seen("client_name"),
+        F.countDistinct("order_id").alias("total_orders"),
+        F.count(F.lit(1)).alias("total_lines"),
+        F.sum("product_ccf").alias("total_units"),
+        F.sum("line_total").alias("total_sales"),
+    )
+    return _conform(report, CLIENT_SALES_COLUMNS)
+
+
+def product_channel_sales(lines: DataFrame) -> DataFrame:
+    report = lines.groupBy("product_id", "point_of_sale_channel").agg(
+        _first_seen("product_description"),
+        F.countDistinct("order_id").alias("orders"),
+        F.sum("product_ccf").alias("units"),
+        F.sum("line_total").alias("total_sales"),
+        F.sum("line_volume_l").alias("total_volume_l"),
+    )
+    return _conform(report, PRODUCT_CHANNEL_SALES_COLUMNS)
+
+
+def order_status(lines: DataFrame) -> DataFrame:
+    """Per status: distinct orders with at least one line in it, its lines and their sales
+    (an order with lines in two statuses counts under both)."""
+    report = lines.groupBy("status").agg(
+        F.countDistinct("order_id").alias("orders"),
+        F.count(F.lit(1)).alias("lines"),
+        F.sum("line_total").alias("total_sales"),
+    )
+    return _conform(report, ORDER_STATUS_COLUMNS)
+
+
+REPORT_BUILDERS = {
+    CLIENT_SALES_REPORT: (client_sales, ("client_id",)),
+    PRODUCT_CHANNEL_SALES_REPORT: (product_channel_sales, ("product_id", "point_of_sale_channel")),
+    ORDER_STATUS_REPORT: (order_status, ("status",)),
+}

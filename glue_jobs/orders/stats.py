@@ -1,0 +1,131 @@
+"""One aggregate over the checked rows gives every figure the job needs on the driver."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import LongType, StringType, StructField, StructType
+
+from glue_jobs.orders.read import BLOCK_COLUMN, FILE_COLUMN, ROW_ID_COLUMN
+from glue_jobs.orders.validate import BAD_UTF8_COLUMN, REASON_COLUMN, typed
+
+BASE_ROW_COLUMN = "_base_row"
+FIRST_ROW_ID_COLUMN = "_first_row_id"
+
+
+@dataclass(frozen=True)
+class BlockOffset:
+    """Where one input split starts among its file's data rows (for 1-based row numbers)."""
+
+    file: str
+    block_start: int
+    base_row: int
+    first_row_id: int
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    rows_read: int
+    rows_valid: int
+    rejects_by_reason: dict[str, int]
+    total_sales: Decimal
+    total_units: int
+    partition_rows: dict[tuple[str, date], int]
+    undecodable_rows: int
+    blocks: tuple[BlockOffset, ...]
+
+    @property
+    def rows_rejected(self) -> int:
+        return sum(self.rejects_by_reason.values())
+
+
+def batch_stats(checked: DataFrame) -> BatchStats:
+    """Counts per reason, totals, rows per output partition and per input split, in one
+    Spark action whose result has a handful of rows (splits x (reasons + partitions))."""
+    valid = F.col(REASON_COLUMN).isNull()
+    grouped = checked.groupBy(
+        FILE_COLUMN,
+        BLOCK_COLUMN,
+        REASON_COLUMN,
+        F.when(valid, F.col(typed("point_of_sale_channel"))).alias("channel"),
+        F.when(valid, F.col(typed("order_date"))).alias("order_date"),
+    ).agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.min(ROW_ID_COLUMN).alias("first_row_id"),
+        F.sum(F.when(valid, F.col(typed("product_price")) * F.col(typed("product_ccf"))))
+        .cast("decimal(38,2)")
+        .alias("sales"),
+        F.sum(F.when(valid, F.col(typed("product_ccf")).cast("bigint"))).alias("units"),
+        F.sum(F.col(BAD_UTF8_COLUMN).cast("int")).alias("undecodable"),
+    )
+    rows = grouped.collect()
+
+    rejects: dict[str, int] = {}
+    partitions: dict[tuple[str, date], int] = {}
+    blocks: dict[tuple[str, int], tuple[int, int]] = {}  # (rows, first row id)
+    sales = Decimal("0.00")
+    units = 0
+    undecodable = 0
+    for row in rows:
+        count = int(row["rows"])
+        reason = row[REASON_COLUMN]
+        if reason is None:
+            key = (str(row["channel"]), row["order_date"])
+            partitions[key] = partitions.get(key, 0) + count
+            sales += row["sales"] or Decimal("0.00")
+            units += int(row["units"] or 0)
+        else:
+            rejects[reason] = rejects.get(reason, 0) + count
+        undecodable += int(row["undecodable"] or 0)
+        block = (str(row[FILE_COLUMN]), int(row[BLOCK_COLUMN]))
+        seen_rows, seen_first = blocks.get(block, (0, int(row["first_row_id"])))
+        blocks[block] = (seen_rows + count, min(seen_first, int(row["first_row_id"])))
+    rows_read = sum(partitions.values()) + sum(rejects.values())
+    return BatchStats(
+        rows_read=rows_read,
+        rows_valid=sum(partitions.values()),
+        rejects_by_reason=rejects,
+        total_sales=sales.quantize(Decimal("0.01")),
+        total_units=units,
+        partition_rows=partitions,
+        undecodable_rows=undecodable,
+        blocks=block_offsets(blocks),
+    )
+
+
+def block_offsets(blocks: dict[tuple[str, int], tuple[int, int]]) -> tuple[BlockOffset, ...]:
+    """Number each file's rows across its splits: a split starts after the rows of the
+    splits before it in the same file."""
+    offsets: list[BlockOffset] = []
+    base: dict[str, int] = {}
+    for (file, start), (rows, first_row_id) in sorted(blocks.items()):
+        offsets.append(BlockOffset(file, start, base.get(file, 0), first_row_id))
+        base[file] = base.get(file, 0) + rows
+    return tuple(offsets)
+
+
+def with_source_row(
+    spark: SparkSession, rows: DataFrame, blocks: tuple[BlockOffset, ...]
+) -> DataFrame:
+    """Add `source_row`: the 1-based position of each row among its file's data rows."""
+    schema = StructType(
+        [
+            StructField(FILE_COLUMN, StringType(), False),
+            StructField(BLOCK_COLUMN, LongType(), False),
+            StructField(BASE_ROW_COLUMN, LongType(), False),
+            StructField(FIRST_ROW_ID_COLUMN, LongType(), False),
+        ]
+    )
+    table = spark.createDataFrame(
+        [(b.file, b.block_start, b.base_row, b.first_row_id) for b in blocks], schema
+    )
+    position = F.col(BASE_ROW_COLUMN) + F.col(ROW_ID_COLUMN) - F.col(FIRST_ROW_ID_COLUMN) + 1
+    return (
+        rows.join(F.broadcast(table), on=[FILE_COLUMN, BLOCK_COLUMN], how="inner")
+        .withColumn("source_row", position.cast("bigint"))
+        .drop(BASE_ROW_COLUMN, FIRST_ROW_ID_COLUMN)
+    )
