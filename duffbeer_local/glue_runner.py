@@ -223,9 +223,11 @@ class GlueRuntime:
             command += [name, value]
         return command
 
-    def _run_error(self, output_root: Path, log_text: str) -> str | None:
+    def _run_error(self, output_roots: list[Path], log_text: str) -> str | None:
         """The run's error: from the run manifest the job wrote, else from its log."""
-        for path in sorted(output_root.glob(f"{RUNS_PREFIX}*/*/_manifest.json")):
+        pattern = f"{RUNS_PREFIX}*/*/_manifest.json"
+        paths = [p for root in output_roots for p in root.glob(pattern)]
+        for path in sorted(paths):
             try:
                 run_manifest = manifest_mod.loads(path.read_bytes())
             except (ValueError, manifest_mod.BatchNotPublishedError):
@@ -320,7 +322,8 @@ class GlueRuntime:
             state, error = "STOPPED", "the local stack was shut down during the run"
         elif status != 0:
             state = "FAILED"
-            error = self._run_error(run_dir / "output", log_path.read_text(errors="replace")) or (
+            roots = [local for local, _, _ in staged.outputs]
+            error = self._run_error(roots, log_path.read_text(errors="replace")) or (
                 f"spark-submit exited with status {status}; see {log_path}"
             )
         try:

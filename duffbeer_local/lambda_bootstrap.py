@@ -78,6 +78,8 @@ def main() -> int:
         traceback.print_exc()
         init_error = _exception_payload(exc)
         init_error["errorType"] = f"Runtime.ImportModuleError: {init_error['errorType']}"
+    # Init is over (as Lambda's init phase): the invocation timeout starts from requests only.
+    _respond(responses, True, "ready")
     for line in requests:
         request = json.loads(line)
         if init_error is not None:

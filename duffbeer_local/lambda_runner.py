@@ -33,8 +33,8 @@ from duffbeer.errors import ConfigurationError
 from duffbeer_local.lambda_bootstrap import REQUEST_FD_VAR, RESPONSE_FD_VAR
 
 BOOTSTRAP = Path(__file__).with_name("lambda_bootstrap.py")
-# How long a worker may take to start and import its handler, on top of the timeout.
-INIT_ALLOWANCE_SECONDS = 10.0
+# How long a worker may take to start and import its handler (Lambda's init phase limit).
+INIT_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,7 @@ class _Worker:
         self._requests = os.fdopen(self._request_write, "wb")
         self._responses = os.fdopen(self._response_read, "rb")
         self._buffer = b""
+        self.exited = False  # the worker closed its response pipe (it exited or crashed)
 
     def send(self, request: dict[str, Any]) -> None:
         self._requests.write(json.dumps(request).encode("utf-8") + b"\n")
@@ -135,6 +136,7 @@ class _Worker:
                 return None
             chunk = os.read(fd, 65536)
             if not chunk:
+                self.exited = True
                 return None
             self._buffer += chunk
         line, _, self._buffer = self._buffer.partition(b"\n")
@@ -258,7 +260,11 @@ class LambdaRuntime:
         self._log_dir.mkdir(parents=True, exist_ok=True)
         with (self._log_dir / f"{spec.name}.log").open("ab") as log:
             # -P: the bootstrap's folder must not shadow the function's own modules.
-            return _Worker([self._settings.python, "-P", str(BOOTSTRAP)], env, code, log)
+            worker = _Worker([self._settings.python, "-P", str(BOOTSTRAP)], env, code, log)
+        # The worker says "ready" once its handler is imported (or failed to import); an init
+        # that hangs is then cut off by the invocation timeout like a hanging handler.
+        worker.receive(INIT_TIMEOUT_SECONDS)
+        return worker
 
     def _acquire(self, pool: _Pool, start: Any) -> _Worker:
         with pool.condition:
@@ -315,10 +321,10 @@ class LambdaRuntime:
                     "event": event,
                 }
             )
-            response = worker.receive(spec.timeout_seconds + INIT_ALLOWANCE_SECONDS)
+            response = worker.receive(spec.timeout_seconds)
             elapsed = time.monotonic() - started
             if response is None:
-                if worker.alive():
+                if not worker.exited:
                     payload = _error_payload(
                         "Sandbox.Timedout",
                         f"RequestId: {request_id} Error: Task timed out after "
@@ -328,7 +334,7 @@ class LambdaRuntime:
                     payload = _error_payload(
                         "Runtime.ExitError",
                         f"RequestId: {request_id} Error: Runtime exited with error: "
-                        f"exit status {worker.process.returncode}",
+                        f"exit status {worker.process.wait()}",
                     )
                 return InvokeResult(payload, True, elapsed * 1000)
             healthy = True

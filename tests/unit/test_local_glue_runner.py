@@ -1,0 +1,182 @@
+"""The local Glue runner: staging through S3, argument translation, publish order, errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from duffbeer_local.glue_runner import GlueRunSpec, GlueRuntime, GlueSettings, error_from_log
+
+# Stands in for spark-submit in these tests: it records its command line and runs the script
+# with the same Python, which is all the runner relies on (the e2e tests use the real one).
+FAKE_SPARK_SUBMIT = textwrap.dedent(
+    f"""\
+    #!/bin/sh
+    printf '%s\\n' "$@" > "$PWD/spark-submit-args.txt"
+    while [ "$#" -gt 0 ]; do
+      case "$1" in
+        --master|--conf|--py-files) shift 2 ;;
+        *) break ;;
+      esac
+    done
+    exec {sys.executable} "$@"
+    """
+)
+
+JOB = textwrap.dedent(
+    """
+    import json, pathlib, sys
+    args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+    root = pathlib.Path(args["--output_path"])
+    run = root / "runs" / args["--batch_id"] / args["--run_id"]
+    run.mkdir(parents=True)
+    (run / "part-0.parquet").write_text(pathlib.Path(args["--input_path"]).read_text())
+    (run / "part-0.parquet.crc").write_text("checksum")
+    status = "FAILED" if "bad" in args["--input_path"] else "SUCCEEDED"
+    error = {"type": "RejectThresholdExceededError", "message": "3 of 5 rows rejected"}
+    (run / "_manifest.json").write_text(json.dumps({
+        "batch_id": args["--batch_id"], "run_id": args["--run_id"], "status": status,
+        "published": None, "error": error if status == "FAILED" else None}))
+    manifest = root / "manifests" / (args["--batch_id"] + ".json")
+    (run / "previous.txt").write_text(manifest.read_text() if manifest.exists() else "none")
+    manifest.parent.mkdir(exist_ok=True)
+    manifest.write_text(args["--run_id"])
+    sys.exit(1 if status == "FAILED" else 0)
+    """
+)
+
+
+class RecordingS3:
+    """A real (moto) S3 client that also remembers the order of uploaded keys."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.uploaded: list[str] = []
+
+    def upload_file(self, filename: str, bucket: str, key: str) -> None:
+        self.uploaded.append(key)
+        self._client.upload_file(filename, bucket, key)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+@pytest.fixture
+def s3() -> Iterator[RecordingS3]:
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        for bucket in ("artifacts", "input", "processed"):
+            client.create_bucket(Bucket=bucket)
+        client.put_object(Bucket="artifacts", Key="scripts/job.py", Body=JOB.encode())
+        client.put_object(Bucket="artifacts", Key="libs/duffbeer.zip", Body=b"PK")
+        client.put_object(Bucket="input", Key="raw/good.csv", Body=b"a,b\n1,2\n")
+        client.put_object(Bucket="input", Key="raw/bad.csv", Body=b"a,b\n")
+        yield RecordingS3(client)
+
+
+@pytest.fixture
+def runtime(tmp_path: Path, s3: RecordingS3) -> GlueRuntime:
+    fake = tmp_path / "bin" / "spark-submit"
+    fake.parent.mkdir()
+    fake.write_text(FAKE_SPARK_SUBMIT)
+    fake.chmod(0o755)
+    return GlueRuntime(GlueSettings(state_dir=tmp_path / "state", spark_submit=fake), s3=s3)
+
+
+def _spec(input_key: str, run_id: str) -> GlueRunSpec:
+    return GlueRunSpec(
+        job_name="transform_orders",
+        job_run_id=f"jr_{run_id}",
+        script_location="s3://artifacts/scripts/job.py",
+        arguments={
+            "--input_path": f"s3://input/{input_key}",
+            "--output_path": "s3://processed/",
+            "--batch_id": "orders-1",
+            "--run_id": run_id,
+            "--extra-py-files": "s3://artifacts/libs/duffbeer.zip",
+            "--job-bookmark-option": "job-bookmark-disable",
+        },
+    )
+
+
+def test_successful_run_publishes_outputs_then_the_manifest_last(
+    runtime: GlueRuntime, s3: RecordingS3, tmp_path: Path
+) -> None:
+    outcome = runtime.run(_spec("raw/good.csv", "r1"))
+    assert (outcome.state, outcome.error_message) == ("SUCCEEDED", None)
+    # The batch manifest is the last object written, and checksums are not uploaded
+    assert s3.uploaded == [
+        "runs/orders-1/r1/_manifest.json",
+        "runs/orders-1/r1/part-0.parquet",
+        "runs/orders-1/r1/previous.txt",
+        "manifests/orders-1.json",
+    ]
+    body = s3.get_object(Bucket="processed", Key="runs/orders-1/r1/part-0.parquet")["Body"].read()
+    assert body == b"a,b\n1,2\n"
+    # spark-submit got --py-files for Glue's --extra-py-files, local paths for S3 ones, and
+    # none of Glue's own runtime arguments
+    args = (tmp_path / "state" / "glue" / "jr_r1" / "spark-submit-args.txt").read_text().split("\n")
+    assert args[args.index("--py-files") + 1].endswith("py-files/duffbeer.zip")
+    assert "--job-bookmark-option" not in args
+    assert "--extra-py-files" not in args
+    assert args[args.index("--JOB_NAME") + 1] == "transform_orders"
+    assert args[args.index("--input_path") + 1].endswith("input/input_path/good.csv")
+    assert not args[args.index("--output_path") + 1].startswith("s3://")
+
+
+def test_failed_run_reports_the_manifest_error_and_still_uploads(
+    runtime: GlueRuntime, s3: RecordingS3
+) -> None:
+    outcome = runtime.run(_spec("raw/bad.csv", "r2"))
+    assert outcome.state == "FAILED"
+    assert outcome.error_message == "RejectThresholdExceededError: 3 of 5 rows rejected"
+    run_manifest = s3.get_object(Bucket="processed", Key="runs/orders-1/r2/_manifest.json")
+    assert json.loads(run_manifest["Body"].read())["status"] == "FAILED"
+    assert s3.uploaded[-1] == "manifests/orders-1.json"
+
+
+def test_the_batch_manifest_is_staged_before_the_run(runtime: GlueRuntime, s3: RecordingS3) -> None:
+    # Given a batch already published by run r0
+    s3.put_object(Bucket="processed", Key="manifests/orders-1.json", Body=b"r0")
+    # When a new run of the batch runs
+    runtime.run(_spec("raw/good.csv", "r3"))
+    # Then the job found the previous manifest in its local output root, then replaced it
+    seen = s3.get_object(Bucket="processed", Key="runs/orders-1/r3/previous.txt")["Body"].read()
+    body = s3.get_object(Bucket="processed", Key="manifests/orders-1.json")["Body"].read()
+    assert (seen, body) == (b"r0", b"r3")
+
+
+def test_missing_script_fails_the_run_with_a_staging_error(runtime: GlueRuntime) -> None:
+    spec = GlueRunSpec(
+        job_name="transform_orders",
+        job_run_id="jr_missing",
+        script_location="s3://artifacts/scripts/absent.py",
+        arguments={},
+    )
+    outcome = runtime.run(spec)
+    assert outcome.state == "FAILED"
+    assert outcome.error_message is not None
+    assert outcome.error_message.startswith("staging failed")
+
+
+def test_error_from_log_takes_the_last_python_exception_line() -> None:
+    log = "\n".join(
+        [
+            "24/11/28 08:00:00 WARN NativeCodeLoader: Unable to load native-hadoop library",
+            "Traceback (most recent call last):",
+            '  File "transform_orders.py", line 9, in <module>',
+            "py4j.protocol.Py4JJavaError: An error occurred while calling o1.csv",
+            "During handling of the above exception, another exception occurred:",
+            "duffbeer.errors.MissingColumnsError: s3://in/o.csv: missing columns ['status']",
+        ]
+    )
+    assert error_from_log(log) == "MissingColumnsError: s3://in/o.csv: missing columns ['status']"
+    assert error_from_log("all good\n") is None

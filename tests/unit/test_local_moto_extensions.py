@@ -1,0 +1,284 @@
+"""The moto extension points exist and behave: real handlers, Catch on error names, .sync Glue."""
+
+from __future__ import annotations
+
+import io
+import json
+import textwrap
+import time
+import zipfile
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service_callback,
+)
+
+from duffbeer.errors import LocalModeError
+from duffbeer_local import moto_extensions
+from duffbeer_local.server import LocalAwsServer
+
+HANDLER = textwrap.dedent(
+    """
+    import os
+    from urllib.parse import unquote_plus
+
+    import boto3
+
+    class OrderRejectedError(Exception):
+        pass
+
+    def handler(event, context):
+        if "Records" in event:  # an S3 notification: record what arrived, through S3 itself
+            record = event["Records"][0]["s3"]
+            key = unquote_plus(record["object"]["key"])
+            boto3.client("s3").put_object(
+                Bucket="marker-bucket", Key="seen.txt", Body=f"{record['bucket']['name']}/{key}"
+            )
+            return {"ok": True}
+        if event.get("fail"):
+            raise OrderRejectedError(f"order {event['order_id']} rejected")
+        return {"stage": os.environ["STAGE"], "event": event}
+    """
+)
+
+JOB_SCRIPT = textwrap.dedent(
+    """
+    import json, pathlib, sys
+
+    args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+    text = pathlib.Path(args["--input_path"]).read_text()
+    if "boom" in text:
+        raise ValueError("row 2 of " + pathlib.Path(args["--input_path"]).name + " is boom")
+    root = pathlib.Path(args["--output_path"])
+    batch = args["--batch_id"]
+    manifest = root / "manifests" / f"{batch}.json"
+    previous = json.loads(manifest.read_text()) if manifest.exists() else None
+    run = root / "runs" / batch / args["--run_id"]
+    run.mkdir(parents=True)
+    (run / "lines.txt").write_text(text.upper())
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    manifest.write_text(json.dumps({"run": args["--run_id"], "previous": previous}))
+    """
+)
+
+
+def _zip(files: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+def _wait_execution(sfn: Any, arn: str, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        described: dict[str, Any] = sfn.describe_execution(executionArn=arn)
+        if described["status"] != "RUNNING":
+            return described
+        time.sleep(0.2)
+    raise AssertionError(f"execution {arn} still running after {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAwsServer]:
+    with LocalAwsServer(state_dir=tmp_path_factory.mktemp("local")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def role(aws: LocalAwsServer) -> str:
+    arn: str = aws.client("iam").create_role(RoleName="local-test", AssumeRolePolicyDocument="{}")[
+        "Role"
+    ]["Arn"]
+    return arn
+
+
+@pytest.fixture(scope="module")
+def function_arn(aws: LocalAwsServer, role: str) -> str:
+    arn: str = aws.client("lambda").create_function(
+        FunctionName="orders-fn",
+        Runtime="python3.11",
+        Role=role,
+        Handler="app.handler",
+        Code={"ZipFile": _zip({"app.py": HANDLER})},
+        Environment={"Variables": {"STAGE": "local"}},
+        Timeout=30,
+    )["FunctionArn"]
+    return arn
+
+
+def test_every_extension_point_is_present_in_the_pinned_moto() -> None:
+    moto_extensions.check()
+    moto_extensions.install()
+    moto_extensions.install()  # idempotent
+    assert moto_extensions.is_installed()
+
+
+def test_a_moved_extension_point_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a moto whose .sync code no longer looks like the one the guard was written for
+    cls = state_task_service_callback.StateTaskServiceCallback
+    monkeypatch.setattr(cls, "_eval_integration_pattern", lambda self, *a: None)
+    # Then the check names the extension point instead of failing later at run time
+    with pytest.raises(LocalModeError, match="_eval_integration_pattern changed"):
+        moto_extensions.check()
+
+
+def test_invoke_runs_the_uploaded_handler(aws: LocalAwsServer, function_arn: str) -> None:
+    lam = aws.client("lambda")
+    ok = lam.invoke(FunctionName="orders-fn", Payload=json.dumps({"order_id": 1}))
+    failed = lam.invoke(FunctionName="orders-fn", Payload=json.dumps({"fail": 1, "order_id": 2}))
+    assert "FunctionError" not in ok
+    assert json.loads(ok["Payload"].read()) == {"stage": "local", "event": {"order_id": 1}}
+    assert failed["FunctionError"] == "Handled"
+    error = json.loads(failed["Payload"].read())
+    assert (error["errorType"], error["errorMessage"]) == ("OrderRejectedError", "order 2 rejected")
+
+
+def test_step_functions_catch_sees_the_exception_class_name(
+    aws: LocalAwsServer, role: str, function_arn: str
+) -> None:
+    sfn = aws.client("stepfunctions")
+    definition = {
+        "StartAt": "Validate",
+        "States": {
+            "Validate": {
+                "Type": "Task",
+                "Resource": function_arn,
+                "Catch": [
+                    {
+                        "ErrorEquals": ["OrderRejectedError"],
+                        "ResultPath": "$.error",
+                        "Next": "Rejected",
+                    }
+                ],
+                "End": True,
+            },
+            "Rejected": {"Type": "Pass", "End": True},
+        },
+    }
+    machine = sfn.create_state_machine(
+        name="catch-test", definition=json.dumps(definition), roleArn=role
+    )["stateMachineArn"]
+    arn = sfn.start_execution(
+        stateMachineArn=machine, name="reject-9", input=json.dumps({"fail": 1, "order_id": 9})
+    )["executionArn"]
+    result = _wait_execution(sfn, arn)
+    assert result["status"] == "SUCCEEDED"
+    output = json.loads(result["output"])
+    assert output["error"]["Error"] == "OrderRejectedError"
+    assert json.loads(output["error"]["Cause"])["errorMessage"] == "order 9 rejected"
+
+
+def test_s3_notification_invokes_the_function_with_the_event(
+    aws: LocalAwsServer, function_arn: str
+) -> None:
+    s3 = aws.client("s3")
+    for bucket in ("notify-bucket", "marker-bucket"):
+        s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_notification_configuration(
+        Bucket="notify-bucket",
+        NotificationConfiguration={
+            "LambdaFunctionConfigurations": [
+                {"LambdaFunctionArn": function_arn, "Events": ["s3:ObjectCreated:*"]}
+            ]
+        },
+    )
+    s3.put_object(Bucket="notify-bucket", Key="raw/orders 2024.csv", Body=b"x")
+    seen = s3.get_object(Bucket="marker-bucket", Key="seen.txt")["Body"].read()
+    assert seen == b"notify-bucket/raw/orders 2024.csv"
+
+
+def test_glue_sync_task_runs_the_script_and_reports_state_and_error(
+    aws: LocalAwsServer, role: str
+) -> None:
+    # Given a Glue job whose script lives in S3 and a state machine waiting on it with .sync
+    s3, glue, sfn = aws.client("s3"), aws.client("glue"), aws.client("stepfunctions")
+    for bucket in ("job-artifacts", "job-input", "job-output"):
+        s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket="job-artifacts", Key="job.py", Body=JOB_SCRIPT.encode())
+    s3.put_object(Bucket="job-input", Key="good.csv", Body=b"duff")
+    s3.put_object(Bucket="job-input", Key="bad.csv", Body=b"boom")
+    s3.put_object(Bucket="job-output", Key="manifests/b1.json", Body=b'{"run": "r0"}')
+    glue.create_job(
+        Name="transform",
+        Role=role,
+        GlueVersion="5.0",
+        Command={"Name": "glueetl", "ScriptLocation": "s3://job-artifacts/job.py"},
+        DefaultArguments={"--output_path": "s3://job-output/", "--batch_id": "b1"},
+    )
+    definition = {
+        "StartAt": "Transform",
+        "States": {
+            "Transform": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::glue:startJobRun.sync",
+                "Parameters": {
+                    "JobName": "transform",
+                    "Arguments": {"--input_path.$": "$.input", "--run_id.$": "$.run"},
+                },
+                "ResultSelector": {"state.$": "$.JobRunState", "id.$": "$.Id"},
+                "End": True,
+            }
+        },
+    }
+    machine = sfn.create_state_machine(
+        name="glue-sync", definition=json.dumps(definition), roleArn=role
+    )["stateMachineArn"]
+
+    # When one run succeeds and a second fails
+    good = sfn.start_execution(
+        stateMachineArn=machine,
+        name="good",
+        input=json.dumps({"input": "s3://job-input/good.csv", "run": "r1"}),
+    )["executionArn"]
+    good_result = _wait_execution(sfn, good)
+    bad = sfn.start_execution(
+        stateMachineArn=machine,
+        name="bad",
+        input=json.dumps({"input": "s3://job-input/bad.csv", "run": "r2"}),
+    )["executionArn"]
+    bad_result = _wait_execution(sfn, bad)
+
+    # Then the .sync task waited for each run and saw its final state
+    assert good_result["status"] == "SUCCEEDED"
+    run_id = json.loads(good_result["output"])["id"]
+    assert json.loads(good_result["output"])["state"] == "SUCCEEDED"
+    assert bad_result["status"] == "FAILED"
+    assert bad_result["error"] == "States.TaskFailed"
+    assert json.loads(bad_result["cause"])["ErrorMessage"] == "ValueError: row 2 of bad.csv is boom"
+    # And GetJobRun reports the same
+    states = {
+        r["Id"]: (r["JobRunState"], r.get("ErrorMessage"))
+        for r in glue.get_job_runs(JobName="transform")["JobRuns"]
+    }
+    assert states[run_id] == ("SUCCEEDED", None)
+    assert sorted(states.values(), key=str) == sorted(
+        [("SUCCEEDED", None), ("FAILED", "ValueError: row 2 of bad.csv is boom")], key=str
+    )
+    # And the successful run's outputs were uploaded, its manifest carrying the previous one
+    lines = s3.get_object(Bucket="job-output", Key="runs/b1/r1/lines.txt")["Body"].read()
+    manifest = json.loads(
+        s3.get_object(Bucket="job-output", Key="manifests/b1.json")["Body"].read()
+    )
+    assert lines == b"DUFF"
+    assert manifest == {"run": "r1", "previous": {"run": "r0"}}
+
+
+def test_outside_a_running_server_moto_behaves_as_shipped(aws: LocalAwsServer) -> None:
+    # Given the extensions installed but no runtime bound (decorator mode, no LocalAwsServer)
+    aws.stop()
+    with mock_aws():
+        glue = boto3.client("glue", region_name="us-east-1")
+        glue.create_job(
+            Name="j", Role="r", Command={"Name": "glueetl", "ScriptLocation": "s3://x/y.py"}
+        )
+        run_id = glue.start_job_run(JobName="j")["JobRunId"]
+        # Then StartJobRun runs nothing and moto's canned state comes back
+        state = glue.get_job_run(JobName="j", RunId=run_id)["JobRun"]["JobRunState"]
+    assert state == "SUCCEEDED"
+    assert not (aws.state_dir / "glue").joinpath(run_id).exists()
