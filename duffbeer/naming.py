@@ -28,6 +28,8 @@ DEFAULT_INPUT_BUCKET = "duffbeer-input-orders"
 DEFAULT_PROCESSED_BUCKET = "duffbeer-processed-orders"
 DATABASE = "duffbeer_reports"
 PROJECT_TAG = "duffbeer-orders"
+# CloudWatch namespace of the Lambdas' EMF metrics (POWERTOOLS_METRICS_NAMESPACE overrides).
+METRICS_NAMESPACE = "DuffBeerOrders"
 
 RUNS_PREFIX = "runs/"
 MANIFESTS_PREFIX = "manifests/"
