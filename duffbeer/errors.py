@@ -65,6 +65,10 @@ class QueryError(DuffBeerError):
     """A report query failed or timed out."""
 
 
+class QueryTimeoutError(QueryError):
+    """A report query did not finish before its deadline (and was cancelled)."""
+
+
 class ClientNotFoundError(DuffBeerError):
     """The requested client has no current order lines."""
 

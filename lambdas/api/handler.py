@@ -1,0 +1,203 @@
+"""API Lambda entry point: routes, parameter validation and error mapping, nothing else."""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from duffbeer.contract import STATUSES
+from duffbeer.errors import (
+    ClientNotFoundError,
+    InvalidParameterError,
+    QueryError,
+    QueryTimeoutError,
+)
+from lambdas.api import params
+from lambdas.api.backends import create_backend
+from lambdas.api.config import ApiConfig
+from lambdas.api.queries import ClientReport, OrderStatusReport, ReportService, SalesByProduct
+
+API_TITLE = "Duff Beer orders reports"
+API_VERSION = "1.0.0"
+
+logger = Logger()
+metrics = Metrics()
+
+# Every route, for telling a wrong method (405) from an unknown path (404).
+ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("GET", re.compile(r"/orders/[^/]+")),
+    ("GET", re.compile(r"/sales-by-product")),
+    ("GET", re.compile(r"/order-status-report")),
+    ("GET", re.compile(r"/health")),
+    ("GET", re.compile(r"/openapi\.json")),
+)
+
+ChannelParam = Annotated[
+    str | None,
+    Query(description="Only this point-of-sale channel (known channels match in any case)."),
+]
+DateFromParam = Annotated[
+    str | None, Query(description="Only order dates on or after this day (YYYY-MM-DD).")
+]
+DateToParam = Annotated[
+    str | None, Query(description="Only order dates on or before this day (YYYY-MM-DD).")
+]
+
+
+def _error(status: HTTPStatus, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        status_code=status.value,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps({"status": status.value, "error": status.phrase, "message": message}),
+        headers=headers,
+    )
+
+
+def create_app(service: ReportService) -> APIGatewayRestResolver:
+    """The resolver with every route bound to `service`.
+
+    A resolver holds the event it is resolving, so one instance serves one request at a
+    time: Lambda does that by design; a threaded server needs one resolver per thread.
+    """
+    app = APIGatewayRestResolver(enable_validation=True)
+
+    def query_names(allowed: tuple[str, ...]) -> None:
+        raw = app.current_event.multi_value_query_string_parameters or {}
+        params.check_query_names(raw, allowed)
+
+    @app.get(
+        "/orders/<client_id>",
+        summary="A client's totals, by status and by channel; optionally its orders, paged.",
+        tags=["reports"],
+    )
+    def client_orders(
+        client_id: Annotated[str, Path(description="The client id, a positive integer.")],
+        include: Annotated[
+            str | None, Query(description="'orders' adds the client's orders, paged.")
+        ] = None,
+        limit: Annotated[
+            str | None,
+            Query(description=f"Orders per page, 1-{params.MAX_PAGE_SIZE} (default "
+                  f"{params.DEFAULT_PAGE_SIZE})."),
+        ] = None,
+        cursor: Annotated[
+            str | None, Query(description="next_cursor of the previous page.")
+        ] = None,
+    ) -> ClientReport:
+        query_names(params.CLIENT_PARAMS)
+        page = params.parse_orders_page(include, limit, cursor)
+        return service.client_report(params.parse_client_id(client_id), page)
+
+    @app.get(
+        "/sales-by-product",
+        summary="Per product: orders, units, sales and volume, by channel; by sales, descending.",
+        tags=["reports"],
+    )
+    def sales_by_product(
+        channel: ChannelParam = None, date_from: DateFromParam = None, date_to: DateToParam = None
+    ) -> SalesByProduct:
+        query_names(params.FILTER_PARAMS)
+        return service.sales_by_product(params.parse_filters(channel, date_from, date_to))
+
+    @app.get(
+        "/order-status-report",
+        summary=f"Per status ({', '.join(STATUSES)}): orders, lines, sales, share of orders.",
+        tags=["reports"],
+    )
+    def order_status_report(
+        channel: ChannelParam = None, date_from: DateFromParam = None, date_to: DateToParam = None
+    ) -> OrderStatusReport:
+        query_names(params.FILTER_PARAMS)
+        return service.order_status_report(params.parse_filters(channel, date_from, date_to))
+
+    @app.get("/health", summary="Liveness and the query backend in use.", tags=["operations"])
+    def health() -> dict[str, Any]:
+        query_names(())
+        return {"status": "ok", **service.backend.status()}
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi() -> Response:
+        return Response(
+            status_code=HTTPStatus.OK.value,
+            content_type=content_types.APPLICATION_JSON,
+            body=openapi_document(app),
+        )
+
+    @app.exception_handler(InvalidParameterError)
+    def invalid_parameter(e: InvalidParameterError) -> Response:
+        return _error(HTTPStatus.BAD_REQUEST, str(e))
+
+    @app.exception_handler(RequestValidationError)
+    def invalid_request(e: RequestValidationError) -> Response:
+        fields = sorted({".".join(str(p) for p in err.get("loc", ())) for err in e.errors()})
+        return _error(HTTPStatus.BAD_REQUEST, f"invalid request parameters: {', '.join(fields)}")
+
+    @app.exception_handler(ClientNotFoundError)
+    def client_not_found(e: ClientNotFoundError) -> Response:
+        return _error(HTTPStatus.NOT_FOUND, str(e))
+
+    @app.exception_handler(QueryTimeoutError)
+    def query_timeout(e: QueryTimeoutError) -> Response:
+        logger.error("report query timed out", extra={"error": str(e)})
+        metrics.add_metric(name="ReportQueryTimeout", unit=MetricUnit.Count, value=1)
+        return _error(HTTPStatus.GATEWAY_TIMEOUT, "the report query took too long; try again")
+
+    @app.exception_handler(QueryError)
+    def query_failed(e: QueryError) -> Response:
+        logger.error("report query failed", extra={"error": str(e)})
+        metrics.add_metric(name="ReportQueryFailed", unit=MetricUnit.Count, value=1)
+        return _error(HTTPStatus.BAD_GATEWAY, "the report query failed")
+
+    @app.not_found
+    def not_found(_: NotFoundError) -> Response:
+        method = app.current_event.http_method
+        path = app.current_event.path
+        allowed = sorted({m for m, pattern in ROUTES if pattern.fullmatch(path)})
+        if allowed and method not in allowed:
+            return _error(
+                HTTPStatus.METHOD_NOT_ALLOWED,
+                f"{method} is not allowed on {path}; use {', '.join(allowed)}",
+                headers={"Allow": ", ".join(allowed)},
+            )
+        return _error(HTTPStatus.NOT_FOUND, f"no route {method} {path}")
+
+    @app.exception_handler(Exception)
+    def unexpected(e: Exception) -> Response:
+        # The stack trace goes to the logs only; the client gets the request id to quote.
+        logger.exception("unhandled error")
+        request_id = app.current_event.request_context.request_id
+        return _error(HTTPStatus.INTERNAL_SERVER_ERROR, f"internal error (request {request_id})")
+
+    return app
+
+
+def openapi_document(app: APIGatewayRestResolver) -> str:
+    return app.get_openapi_json_schema(
+        title=API_TITLE,
+        version=API_VERSION,
+        description="The current-state order reports of the Duff Beer orders pipeline.",
+    )
+
+
+@lru_cache(maxsize=1)
+def default_app() -> APIGatewayRestResolver:
+    """Built on the first invocation (config validated once per execution environment)."""
+    return create_app(ReportService(create_backend(ApiConfig.from_env())))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return default_app().resolve(event, context)

@@ -1,0 +1,143 @@
+"""Validation of the API's path and query parameters into typed values, before any query."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from duffbeer.contract import CHANNEL_FILTER_PATTERN, INT_MAX, canonical_channel
+from duffbeer.errors import InvalidParameterError
+
+# ASCII only: Python's \d also matches other scripts' digits, which int() would accept.
+_POSITIVE_INT = re.compile(r"[0-9]{1,10}")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_CURSOR_PREFIX = "after:"
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+INCLUDE_ORDERS = "orders"
+
+FILTER_PARAMS = ("channel", "date_from", "date_to")
+CLIENT_PARAMS = ("include", "limit", "cursor")
+
+QueryParams = Mapping[str, Sequence[str]]
+
+
+@dataclass(frozen=True)
+class ReportFilters:
+    """Optional filters of the report routes, already validated."""
+
+    channel: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+
+
+@dataclass(frozen=True)
+class OrdersPage:
+    """Which page of a client's orders to return: the orders after `after_order_id`."""
+
+    limit: int = DEFAULT_PAGE_SIZE
+    after_order_id: int = 0
+
+
+def parse_client_id(raw: str) -> int:
+    if not _POSITIVE_INT.fullmatch(raw) or not 0 < int(raw) <= INT_MAX:
+        raise InvalidParameterError(
+            f"client_id must be a positive integer up to {INT_MAX}, got {_shown(raw)}"
+        )
+    return int(raw)
+
+
+def check_query_names(params: QueryParams, allowed: Sequence[str]) -> None:
+    """Unknown or repeated query parameters are errors, not silently ignored."""
+    for name, given in params.items():
+        if name not in allowed:
+            raise InvalidParameterError(
+                f"unknown query parameter {_shown(name)}; this route accepts "
+                + (", ".join(allowed) or "none")
+            )
+        if len(given) != 1:
+            raise InvalidParameterError(f"query parameter {name} must be given once")
+
+
+def parse_filters(channel: str | None, date_from: str | None, date_to: str | None) -> ReportFilters:
+    start = _date("date_from", date_from) if date_from is not None else None
+    end = _date("date_to", date_to) if date_to is not None else None
+    if start and end and start > end:
+        raise InvalidParameterError(
+            f"date_from ({start.isoformat()}) is after date_to ({end.isoformat()})"
+        )
+    return ReportFilters(_channel(channel) if channel is not None else None, start, end)
+
+
+def parse_orders_page(
+    include: str | None, limit: str | None, cursor: str | None
+) -> OrdersPage | None:
+    """The requested page of orders, or None when the orders are not asked for."""
+    if include is None:
+        if limit is not None or cursor is not None:
+            raise InvalidParameterError("limit and cursor apply only with include=orders")
+        return None
+    if include != INCLUDE_ORDERS:
+        raise InvalidParameterError(
+            f"include accepts only '{INCLUDE_ORDERS}', got {_shown(include)}"
+        )
+    size = DEFAULT_PAGE_SIZE
+    if limit is not None:
+        if not _POSITIVE_INT.fullmatch(limit) or not 0 < int(limit) <= MAX_PAGE_SIZE:
+            raise InvalidParameterError(
+                f"limit must be an integer from 1 to {MAX_PAGE_SIZE}, got {_shown(limit)}"
+            )
+        size = int(limit)
+    after = decode_cursor(cursor) if cursor is not None else 0
+    return OrdersPage(limit=size, after_order_id=after)
+
+
+def encode_cursor(last_order_id: int) -> str:
+    token = base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{last_order_id}".encode())
+    return token.decode("ascii").rstrip("=")
+
+
+def decode_cursor(raw: str) -> int:
+    error = InvalidParameterError(f"cursor is not one this API returned: {_shown(raw)}")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", raw):
+        raise error
+    try:
+        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError) as e:
+        raise error from e
+    number = text.removeprefix(_CURSOR_PREFIX)
+    if not text.startswith(_CURSOR_PREFIX) or not _POSITIVE_INT.fullmatch(number):
+        raise error
+    if int(number) > INT_MAX:
+        raise error
+    return int(number)
+
+
+def _channel(raw: str) -> str:
+    # The value is bound as a parameter anyway; rejecting SQL-looking input early keeps
+    # probes out of the query layer and its logs.
+    if not CHANNEL_FILTER_PATTERN.fullmatch(raw) or "--" in raw:
+        raise InvalidParameterError(
+            "channel must be 1-64 letters, digits, spaces or . _ & - (starting with a letter "
+            f"or digit), got {_shown(raw)}"
+        )
+    return canonical_channel(raw)
+
+
+def _date(name: str, raw: str) -> date:
+    if not _ISO_DATE.fullmatch(raw):
+        raise InvalidParameterError(f"{name} must be a date as YYYY-MM-DD, got {_shown(raw)}")
+    try:
+        return date.fromisoformat(raw)
+    except ValueError as e:
+        raise InvalidParameterError(f"{name} is not a calendar date: {_shown(raw)}") from e
+
+
+def _shown(raw: str) -> str:
+    """The offending value for an error message: quoted, escaped and cut short."""
+    return ascii(raw[:40] + ("..." if len(raw) > 40 else ""))
