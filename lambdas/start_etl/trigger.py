@@ -1,0 +1,168 @@
+"""Turn S3 ObjectCreated records into workflow executions: filter, name, start, deduplicate."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+from urllib.parse import unquote_plus
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.data_classes import S3Event
+from botocore.exceptions import ClientError
+
+from duffbeer import contract, naming
+from duffbeer.errors import ExecutionStartError
+
+logger = Logger(child=True)
+
+
+class SkipReason(StrEnum):
+    NOT_OBJECT_CREATED = "not_object_created"
+    FOLDER_MARKER = "folder_marker"
+    PIPELINE_PREFIX = "pipeline_prefix"
+    NOT_CSV = "not_csv"
+    EMPTY_OBJECT = "empty_object"
+
+
+@dataclass(frozen=True)
+class InputObject:
+    """One created object, as the S3 event describes it (key already unquoted)."""
+
+    bucket: str
+    key: str
+    etag: str
+    version_id: str | None
+    size: int
+    event_time: str
+    sequencer: str
+    event_name: str
+
+    @property
+    def batch_id(self) -> str:
+        return naming.batch_id_for(self.bucket, self.key)
+
+    @property
+    def execution_name(self) -> str:
+        # The version id names one object version; without versioning, the ETag plus the
+        # sequencer name one PUT (the same bytes uploaded twice are two runs).
+        identity = self.version_id or f"{self.etag}:{self.sequencer}"
+        return naming.execution_name_for(self.batch_id, identity)
+
+    def execution_input(self) -> dict[str, Any]:
+        """The state machine's input (docs/architecture.md, "The state machine's input")."""
+        return {
+            "bucket": self.bucket,
+            "key": self.key,
+            "etag": self.etag,
+            "version_id": self.version_id,
+            "size": self.size,
+            "event_time": self.event_time,
+            "batch_id": self.batch_id,
+            "sequencer": self.sequencer,
+        }
+
+
+@dataclass
+class TriggerSummary:
+    """What one invocation did with each record (the handler turns it into metrics)."""
+
+    started: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    skipped: dict[str, SkipReason] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "started": self.started,
+            "duplicates": self.duplicates,
+            "skipped": {key: reason.value for key, reason in self.skipped.items()},
+            "failed": self.failed,
+        }
+
+
+def input_objects(event: dict[str, Any]) -> list[InputObject]:
+    """Every record of an S3 notification; S3's `s3:TestEvent` has none."""
+    if "Records" not in event:
+        return []
+    objects = []
+    for record in S3Event(event).records:
+        s3_object = record.s3.get_object
+        objects.append(
+            InputObject(
+                bucket=record.s3.bucket.name,
+                key=unquote_plus(s3_object.key),
+                etag=s3_object.etag,
+                version_id=s3_object.version_id,
+                size=int(s3_object.get("size") or 0),
+                event_time=record.event_time,
+                sequencer=s3_object.get("sequencer") or "",
+                event_name=record.event_name,
+            )
+        )
+    return objects
+
+
+def skip_reason(obj: InputObject) -> SkipReason | None:
+    """Why an object never starts a batch, or None when it should."""
+    if not obj.event_name.startswith("ObjectCreated:"):
+        return SkipReason.NOT_OBJECT_CREATED
+    if obj.key.endswith("/"):
+        return SkipReason.FOLDER_MARKER
+    if naming.is_ignored_input_key(obj.key):
+        return SkipReason.PIPELINE_PREFIX
+    if not obj.key.lower().endswith(contract.CSV_EXTENSION):
+        return SkipReason.NOT_CSV
+    if obj.size == 0:
+        return SkipReason.EMPTY_OBJECT
+    return None
+
+
+def start_executions(
+    objects: list[InputObject], *, state_machine_arn: str, client: Any
+) -> TriggerSummary:
+    """Start one execution per eligible object; attempt every record before failing.
+
+    A duplicate delivery of the same event gets the same execution name, which Step
+    Functions refuses to start twice (ExecutionAlreadyExists): that is logged, not an error.
+    Any other failure is raised after the remaining records were tried, so that the Lambda
+    retry re-delivers the event and the records already started are deduplicated by name.
+    """
+    summary = TriggerSummary()
+    for obj in objects:
+        where = f"s3://{obj.bucket}/{obj.key}"
+        reason = skip_reason(obj)
+        if reason is not None:
+            summary.skipped[where] = reason
+            logger.info(
+                "Ignoring object", extra={"object": where, "reason": reason, "size": obj.size}
+            )
+            continue
+        name = obj.execution_name
+        logger.append_keys(batch_id=obj.batch_id, execution_name=name)
+        try:
+            client.start_execution(
+                stateMachineArn=state_machine_arn,
+                name=name,
+                input=json.dumps(obj.execution_input()),
+            )
+        except ClientError as e:
+            code = e.response.get("Error", {}).get("Code", "")
+            if code == "ExecutionAlreadyExists":
+                summary.duplicates.append(name)
+                logger.info("Duplicate delivery: execution already exists", extra={"object": where})
+            else:
+                summary.failed[where] = f"{code}: {e}"
+                logger.exception("Could not start the execution", extra={"object": where})
+        else:
+            summary.started.append(name)
+            logger.info("Started execution", extra={"object": where, "size": obj.size})
+        finally:
+            logger.remove_keys(["batch_id", "execution_name"])
+    if summary.failed:
+        raise ExecutionStartError(
+            f"could not start executions of {state_machine_arn} for "
+            + "; ".join(f"{where} ({why})" for where, why in summary.failed.items())
+        )
+    return summary
