@@ -1,0 +1,122 @@
+"""Shared deploy machinery: lazily created clients, change reporting, AWS error wrapping."""
+
+from __future__ import annotations
+
+import enum
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TextIO, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from duffbeer import aws
+from duffbeer.errors import DeploymentError
+
+T = TypeVar("T")
+
+
+class Change(enum.Enum):
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    DELETED = "deleted"
+    ABSENT = "absent"
+    KEPT = "kept"
+    SKIPPED = "skipped"
+
+
+@dataclass
+class Reporter:
+    """Prints one line per resource as it is handled and keeps the tally."""
+
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    changes: list[tuple[str, str, Change]] = field(default_factory=list)
+
+    def record(self, kind: str, name: str, change: Change, detail: str = "") -> Change:
+        self.changes.append((kind, name, change))
+        suffix = f" ({detail})" if detail else ""
+        print(f"  {change.value:<9} {kind:<22} {name}{suffix}", file=self.out, flush=True)
+        return change
+
+    def section(self, title: str) -> None:
+        print(f"- {title}", file=self.out, flush=True)
+
+    def count(self, change: Change) -> int:
+        return sum(1 for _, _, seen in self.changes if seen is change)
+
+    @property
+    def changed(self) -> bool:
+        return any(seen in {Change.CREATED, Change.UPDATED} for _, _, seen in self.changes)
+
+
+class Clients:
+    """boto3 clients for one region/endpoint, created on first use (never at import)."""
+
+    def __init__(self, region: str, endpoint_url: str | None) -> None:
+        self.region = region
+        self.endpoint_url = endpoint_url
+
+    def __getattr__(self, service: str) -> Any:
+        if service.startswith("_"):
+            raise AttributeError(service)
+        return aws.client(service.replace("_", "-"), self.region, self.endpoint_url)
+
+
+def error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def is_not_found(error: ClientError) -> bool:
+    code = error_code(error)
+    return (
+        code.startswith("NoSuch")
+        or code.endswith(("NotFoundException", "NotFound", "NotFoundError", "DoesNotExist"))
+        or code in {"ResourceNotFoundException", "EntityNotFoundException", "404"}
+    )
+
+
+@contextmanager
+def aws_errors(what: str) -> Iterator[None]:
+    """Re-raise any AWS failure as a DeploymentError naming the resource and the AWS error."""
+    try:
+        yield
+    except ClientError as e:
+        message = e.response.get("Error", {}).get("Message", str(e))
+        raise DeploymentError(f"{what}: {error_code(e)}: {message}") from e
+    except BotoCoreError as e:
+        raise DeploymentError(f"{what}: {e}") from e
+
+
+def get_or_none(call: Callable[[], T]) -> T | None:
+    """The result of a describe/get call, or None when the resource does not exist."""
+    try:
+        return call()
+    except ClientError as e:
+        if is_not_found(e):
+            return None
+        raise
+
+
+def retry_on(
+    codes: set[str], call: Callable[[], T], *, attempts: int = 10, delay: float = 3.0
+) -> T:
+    """Retry a call that fails while IAM changes propagate (new roles are not assumable at once)."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except ClientError as e:
+            if error_code(e) not in codes or attempt == attempts - 1:
+                raise
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def canonical(document: Any) -> str:
+    """A policy or definition as comparable text (AWS may return it re-serialised or quoted)."""
+    if isinstance(document, str) and document[:1] in {"{", "["}:
+        document = json.loads(document)
+    return json.dumps(document, sort_keys=True, separators=(",", ":"))

@@ -1,0 +1,192 @@
+"""Deploy, plan or remove the whole Duff Beer orders stack (python deploy/create_workflow.py -h)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+if __package__ in (None, ""):
+    # Run as a script: import from the project root, as `python -m deploy.create_workflow`
+    # would, and keep deploy/ itself off the path (deploy/packaging.py would shadow the
+    # `packaging` distribution that setuptools imports).
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from deploy.core import Change, Reporter
+from deploy.orchestrate import deploy_stack, destroy_stack, plan
+from deploy.stack import DEFAULT_BUILD_DIR, DeployOptions, StackOutputs
+from duffbeer import naming
+from duffbeer.errors import DuffBeerError
+
+EXAMPLE_KEY = "orders.csv"
+
+
+@dataclass(frozen=True)
+class CliArgs:
+    """The command line, parsed and validated once."""
+
+    options: DeployOptions
+    dry_run: bool
+    destroy: bool
+    force: bool
+    outputs_file: Path | None
+
+    @classmethod
+    def from_args(cls, argv: list[str] | None, environ: dict[str, str]) -> CliArgs:
+        parser = argparse.ArgumentParser(
+            prog="create_workflow.py",
+            description="Deploy the Duff Beer orders pipeline (idempotent), plan it, or remove it.",
+        )
+        parser.add_argument("--prefix", default="", help="prepended to every resource name")
+        parser.add_argument("--suffix", default="", help="appended to every resource name")
+        parser.add_argument(
+            "--region", help="AWS region (default: AWS_REGION / AWS_DEFAULT_REGION)"
+        )
+        parser.add_argument(
+            "--endpoint-url", help="AWS-compatible endpoint for every client (or AWS_ENDPOINT_URL)"
+        )
+        parser.add_argument("--dry-run", action="store_true", help="print the plan, call nothing")
+        parser.add_argument("--destroy", action="store_true", help="remove the stack")
+        parser.add_argument(
+            "--force", action="store_true", help="with --destroy: also empty buckets holding data"
+        )
+        parser.add_argument("--log-retention-days", type=int, default=30)
+        parser.add_argument("--glue-workers", type=int, default=2)
+        parser.add_argument("--glue-worker-type", default="G.1X")
+        parser.add_argument(
+            "--athena-bytes-cutoff",
+            type=int,
+            default=1024**3,
+            help="BytesScannedCutoffPerQuery of the workgroup (bytes)",
+        )
+        parser.add_argument("--build-dir", type=Path, default=DEFAULT_BUILD_DIR)
+        parser.add_argument("--outputs-file", type=Path, help="also write the outputs as JSON here")
+        args = parser.parse_args(argv)
+        if args.force and not args.destroy:
+            parser.error("--force only applies to --destroy")
+        region = args.region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+        options = DeployOptions(
+            prefix=args.prefix,
+            suffix=args.suffix,
+            region=region or "",
+            endpoint_url=args.endpoint_url or environ.get("AWS_ENDPOINT_URL") or None,
+            log_retention_days=args.log_retention_days,
+            glue_workers=args.glue_workers,
+            glue_worker_type=args.glue_worker_type,
+            athena_bytes_scanned_cutoff=args.athena_bytes_cutoff,
+            build_dir=args.build_dir,
+        )
+        return cls(options, args.dry_run, args.destroy, args.force, args.outputs_file)
+
+
+def deploy(options: DeployOptions, out: TextIO | None = None) -> StackOutputs:
+    """Deploy (or update) the stack described by `options`; the local runtime calls this."""
+    reporter = Reporter(out or sys.stdout)
+    outputs = deploy_stack(options, reporter)
+    _print_summary(reporter)
+    return outputs
+
+
+def destroy(options: DeployOptions, *, force: bool, out: TextIO | None = None) -> bool:
+    """Remove the stack; True when nothing is left behind."""
+    reporter = Reporter(out or sys.stdout)
+    gone = destroy_stack(options, reporter, force=force)
+    print(
+        f"destroy: {reporter.count(Change.DELETED)} deleted, "
+        f"{reporter.count(Change.ABSENT)} already absent, {reporter.count(Change.KEPT)} kept",
+        file=reporter.out,
+    )
+    return gone
+
+
+def _print_summary(reporter: Reporter) -> None:
+    counts = {change: reporter.count(change) for change in (Change.CREATED, Change.UPDATED)}
+    if not any(counts.values()):
+        print("deploy: unchanged (every resource already up to date)", file=reporter.out)
+    else:
+        print(
+            f"deploy: {counts[Change.CREATED]} created, {counts[Change.UPDATED]} updated, "
+            f"{reporter.count(Change.UNCHANGED)} unchanged",
+            file=reporter.out,
+        )
+
+
+def console_execution_input(
+    input_bucket: str, key: str = EXAMPLE_KEY
+) -> tuple[str, dict[str, object]]:
+    """The execution name and input to paste into "Start execution" for an uploaded object."""
+    batch_id = naming.batch_id_for(input_bucket, key)
+    sequencer = "console"
+    etag = "<ETag of the object, without quotes>"
+    document: dict[str, object] = {
+        "bucket": input_bucket,
+        "key": key,
+        "etag": etag,
+        "version_id": None,
+        "size": "<ContentLength of the object>",
+        "event_time": "<now, e.g. 2026-11-28T08:00:00.000Z>",
+        "batch_id": batch_id,
+        "sequencer": sequencer,
+    }
+    return f"{batch_id}-console-<unique suffix>", document
+
+
+def print_outputs(outputs: StackOutputs, out: TextIO) -> None:
+    name, document = console_execution_input(outputs.input_bucket)
+    lines = [
+        "",
+        "Outputs",
+        *(
+            f"  {key:<18} {value}"
+            for key, value in outputs.to_dict().items()
+            if key != "function_arns"
+        ),
+        *(f"  function {key:<9} {arn}" for key, arn in outputs.function_arns.items()),
+        "",
+        "Try it",
+        f"  aws s3 cp data/sample/orders.csv s3://{outputs.input_bucket}/{EXAMPLE_KEY}",
+        f"  aws apigateway get-api-key --api-key {outputs.api_key_id} --include-value",
+        f"  curl -H 'x-api-key: <value>' {outputs.api_url}/sales-by-product",
+        "",
+        "Start an execution by hand (Step Functions console > the state machine > Start execution)",
+        f"  name:  {name}",
+        "  input (fill the <...> from `aws s3api head-object` of the uploaded file):",
+        *(f"    {line}" for line in json.dumps(document, indent=2).splitlines()),
+    ]
+    print("\n".join(lines), file=out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    out = sys.stdout
+    try:
+        cli = CliArgs.from_args(argv, dict(os.environ))
+        if cli.dry_run:
+            action = "remove" if cli.destroy else "create or update"
+            print(f"Plan ({action}; no AWS call made), region {cli.options.region}:", file=out)
+            for step in plan(cli.options):
+                print(f"- {step.title}", file=out)
+                for resource in step.resources:
+                    print(f"    {resource}", file=out)
+            return 0
+        target = cli.options.endpoint_url or "AWS"
+        if cli.destroy:
+            print(f"Removing the stack from {target} ({cli.options.region})", file=out)
+            return 0 if destroy(cli.options, force=cli.force, out=out) else 1
+        print(f"Deploying the stack to {target} ({cli.options.region})", file=out)
+        outputs = deploy(cli.options, out=out)
+        print_outputs(outputs, out)
+        if cli.outputs_file:
+            cli.outputs_file.parent.mkdir(parents=True, exist_ok=True)
+            cli.outputs_file.write_text(json.dumps(outputs.to_dict(), indent=2) + "\n")
+        return 0
+    except DuffBeerError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

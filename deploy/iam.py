@@ -1,0 +1,331 @@
+"""IAM documents of the stack as pure functions of its ARNs: trust, inline and resource policies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deploy.stack import FUNCTIONS, WORKFLOW_FUNCTIONS, StackArns
+from duffbeer import naming
+
+Document = dict[str, Any]
+
+SERVICE_PRINCIPALS: dict[str, str] = {
+    "lambda": "lambda.amazonaws.com",
+    "glue": "glue.amazonaws.com",
+    "states": "states.amazonaws.com",
+}
+
+# Glue writes driver/executor output to these account-wide groups as well as to the job's
+# own continuous-logging group; the stack neither creates nor deletes them.
+GLUE_SHARED_LOG_GROUPS = ("/aws-glue/jobs/output", "/aws-glue/jobs/error")
+
+
+def _document(*statements: Document) -> Document:
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def _allow(sid: str, actions: list[str], resources: list[str], **extra: Any) -> Document:
+    return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources, **extra}
+
+
+def trust_policy(service: str, account: str) -> Document:
+    """Who may assume a role: one AWS service; Step Functions only on behalf of this account."""
+    statement: Document = {
+        "Effect": "Allow",
+        "Principal": {"Service": SERVICE_PRINCIPALS[service]},
+        "Action": "sts:AssumeRole",
+    }
+    if service == "states":
+        # Confused-deputy guard recommended for Step Functions execution roles.
+        statement["Condition"] = {"StringEquals": {"aws:SourceAccount": account}}
+    return _document(statement)
+
+
+def _lambda_logs(arns: StackArns, key: str) -> Document:
+    # The deploy creates the log group (with retention), so the function never needs
+    # logs:CreateLogGroup and cannot create groups without a retention period.
+    return _allow(
+        "WriteOwnLogs",
+        ["logs:CreateLogStream", "logs:PutLogEvents"],
+        [arns.log_streams(arns.names.lambda_log_group(key))],
+    )
+
+
+def _read_input(arns: StackArns) -> Document:
+    return _allow("ReadInputObjects", ["s3:GetObject"], [arns.objects(arns.names.input_bucket)])
+
+
+def _list_processed(arns: StackArns, sid: str, prefixes: list[str]) -> Document:
+    return _allow(
+        sid,
+        ["s3:ListBucket"],
+        [arns.bucket(arns.names.processed_bucket)],
+        Condition={"StringLike": {"s3:prefix": [f"{prefix}*" for prefix in prefixes]}},
+    )
+
+
+def _processed_objects(arns: StackArns, *prefixes: str) -> list[str]:
+    return [arns.objects(arns.names.processed_bucket, prefix) for prefix in prefixes]
+
+
+_CATALOG_READ = [
+    "glue:GetDatabase",
+    "glue:GetTable",
+    "glue:GetTables",
+    "glue:GetPartition",
+    "glue:GetPartitions",
+    "glue:BatchGetPartition",
+]
+_CATALOG_WRITE = [
+    "glue:CreateDatabase",
+    "glue:CreateTable",
+    "glue:UpdateTable",
+    "glue:BatchCreatePartition",
+    "glue:BatchUpdatePartition",
+    "glue:BatchDeletePartition",
+    "glue:CreatePartition",
+    "glue:UpdatePartition",
+    "glue:DeletePartition",
+]
+
+
+def _catalog_resources(arns: StackArns) -> list[str]:
+    return [arns.glue_catalog, arns.glue_database, arns.glue_tables]
+
+
+def lambda_policy(key: str, arns: StackArns) -> Document:
+    """The inline policy of one function's role: exactly what its code calls."""
+    names = arns.names
+    statements: list[Document] = [_lambda_logs(arns, key)]
+    if key == "start_etl":
+        statements += [
+            _allow("StartOneExecutionPerObject", ["states:StartExecution"], [arns.state_machine]),
+        ]
+    elif key == "validate_orders":
+        # Reads the header and a bounded sample with ranged GETs; writes nothing.
+        statements += [_read_input(arns)]
+    elif key == "publish_batch":
+        statements += [
+            _list_processed(arns, "ListRunsOfBatch", [naming.RUNS_PREFIX]),
+            _allow(
+                "ReadManifestsAndRuns",
+                ["s3:GetObject"],
+                _processed_objects(arns, naming.MANIFESTS_PREFIX, naming.RUNS_PREFIX),
+            ),
+            _allow(
+                "DeleteSupersededRuns",
+                ["s3:DeleteObject"],
+                _processed_objects(arns, naming.RUNS_PREFIX),
+            ),
+        ]
+    elif key == "catalog_batch":
+        statements += [
+            _allow(
+                "ReadManifests",
+                ["s3:GetObject"],
+                _processed_objects(arns, naming.MANIFESTS_PREFIX, naming.RUNS_PREFIX),
+            ),
+            _allow(
+                "MaintainCatalog",
+                _CATALOG_READ + _CATALOG_WRITE,
+                _catalog_resources(arns),
+            ),
+        ]
+    elif key == "quarantine_batch":
+        statements += [
+            _read_input(arns),
+            _allow(
+                "WriteQuarantine",
+                ["s3:PutObject"],
+                _processed_objects(arns, naming.QUARANTINE_PREFIX),
+            ),
+        ]
+    elif key == "orders_api":
+        statements += [
+            _allow(
+                "QueryThroughWorkgroup",
+                [
+                    "athena:StartQueryExecution",
+                    "athena:GetQueryExecution",
+                    "athena:GetQueryResults",
+                    "athena:StopQueryExecution",
+                ],
+                [arns.workgroup],
+            ),
+            _allow("ReadCatalog", _CATALOG_READ, _catalog_resources(arns)),
+            _allow(
+                "ReadPublishedData",
+                ["s3:GetObject"],
+                _processed_objects(arns, naming.MANIFESTS_PREFIX, naming.RUNS_PREFIX),
+            ),
+            _list_processed(
+                arns,
+                "ListPublishedData",
+                [naming.MANIFESTS_PREFIX, naming.RUNS_PREFIX, naming.ATHENA_RESULTS_PREFIX],
+            ),
+            _allow(
+                "LocateBucketForAthena",
+                ["s3:GetBucketLocation"],
+                [arns.bucket(names.processed_bucket)],
+            ),
+            # Athena writes query results with the caller's credentials: the only place
+            # this role may write is the workgroup's result prefix.
+            _allow(
+                "WriteAthenaResults",
+                [
+                    "s3:PutObject",
+                    "s3:GetObject",
+                    "s3:AbortMultipartUpload",
+                    "s3:ListMultipartUploadParts",
+                ],
+                _processed_objects(arns, naming.ATHENA_RESULTS_PREFIX),
+            ),
+        ]
+    else:
+        raise KeyError(f"no policy for function {key!r}")
+    return _document(*statements)
+
+
+def glue_policy(arns: StackArns) -> Document:
+    """The Glue job's role: read its input and artifacts, write runs and manifests, log."""
+    names = arns.names
+    glue_groups = [names.glue_log_group, *GLUE_SHARED_LOG_GROUPS]
+    return _document(
+        _allow("ReadInput", ["s3:GetObject"], [arns.objects(names.input_bucket)]),
+        _allow(
+            "ListBuckets",
+            ["s3:ListBucket"],
+            [arns.bucket(names.input_bucket), arns.bucket(names.processed_bucket)],
+        ),
+        _allow(
+            "ReadArtifactsManifestsRuns",
+            ["s3:GetObject"],
+            _processed_objects(
+                arns, naming.ARTIFACTS_PREFIX, naming.MANIFESTS_PREFIX, naming.RUNS_PREFIX
+            ),
+        ),
+        # Spark's output committer and the write-then-rename of manifests delete their
+        # own temporary objects, hence DeleteObject on the two prefixes the job writes.
+        _allow(
+            "WriteRunsAndManifests",
+            ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+            _processed_objects(arns, naming.RUNS_PREFIX, naming.MANIFESTS_PREFIX),
+        ),
+        _allow(
+            "CreateSharedGlueLogGroups",
+            ["logs:CreateLogGroup"],
+            [arns.log_group(group) for group in GLUE_SHARED_LOG_GROUPS],
+        ),
+        _allow(
+            "WriteJobLogs",
+            ["logs:CreateLogStream", "logs:PutLogEvents"],
+            [arns.log_streams(group) for group in glue_groups],
+        ),
+        # cloudwatch:PutMetricData supports no resource-level scoping; the namespace
+        # condition limits the job metrics to Glue's own namespace.
+        _allow(
+            "PublishJobMetrics",
+            ["cloudwatch:PutMetricData"],
+            ["*"],
+            Condition={"StringEquals": {"cloudwatch:namespace": "Glue"}},
+        ),
+    )
+
+
+def state_machine_policy(arns: StackArns) -> Document:
+    """The state machine's role: invoke its four functions, run the job, alert, log."""
+    functions = [arns.function(key) for key in WORKFLOW_FUNCTIONS.values()]
+    return _document(
+        _allow(
+            "InvokeWorkflowFunctions",
+            ["lambda:InvokeFunction"],
+            functions + [f"{arn}:*" for arn in functions],
+        ),
+        _allow(
+            "RunTransformJob",
+            ["glue:StartJobRun", "glue:GetJobRun", "glue:GetJobRuns", "glue:BatchStopJobRun"],
+            [arns.glue_job],
+        ),
+        _allow("PublishFailures", ["sns:Publish"], [arns.topic]),
+        # CloudWatch Logs delivery for Step Functions supports no resource-level
+        # permissions (AWS documents Resource "*" for these actions).
+        _allow(
+            "DeliverExecutionLogs",
+            [
+                "logs:CreateLogDelivery",
+                "logs:GetLogDelivery",
+                "logs:UpdateLogDelivery",
+                "logs:DeleteLogDelivery",
+                "logs:ListLogDeliveries",
+                "logs:PutResourcePolicy",
+                "logs:DescribeResourcePolicies",
+                "logs:DescribeLogGroups",
+            ],
+            ["*"],
+        ),
+    )
+
+
+def role_documents(arns: StackArns) -> dict[str, tuple[Document, Document]]:
+    """Every role of the stack: role name -> (trust policy, inline policy)."""
+    roles: dict[str, tuple[Document, Document]] = {}
+    for spec in FUNCTIONS:
+        roles[arns.names.role(spec.key)] = (
+            trust_policy("lambda", arns.account),
+            lambda_policy(spec.key, arns),
+        )
+    roles[arns.names.role("glue")] = (trust_policy("glue", arns.account), glue_policy(arns))
+    roles[arns.names.role("states")] = (
+        trust_policy("states", arns.account),
+        state_machine_policy(arns),
+    )
+    return roles
+
+
+def tls_only_bucket_policy(arns: StackArns, bucket: str) -> Document:
+    """Deny every request to the bucket that does not use TLS."""
+    return _document(
+        {
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [arns.bucket(bucket), arns.objects(bucket)],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }
+    )
+
+
+def topic_policy(arns: StackArns) -> Document:
+    """The alert topic: the account manages it; CloudWatch alarms and the Glue rule publish."""
+    return _document(
+        {
+            "Sid": "AccountManagesTopic",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:{arns.partition}:iam::{arns.account}:root"},
+            "Action": [
+                "sns:GetTopicAttributes",
+                "sns:SetTopicAttributes",
+                "sns:Subscribe",
+                "sns:ListSubscriptionsByTopic",
+                "sns:Publish",
+            ],
+            "Resource": arns.topic,
+        },
+        {
+            "Sid": "GlueFailureRulePublishes",
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sns:Publish",
+            "Resource": arns.topic,
+            "Condition": {"ArnEquals": {"aws:SourceArn": arns.glue_failure_rule}},
+        },
+        {
+            "Sid": "AlarmsPublish",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+            "Action": "sns:Publish",
+            "Resource": arns.topic,
+            "Condition": {"StringEquals": {"aws:SourceAccount": arns.account}},
+        },
+    )

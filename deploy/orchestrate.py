@@ -1,0 +1,308 @@
+"""The deploy and destroy sequences: every resource of the stack, in dependency order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploy import iam, packaging
+from deploy.core import Clients, Reporter, aws_errors
+from deploy.resources import analytics, api, compute, identity, monitoring, storage, workflow
+from deploy.stack import (
+    FUNCTIONS,
+    METRICS_NAMESPACE,
+    PLACEHOLDER_ACCOUNT,
+    DeployOptions,
+    StackArns,
+    StackNames,
+    StackOutputs,
+)
+from duffbeer import contract, naming
+from workflows.definition import WorkflowConfig, definition_json
+
+GLUE_SCRIPT = packaging.PROJECT_DIR / "glue_jobs" / "transform_orders.py"
+S3_TRIGGER_STATEMENT = "s3-input-bucket-invokes"
+API_STATEMENT = "apigateway-invokes"
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    title: str
+    resources: tuple[str, ...]
+
+
+def _tags(options: DeployOptions, names: StackNames) -> dict[str, str]:
+    return {"project": naming.PROJECT_TAG, "stack": names.stack, **dict(options.tags)}
+
+
+def _tag_list(tags: dict[str, str], key: str = "Key", value: str = "Value") -> list[dict[str, str]]:
+    return [{key: k, value: v} for k, v in sorted(tags.items())]
+
+
+def function_environment(key: str, names: StackNames, arns: StackArns) -> dict[str, str]:
+    """The fixed environment of each function (the names its config dataclass reads)."""
+    env = {
+        "POWERTOOLS_SERVICE_NAME": names.function(key),
+        "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+        "LOG_LEVEL": "INFO",
+    }
+    specific: dict[str, dict[str, str]] = {
+        "start_etl": {"STATE_MACHINE_ARN": arns.state_machine},
+        "validate_orders": {"MAX_FILE_BYTES": str(contract.DEFAULT_MAX_FILE_BYTES)},
+        "publish_batch": {"PROCESSED_BUCKET": names.processed_bucket},
+        "catalog_batch": {
+            "PROCESSED_BUCKET": names.processed_bucket,
+            "GLUE_DATABASE": names.database,
+        },
+        "quarantine_batch": {"PROCESSED_BUCKET": names.processed_bucket},
+        "orders_api": {
+            "QUERY_BACKEND": "athena",
+            "GLUE_DATABASE": names.database,
+            "ATHENA_WORKGROUP": names.workgroup,
+            "PROCESSED_BUCKET": names.processed_bucket,
+        },
+    }
+    return {**env, **specific[key]}
+
+
+def workflow_config(names: StackNames, arns: StackArns, options: DeployOptions) -> WorkflowConfig:
+    return WorkflowConfig(
+        state_machine_name=names.state_machine,
+        role_arn=arns.role("states"),
+        validate_function_arn=arns.function("validate_orders"),
+        publish_function_arn=arns.function("publish_batch"),
+        catalog_function_arn=arns.function("catalog_batch"),
+        quarantine_function_arn=arns.function("quarantine_batch"),
+        glue_job_name=names.glue_job,
+        processed_bucket=names.processed_bucket,
+        failure_topic_arn=arns.topic,
+        region=options.region,
+        # The .sync wait outlives the job's own timeout so the job, not the wait, times out.
+        glue_timeout_seconds=options.glue_timeout_minutes * 60 + 300,
+    )
+
+
+def plan(options: DeployOptions) -> list[PlanStep]:
+    """What a deploy creates or updates, without any AWS call (account left as a placeholder)."""
+    names = StackNames.build(options.prefix, options.suffix)
+    arns = StackArns(names, PLACEHOLDER_ACCOUNT, options.region)
+    return [
+        PlanStep("SNS alert topic", (names.topic,)),
+        PlanStep(
+            "S3 buckets (SSE-S3, Block Public Access, TLS-only policy, lifecycle rules)",
+            (names.input_bucket, names.processed_bucket),
+        ),
+        PlanStep("CloudWatch log groups", names.log_groups),
+        PlanStep("IAM roles with inline least-privilege policies", names.roles),
+        PlanStep("Lambda layer (aws-lambda-powertools)", (names.layer,)),
+        PlanStep("Lambda functions", tuple(names.function(spec.key) for spec in FUNCTIONS)),
+        PlanStep(
+            "Glue job artifacts and job (Glue 5.0)",
+            (
+                f"s3://{names.processed_bucket}/{analytics.GLUE_ARTIFACTS_PREFIX}",
+                names.glue_job,
+            ),
+        ),
+        PlanStep("Glue database and Athena workgroup", (names.database, names.workgroup)),
+        PlanStep("Step Functions state machine", (arns.state_machine,)),
+        PlanStep(
+            "S3 notification (.csv) -> start_etl",
+            (f"{names.input_bucket} -> {names.function('start_etl')}",),
+        ),
+        PlanStep(
+            "REST API, stage, usage plan and API key",
+            (names.api, names.usage_plan, names.api_key),
+        ),
+        PlanStep(
+            "Alarms -> SNS and the Glue failure rule",
+            (*names.alarms, names.glue_failure_rule),
+        ),
+    ]
+
+
+def _account(clients: Clients) -> str:
+    with aws_errors("STS GetCallerIdentity (credentials)"):
+        return str(clients.sts.get_caller_identity()["Account"])
+
+
+def deploy_stack(options: DeployOptions, reporter: Reporter) -> StackOutputs:
+    """Create or update every resource; a second run with the same code changes nothing."""
+    clients = Clients(options.region, options.endpoint_url)
+    names = StackNames.build(options.prefix, options.suffix)
+    arns = StackArns(names, _account(clients), options.region)
+    tags = _tags(options, names)
+    build_dir = Path(options.build_dir)
+
+    reporter.section("SNS alert topic")
+    topic_arn = monitoring.ensure_topic(clients, reporter, arns, _tag_list(tags))
+
+    reporter.section("S3 buckets")
+    storage.ensure_bucket(clients, reporter, options, arns, names.input_bucket, processed=False)
+    storage.ensure_bucket(clients, reporter, options, arns, names.processed_bucket, processed=True)
+
+    reporter.section("CloudWatch log groups")
+    for group in names.log_groups:
+        monitoring.ensure_log_group(clients, reporter, group, options.log_retention_days, tags)
+
+    reporter.section("IAM roles")
+    role_arns = {
+        role: identity.ensure_role(
+            clients, reporter, role, trust=trust, policy=policy, tags=_tag_list(tags)
+        )
+        for role, (trust, policy) in iam.role_documents(arns).items()
+    }
+
+    reporter.section("Lambda layer and functions")
+    layer_arn = compute.ensure_layer(
+        clients, reporter, names.layer, packaging.build_layer_zip(build_dir)
+    )
+    function_arns: dict[str, str] = {}
+    for spec in FUNCTIONS:
+        desired = compute.function_configuration(
+            spec,
+            names.function(spec.key),
+            role_arns[names.role(spec.key)],
+            layer_arn,
+            function_environment(spec.key, names, arns),
+        )
+        zip_path = packaging.build_lambda_zip(spec.package, build_dir)
+        function_arns[spec.key] = compute.ensure_function(
+            clients, reporter, desired, zip_path, tags
+        )
+
+    reporter.section("Glue job")
+    script_uri = analytics.ensure_artifact(
+        clients,
+        reporter,
+        names.processed_bucket,
+        f"{analytics.GLUE_ARTIFACTS_PREFIX}transform_orders.py",
+        GLUE_SCRIPT,
+    )
+    libs_uri = analytics.ensure_artifact(
+        clients,
+        reporter,
+        names.processed_bucket,
+        f"{analytics.GLUE_ARTIFACTS_PREFIX}duffbeer_libs.zip",
+        packaging.build_glue_libs_zip(build_dir),
+    )
+    analytics.ensure_job(
+        clients,
+        reporter,
+        names.glue_job,
+        analytics.job_definition(
+            names, options, role_arns[names.role("glue")], script_uri, libs_uri
+        ),
+        tags,
+    )
+
+    reporter.section("Glue database and Athena workgroup")
+    analytics.ensure_database(clients, reporter, names.database, f"s3://{names.processed_bucket}/")
+    analytics.ensure_workgroup(
+        clients,
+        reporter,
+        names.workgroup,
+        analytics.workgroup_configuration(names, options),
+        _tag_list(tags),
+    )
+
+    reporter.section("Step Functions state machine")
+    state_machine_arn = workflow.ensure_state_machine(
+        clients,
+        reporter,
+        name=names.state_machine,
+        arn=arns.state_machine,
+        definition=definition_json(workflow_config(names, arns, options)),
+        role_arn=role_arns[names.role("states")],
+        logging=workflow.logging_configuration(arns.log_group(names.state_machine_log_group)),
+        tags=_tag_list(tags, "key", "value"),
+    )
+
+    reporter.section("S3 trigger")
+    compute.ensure_permission(
+        clients,
+        reporter,
+        names.function("start_etl"),
+        statement_id=S3_TRIGGER_STATEMENT,
+        principal="s3.amazonaws.com",
+        source_arn=arns.bucket(names.input_bucket),
+        source_account=arns.account,
+    )
+    storage.ensure_notification(clients, reporter, names.input_bucket, function_arns["start_etl"])
+
+    reporter.section("REST API")
+    api_outputs = api.ensure_api(
+        clients, reporter, names, options, function_arn=function_arns["orders_api"], tags=tags
+    )
+    compute.ensure_permission(
+        clients,
+        reporter,
+        names.function("orders_api"),
+        statement_id=API_STATEMENT,
+        principal="apigateway.amazonaws.com",
+        source_arn=arns.execute_api(api_outputs.api_id),
+        source_account=arns.account,
+    )
+
+    reporter.section("Alarms")
+    monitoring.ensure_alarms(clients, reporter, arns)
+    monitoring.ensure_glue_failure_rule(clients, reporter, arns, _tag_list(tags))
+
+    return StackOutputs(
+        region=options.region,
+        account=arns.account,
+        input_bucket=names.input_bucket,
+        processed_bucket=names.processed_bucket,
+        state_machine_arn=state_machine_arn,
+        function_arns=function_arns,
+        glue_job_name=names.glue_job,
+        database=names.database,
+        workgroup=names.workgroup,
+        topic_arn=topic_arn,
+        api_id=api_outputs.api_id,
+        api_url=api_outputs.url,
+        api_key_id=api_outputs.api_key_id,
+        layer_version_arn=layer_arn,
+    )
+
+
+def destroy_stack(options: DeployOptions, reporter: Reporter, *, force: bool) -> bool:
+    """Remove everything deploy_stack creates. True when nothing is left (buckets included)."""
+    clients = Clients(options.region, options.endpoint_url)
+    names = StackNames.build(options.prefix, options.suffix)
+    arns = StackArns(names, _account(clients), options.region)
+
+    reporter.section("Alarms and rules")
+    monitoring.remove_alarms(clients, reporter, names)
+    monitoring.remove_glue_failure_rule(clients, reporter, names)
+    reporter.section("REST API")
+    api.remove_api(clients, reporter, names)
+    reporter.section("Step Functions state machine")
+    workflow.remove_state_machine(clients, reporter, names.state_machine, arns.state_machine)
+    reporter.section("Glue and Athena")
+    analytics.remove_workgroup(clients, reporter, names.workgroup)
+    analytics.remove_database(clients, reporter, names.database)
+    analytics.remove_job(clients, reporter, names.glue_job)
+    reporter.section("Lambda functions and layer")
+    for spec in FUNCTIONS:
+        compute.remove_function(clients, reporter, names.function(spec.key))
+    compute.remove_layer(clients, reporter, names.layer)
+    reporter.section("IAM roles")
+    for role in names.roles:
+        identity.remove_role(clients, reporter, role)
+    reporter.section("CloudWatch log groups")
+    for group in names.log_groups:
+        monitoring.remove_log_group(clients, reporter, group)
+    reporter.section("S3 buckets")
+    gone = [
+        storage.remove_bucket(clients, reporter, names.input_bucket, force=force),
+        storage.remove_bucket(
+            clients,
+            reporter,
+            names.processed_bucket,
+            force=force,
+            owned_prefixes=(naming.ARTIFACTS_PREFIX, naming.ATHENA_RESULTS_PREFIX),
+        ),
+    ]
+    reporter.section("SNS alert topic")
+    monitoring.remove_topic(clients, reporter, arns)
+    return all(gone)

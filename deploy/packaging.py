@@ -1,0 +1,123 @@
+"""Reproducible deployment archives: Lambda zips, the Glue libraries zip, the Powertools layer."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.metadata
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+
+from deploy.stack import PROJECT_DIR
+from duffbeer.errors import ConfigurationError
+
+# A fixed timestamp and mode for every entry: the same sources always give the same bytes,
+# so a re-run recognises unchanged code by its hash.
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+_FILE_MODE = 0o644 << 16
+
+# Third-party code the functions import that the Lambda Python runtime lacks (it ships boto3,
+# botocore and jmespath). pydantic is what Powertools' API resolver needs for request
+# validation and the OpenAPI document.
+LAYER_DISTRIBUTIONS: tuple[str, ...] = (
+    "aws-lambda-powertools",
+    "typing-extensions",
+    "pydantic",
+    "pydantic-core",
+    "annotated-types",
+    "typing-inspection",
+)
+POWERTOOLS_VERSION = "3.37.0"
+# Compiled wheels must match the functions' runtime and architecture.
+_LAMBDA_WHEEL_TAGS = ("cp311-cp311-manylinux", "py3-none-any", "py2.py3-none-any")
+
+
+def _source_files(root: Path, package: str) -> list[tuple[Path, str]]:
+    base = root / package
+    if not base.is_dir():
+        raise ConfigurationError(f"cannot package {package}/: no such directory under {root}")
+    files = []
+    for path in sorted(base.rglob("*")):
+        if path.is_dir() or "__pycache__" in path.parts or path.suffix in {".pyc", ".pyo"}:
+            continue
+        files.append((path, path.relative_to(root).as_posix()))
+    return files
+
+
+def _write_zip(dest: Path, entries: Iterable[tuple[Path, str]]) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(dest.suffix + ".tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for source, arcname in sorted(entries, key=lambda entry: entry[1]):
+            info = zipfile.ZipInfo(arcname, date_time=_ZIP_EPOCH)
+            info.external_attr = _FILE_MODE
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, source.read_bytes())
+    tmp.replace(dest)
+    return dest
+
+
+def build_lambda_zip(package_name: str, dest_dir: Path, root: Path = PROJECT_DIR) -> Path:
+    """lambdas/__init__.py, lambdas/<package_name>/ and duffbeer/, ready for CreateFunction."""
+    init = root / "lambdas" / "__init__.py"
+    entries = [(init, "lambdas/__init__.py")] if init.exists() else []
+    entries += _source_files(root, f"lambdas/{package_name}")
+    entries += _source_files(root, "duffbeer")
+    return _write_zip(dest_dir / f"lambda_{package_name}.zip", entries)
+
+
+def build_glue_libs_zip(dest_dir: Path, root: Path = PROJECT_DIR) -> Path:
+    """duffbeer/ and glue_jobs/ for the job's --extra-py-files."""
+    entries = _source_files(root, "duffbeer") + _source_files(root, "glue_jobs")
+    return _write_zip(dest_dir / "duffbeer_libs.zip", entries)
+
+
+def _distribution_entries(name: str) -> list[tuple[Path, str]]:
+    try:
+        dist = importlib.metadata.distribution(name)
+    except importlib.metadata.PackageNotFoundError as e:
+        raise ConfigurationError(
+            f"the layer needs {name}, which is not installed: pip install -r requirements.txt"
+        ) from e
+    wheel = dist.read_text("WHEEL") or ""
+    tags = [line.split(":", 1)[1].strip() for line in wheel.splitlines() if line.startswith("Tag:")]
+    if tags and not any(tag.startswith(_LAMBDA_WHEEL_TAGS) for tag in tags):
+        raise ConfigurationError(
+            f"{name} is installed for {tags[0]}, not for Lambda's python3.11 on x86_64 Linux: "
+            "deploy from Linux x86_64 or install it with pip --platform manylinux2014_x86_64"
+        )
+    entries = []
+    for file in dist.files or ():
+        posix = PurePosixPath(file.as_posix())
+        if posix.parts[0].startswith("..") or "__pycache__" in posix.parts:
+            continue
+        if posix.suffix in {".pyc", ".pyo"} or posix.name == "RECORD":
+            continue
+        path = Path(str(dist.locate_file(file)))
+        if path.is_file():
+            entries.append((path, f"python/{posix}"))
+    return entries
+
+
+def build_layer_zip(dest_dir: Path) -> Path:
+    """The Powertools layer (python/ + the installed distributions), built from this environment."""
+    version = importlib.metadata.version("aws-lambda-powertools")
+    if version != POWERTOOLS_VERSION:
+        raise ConfigurationError(
+            f"aws-lambda-powertools {version} is installed; the functions are pinned to "
+            f"{POWERTOOLS_VERSION}: pip install -r requirements.txt -c constraints.txt"
+        )
+    entries: list[tuple[Path, str]] = []
+    for name in LAYER_DISTRIBUTIONS:
+        entries += _distribution_entries(name)
+    return _write_zip(dest_dir / "powertools_layer.zip", entries)
+
+
+def code_sha256(path: Path) -> str:
+    """The base64 SHA-256 Lambda reports as CodeSha256 for an uploaded zip."""
+    return base64.b64encode(hashlib.sha256(path.read_bytes()).digest()).decode("ascii")
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

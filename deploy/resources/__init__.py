@@ -1,0 +1,1 @@
+"""One module per AWS service: idempotent ensure_* and remove_* functions for the stack."""

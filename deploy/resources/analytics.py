@@ -1,0 +1,220 @@
+"""Glue (artifacts, job, database) and the Athena workgroup with its cost cap."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from deploy.core import Change, Clients, Reporter, aws_errors, canonical, error_code, get_or_none
+from deploy.packaging import file_sha256
+from deploy.stack import GLUE_VERSION, DeployOptions, StackNames
+from duffbeer import naming
+
+GLUE_ARTIFACTS_PREFIX = f"{naming.ARTIFACTS_PREFIX}glue/"
+_SHA_METADATA = "sha256"
+
+
+def ensure_artifact(clients: Clients, reporter: Reporter, bucket: str, key: str, path: Path) -> str:
+    """Upload a file unless the object already holds the same bytes; returns its s3:// URI."""
+    sha = file_sha256(path)
+    with aws_errors(f"s3://{bucket}/{key}"):
+        head = get_or_none(lambda: clients.s3.head_object(Bucket=bucket, Key=key))
+        if head and head.get("Metadata", {}).get(_SHA_METADATA) == sha:
+            reporter.record("s3 artifact", key, Change.UNCHANGED)
+        else:
+            clients.s3.put_object(
+                Bucket=bucket, Key=key, Body=path.read_bytes(), Metadata={_SHA_METADATA: sha}
+            )
+            reporter.record("s3 artifact", key, Change.UPDATED if head else Change.CREATED)
+    return f"s3://{bucket}/{key}"
+
+
+def job_definition(
+    names: StackNames,
+    options: DeployOptions,
+    role_arn: str,
+    script_uri: str,
+    libs_uri: str,
+) -> dict[str, Any]:
+    """The Glue job: Glue 5.0 set explicitly, sized workers, metrics and continuous logs."""
+    return {
+        "Role": role_arn,
+        "Description": "Duff Beer orders: CSV -> curated Parquet + reports, one batch per run",
+        "Command": {"Name": "glueetl", "ScriptLocation": script_uri, "PythonVersion": "3"},
+        "GlueVersion": GLUE_VERSION,
+        "WorkerType": options.glue_worker_type,
+        "NumberOfWorkers": options.glue_workers,
+        "Timeout": options.glue_timeout_minutes,
+        "MaxRetries": 0,
+        # One run per batch may overlap with runs of other batches.
+        "ExecutionProperty": {"MaxConcurrentRuns": 10},
+        "DefaultArguments": {
+            "--extra-py-files": libs_uri,
+            "--output_path": f"s3://{names.processed_bucket}/",
+            # Each run is told its exact input object, so bookmarks add nothing and would
+            # make a corrected re-upload of the same key look "already processed".
+            "--job-bookmark-option": "job-bookmark-disable",
+            "--enable-metrics": "true",
+            "--enable-observability-metrics": "true",
+            "--enable-continuous-cloudwatch-log": "true",
+            "--continuous-log-logGroup": names.glue_log_group,
+            # The catalog step registers partitions; the job never reads or writes the catalog.
+            "--enable-glue-datacatalog": "false",
+            "--job-language": "python",
+        },
+    }
+
+
+_JOB_FIELDS = (
+    "Role",
+    "Command",
+    "GlueVersion",
+    "WorkerType",
+    "NumberOfWorkers",
+    "Timeout",
+    "MaxRetries",
+    "ExecutionProperty",
+    "DefaultArguments",
+)
+
+
+def ensure_job(
+    clients: Clients,
+    reporter: Reporter,
+    name: str,
+    definition: dict[str, Any],
+    tags: dict[str, str],
+) -> None:
+    glue = clients.glue
+    with aws_errors(f"Glue job {name}"):
+        current = get_or_none(lambda: glue.get_job(JobName=name))
+        if current is None:
+            glue.create_job(Name=name, Tags=tags, **definition)
+            reporter.record("glue job", name, Change.CREATED, f"Glue {GLUE_VERSION}")
+            return
+        job = current["Job"]
+        if all(canonical(job.get(key)) == canonical(definition[key]) for key in _JOB_FIELDS):
+            reporter.record("glue job", name, Change.UNCHANGED)
+            return
+        glue.update_job(JobName=name, JobUpdate=definition)
+        reporter.record("glue job", name, Change.UPDATED)
+
+
+def remove_job(clients: Clients, reporter: Reporter, name: str) -> None:
+    with aws_errors(f"Glue job {name}"):
+        if get_or_none(lambda: clients.glue.get_job(JobName=name)) is None:
+            reporter.record("glue job", name, Change.ABSENT)
+            return
+        clients.glue.delete_job(JobName=name)
+        reporter.record("glue job", name, Change.DELETED)
+
+
+def ensure_database(clients: Clients, reporter: Reporter, name: str, location: str) -> None:
+    """The database only: its tables and views are created by the catalog step, in one place."""
+    with aws_errors(f"Glue database {name}"):
+        if get_or_none(lambda: clients.glue.get_database(Name=name)) is not None:
+            reporter.record("glue database", name, Change.UNCHANGED)
+            return
+        clients.glue.create_database(
+            DatabaseInput={
+                "Name": name,
+                "Description": "Duff Beer orders reports (R6)",
+                "LocationUri": location,
+            }
+        )
+        reporter.record("glue database", name, Change.CREATED)
+
+
+def remove_database(clients: Clients, reporter: Reporter, name: str) -> None:
+    with aws_errors(f"Glue database {name}"):
+        if get_or_none(lambda: clients.glue.get_database(Name=name)) is None:
+            reporter.record("glue database", name, Change.ABSENT)
+            return
+        clients.glue.delete_database(Name=name)
+        reporter.record("glue database", name, Change.DELETED, "with its tables")
+
+
+def workgroup_configuration(names: StackNames, options: DeployOptions) -> dict[str, Any]:
+    return {
+        "ResultConfiguration": {
+            "OutputLocation": f"s3://{names.processed_bucket}/{naming.ATHENA_RESULTS_PREFIX}",
+            "EncryptionConfiguration": {"EncryptionOption": "SSE_S3"},
+        },
+        "EnforceWorkGroupConfiguration": True,
+        "PublishCloudWatchMetricsEnabled": True,
+        "BytesScannedCutoffPerQuery": options.athena_bytes_scanned_cutoff,
+        "EngineVersion": {"SelectedEngineVersion": "Athena engine version 3"},
+    }
+
+
+def _get_workgroup(athena: Any, name: str) -> dict[str, Any] | None:
+    try:
+        found = athena.get_work_group(WorkGroup=name).get("WorkGroup")
+        return dict(found) if found else None
+    except ClientError as e:
+        # Athena reports a missing workgroup as InvalidRequestException.
+        if error_code(e) in {"InvalidRequestException", "ResourceNotFoundException"}:
+            return None
+        raise
+
+
+def _comparable_workgroup(config: dict[str, Any]) -> dict[str, Any]:
+    result = config.get("ResultConfiguration", {})
+    return {
+        "output": result.get("OutputLocation"),
+        "encryption": result.get("EncryptionConfiguration", {}).get("EncryptionOption"),
+        "enforce": config.get("EnforceWorkGroupConfiguration"),
+        "cutoff": config.get("BytesScannedCutoffPerQuery"),
+        "metrics": config.get("PublishCloudWatchMetricsEnabled"),
+    }
+
+
+def ensure_workgroup(
+    clients: Clients,
+    reporter: Reporter,
+    name: str,
+    configuration: dict[str, Any],
+    tags: list[dict[str, str]],
+) -> None:
+    athena = clients.athena
+    with aws_errors(f"Athena workgroup {name}"):
+        current = _get_workgroup(athena, name)
+        if current is None:
+            athena.create_work_group(
+                Name=name,
+                Configuration=configuration,
+                Description="Duff Beer reports: enforced results location and scan cap",
+                Tags=tags,
+            )
+            reporter.record("athena workgroup", name, Change.CREATED)
+            return
+        if _comparable_workgroup(current.get("Configuration", {})) == _comparable_workgroup(
+            configuration
+        ):
+            reporter.record("athena workgroup", name, Change.UNCHANGED)
+            return
+        result = configuration["ResultConfiguration"]
+        athena.update_work_group(
+            WorkGroup=name,
+            ConfigurationUpdates={
+                "EnforceWorkGroupConfiguration": configuration["EnforceWorkGroupConfiguration"],
+                "PublishCloudWatchMetricsEnabled": configuration["PublishCloudWatchMetricsEnabled"],
+                "BytesScannedCutoffPerQuery": configuration["BytesScannedCutoffPerQuery"],
+                "ResultConfigurationUpdates": {
+                    "OutputLocation": result["OutputLocation"],
+                    "EncryptionConfiguration": result["EncryptionConfiguration"],
+                },
+            },
+        )
+        reporter.record("athena workgroup", name, Change.UPDATED)
+
+
+def remove_workgroup(clients: Clients, reporter: Reporter, name: str) -> None:
+    with aws_errors(f"Athena workgroup {name}"):
+        if _get_workgroup(clients.athena, name) is None:
+            reporter.record("athena workgroup", name, Change.ABSENT)
+            return
+        clients.athena.delete_work_group(WorkGroup=name, RecursiveDeleteOption=True)
+        reporter.record("athena workgroup", name, Change.DELETED)

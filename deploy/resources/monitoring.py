@@ -1,0 +1,223 @@
+"""SNS alert topic, CloudWatch log groups and alarms, and the Glue job failure rule."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from deploy import iam
+from deploy.core import Change, Clients, Reporter, aws_errors, canonical, get_or_none
+from deploy.stack import FUNCTIONS, StackArns, StackNames
+
+GLUE_FAILED_STATES = ("FAILED", "TIMEOUT", "ERROR")
+
+
+def ensure_topic(
+    clients: Clients, reporter: Reporter, arns: StackArns, tags: list[dict[str, str]]
+) -> str:
+    sns = clients.sns
+    name = arns.names.topic
+    with aws_errors(f"SNS topic {name}"):
+        existing = get_or_none(lambda: sns.get_topic_attributes(TopicArn=arns.topic))
+        # CreateTopic is idempotent for the same name and attributes and returns the ARN.
+        arn = str(sns.create_topic(Name=name, Tags=tags)["TopicArn"])
+        reporter.record("sns topic", name, Change.UNCHANGED if existing else Change.CREATED)
+        desired = iam.topic_policy(arns)
+        current = existing and existing["Attributes"].get("Policy")
+        if current and canonical(current) == canonical(desired):
+            reporter.record("sns topic policy", name, Change.UNCHANGED)
+        else:
+            sns.set_topic_attributes(
+                TopicArn=arn, AttributeName="Policy", AttributeValue=canonical(desired)
+            )
+            reporter.record(
+                "sns topic policy", name, Change.UPDATED if existing else Change.CREATED
+            )
+    return arn
+
+
+def remove_topic(clients: Clients, reporter: Reporter, arns: StackArns) -> None:
+    with aws_errors(f"SNS topic {arns.names.topic}"):
+        if get_or_none(lambda: clients.sns.get_topic_attributes(TopicArn=arns.topic)) is None:
+            reporter.record("sns topic", arns.names.topic, Change.ABSENT)
+            return
+        clients.sns.delete_topic(TopicArn=arns.topic)
+        reporter.record("sns topic", arns.names.topic, Change.DELETED)
+
+
+def ensure_log_group(
+    clients: Clients, reporter: Reporter, name: str, retention_days: int, tags: dict[str, str]
+) -> None:
+    logs = clients.logs
+    with aws_errors(f"log group {name}"):
+        found = [
+            group
+            for group in logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"]
+            if group["logGroupName"] == name
+        ]
+        if not found:
+            logs.create_log_group(logGroupName=name, tags=tags)
+            logs.put_retention_policy(logGroupName=name, retentionInDays=retention_days)
+            reporter.record("log group", name, Change.CREATED, f"{retention_days} days")
+        elif found[0].get("retentionInDays") != retention_days:
+            logs.put_retention_policy(logGroupName=name, retentionInDays=retention_days)
+            reporter.record("log group", name, Change.UPDATED, f"{retention_days} days")
+        else:
+            reporter.record("log group", name, Change.UNCHANGED)
+
+
+def remove_log_group(clients: Clients, reporter: Reporter, name: str) -> None:
+    with aws_errors(f"log group {name}"):
+        if get_or_none(lambda: clients.logs.delete_log_group(logGroupName=name)) is None:
+            reporter.record("log group", name, Change.ABSENT)
+        else:
+            reporter.record("log group", name, Change.DELETED)
+
+
+def alarm_specs(arns: StackArns) -> list[dict[str, Any]]:
+    """Every alarm of the stack as PutMetricAlarm parameters: any failure notifies the topic."""
+    names = arns.names
+    common = {
+        "Statistic": "Sum",
+        "Period": 300,
+        "EvaluationPeriods": 1,
+        "Threshold": 1.0,
+        "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        # No data means nothing ran, which is not a failure.
+        "TreatMissingData": "notBreaching",
+        "AlarmActions": [arns.topic],
+        "ActionsEnabled": True,
+    }
+    specs = [
+        {
+            "AlarmName": alarm,
+            "AlarmDescription": f"{names.state_machine}: {metric} >= 1 in 5 minutes",
+            "Namespace": "AWS/States",
+            "MetricName": metric,
+            "Dimensions": [{"Name": "StateMachineArn", "Value": arns.state_machine}],
+            **common,
+        }
+        for metric, alarm in names.state_machine_alarms.items()
+    ]
+    specs += [
+        {
+            "AlarmName": names.lambda_alarms[spec.key],
+            "AlarmDescription": f"{names.function(spec.key)}: Errors >= 1 in 5 minutes",
+            "Namespace": "AWS/Lambda",
+            "MetricName": "Errors",
+            "Dimensions": [{"Name": "FunctionName", "Value": names.function(spec.key)}],
+            **common,
+        }
+        for spec in FUNCTIONS
+    ]
+    return specs
+
+
+_ALARM_FIELDS = (
+    "AlarmDescription",
+    "Namespace",
+    "MetricName",
+    "Dimensions",
+    "Statistic",
+    "Period",
+    "EvaluationPeriods",
+    "Threshold",
+    "ComparisonOperator",
+    "TreatMissingData",
+    "AlarmActions",
+    "ActionsEnabled",
+)
+
+
+def ensure_alarms(clients: Clients, reporter: Reporter, arns: StackArns) -> None:
+    cloudwatch = clients.cloudwatch
+    specs = alarm_specs(arns)
+    with aws_errors("CloudWatch alarms"):
+        current = {
+            alarm["AlarmName"]: alarm
+            for alarm in cloudwatch.describe_alarms(
+                AlarmNames=[spec["AlarmName"] for spec in specs]
+            )["MetricAlarms"]
+        }
+    for spec in specs:
+        name = spec["AlarmName"]
+        existing = current.get(name)
+        if existing and all(
+            canonical(existing.get(key)) == canonical(spec[key]) for key in _ALARM_FIELDS
+        ):
+            reporter.record("cloudwatch alarm", name, Change.UNCHANGED)
+            continue
+        with aws_errors(f"CloudWatch alarm {name}"):
+            cloudwatch.put_metric_alarm(**spec)
+        reporter.record("cloudwatch alarm", name, Change.UPDATED if existing else Change.CREATED)
+
+
+def remove_alarms(clients: Clients, reporter: Reporter, names: StackNames) -> None:
+    with aws_errors("CloudWatch alarms"):
+        existing = {
+            alarm["AlarmName"]
+            for alarm in clients.cloudwatch.describe_alarms(AlarmNames=list(names.alarms))[
+                "MetricAlarms"
+            ]
+        }
+        if existing:
+            clients.cloudwatch.delete_alarms(AlarmNames=sorted(existing))
+    for name in names.alarms:
+        reporter.record(
+            "cloudwatch alarm", name, Change.DELETED if name in existing else Change.ABSENT
+        )
+
+
+def glue_failure_pattern(job_name: str) -> dict[str, Any]:
+    return {
+        "source": ["aws.glue"],
+        "detail-type": ["Glue Job State Change"],
+        "detail": {"jobName": [job_name], "state": list(GLUE_FAILED_STATES)},
+    }
+
+
+def ensure_glue_failure_rule(
+    clients: Clients, reporter: Reporter, arns: StackArns, tags: list[dict[str, str]]
+) -> None:
+    events = clients.events
+    name = arns.names.glue_failure_rule
+    pattern = glue_failure_pattern(arns.names.glue_job)
+    with aws_errors(f"EventBridge rule {name}"):
+        current = get_or_none(lambda: events.describe_rule(Name=name))
+        if (
+            current
+            and canonical(current.get("EventPattern", "{}")) == canonical(pattern)
+            and (current.get("State") == "ENABLED")
+        ):
+            reporter.record("eventbridge rule", name, Change.UNCHANGED)
+        else:
+            events.put_rule(
+                Name=name,
+                EventPattern=json.dumps(pattern),
+                State="ENABLED",
+                Description="Glue transform job failed, timed out or errored",
+                Tags=tags,
+            )
+            reporter.record("eventbridge rule", name, Change.UPDATED if current else Change.CREATED)
+        targets = events.list_targets_by_rule(Rule=name)["Targets"]
+        if [target["Arn"] for target in targets] == [arns.topic]:
+            reporter.record("eventbridge target", name, Change.UNCHANGED)
+        else:
+            events.put_targets(Rule=name, Targets=[{"Id": "alert-topic", "Arn": arns.topic}])
+            reporter.record(
+                "eventbridge target", name, Change.UPDATED if targets else Change.CREATED
+            )
+
+
+def remove_glue_failure_rule(clients: Clients, reporter: Reporter, names: StackNames) -> None:
+    events = clients.events
+    name = names.glue_failure_rule
+    with aws_errors(f"EventBridge rule {name}"):
+        if get_or_none(lambda: events.describe_rule(Name=name)) is None:
+            reporter.record("eventbridge rule", name, Change.ABSENT)
+            return
+        target_ids = [target["Id"] for target in events.list_targets_by_rule(Rule=name)["Targets"]]
+        if target_ids:
+            events.remove_targets(Rule=name, Ids=target_ids)
+        events.delete_rule(Name=name)
+        reporter.record("eventbridge rule", name, Change.DELETED)

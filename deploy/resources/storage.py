@@ -1,0 +1,271 @@
+"""S3: both buckets (encryption, public access block, TLS-only policy, lifecycle), the trigger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from deploy import iam
+from deploy.core import Change, Clients, Reporter, aws_errors, canonical, get_or_none
+from deploy.stack import DeployOptions, StackArns
+from duffbeer import naming
+
+_ENCRYPTION = {
+    "Rules": [
+        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}
+    ]
+}
+_PUBLIC_ACCESS_BLOCK = {
+    "BlockPublicAcls": True,
+    "IgnorePublicAcls": True,
+    "BlockPublicPolicy": True,
+    "RestrictPublicBuckets": True,
+}
+_OWNERSHIP = {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+_ABORT_UPLOADS_DAYS = 7
+
+
+def lifecycle_rules(options: DeployOptions, processed: bool) -> list[dict[str, Any]]:
+    """Incomplete uploads everywhere; temporary query results and quarantined files expire."""
+    rules: list[dict[str, Any]] = [
+        {
+            "ID": "abort-incomplete-multipart-uploads",
+            "Filter": {"Prefix": ""},
+            "Status": "Enabled",
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": _ABORT_UPLOADS_DAYS},
+        }
+    ]
+    if processed:
+        rules += [
+            {
+                "ID": "expire-athena-results",
+                "Filter": {"Prefix": naming.ATHENA_RESULTS_PREFIX},
+                "Status": "Enabled",
+                "Expiration": {"Days": options.athena_results_retention_days},
+            },
+            {
+                "ID": "expire-quarantine",
+                "Filter": {"Prefix": naming.QUARANTINE_PREFIX},
+                "Status": "Enabled",
+                "Expiration": {"Days": options.quarantine_retention_days},
+            },
+        ]
+    return rules
+
+
+def _bucket_exists(s3: Any, bucket: str) -> bool:
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return True
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") in {"404", "NoSuchBucket", "NotFound"}:
+            return False
+        raise
+
+
+def _ensure_setting(
+    reporter: Reporter, bucket: str, kind: str, *, current: Any, desired: Any, put: Any
+) -> None:
+    if current is not None and canonical(current) == canonical(desired):
+        reporter.record(kind, bucket, Change.UNCHANGED)
+        return
+    put()
+    reporter.record(kind, bucket, Change.CREATED if current is None else Change.UPDATED)
+
+
+def ensure_bucket(
+    clients: Clients,
+    reporter: Reporter,
+    options: DeployOptions,
+    arns: StackArns,
+    bucket: str,
+    *,
+    processed: bool,
+) -> None:
+    s3 = clients.s3
+    with aws_errors(f"S3 bucket {bucket}"):
+        if _bucket_exists(s3, bucket):
+            reporter.record("s3 bucket", bucket, Change.UNCHANGED)
+        else:
+            params: dict[str, Any] = {"Bucket": bucket}
+            if options.region != "us-east-1":
+                params["CreateBucketConfiguration"] = {"LocationConstraint": options.region}
+            s3.create_bucket(**params)
+            reporter.record("s3 bucket", bucket, Change.CREATED)
+
+        current_ownership = get_or_none(lambda: s3.get_bucket_ownership_controls(Bucket=bucket))
+        _ensure_setting(
+            reporter,
+            bucket,
+            "s3 object ownership",
+            current=current_ownership and current_ownership["OwnershipControls"],
+            desired=_OWNERSHIP,
+            put=lambda: s3.put_bucket_ownership_controls(
+                Bucket=bucket, OwnershipControls=_OWNERSHIP
+            ),
+        )
+        current_pab = get_or_none(lambda: s3.get_public_access_block(Bucket=bucket))
+        _ensure_setting(
+            reporter,
+            bucket,
+            "s3 public access block",
+            current=current_pab and current_pab["PublicAccessBlockConfiguration"],
+            desired=_PUBLIC_ACCESS_BLOCK,
+            put=lambda: s3.put_public_access_block(
+                Bucket=bucket, PublicAccessBlockConfiguration=_PUBLIC_ACCESS_BLOCK
+            ),
+        )
+        current_sse = get_or_none(lambda: s3.get_bucket_encryption(Bucket=bucket))
+        _ensure_setting(
+            reporter,
+            bucket,
+            "s3 default encryption",
+            current=current_sse and current_sse["ServerSideEncryptionConfiguration"],
+            desired=_ENCRYPTION,
+            put=lambda: s3.put_bucket_encryption(
+                Bucket=bucket, ServerSideEncryptionConfiguration=_ENCRYPTION
+            ),
+        )
+        if options.enforce_tls:
+            policy = iam.tls_only_bucket_policy(arns, bucket)
+            current_policy = get_or_none(lambda: s3.get_bucket_policy(Bucket=bucket))
+            _ensure_setting(
+                reporter,
+                bucket,
+                "s3 bucket policy",
+                current=current_policy and current_policy["Policy"],
+                desired=policy,
+                put=lambda: s3.put_bucket_policy(Bucket=bucket, Policy=canonical(policy)),
+            )
+        else:
+            reporter.record("s3 bucket policy", bucket, Change.SKIPPED, "plain-HTTP endpoint")
+        rules = lifecycle_rules(options, processed)
+        current_rules = get_or_none(lambda: s3.get_bucket_lifecycle_configuration(Bucket=bucket))
+        _ensure_setting(
+            reporter,
+            bucket,
+            "s3 lifecycle rules",
+            current=current_rules and _comparable_rules(current_rules["Rules"]),
+            desired=_comparable_rules(rules),
+            put=lambda: s3.put_bucket_lifecycle_configuration(
+                Bucket=bucket, LifecycleConfiguration={"Rules": rules}
+            ),
+        )
+
+
+def _comparable_rules(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # S3 may echo extra defaults; compare only the fields this stack sets.
+    keys = ("ID", "Filter", "Status", "Expiration", "AbortIncompleteMultipartUpload")
+    return sorted(
+        ({key: rule[key] for key in keys if key in rule} for rule in rules),
+        key=lambda rule: str(rule.get("ID")),
+    )
+
+
+def notification_configuration(function_arn: str) -> dict[str, Any]:
+    """New .csv objects in the input bucket start the pipeline (R2)."""
+    return {
+        "LambdaFunctionConfigurations": [
+            {
+                "Id": "start-etl-on-csv",
+                "LambdaFunctionArn": function_arn,
+                "Events": ["s3:ObjectCreated:*"],
+                "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": ".csv"}]}},
+            }
+        ]
+    }
+
+
+def _comparable_notification(config: dict[str, Any]) -> list[dict[str, Any]]:
+    result = []
+    for item in config.get("LambdaFunctionConfigurations", []):
+        rules = item.get("Filter", {}).get("Key", {}).get("FilterRules", [])
+        result.append(
+            {
+                "arn": item["LambdaFunctionArn"],
+                "events": sorted(item["Events"]),
+                "rules": sorted((rule["Name"].lower(), rule["Value"]) for rule in rules),
+            }
+        )
+    return result
+
+
+def ensure_notification(
+    clients: Clients, reporter: Reporter, bucket: str, function_arn: str
+) -> None:
+    s3 = clients.s3
+    desired = notification_configuration(function_arn)
+    with aws_errors(f"S3 notification on {bucket}"):
+        current = s3.get_bucket_notification_configuration(Bucket=bucket)
+        if _comparable_notification(current) == _comparable_notification(desired):
+            reporter.record("s3 notification", bucket, Change.UNCHANGED)
+            return
+        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=desired)
+        reporter.record(
+            "s3 notification",
+            bucket,
+            Change.UPDATED if current.get("LambdaFunctionConfigurations") else Change.CREATED,
+        )
+
+
+def _object_count(s3: Any, bucket: str) -> int:
+    versions = s3.list_object_versions(Bucket=bucket, MaxKeys=1)
+    return len(versions.get("Versions", [])) + len(versions.get("DeleteMarkers", []))
+
+
+def _empty_bucket(s3: Any, bucket: str) -> int:
+    deleted = 0
+    paginator = s3.get_paginator("list_object_versions")
+    for page in paginator.paginate(Bucket=bucket):
+        objects = [
+            {"Key": item["Key"], "VersionId": item["VersionId"]}
+            for item in page.get("Versions", []) + page.get("DeleteMarkers", [])
+        ]
+        if objects:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
+            deleted += len(objects)
+    return deleted
+
+
+def _delete_prefix(s3: Any, bucket: str, prefix: str) -> int:
+    deleted = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        objects = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if objects:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
+            deleted += len(objects)
+    return deleted
+
+
+def remove_bucket(
+    clients: Clients,
+    reporter: Reporter,
+    bucket: str,
+    *,
+    force: bool,
+    owned_prefixes: tuple[str, ...] = (),
+) -> bool:
+    """Delete the bucket; one holding data only with force. True when it is gone.
+
+    Objects under `owned_prefixes` (what deploy itself uploaded, e.g. artifacts/) are not
+    data: they are removed first, so a stack that never ran a batch is removed without force.
+    """
+    s3 = clients.s3
+    with aws_errors(f"S3 bucket {bucket}"):
+        if not _bucket_exists(s3, bucket):
+            reporter.record("s3 bucket", bucket, Change.ABSENT)
+            return True
+        for prefix in owned_prefixes:
+            deleted = _delete_prefix(s3, bucket, prefix)
+            if deleted:
+                reporter.record("s3 objects", f"{bucket}/{prefix}", Change.DELETED, f"{deleted}")
+        if _object_count(s3, bucket):
+            if not force:
+                reporter.record("s3 bucket", bucket, Change.KEPT, "holds objects; use --force")
+                return False
+            deleted = _empty_bucket(s3, bucket)
+            reporter.record("s3 objects", bucket, Change.DELETED, f"{deleted} object versions")
+        s3.delete_bucket(Bucket=bucket)
+        reporter.record("s3 bucket", bucket, Change.DELETED)
+        return True
