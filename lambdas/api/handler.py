@@ -128,7 +128,7 @@ def create_app(service: ReportService) -> APIGatewayRestResolver:
         return {"status": "ok", **service.backend.status()}
 
     @app.get("/openapi.json", include_in_schema=False)
-    def openapi() -> Response:
+    def openapi() -> Response[str]:
         return Response(
             status_code=HTTPStatus.OK.value,
             content_type=content_types.APPLICATION_JSON,
@@ -142,7 +142,11 @@ def create_app(service: ReportService) -> APIGatewayRestResolver:
     @app.exception_handler(RequestValidationError)
     def invalid_request(e: RequestValidationError) -> Response:
         fields = sorted({".".join(str(p) for p in err.get("loc", ())) for err in e.errors()})
-        return _error(HTTPStatus.BAD_REQUEST, f"invalid request parameters: {', '.join(fields)}")
+        # Every declared parameter is a string, so this is a parameter given more than once.
+        return _error(
+            HTTPStatus.BAD_REQUEST,
+            f"invalid request parameters: {', '.join(fields)} (each takes one value)",
+        )
 
     @app.exception_handler(ClientNotFoundError)
     def client_not_found(e: ClientNotFoundError) -> Response:
@@ -165,7 +169,11 @@ def create_app(service: ReportService) -> APIGatewayRestResolver:
         method = app.current_event.http_method
         path = app.current_event.path
         allowed = sorted({m for m, pattern in ROUTES if pattern.fullmatch(path)})
-        if allowed and method not in allowed:
+        if method in allowed:
+            # The path has a route's shape, but its parameter holds characters the router
+            # never matches (quotes, control characters): a malformed parameter.
+            return _error(HTTPStatus.BAD_REQUEST, f"malformed path parameter in {path!a}")
+        if allowed:
             return _error(
                 HTTPStatus.METHOD_NOT_ALLOWED,
                 f"{method} is not allowed on {path}; use {', '.join(allowed)}",

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Protocol, TypedDict
+from typing import Any, NotRequired, Protocol
+
+# pydantic (the OpenAPI schema of the responses) needs this TypedDict before Python 3.12.
+from typing_extensions import TypedDict
 
 from duffbeer import reports_sql
 from duffbeer.contract import STATUSES
@@ -58,13 +61,13 @@ class OrdersList(TypedDict):
     next_cursor: str | None
 
 
-class ClientReport(TypedDict, total=False):
+class ClientReport(TypedDict):
     client_id: int
     client_name: str
     totals: Figures
     by_status: list[StatusFigures]
     by_channel: list[ChannelFigures]
-    orders: OrdersList
+    orders: NotRequired[OrdersList]
 
 
 class Filters(TypedDict):

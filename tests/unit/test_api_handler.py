@@ -1,0 +1,359 @@
+"""The API handler end to end on API Gateway proxy events: routes, filters, every error, and
+injection attempts that must be refused before any query runs."""
+# ruff: noqa: E501  (the parameter tables read best one case per line)
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from duffbeer.errors import QueryError, QueryTimeoutError
+from duffbeer.reports_sql import BoundQuery
+from lambdas.api import handler as api_handler
+from lambdas.api.backends.duckdb_backend import DuckDBBackend
+from lambdas.api.params import encode_cursor
+from lambdas.api.queries import ReportService, Row
+from tests.unit.test_api_support import (
+    BUCKET,
+    api_event,
+    body,
+    filesystem,
+    load_event,
+    moto_endpoint,
+    s3_client,
+    write_reference_dataset,
+)
+
+pytestmark = pytest.mark.functional
+
+__all__ = ["moto_endpoint"]  # the fixture, re-exported for pytest
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str = "duffbeer-orders-api"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:duffbeer-orders-api"
+    aws_request_id: str = "52fdfc07-2182-454f-963f-5f0f9a621d72"
+
+
+class RecordingBackend:
+    """The real DuckDB backend, keeping every query that reached it."""
+
+    def __init__(self, inner: DuckDBBackend) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.queries: list[BoundQuery] = []
+
+    def fetch(self, queries: Sequence[BoundQuery]) -> list[list[Row]]:
+        self.queries.extend(queries)
+        return self.inner.fetch(queries)
+
+    def status(self) -> dict[str, Any]:
+        return self.inner.status()
+
+
+class FailingBackend:
+    name = "failing"
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def fetch(self, queries: Sequence[BoundQuery]) -> list[list[Row]]:
+        raise self.error
+
+    def status(self) -> dict[str, Any]:
+        return {"backend": self.name}
+
+
+@pytest.fixture(scope="module")
+def backend(moto_endpoint: str) -> RecordingBackend:
+    write_reference_dataset(moto_endpoint)
+    return RecordingBackend(
+        DuckDBBackend(
+            bucket=BUCKET,
+            check_interval_s=60,
+            s3_client=s3_client(moto_endpoint),
+            filesystem=filesystem(moto_endpoint),
+            background=False,
+        )
+    )
+
+
+@pytest.fixture
+def call(backend: RecordingBackend) -> Iterator[Any]:
+    app = api_handler.create_app(ReportService(backend))
+    backend.queries.clear()
+
+    def resolve(event: dict[str, Any]) -> dict[str, Any]:
+        response: dict[str, Any] = app.resolve(event, FakeLambdaContext())
+        return response
+
+    yield resolve
+
+
+def test_lambda_entry_point_answers_the_sample_events(
+    moto_endpoint: str, backend: RecordingBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the Lambda's environment in local mode (the dataset is already in the bucket)
+    for name, value in {
+        "QUERY_BACKEND": "duckdb",
+        "PROCESSED_BUCKET": BUCKET,
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "POWERTOOLS_METRICS_NAMESPACE": "DuffBeerTest",
+        "POWERTOOLS_SERVICE_NAME": "orders-api",
+    }.items():
+        monkeypatch.setenv(name, value)
+    api_handler.default_app.cache_clear()
+    try:
+        # When the sample events are handled by the Lambda handler itself
+        client = api_handler.handler(load_event("api_get_orders_client.json"), FakeLambdaContext())
+        products = api_handler.handler(
+            load_event("api_get_sales_by_product.json"), FakeLambdaContext()
+        )
+        statuses = api_handler.handler(
+            load_event("api_get_order_status_report.json"), FakeLambdaContext()
+        )
+        health = api_handler.handler(load_event("api_get_health.json"), FakeLambdaContext())
+    finally:
+        api_handler.default_app.cache_clear()
+    # Then each answers 200 with JSON built from the published batches
+    assert [r["statusCode"] for r in (client, products, statuses, health)] == [200] * 4
+    assert client["multiValueHeaders"]["Content-Type"] == ["application/json"]
+    assert body(client)["totals"] == {"orders": 2, "lines": 3, "units": 22, "sales": 49.0}
+    assert body(client)["orders"]["next_cursor"] == encode_cursor(5678)
+    assert [p["product_id"] for p in body(products)["products"]] == [105, 103, 102]
+    assert body(statuses)["total_orders"] == 2
+    assert body(health)["status"] == "ok"
+    assert body(health)["backend"] == "duckdb"
+
+
+def test_client_route_without_orders(call: Any) -> None:
+    # When client 1002 is asked for
+    response = call(api_event("/orders/1002"))
+    # Then its figures come back without an orders list
+    assert response["statusCode"] == 200
+    assert body(response) == {
+        "client_id": 1002,
+        "client_name": "Kwik-E-Mart",
+        "totals": {"orders": 1, "lines": 1, "units": 10, "sales": 20.0},
+        "by_status": [{"status": "delivered", "orders": 1, "lines": 1, "units": 10, "sales": 20.0}],
+        "by_channel": [{"channel": "B2B", "orders": 1, "lines": 1, "units": 10, "sales": 20.0}],
+    }
+
+
+def test_second_page_of_orders_through_the_cursor(call: Any) -> None:
+    # Given the first page's cursor
+    first = body(call(api_event("/orders/1001", query={"include": ["orders"], "limit": ["1"]})))
+    # When the next page is asked for with it
+    second = body(
+        call(
+            api_event(
+                "/orders/1001",
+                query={"include": ["orders"], "limit": ["1"], "cursor": [first["orders"]["next_cursor"]]},
+            )
+        )
+    )
+    # Then it holds the following order and ends the listing
+    assert [o["order_id"] for o in second["orders"]["items"]] == [5690]
+    assert second["orders"]["next_cursor"] is None
+
+
+def test_filters_on_status_report_and_lowercase_known_channel(call: Any) -> None:
+    # When the status report is filtered to the 11th and channel "b2b" in lower case
+    response = call(
+        api_event(
+            "/order-status-report",
+            query={"channel": ["b2b"], "date_from": ["2026-01-11"], "date_to": ["2026-01-11"]},
+        )
+    )
+    # Then the channel is read as the canonical B2B and only order 5679 counts
+    assert response["statusCode"] == 200
+    assert body(response) == {
+        "filters": {"channel": "B2B", "date_from": "2026-01-11", "date_to": "2026-01-11"},
+        "total_orders": 1,
+        "statuses": [
+            {"status": "created", "orders": 0, "lines": 0, "sales": 0.0, "share_of_orders": 0.0},
+            {"status": "delivered", "orders": 1, "lines": 1, "sales": 20.0, "share_of_orders": 1.0},
+            {"status": "broken", "orders": 0, "lines": 0, "sales": 0.0, "share_of_orders": 0.0},
+        ],
+    }
+
+
+def test_an_unknown_but_well_formed_channel_is_an_empty_report(call: Any) -> None:
+    response = call(api_event("/sales-by-product", query={"channel": ["Drive Thru"]}))
+    assert response["statusCode"] == 200
+    assert body(response)["products"] == []
+
+
+def test_unknown_client_is_404(call: Any) -> None:
+    response = call(api_event("/orders/424242"))
+    assert response["statusCode"] == 404
+    assert body(response) == {
+        "status": 404,
+        "error": "Not Found",
+        "message": "client 424242 has no current order lines",
+    }
+
+
+@pytest.mark.parametrize("path", ["/nope", "/orders", "/orders/1001/lines", "/sales-by-product/x"])
+def test_unknown_route_is_404(call: Any, path: str) -> None:
+    response = call(api_event(path))
+    assert response["statusCode"] == 404
+    assert body(response)["message"] == f"no route GET {path}"
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+def test_wrong_method_is_405(call: Any, method: str) -> None:
+    response = call(api_event("/sales-by-product", method=method))
+    assert response["statusCode"] == 405
+    assert response["multiValueHeaders"]["Allow"] == ["GET"]
+    assert body(response)["message"] == f"{method} is not allowed on /sales-by-product; use GET"
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "message"),
+    [
+        ("/orders/abc", None, "client_id must be a positive integer up to 2147483647, got 'abc'"),
+        ("/orders/0", None, "client_id must be a positive integer up to 2147483647, got '0'"),
+        ("/orders/-5", None, "client_id must be a positive integer up to 2147483647, got '-5'"),
+        ("/orders/1.5", None, "client_id must be a positive integer up to 2147483647, got '1.5'"),
+        (
+            "/orders/2147483648",
+            None,
+            "client_id must be a positive integer up to 2147483647, got '2147483648'",
+        ),
+        ("/sales-by-product", {"date_from": ["2026-13-01"]}, "date_from is not a calendar date: '2026-13-01'"),
+        ("/sales-by-product", {"date_to": ["2026-1-1"]}, "date_to must be a date as YYYY-MM-DD, got '2026-1-1'"),
+        (
+            "/order-status-report",
+            {"date_from": ["2026-02-01"], "date_to": ["2026-01-01"]},
+            "date_from (2026-02-01) is after date_to (2026-01-01)",
+        ),
+        (
+            "/order-status-report",
+            {"chanel": ["Retail"]},
+            "unknown query parameter 'chanel'; this route accepts channel, date_from, date_to",
+        ),
+        (
+            "/sales-by-product",
+            {"channel": ["Retail", "B2B"]},
+            "invalid request parameters: query.channel (each takes one value)",
+        ),
+        ("/orders/1001", {"include": ["lines"]}, "include accepts only 'orders', got 'lines'"),
+        ("/orders/1001", {"limit": ["5"]}, "limit and cursor apply only with include=orders"),
+        ("/orders/1001", {"include": ["orders"], "limit": ["0"]}, "limit must be an integer from 1 to 500, got '0'"),
+        ("/orders/1001", {"include": ["orders"], "cursor": ["bm9wZQ"]}, "cursor is not one this API returned: 'bm9wZQ'"),
+    ],
+)
+def test_malformed_parameters_are_400(
+    call: Any, backend: RecordingBackend, path: str, query: dict[str, list[str]] | None, message: str
+) -> None:
+    response = call(api_event(path, query=query))
+    assert response["statusCode"] == 400
+    assert body(response) == {"status": 400, "error": "Bad Request", "message": message}
+    assert backend.queries == []
+
+
+INJECTIONS = [
+    "1001' OR '1'='1",
+    "1001; DROP TABLE order_lines",
+    "1001 -- comment",
+    "1001/*x*/",
+    "Retail'--",
+    "Retail -- x",
+    "Retail;",
+    '"Retail"',
+    "\uff11\uff10\uff10\uff11",  # fullwidth digits 1001
+    "\u0661\u0660\u0660\u0661",  # Arabic-Indic digits 1001
+    "Ret\u0430il",  # Cyrillic a
+    "Retail\u0000",
+    "2026-01-01' OR 1=1 --",
+    "\uff12\uff10\uff12\uff16-01-01",  # fullwidth year
+]
+
+
+@pytest.mark.parametrize("value", INJECTIONS)
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/orders/{}", None),
+        ("/sales-by-product", "channel"),
+        ("/sales-by-product", "date_from"),
+        ("/order-status-report", "date_to"),
+        ("/order-status-report", "channel"),
+        ("/orders/1001", "limit"),
+        ("/orders/1001", "cursor"),
+        ("/orders/1001", "include"),
+    ],
+)
+def test_injection_attempts_are_400_and_never_reach_a_query(
+    call: Any, backend: RecordingBackend, value: str, path: str, name: str | None
+) -> None:
+    # Given a hostile value in a path or query parameter
+    if name is None:
+        event = api_event(path.format(value))
+    else:
+        query = {name: [value]}
+        if name in ("limit", "cursor"):
+            query["include"] = ["orders"]
+        event = api_event(path, query=query)
+    # When the request is handled
+    response = call(event)
+    # Then it is refused as a bad request (a "/" in a path parameter makes another path,
+    # which no route has) and no query ran
+    expected = 404 if name is None and "/" in value else 400
+    assert response["statusCode"] == expected
+    assert backend.queries == []
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "message"),
+    [
+        (QueryError("Athena query q-1 ended FAILED: SYNTAX_ERROR"), 502, "the report query failed"),
+        (QueryTimeoutError("q-1 did not finish"), 504, "the report query took too long; try again"),
+    ],
+)
+def test_query_failures_map_to_gateway_errors(error: Exception, status: int, message: str) -> None:
+    app = api_handler.create_app(ReportService(FailingBackend(error)))
+    response = app.resolve(api_event("/sales-by-product"), FakeLambdaContext())
+    assert response["statusCode"] == status
+    assert body(response)["message"] == message
+
+
+def test_unexpected_error_is_500_without_a_stack_trace() -> None:
+    app = api_handler.create_app(ReportService(FailingBackend(RuntimeError("secret detail"))))
+    response = app.resolve(api_event("/order-status-report"), FakeLambdaContext())
+    assert response["statusCode"] == 500
+    assert body(response) == {
+        "status": 500,
+        "error": "Internal Server Error",
+        "message": "internal error (request 6f0e8a52-1b7c-4d9e-9a3f-2c5d8e7b1a40)",
+    }
+    assert "Traceback" not in response["body"]
+    assert "secret detail" not in response["body"]
+
+
+def test_openapi_document_lists_the_routes_and_parameters(call: Any) -> None:
+    response = call(api_event("/openapi.json"))
+    document = body(response)
+    assert response["statusCode"] == 200
+    assert document["info"]["title"] == "Duff Beer orders reports"
+    assert sorted(document["paths"]) == [
+        "/health",
+        "/order-status-report",
+        "/orders/{client_id}",
+        "/sales-by-product",
+    ]
+    sales = document["paths"]["/sales-by-product"]["get"]
+    assert [p["name"] for p in sales["parameters"]] == ["channel", "date_from", "date_to"]
+    client = document["paths"]["/orders/{client_id}"]["get"]
+    assert [(p["name"], p["in"]) for p in client["parameters"]] == [
+        ("client_id", "path"),
+        ("include", "query"),
+        ("limit", "query"),
+        ("cursor", "query"),
+    ]
