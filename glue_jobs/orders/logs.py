@@ -28,6 +28,16 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, sort_keys=False)
 
 
+class StdoutHandler(logging.Handler):
+    """Writes to whatever sys.stdout is at the time (test runners swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stdout.write(self.format(record) + "\n")
+        except Exception:
+            self.handleError(record)
+
+
 class JobLogger(logging.LoggerAdapter[logging.Logger]):
     """Adds the run's keys (batch_id, run_id) and any `fields=` of a call to the JSON line."""
 
@@ -43,7 +53,7 @@ def job_logger(keys: Mapping[str, str]) -> JobLogger:
     """The job's logger; configured once per process (stdout, JSON, INFO)."""
     logger = logging.getLogger(LOGGER_NAME)
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stdout)
+        handler = StdoutHandler()
         handler.setFormatter(JsonFormatter())
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
