@@ -1,0 +1,1 @@
+"""The failure path: quarantine the input object of a failed run with an error report."""

@@ -1,0 +1,136 @@
+"""Copy a failed run's input to quarantine/<batch_id>/<run_id>/ with a machine-readable report.
+
+The copy goes to the PROCESSED bucket, so the input bucket's ObjectCreated notification can
+never fire for it; the original stays where it was uploaded (a corrected re-upload of the
+same key replaces the batch). The report names the error the way the state machine caught
+it (`error`, e.g. `MissingColumnsError` or `States.TaskFailed`) and, where the cause allows,
+the project exception behind it (`reason`) with its message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
+
+from duffbeer import errors, naming
+
+logger = Logger(child=True)
+
+REPORT_VERSION = 1
+_ERROR_CLASS = re.compile(r"\b([A-Z][A-Za-z]+Error)\b")
+
+
+@dataclass(frozen=True)
+class FailedRun:
+    """What the state machine knows about the failure (its Catch output and the input)."""
+
+    batch_id: str
+    run_id: str
+    bucket: str
+    key: str
+    version_id: str | None
+    event_time: str
+    error: str
+    cause: str
+
+
+@dataclass(frozen=True)
+class QuarantineResult:
+    location: str | None  # s3:// URI of the copy; None when the input could not be copied
+    report: str  # s3:// URI of error.json
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _project_error(name: str) -> bool:
+    candidate = getattr(errors, name, None)
+    return isinstance(candidate, type) and issubclass(candidate, errors.DuffBeerError)
+
+
+def explain(error: str, cause: str) -> tuple[str, str]:
+    """(reason, message) from a Catch's Error and Cause.
+
+    A Lambda error's cause is its JSON error payload (errorType, errorMessage); a Glue job
+    failure is `States.TaskFailed` with the JobRun as cause, whose ErrorMessage carries the
+    job's exception (`RejectThresholdExceededError: ...`). Anything else is kept as given.
+    """
+    try:
+        payload = json.loads(cause)
+    except (TypeError, ValueError):
+        payload = None
+    if isinstance(payload, dict):
+        if "errorType" in payload:
+            return str(payload["errorType"]), str(payload.get("errorMessage", ""))
+        if "ErrorMessage" in payload:
+            message = str(payload["ErrorMessage"])
+            found = [name for name in _ERROR_CLASS.findall(message) if _project_error(name)]
+            return (found[0] if found else error), message
+    return error, cause or ""
+
+
+def _file_name(key: str) -> str:
+    name = key.rsplit("/", 1)[-1] or "input"
+    # Never let an input named like the report overwrite it.
+    return f"input-{name}" if name == naming.ERROR_REPORT_FILE else name
+
+
+def quarantine(
+    failed: FailedRun, *, processed_bucket: str, client: Any, now: datetime
+) -> QuarantineResult:
+    """Copy the input (if it still exists) and write error.json next to it."""
+    prefix = naming.quarantine_prefix(failed.batch_id, failed.run_id)
+    copy_key = f"{prefix}{_file_name(failed.key)}"
+    report_key = f"{prefix}{naming.ERROR_REPORT_FILE}"
+    source: dict[str, str] = {"Bucket": failed.bucket, "Key": failed.key}
+    if failed.version_id:
+        source["VersionId"] = failed.version_id
+
+    copy_error: str | None = None
+    try:
+        # The managed copy switches to multipart above 5 GB, the single-request limit.
+        client.copy(source, processed_bucket, copy_key)
+    except ClientError as e:
+        code = e.response.get("Error", {}).get("Code", "")
+        if code not in ("NoSuchKey", "404", "NoSuchVersion"):
+            raise
+        copy_error = f"the input object no longer exists ({code})"
+        logger.warning("Input object is gone; writing the report only", extra={"code": code})
+
+    reason, message = explain(failed.error, failed.cause)
+    location = None if copy_error else f"s3://{processed_bucket}/{copy_key}"
+    report = {
+        "report_version": REPORT_VERSION,
+        "batch_id": failed.batch_id,
+        "run_id": failed.run_id,
+        "error": failed.error,
+        "reason": reason,
+        "message": message,
+        "cause": failed.cause,
+        "source": {
+            "bucket": failed.bucket,
+            "key": failed.key,
+            "version_id": failed.version_id,
+            "event_time": failed.event_time,
+            "uri": f"s3://{failed.bucket}/{failed.key}",
+        },
+        "quarantined_object": location,
+        "copy_error": copy_error,
+        "quarantined_at": now.isoformat(),
+    }
+    client.put_object(
+        Bucket=processed_bucket,
+        Key=report_key,
+        Body=json.dumps(report, indent=2, sort_keys=True).encode("utf-8"),
+        ContentType="application/json",
+    )
+    return QuarantineResult(
+        location=location, report=f"s3://{processed_bucket}/{report_key}", reason=reason
+    )
