@@ -38,6 +38,15 @@ INIT_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
+class LayerSpec:
+    """One layer version attached to a function: its zip is mounted like /opt."""
+
+    arn: str
+    code_zip: bytes = field(repr=False)
+    code_sha256: str
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     """What local mode needs to know about one deployed function (read from moto's model)."""
 
@@ -52,6 +61,7 @@ class FunctionSpec:
     region: str = "us-east-1"
     runtime: str = "python3.11"
     version: str = "$LATEST"
+    layers: tuple[LayerSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -173,24 +183,25 @@ class LambdaRuntime:
         self._pools: dict[tuple[str, ...], _Pool] = {}
         self._lock = threading.Lock()
         self._closed = False
-        self._code_dir = settings.state_dir / "lambda" / "code"
+        self._lambda_dir = settings.state_dir / "lambda"
         self._log_dir = settings.state_dir / "logs" / "lambda"
 
     # Code and environment ---------------------------------------------------------------
 
-    def code_path(self, spec: FunctionSpec) -> Path:
-        """The extracted code of `spec`, extracting it on first use (atomic rename)."""
-        target = self._code_dir / spec.code_sha256[:24]
+    def _extract(self, folder: str, digest: str, archive_bytes: bytes, what: str) -> Path:
+        """Extract a zip once per content hash (atomic rename, safe between threads)."""
+        root = self._lambda_dir / folder
+        target = root / digest[:24]
         if target.is_dir():
             return target
-        self._code_dir.mkdir(parents=True, exist_ok=True)
-        staging = self._code_dir / f".{target.name}.{uuid.uuid4().hex}"
+        root.mkdir(parents=True, exist_ok=True)
+        staging = root / f".{target.name}.{uuid.uuid4().hex}"
         try:
-            with zipfile.ZipFile(io.BytesIO(spec.code_zip)) as archive:
+            with zipfile.ZipFile(io.BytesIO(archive_bytes)) as archive:
                 archive.extractall(staging)
         except zipfile.BadZipFile as e:
             shutil.rmtree(staging, ignore_errors=True)
-            raise ConfigurationError(f"function {spec.name}: its code is not a zip file") from e
+            raise ConfigurationError(f"{what}: the code is not a zip file") from e
         try:
             staging.rename(target)
         except OSError:
@@ -198,10 +209,26 @@ class LambdaRuntime:
             shutil.rmtree(staging, ignore_errors=True)
         return target
 
+    def code_path(self, spec: FunctionSpec) -> Path:
+        """The function's extracted code (Lambda's /var/task)."""
+        return self._extract("code", spec.code_sha256, spec.code_zip, f"function {spec.name}")
+
+    def layer_paths(self, spec: FunctionSpec) -> list[Path]:
+        """Import paths of the function's layers, in order (Lambda's /opt/python and /opt)."""
+        paths: list[Path] = []
+        for layer in spec.layers:
+            root = self._extract("layers", layer.code_sha256, layer.code_zip, f"layer {layer.arn}")
+            paths += [root / "python", root]
+        return paths
+
     def environment(
         self, spec: FunctionSpec, code: Path, overrides: Mapping[str, str] | None = None
     ) -> dict[str, str]:
-        """The worker's environment: function variables, then the reserved ones Lambda sets."""
+        """The worker's environment: function variables, then the reserved ones Lambda sets.
+
+        PYTHONPATH is the code, then the layers; the interpreter's own site-packages come
+        last and stand for the Lambda runtime's libraries (boto3) and the local query engine.
+        """
         env: dict[str, str] = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LANG": "C.UTF-8",
@@ -211,7 +238,9 @@ class LambdaRuntime:
         env.update(overrides or {})
         env.update(
             {
-                "PYTHONPATH": str(code),
+                "PYTHONPATH": os.pathsep.join(
+                    [str(code), *(str(p) for p in self.layer_paths(spec))]
+                ),
                 "PYTHONUNBUFFERED": "1",
                 "LAMBDA_TASK_ROOT": str(code),
                 "_HANDLER": spec.handler,

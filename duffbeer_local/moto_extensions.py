@@ -21,6 +21,8 @@ bound (`bind`/`unbind`, done by `LocalAwsServer`), otherwise moto behaves as shi
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import inspect
 import threading
@@ -41,7 +43,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
 
 from duffbeer.errors import LocalModeError
 from duffbeer_local.glue_runner import GlueRunSpec, GlueRuntime
-from duffbeer_local.lambda_runner import FunctionSpec, LambdaRuntime
+from duffbeer_local.lambda_runner import FunctionSpec, LambdaRuntime, LayerSpec
 
 SUPPORTED_MOTO_VERSION = "5.2.5"
 DEFAULT_ACCOUNT_ID = "123456789012"
@@ -83,6 +85,31 @@ def _source(obj: Any) -> str:
 # Lambda -----------------------------------------------------------------------------------
 
 
+def _code_digest(function: Any) -> str:
+    """Hex SHA-256 of a zip: moto keeps it base64-encoded (CodeSha256); else hash the bytes."""
+    encoded = getattr(function, "code_sha_256", "")
+    try:
+        digest = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        digest = b""
+    if len(digest) != hashlib.sha256().digest_size:
+        return hashlib.sha256(function.code_bytes).hexdigest()
+    return digest.hex()
+
+
+def _layers(function: Any) -> tuple[LayerSpec, ...]:
+    backend = lambda_models.lambda_backends[function.account_id][function.region]
+    layers = []
+    for attached in function.layers or []:
+        version = backend.layers_versions_by_arn(attached["Arn"])
+        if version is None:
+            raise LocalModeError(
+                f"function {function.function_name}: layer {attached['Arn']} is gone"
+            )
+        layers.append(LayerSpec(version.arn, version.code_bytes, _code_digest(version)))
+    return tuple(layers)
+
+
 def function_spec(function: Any) -> FunctionSpec:
     """A FunctionSpec from moto's LambdaFunction model."""
     code: bytes = function.code_bytes
@@ -91,13 +118,14 @@ def function_spec(function: Any) -> FunctionSpec:
         arn=function.function_arn,
         handler=function.handler,
         code_zip=code,
-        code_sha256=hashlib.sha256(code).hexdigest(),
+        code_sha256=_code_digest(function),
         environment={str(k): str(v) for k, v in (function.environment_vars or {}).items()},
         timeout_seconds=float(function.timeout),
         memory_mb=int(function.memory_size),
         region=function.region,
         runtime=function.run_time or "python3.11",
         version=str(function.version),
+        layers=_layers(function),
     )
 
 
@@ -132,6 +160,12 @@ def _check_lambda() -> Any:
     ):
         _require(attribute in init, f"LambdaFunction no longer sets {attribute}")
     _require(hasattr(models, "lambda_backends"), "moto.awslambda.models.lambda_backends is missing")
+    _require(
+        hasattr(models.LambdaBackend, "layers_versions_by_arn")
+        and "self.code_bytes" in _source(models.LayerVersion.__init__),
+        "LambdaBackend.layers_versions_by_arn / LayerVersion.code_bytes missing",
+    )
+    _require("self.layers" in init, "LambdaFunction no longer sets self.layers")
     return cls
 
 
