@@ -1,0 +1,1 @@
+"""The Catalog step: Glue tables, Athena views and the batch's partitions."""
