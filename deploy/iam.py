@@ -98,6 +98,7 @@ def lambda_policy(key: str, arns: StackArns) -> Document:
     names = arns.names
     statements: list[Document] = [_lambda_logs(arns, key)]
     if key == "start_etl":
+        # The S3 event carries everything the execution input needs: no S3 access at all.
         statements += [
             _allow("StartOneExecutionPerObject", ["states:StartExecution"], [arns.state_machine]),
         ]
@@ -119,11 +120,12 @@ def lambda_policy(key: str, arns: StackArns) -> Document:
             ),
         ]
     elif key == "catalog_batch":
+        # Reads the batch manifest; partitions point at the locations it lists.
         statements += [
             _allow(
                 "ReadManifests",
                 ["s3:GetObject"],
-                _processed_objects(arns, naming.MANIFESTS_PREFIX, naming.RUNS_PREFIX),
+                _processed_objects(arns, naming.MANIFESTS_PREFIX),
             ),
             _allow(
                 "MaintainCatalog",
@@ -132,6 +134,7 @@ def lambda_policy(key: str, arns: StackArns) -> Document:
             ),
         ]
     elif key == "quarantine_batch":
+        # A server-side copy of the input plus error.json; nothing else in either bucket.
         statements += [
             _read_input(arns),
             _allow(
@@ -193,8 +196,8 @@ def glue_policy(arns: StackArns) -> Document:
     return _document(
         _allow("ReadInput", ["s3:GetObject"], [arns.objects(names.input_bucket)]),
         _allow(
-            "ListBuckets",
-            ["s3:ListBucket"],
+            "ListAndLocateBuckets",
+            ["s3:ListBucket", "s3:GetBucketLocation"],
             [arns.bucket(names.input_bucket), arns.bucket(names.processed_bucket)],
         ),
         _allow(
@@ -204,12 +207,17 @@ def glue_policy(arns: StackArns) -> Document:
                 arns, naming.ARTIFACTS_PREFIX, naming.MANIFESTS_PREFIX, naming.RUNS_PREFIX
             ),
         ),
-        # Spark's output committer and the write-then-rename of manifests delete their
-        # own temporary objects, hence DeleteObject on the two prefixes the job writes.
         _allow(
             "WriteRunsAndManifests",
-            ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+            ["s3:PutObject", "s3:AbortMultipartUpload"],
             _processed_objects(arns, naming.RUNS_PREFIX, naming.MANIFESTS_PREFIX),
+        ),
+        # Spark's output committer deletes its own temporary objects under the run's
+        # prefix; manifests are single PUTs on S3 and are never deleted by the job.
+        _allow(
+            "CleanUpRunTemporaries",
+            ["s3:DeleteObject"],
+            _processed_objects(arns, naming.RUNS_PREFIX),
         ),
         _allow(
             "CreateSharedGlueLogGroups",

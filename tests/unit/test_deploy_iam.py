@@ -1,0 +1,194 @@
+"""The stack's IAM documents, evaluated by moto's policy engine (not by the code under test)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from moto.iam.access_control import IAMPolicy, PermissionResult
+
+from deploy import iam
+from deploy.stack import StackArns, StackNames
+
+ACCOUNT = "111122223333"
+REGION = "eu-west-1"
+ARNS = StackArns(StackNames.build(), ACCOUNT, REGION)
+ROLES = iam.role_documents(ARNS)
+
+INPUT_OBJECT = "arn:aws:s3:::duffbeer-input-orders/incoming/orders.csv"
+RUN_OBJECT = "arn:aws:s3:::duffbeer-processed-orders/runs/b-1/r-1/order_lines/x.parquet"
+MANIFEST = "arn:aws:s3:::duffbeer-processed-orders/manifests/b-1.json"
+QUARANTINE_OBJECT = "arn:aws:s3:::duffbeer-processed-orders/quarantine/b-1/r-1/orders.csv"
+ATHENA_RESULT = "arn:aws:s3:::duffbeer-processed-orders/athena-results/q-1.csv"
+ARTIFACT = "arn:aws:s3:::duffbeer-processed-orders/artifacts/glue/transform_orders.py"
+STATE_MACHINE = "arn:aws:states:eu-west-1:111122223333:stateMachine:duffbeer-orders-etl"
+WORKGROUP = "arn:aws:athena:eu-west-1:111122223333:workgroup/duffbeer-reports"
+ORDER_LINES_TABLE = "arn:aws:glue:eu-west-1:111122223333:table/duffbeer_reports/order_lines"
+OTHER_TABLE = "arn:aws:glue:eu-west-1:111122223333:table/other_db/order_lines"
+
+
+def _allowed(role: str, action: str, resource: str) -> bool:
+    _, policy = ROLES[role]
+    result = IAMPolicy(json.dumps(policy)).is_action_permitted(action, resource)
+    return bool(result == PermissionResult.PERMITTED)
+
+
+def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(document["Statement"])
+
+
+def test_one_role_per_function_plus_glue_and_state_machine() -> None:
+    assert sorted(ROLES) == sorted(
+        [
+            "duffbeer-start-etl-role",
+            "duffbeer-validate-orders-role",
+            "duffbeer-publish-batch-role",
+            "duffbeer-catalog-batch-role",
+            "duffbeer-quarantine-batch-role",
+            "duffbeer-orders-api-role",
+            "duffbeer-glue-role",
+            "duffbeer-states-role",
+        ]
+    )
+
+
+def test_trust_policies_name_one_service_each() -> None:
+    principals = {
+        role: [s["Principal"]["Service"] for s in _statements(trust)]
+        for role, (trust, _) in ROLES.items()
+    }
+    assert principals["duffbeer-start-etl-role"] == ["lambda.amazonaws.com"]
+    assert principals["duffbeer-orders-api-role"] == ["lambda.amazonaws.com"]
+    assert principals["duffbeer-glue-role"] == ["glue.amazonaws.com"]
+    assert principals["duffbeer-states-role"] == ["states.amazonaws.com"]
+    states_trust, _ = ROLES["duffbeer-states-role"]
+    assert states_trust["Statement"][0]["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": ACCOUNT}
+    }
+
+
+def test_no_wildcard_actions_and_star_resources_only_where_aws_requires_them() -> None:
+    star_resource_sids = set()
+    for _, policy in ROLES.values():
+        for statement in _statements(policy):
+            assert statement["Effect"] == "Allow"
+            for action in statement["Action"]:
+                assert "*" not in action, action
+            if "*" in statement["Resource"]:
+                star_resource_sids.add(statement["Sid"])
+    assert star_resource_sids == {"PublishJobMetrics", "DeliverExecutionLogs"}
+
+
+@pytest.mark.parametrize(
+    ("role", "action", "resource"),
+    [
+        ("duffbeer-start-etl-role", "states:StartExecution", STATE_MACHINE),
+        ("duffbeer-validate-orders-role", "s3:GetObject", INPUT_OBJECT),
+        ("duffbeer-publish-batch-role", "s3:GetObject", MANIFEST),
+        ("duffbeer-publish-batch-role", "s3:DeleteObject", RUN_OBJECT),
+        ("duffbeer-catalog-batch-role", "s3:GetObject", MANIFEST),
+        ("duffbeer-catalog-batch-role", "glue:BatchCreatePartition", ORDER_LINES_TABLE),
+        ("duffbeer-quarantine-batch-role", "s3:GetObject", INPUT_OBJECT),
+        ("duffbeer-quarantine-batch-role", "s3:PutObject", QUARANTINE_OBJECT),
+        ("duffbeer-orders-api-role", "athena:StartQueryExecution", WORKGROUP),
+        ("duffbeer-orders-api-role", "glue:GetTable", ORDER_LINES_TABLE),
+        ("duffbeer-orders-api-role", "s3:GetObject", RUN_OBJECT),
+        ("duffbeer-orders-api-role", "s3:PutObject", ATHENA_RESULT),
+        ("duffbeer-glue-role", "s3:GetObject", INPUT_OBJECT),
+        ("duffbeer-glue-role", "s3:GetObject", ARTIFACT),
+        ("duffbeer-glue-role", "s3:PutObject", RUN_OBJECT),
+        ("duffbeer-glue-role", "s3:PutObject", MANIFEST),
+        (
+            "duffbeer-states-role",
+            "lambda:InvokeFunction",
+            "arn:aws:lambda:eu-west-1:111122223333:function:duffbeer-validate-orders",
+        ),
+        (
+            "duffbeer-states-role",
+            "glue:StartJobRun",
+            "arn:aws:glue:eu-west-1:111122223333:job/duffbeer-transform-orders",
+        ),
+        (
+            "duffbeer-states-role",
+            "sns:Publish",
+            "arn:aws:sns:eu-west-1:111122223333:duffbeer-alerts",
+        ),
+    ],
+)
+def test_each_role_can_do_its_job(role: str, action: str, resource: str) -> None:
+    assert _allowed(role, action, resource)
+
+
+@pytest.mark.parametrize(
+    ("role", "action", "resource"),
+    [
+        # The API role writes nothing but Athena's own results.
+        ("duffbeer-orders-api-role", "s3:PutObject", INPUT_OBJECT),
+        ("duffbeer-orders-api-role", "s3:PutObject", RUN_OBJECT),
+        ("duffbeer-orders-api-role", "s3:PutObject", MANIFEST),
+        ("duffbeer-orders-api-role", "s3:DeleteObject", RUN_OBJECT),
+        ("duffbeer-orders-api-role", "glue:CreateTable", ORDER_LINES_TABLE),
+        ("duffbeer-orders-api-role", "states:StartExecution", STATE_MACHINE),
+        # Validation only reads its input.
+        ("duffbeer-validate-orders-role", "s3:PutObject", RUN_OBJECT),
+        ("duffbeer-validate-orders-role", "s3:PutObject", QUARANTINE_OBJECT),
+        ("duffbeer-validate-orders-role", "s3:GetObject", MANIFEST),
+        ("duffbeer-validate-orders-role", "s3:PutObject", INPUT_OBJECT),
+        # The trigger never touches data.
+        ("duffbeer-start-etl-role", "s3:GetObject", INPUT_OBJECT),
+        (
+            "duffbeer-start-etl-role",
+            "states:StartExecution",
+            "arn:aws:states:eu-west-1:111122223333:stateMachine:someone-elses",
+        ),
+        # Publishing may clean runs but never deletes a manifest or writes data.
+        ("duffbeer-publish-batch-role", "s3:DeleteObject", MANIFEST),
+        ("duffbeer-publish-batch-role", "s3:PutObject", RUN_OBJECT),
+        ("duffbeer-catalog-batch-role", "glue:CreateTable", OTHER_TABLE),
+        ("duffbeer-catalog-batch-role", "s3:PutObject", MANIFEST),
+        ("duffbeer-quarantine-batch-role", "s3:PutObject", RUN_OBJECT),
+        ("duffbeer-quarantine-batch-role", "s3:DeleteObject", INPUT_OBJECT),
+        ("duffbeer-glue-role", "s3:PutObject", INPUT_OBJECT),
+        ("duffbeer-glue-role", "s3:PutObject", QUARANTINE_OBJECT),
+        ("duffbeer-glue-role", "s3:DeleteObject", MANIFEST),
+        (
+            "duffbeer-states-role",
+            "lambda:InvokeFunction",
+            "arn:aws:lambda:eu-west-1:111122223333:function:duffbeer-orders-api",
+        ),
+        ("duffbeer-states-role", "s3:GetObject", INPUT_OBJECT),
+    ],
+)
+def test_each_role_is_denied_what_it_does_not_need(role: str, action: str, resource: str) -> None:
+    assert not _allowed(role, action, resource)
+
+
+def test_bucket_policy_denies_every_non_tls_request() -> None:
+    policy = iam.tls_only_bucket_policy(ARNS, "duffbeer-input-orders")
+    assert policy["Statement"] == [
+        {
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [
+                "arn:aws:s3:::duffbeer-input-orders",
+                "arn:aws:s3:::duffbeer-input-orders/*",
+            ],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }
+    ]
+
+
+def test_topic_policy_lets_only_the_glue_rule_and_alarms_publish() -> None:
+    statements = {s["Sid"]: s for s in iam.topic_policy(ARNS)["Statement"]}
+    assert statements["GlueFailureRulePublishes"]["Principal"] == {
+        "Service": "events.amazonaws.com"
+    }
+    assert statements["GlueFailureRulePublishes"]["Condition"] == {
+        "ArnEquals": {
+            "aws:SourceArn": "arn:aws:events:eu-west-1:111122223333:rule/duffbeer-glue-job-failed"
+        }
+    }
+    assert statements["AlarmsPublish"]["Principal"] == {"Service": "cloudwatch.amazonaws.com"}

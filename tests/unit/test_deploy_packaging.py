@@ -1,0 +1,116 @@
+"""Reproducible deployment archives (deploy/packaging.py)."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from deploy import packaging
+from duffbeer.errors import ConfigurationError
+
+
+def _tree(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return _tree(
+        tmp_path / "project",
+        {
+            "lambdas/__init__.py": "",
+            "lambdas/start_etl/__init__.py": "",
+            "lambdas/start_etl/handler.py": "def handler(event, context): ...\n",
+            "lambdas/start_etl/__pycache__/handler.cpython-311.pyc": "bytecode",
+            "lambdas/api/handler.py": "other function\n",
+            "duffbeer/__init__.py": "",
+            "duffbeer/naming.py": "NAME = 1\n",
+            "glue_jobs/__init__.py": "",
+            "glue_jobs/transform_orders.py": "main()\n",
+            "tests/test_x.py": "not shipped\n",
+        },
+    )
+
+
+def test_lambda_zip_holds_the_handler_package_and_the_shared_package_only(
+    project: Path, tmp_path: Path
+) -> None:
+    # Given a project tree / When the start_etl zip is built
+    path = packaging.build_lambda_zip("start_etl", tmp_path / "out", root=project)
+    # Then it holds lambdas/__init__.py, its own package and duffbeer/, no bytecode
+    with zipfile.ZipFile(path) as archive:
+        assert archive.namelist() == [
+            "duffbeer/__init__.py",
+            "duffbeer/naming.py",
+            "lambdas/__init__.py",
+            "lambdas/start_etl/__init__.py",
+            "lambdas/start_etl/handler.py",
+        ]
+        assert archive.read("lambdas/start_etl/handler.py") == b"def handler(event, context): ...\n"
+        assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+
+
+def test_rebuilding_gives_identical_bytes_and_a_change_gives_a_new_hash(
+    project: Path, tmp_path: Path
+) -> None:
+    # Given a zip built once
+    first = packaging.build_lambda_zip("start_etl", tmp_path / "a", root=project)
+    first_sha = packaging.code_sha256(first)
+    # When it is rebuilt later from the same sources
+    (project / "duffbeer" / "naming.py").touch()
+    second = packaging.build_lambda_zip("start_etl", tmp_path / "b", root=project)
+    # Then the bytes are the same; an edited source changes the hash
+    assert first.read_bytes() == second.read_bytes()
+    (project / "duffbeer" / "naming.py").write_text("NAME = 2\n")
+    third = packaging.build_lambda_zip("start_etl", tmp_path / "c", root=project)
+    assert packaging.code_sha256(third) != first_sha
+
+
+def test_glue_libs_zip_holds_duffbeer_and_glue_jobs(project: Path, tmp_path: Path) -> None:
+    path = packaging.build_glue_libs_zip(tmp_path, root=project)
+    with zipfile.ZipFile(path) as archive:
+        assert archive.namelist() == [
+            "duffbeer/__init__.py",
+            "duffbeer/naming.py",
+            "glue_jobs/__init__.py",
+            "glue_jobs/transform_orders.py",
+        ]
+
+
+def test_missing_package_is_a_configuration_error(project: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="lambdas/nope"):
+        packaging.build_lambda_zip("nope", tmp_path, root=project)
+
+
+def test_layer_holds_powertools_and_its_dependencies_under_python(tmp_path: Path) -> None:
+    # Given this environment's pinned Powertools / When the layer is built
+    path = packaging.build_layer_zip(tmp_path)
+    # Then Lambda finds the packages under python/, without bytecode
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+    assert "python/aws_lambda_powertools/__init__.py" in names
+    assert "python/aws_lambda_powertools/event_handler/api_gateway.py" in names
+    assert "python/typing_extensions.py" in names
+    assert "python/pydantic/__init__.py" in names
+    assert not [name for name in names if name.endswith(".pyc")]
+    assert all(name.startswith("python/") for name in names)
+
+
+def test_the_real_functions_package_from_the_repository(tmp_path: Path) -> None:
+    # Given the repository's own API package / When zipped
+    path = packaging.build_lambda_zip("api", tmp_path)
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+    # Then the handler string lambdas.api.handler.handler resolves inside the zip
+    assert {"lambdas/__init__.py", "lambdas/api/handler.py", "duffbeer/contract.py"} <= names
+    assert not [
+        name
+        for name in names
+        if not name.startswith(("lambdas/api/", "duffbeer/")) and name != "lambdas/__init__.py"
+    ]
