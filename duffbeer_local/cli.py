@@ -1,0 +1,224 @@
+"""`python -m duffbeer_local demo | serve --port P [FILE ...] | runs --port P`: local mode's CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from duffbeer.errors import DuffBeerError
+from duffbeer_local.executions import execution_history, failure_of
+from duffbeer_local.pipeline import RUNS_ROUTE, LocalPipeline, LocalSettings
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+SAMPLE = PROJECT_DIR / "data" / "sample" / "orders.csv"
+DEMO_ROUTES = ("/orders/1001", "/sales-by-product", "/order-status-report")
+INBOX_POLL_S = 1.0
+
+
+@dataclass(frozen=True)
+class CliArgs:
+    """The parsed command line."""
+
+    command: str
+    state_dir: Path
+    port: int
+    files: tuple[Path, ...]
+    sample: Path
+
+    @classmethod
+    def from_args(cls, argv: Sequence[str]) -> CliArgs:
+        parser = argparse.ArgumentParser(
+            prog="python -m duffbeer_local",
+            description="Run the Duff Beer orders pipeline on this machine (no AWS account).",
+        )
+        parser.add_argument(
+            "--state-dir",
+            type=Path,
+            default=PROJECT_DIR / ".local",
+            help="where local mode keeps code, logs, Spark staging and the inbox (.local/)",
+        )
+        commands = parser.add_subparsers(dest="command", required=True)
+        demo = commands.add_parser("demo", help="deploy, process the sample, call the API, exit")
+        demo.add_argument("--file", type=Path, default=SAMPLE, help="the orders file to process")
+        serve = commands.add_parser(
+            "serve", help="deploy, process FILEs in order, then serve the API until Ctrl-C"
+        )
+        serve.add_argument("--port", type=int, default=8080)
+        serve.add_argument("files", nargs="*", type=Path, metavar="FILE")
+        runs = commands.add_parser("runs", help="the run history of a running `serve`")
+        runs.add_argument("--port", type=int, default=8080)
+        parsed = parser.parse_args(list(argv))
+        files = tuple(getattr(parsed, "files", ()) or ())
+        missing = [str(f) for f in (*files, getattr(parsed, "file", SAMPLE)) if not f.is_file()]
+        if missing and parsed.command != "runs":
+            parser.error(f"no such file: {', '.join(missing)}")
+        return cls(
+            command=parsed.command,
+            state_dir=parsed.state_dir.resolve(),
+            port=getattr(parsed, "port", 0),
+            files=files,
+            sample=getattr(parsed, "file", SAMPLE),
+        )
+
+
+def _print(line: str = "") -> None:
+    print(line, flush=True)
+
+
+def _report_outcome(pipeline: LocalPipeline, described: dict[str, Any]) -> bool:
+    """Print how an execution ended; True when it succeeded."""
+    took = (described["stopDate"] - described["startDate"]).total_seconds()
+    if described["status"] == "SUCCEEDED":
+        _print(f"execution {described['name']}: SUCCEEDED in {took:.1f} s")
+        return True
+    events = execution_history(pipeline.aws.client("stepfunctions"), described["executionArn"])
+    failure = failure_of(events)
+    where = failure.state if failure and failure.state else "?"
+    error = (failure.error if failure else None) or described.get("error") or described["status"]
+    message = (failure.message if failure else None) or described.get("cause") or ""
+    _print(
+        f"execution {described['name']}: {described['status']} in state {where}: {error}: {message}"
+    )
+    return False
+
+
+def _process(pipeline: LocalPipeline, path: Path, key: str | None = None) -> bool:
+    key = key or path.name
+    _print(f"upload {path} -> s3://{pipeline.outputs.input_bucket}/{key}")
+    described = pipeline.process(path, key, emit=lambda line: _print(f"  {line}"))
+    return _report_outcome(pipeline, described)
+
+
+def _banner(pipeline: LocalPipeline) -> None:
+    _print(f"local AWS endpoint  {pipeline.aws.endpoint_url}")
+    _print(
+        f"deployed            {pipeline.outputs.state_machine_arn.rsplit(':', 1)[-1]} and its "
+        f"stack in {pipeline.deploy_seconds:.1f} s (log: {pipeline.settings.deploy_log})"
+    )
+
+
+def demo(args: CliArgs) -> int:
+    started = time.monotonic()
+    with LocalPipeline(LocalSettings(state_dir=args.state_dir)) as pipeline:
+        _banner(pipeline)
+        if not _process(pipeline, args.sample):
+            return 1
+        url = pipeline.start_api()
+        _print(f"API                 {url}  (x-api-key: {pipeline.api_key})")
+        failed = False
+        for route in DEMO_ROUTES:
+            status, body = pipeline.get(route)
+            failed = failed or status != 200
+            _print(f"GET {route} -> {status}")
+            _print(json.dumps(body, indent=2))
+        _print(f"demo finished in {time.monotonic() - started:.1f} s")
+        return 1 if failed else 0
+
+
+def _ready_inbox_files(inbox: Path, sizes: dict[Path, tuple[int, float]]) -> list[Path]:
+    """Files whose size and mtime did not change since the last poll (fully copied)."""
+    ready = []
+    current: dict[Path, tuple[int, float]] = {}
+    for path in sorted(inbox.iterdir()):
+        if not path.is_file() or path.name.startswith(".") or path.name.endswith("~"):
+            continue
+        stat = path.stat()
+        current[path] = (stat.st_size, stat.st_mtime)
+        if sizes.get(path) == current[path]:
+            ready.append(path)
+    sizes.clear()
+    sizes.update({p: v for p, v in current.items() if p not in ready})
+    return ready
+
+
+def serve(args: CliArgs, should_stop: Callable[[], bool] | None = None) -> int:
+    settings = LocalSettings(state_dir=args.state_dir, api_port=args.port)
+    settings.inbox.mkdir(parents=True, exist_ok=True)
+    with LocalPipeline(settings) as pipeline:
+        _banner(pipeline)
+        for path in args.files:
+            _process(pipeline, path)
+        url = pipeline.start_api()
+        _print(f"API                 {url}  (x-api-key: {pipeline.api_key})")
+        _print(f"  curl -H 'x-api-key: {pipeline.api_key}' {url}/sales-by-product")
+        _print(f"  curl {url}/health      curl {url}{RUNS_ROUTE}")
+        _print(f"inbox               {settings.inbox} (drop CSV files here; Ctrl-C stops)")
+        sizes: dict[Path, tuple[int, float]] = {}
+        while not (should_stop and should_stop()):
+            for path in _ready_inbox_files(settings.inbox, sizes):
+                ok = _process(pipeline, path)
+                done = settings.inbox / ("processed" if ok else "failed")
+                done.mkdir(exist_ok=True)
+                shutil.move(str(path), done / path.name)
+            time.sleep(INBOX_POLL_S)
+    return 0
+
+
+def _count(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def _row(values: Sequence[str], widths: Sequence[int]) -> str:
+    return " ".join(v.ljust(w) if w else v for v, w in zip(values, widths, strict=True)).rstrip()
+
+
+def runs(args: CliArgs) -> int:
+    url = f"http://127.0.0.1:{args.port}{RUNS_ROUTE}"
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            document = json.loads(response.read())
+    except (urllib.error.URLError, OSError) as e:
+        print(
+            f"no local stack answers at {url} ({e}); start one with `make serve`", file=sys.stderr
+        )
+        return 1
+    columns = ("started", "status", "key", "read", "valid", "rej", "sales", "error")
+    widths = (19, 9, 28, 5, 5, 4, 10, 0)
+    _print(_row(columns, widths))
+    for run in document["runs"]:
+        error = f"{run['failed_state']}: {run['error']}: {run['error_message']}"
+        values = (
+            run["started"][:19],
+            run["status"],
+            str(run["key"])[:28],
+            *(_count(run[f]) for f in ("rows_read", "rows_valid", "rows_rejected")),
+            run["total_sales"] or "-",
+            error if run["error"] else "",
+        )
+        _print(_row(values, widths))
+    return 0
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = CliArgs.from_args(sys.argv[1:] if argv is None else argv)
+    # moto logs every failed execution's internals at ERROR; the follower reports failures.
+    logging.getLogger("moto").setLevel(logging.CRITICAL)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        if args.command == "demo":
+            return demo(args)
+        if args.command == "serve":
+            return serve(args)
+        return runs(args)
+    except KeyboardInterrupt:
+        _print("stopped")
+        return 0
+    except (DuffBeerError, TimeoutError) as e:
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
