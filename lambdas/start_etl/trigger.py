@@ -140,7 +140,8 @@ def start_executions(
             )
             continue
         name = obj.execution_name
-        logger.append_keys(batch_id=obj.batch_id, execution_name=name)
+        # One invocation may carry several batches: the ids go on each line, not the logger.
+        ids = {"batch_id": obj.batch_id, "execution_name": name, "object": where}
         try:
             client.start_execution(
                 stateMachineArn=state_machine_arn,
@@ -151,15 +152,13 @@ def start_executions(
             code = e.response.get("Error", {}).get("Code", "")
             if code == "ExecutionAlreadyExists":
                 summary.duplicates.append(name)
-                logger.info("Duplicate delivery: execution already exists", extra={"object": where})
+                logger.info("Duplicate delivery: execution already exists", extra=ids)
             else:
                 summary.failed[where] = f"{code}: {e}"
-                logger.exception("Could not start the execution", extra={"object": where})
+                logger.exception("Could not start the execution", extra=ids)
         else:
             summary.started.append(name)
-            logger.info("Started execution", extra={"object": where, "size": obj.size})
-        finally:
-            logger.remove_keys(["batch_id", "execution_name"])
+            logger.info("Started execution", extra={**ids, "size": obj.size})
     if summary.failed:
         raise ExecutionStartError(
             f"could not start executions of {state_machine_arn} for "

@@ -1,0 +1,326 @@
+"""The deployed definition executed by moto's Step Functions interpreter, with real handlers.
+
+A LocalAwsServer (duffbeer_local) runs the uploaded Lambda zips in worker processes and fixes
+moto's `.sync` integration. The Glue job itself is not run here (its own tests and the e2e
+suite cover it): the run moto records succeeds at once, and the success-path test writes
+what the job would have published for the run beforehand. Everything else is real: the
+trigger names the execution, Validate reads the CSV, Store verifies the manifest, Catalog
+writes the Glue catalog, and the failure path quarantines, notifies and fails.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deploy.packaging import build_lambda_zip
+from duffbeer import naming
+from duffbeer_local.server import LocalAwsServer
+from lambdas.start_etl.trigger import InputObject, input_objects, start_executions
+from tests.events.invocation import load_event
+from workflows.definition import WorkflowConfig, definition_json
+
+pytestmark = pytest.mark.functional
+
+INPUT = "duffbeer-input-orders"
+PROCESSED = "duffbeer-processed-orders"
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+FUNCTIONS = ("validate_orders", "publish_batch", "catalog_batch", "quarantine_batch")
+SAMPLE = (
+    b"client_id,client_name,order_id,product_id,product_description,product_price,"
+    b"product_ccf,product_volume,point_of_sale_channel,status\n"
+    b"1001,Moe's Tavern,5678,102,Duff Classic,2.50,6,0.33,Retail,created\n"
+    b"1002,Kwik-E-Mart,5679,103,Duff Lite,2.00,12,0.5,B2B,delivered\n"
+)
+
+
+@dataclass
+class Stack:
+    aws: LocalAwsServer
+    state_machine_arn: str
+    queue_url: str
+
+    def client(self, service: str) -> Any:
+        return self.aws.client(service)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    state = tmp_path_factory.mktemp("local")
+    with LocalAwsServer(state_dir=state, run_glue=False) as aws:
+        yield _deploy(aws, state)
+
+
+def _deploy(aws: LocalAwsServer, build: Path) -> Stack:
+    """The resources the state machine uses, created the way deploy does (minimal)."""
+    s3, iam, lam, sns, sqs = (aws.client(s) for s in ("s3", "iam", "lambda", "sns", "sqs"))
+    for bucket in (INPUT, PROCESSED):
+        s3.create_bucket(Bucket=bucket)
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    role = iam.create_role(RoleName="duffbeer-test", AssumeRolePolicyDocument=json.dumps(trust))
+    role_arn = role["Role"]["Arn"]
+    arns = {}
+    for name in FUNCTIONS:
+        code = build_lambda_zip(name, build / "zips").read_bytes()
+        created = lam.create_function(
+            FunctionName=f"duffbeer-{name}",
+            Runtime="python3.11",
+            Role=role_arn,
+            Handler=f"lambdas.{name}.handler.handler",
+            Code={"ZipFile": code},
+            Timeout=60,
+            Environment={
+                "Variables": {
+                    "PROCESSED_BUCKET": PROCESSED,
+                    "POWERTOOLS_SERVICE_NAME": name,
+                    "LOG_LEVEL": "INFO",
+                }
+            },
+        )
+        arns[name] = created["FunctionArn"]
+    topic_arn = sns.create_topic(Name="duffbeer-orders-alerts")["TopicArn"]
+    queue_url = sqs.create_queue(QueueName="alerts")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    sns.subscribe(
+        TopicArn=topic_arn,
+        Protocol="sqs",
+        Endpoint=queue_arn,
+        Attributes={"RawMessageDelivery": "true"},
+    )
+    aws.client("glue").create_job(
+        Name="duffbeer-transform-orders",
+        Role=role_arn,
+        Command={"Name": "glueetl", "ScriptLocation": f"s3://{PROCESSED}/artifacts/t.py"},
+        GlueVersion="5.0",
+    )
+    config = WorkflowConfig(
+        state_machine_name="duffbeer-orders-etl",
+        role_arn=role_arn,
+        validate_function_arn=arns["validate_orders"],
+        publish_function_arn=arns["publish_batch"],
+        catalog_function_arn=arns["catalog_batch"],
+        quarantine_function_arn=arns["quarantine_batch"],
+        glue_job_name="duffbeer-transform-orders",
+        processed_bucket=PROCESSED,
+        failure_topic_arn=topic_arn,
+    )
+    created_sm = aws.client("stepfunctions").create_state_machine(
+        name=config.state_machine_name, definition=definition_json(config), roleArn=role_arn
+    )
+    return Stack(aws=aws, state_machine_arn=created_sm["stateMachineArn"], queue_url=queue_url)
+
+
+def _upload(stack: Stack, key: str, body: bytes) -> InputObject:
+    """Upload `body`; the object as start_etl reads it from the S3 event."""
+    put = stack.client("s3").put_object(Bucket=INPUT, Key=key, Body=body)
+    event = load_event("s3_put_single")
+    record = event["Records"][0]["s3"]["object"]
+    record.update({"key": key, "size": len(body), "eTag": put["ETag"].strip('"')})
+    (obj,) = input_objects(event)
+    return obj
+
+
+def _start(stack: Stack, obj: InputObject) -> str:
+    """Start the execution through start_etl's logic; its name is the run id."""
+    summary = start_executions(
+        [obj], state_machine_arn=stack.state_machine_arn, client=stack.client("stepfunctions")
+    )
+    assert summary.started == [obj.execution_name]
+    return obj.execution_name
+
+
+def _wait(stack: Stack, run_id: str, timeout: float = 180.0) -> dict[str, Any]:
+    sfn = stack.client("stepfunctions")
+    arn = f"arn:aws:states:{REGION}:{ACCOUNT}:execution:duffbeer-orders-etl:{run_id}"
+    deadline = time.monotonic() + timeout
+    while True:
+        described: dict[str, Any] = sfn.describe_execution(executionArn=arn)
+        if described["status"] != "RUNNING" or time.monotonic() > deadline:
+            return described
+        time.sleep(0.5)
+
+
+def _visited(stack: Stack, run_id: str) -> list[str]:
+    arn = f"arn:aws:states:{REGION}:{ACCOUNT}:execution:duffbeer-orders-etl:{run_id}"
+    events = stack.client("stepfunctions").get_execution_history(executionArn=arn)["events"]
+    return [
+        e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e
+    ]
+
+
+def _publish_as_the_job_would(stack: Stack, batch_id: str, run_id: str) -> None:
+    """The outputs and batch manifest the Glue job writes for a successful run."""
+    s3 = stack.client("s3")
+    root = naming.run_prefix(batch_id, run_id)
+    partitions = []
+    for channel in ("B2B", "Retail"):
+        location = f"{root}order_lines/point_of_sale_channel={channel}/order_date=2026-11-28/"
+        s3.put_object(Bucket=PROCESSED, Key=f"{location}part-00000.parquet", Body=b"PAR1")
+        partitions.append(
+            {
+                "point_of_sale_channel": channel,
+                "order_date": "2026-11-28",
+                "location": location,
+                "rows": 1,
+            }
+        )
+    reports = {name: f"{root}reports/{name}/" for name in naming.BATCH_REPORTS}
+    for prefix in reports.values():
+        s3.put_object(Bucket=PROCESSED, Key=f"{prefix}part-00000.parquet", Body=b"PAR1")
+    outputs = {
+        "order_lines": f"{root}order_lines/",
+        "reports": reports,
+        "rejects": f"{root}rejects/",
+    }
+    published = {
+        "run_id": run_id,
+        "published_at": "2026-11-28T08:01:00+00:00",
+        "source_event_time": "2026-11-28T08:00:00+00:00",
+        "partitions": partitions,
+        "outputs": outputs,
+        "rows_valid": 2,
+        "total_sales": "39.00",
+    }
+    manifest = {
+        "manifest_version": 1,
+        "batch_id": batch_id,
+        "run_id": run_id,
+        "status": "SUCCEEDED",
+        "error": None,
+        "source": {
+            "path": "s3://x",
+            "size": len(SAMPLE),
+            "event_time": "2026-11-28T08:00:00+00:00",
+        },
+        "rows_read": 2,
+        "rows_valid": 2,
+        "rows_rejected": 0,
+        "partitions": partitions,
+        "outputs": outputs,
+        "published": published,
+    }
+    body = json.dumps(manifest).encode()
+    s3.put_object(Bucket=PROCESSED, Key=naming.run_manifest_key(batch_id, run_id), Body=body)
+    s3.put_object(Bucket=PROCESSED, Key=naming.manifest_key(batch_id), Body=body)
+
+
+def test_success_path_validates_transforms_publishes_and_catalogs(stack: Stack) -> None:
+    # Given a valid orders file whose Glue run publishes its outputs
+    key = "incoming/orders-2026-11-28.csv"
+    obj = _upload(stack, key, SAMPLE)
+    batch_id, run_id = obj.batch_id, obj.execution_name
+    _publish_as_the_job_would(stack, batch_id, run_id)
+
+    # When its execution runs
+    _start(stack, obj)
+    described = _wait(stack, run_id)
+
+    # Then every step ran in order and the execution succeeded with a small output
+    assert described["status"] == "SUCCEEDED", described
+    assert _visited(stack, run_id) == [
+        "ValidateOrders",
+        "TransformOrders",
+        "PublishBatch",
+        "CatalogBatch",
+        "BatchSucceeded",
+    ]
+    output = json.loads(described["output"])
+    assert output["validation"]["ingest_date"] == "2026-11-28"
+    assert output["validation"]["columns"][:2] == ["client_id", "client_name"]
+    assert output["transform"]["state"] == "SUCCEEDED"
+    assert output["store"] == {
+        "rows_read": 2,
+        "rows_valid": 2,
+        "rows_rejected": 0,
+        "partitions": 2,
+        "deleted_objects": 0,
+    }
+    assert output["catalog"] == {
+        "partitions_created": 6,
+        "partitions_updated": 0,
+        "partitions_deleted": 0,
+    }
+    # ... the Glue job got the run's arguments as strings
+    runs = stack.client("glue").get_job_runs(JobName="duffbeer-transform-orders")["JobRuns"]
+    arguments = next(r["Arguments"] for r in runs if r["Arguments"]["--run_id"] == run_id)
+    assert arguments == {
+        "--input_path": f"s3://{INPUT}/{key}",
+        "--output_path": f"s3://{PROCESSED}/",
+        "--batch_id": batch_id,
+        "--run_id": run_id,
+        "--ingest_date": "2026-11-28",
+        "--source_event_time": "2026-11-28T08:00:00.000Z",
+        "--source_etag": obj.etag,
+        "--max_reject_ratio": "0.05",
+    }
+    # ... and Athena can see the batch
+    partitions = stack.client("glue").get_partitions(
+        DatabaseName="duffbeer_reports", TableName="order_lines"
+    )["Partitions"]
+    assert sorted(tuple(p["Values"]) for p in partitions) == [
+        ("B2B", "2026-11-28", batch_id),
+        ("Retail", "2026-11-28", batch_id),
+    ]
+
+
+def test_invalid_file_is_quarantined_notified_and_fails_with_its_error(stack: Stack) -> None:
+    # Given a semicolon-delimited file
+    body = SAMPLE.replace(b",", b";")
+
+    obj = _upload(stack, "incoming/semicolons.csv", body)
+    batch_id = obj.batch_id
+
+    # When its execution runs
+    run_id = _start(stack, obj)
+    described = _wait(stack, run_id)
+
+    # Then the execution fails with the validator's error name, after the failure path
+    assert described["status"] == "FAILED", described
+    assert described["error"] == "DelimiterError"
+    assert "delimited by ';'" in described["cause"]
+    assert _visited(stack, run_id) == [
+        "ValidateOrders",
+        "QuarantineInput",
+        "NotifyFailure",
+        "BatchFailed",
+    ]
+    # ... the input is quarantined with its report
+    prefix = naming.quarantine_prefix(batch_id, run_id)
+    s3 = stack.client("s3")
+    assert s3.get_object(Bucket=PROCESSED, Key=f"{prefix}semicolons.csv")["Body"].read() == body
+    report = json.loads(s3.get_object(Bucket=PROCESSED, Key=f"{prefix}error.json")["Body"].read())
+    assert (report["error"], report["reason"], report["run_id"]) == (
+        "DelimiterError",
+        "DelimiterError",
+        run_id,
+    )
+    # ... and operators were notified with where to look
+    messages = (
+        stack.client("sqs")
+        .receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        .get("Messages", [])
+    )
+    notices = [json.loads(m["Body"]) for m in messages]
+    notice = next(n for n in notices if n["execution"] == run_id)
+    assert notice["batch_id"] == batch_id
+    assert notice["error"] == "DelimiterError"
+    assert notice["quarantine_location"] == f"s3://{PROCESSED}/{prefix}semicolons.csv"
+    assert notice["error_report"] == f"s3://{PROCESSED}/{prefix}error.json"
