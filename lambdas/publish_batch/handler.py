@@ -45,6 +45,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     metrics.add_metric(name="RowsValid", unit=MetricUnit.Count, value=result.rows_valid)
     metrics.add_metric(name="RowsRejected", unit=MetricUnit.Count, value=result.rows_rejected)
     metrics.add_metric(
+        name="BatchLatency", unit=MetricUnit.Seconds, value=max(result.latency_seconds, 0.0)
+    )
+    if result.transform_seconds is not None:
+        metrics.add_metric(
+            name="TransformDuration", unit=MetricUnit.Seconds, value=result.transform_seconds
+        )
+    metrics.add_metric(
         name="SupersededRunsDeleted", unit=MetricUnit.Count, value=len(result.deleted_runs)
     )
     metrics.add_metric(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -42,6 +42,10 @@ class PublishResult:
     rows_valid: int
     rows_rejected: int
     partitions: int
+    # From the upload's S3 event to this check: the freshness users experience.
+    latency_seconds: float
+    # The Glue job's own start-to-finish time, when its manifest records it.
+    transform_seconds: float | None
     deleted_runs: list[str] = field(default_factory=list)
     deleted_objects: int = 0
     cleanup_errors: list[str] = field(default_factory=list)
@@ -72,7 +76,16 @@ def _load(client: Any, bucket: str, key: str) -> manifests.Manifest | None:
 
 
 def _time(text: str) -> datetime:
-    return datetime.fromisoformat(text)
+    moment = datetime.fromisoformat(text)
+    # Manifests carry UTC times; a naive one must still compare with aware ones.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _duration(run: manifests.Manifest) -> float | None:
+    started, finished = run.get("started_at"), run.get("finished_at")
+    if not started or not finished:
+        return None
+    return (_time(finished) - _time(started)).total_seconds()
 
 
 def _objects(client: Any, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
@@ -193,6 +206,8 @@ def verify_and_clean(
         rows_valid=run["rows_valid"],
         rows_rejected=run["rows_rejected"],
         partitions=len(run["partitions"]),
+        latency_seconds=(now - _time(run["source"]["event_time"])).total_seconds(),
+        transform_seconds=_duration(run),
     )
 
     published_event_time = _time(published["source_event_time"])

@@ -163,6 +163,7 @@ def test_published_run_is_verified_and_older_runs_are_deleted(s3: Any) -> None:
     # Then it is published, the older runs are gone, the other batch is untouched
     assert (result.outcome, result.published_run_id, result.partitions) == (PUBLISHED, "run-3", 1)
     assert (result.rows_read, result.rows_valid, result.rows_rejected) == (3, 2, 1)
+    assert (result.latency_seconds, result.transform_seconds) == (3 * 3600.0, 0.0)
     assert sorted(result.deleted_runs) == ["run-1", "run-2"]
     assert result.deleted_objects == 2 * (2 + 3 + 1)
     assert result.cleanup_errors == []
