@@ -9,6 +9,7 @@ longer has are deleted. Running it twice changes nothing the second time.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -18,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from duffbeer import manifest as manifests
 from duffbeer import naming
-from duffbeer.errors import BatchNotPublishedError, CatalogError
+from duffbeer.errors import BatchNotPublishedError, CatalogError, InvalidParameterError
 from lambdas.catalog_batch import tables
 
 logger = Logger(child=True)
@@ -32,6 +33,7 @@ _COMPARED_TABLE_KEYS = ("TableType", "PartitionKeys", "ViewOriginalText", "ViewE
 _COMPARED_STORAGE_KEYS = ("Columns", "Location", "InputFormat", "OutputFormat", "SerdeInfo")
 
 Values = tuple[str, ...]
+_BATCH_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
 
 
 @dataclass
@@ -124,7 +126,7 @@ def ensure_table(glue: Any, database: str, table_input: dict[str, Any]) -> str |
 def _existing_partitions(
     glue: Any, database: str, table: str, batch_id: str
 ) -> Iterator[dict[str, Any]]:
-    # batch ids are [a-z0-9-] (naming.batch_id_for), safe inside a quoted literal.
+    # catalog_batch admits only [a-z0-9-] batch ids: safe inside a quoted literal.
     expression = f"{tables.BATCH_KEY[0]} = '{batch_id}'"
     paginator = glue.get_paginator("get_partitions")
     for page in paginator.paginate(DatabaseName=database, TableName=table, Expression=expression):
@@ -223,6 +225,9 @@ def catalog_batch(
     *, batch_id: str, run_id: str, bucket: str, database: str, glue: Any, s3: Any
 ) -> CatalogResult:
     """Ensure database, tables and views; point the batch's partitions at its published run."""
+    if not _BATCH_ID.match(batch_id):
+        # The id is quoted into a GetPartitions expression: only naming.batch_id_for's alphabet.
+        raise InvalidParameterError(f"batch_id {batch_id!r} is not a pipeline batch id")
     published = _published(bucket, batch_id, client=s3)
     result = CatalogResult(batch_id=batch_id, run_id=run_id, published_run_id=published["run_id"])
     if published["run_id"] != run_id:

@@ -12,7 +12,7 @@ import pytest
 from moto import mock_aws
 
 from duffbeer import reports_sql
-from duffbeer.errors import BatchNotPublishedError
+from duffbeer.errors import BatchNotPublishedError, InvalidParameterError
 from lambdas.catalog_batch.catalog import catalog_batch
 
 pytestmark = pytest.mark.functional
@@ -294,3 +294,13 @@ def test_batch_without_manifest_is_not_cataloged(aws: tuple[Any, Any]) -> None:
     glue, s3 = aws
     with pytest.raises(BatchNotPublishedError, match=f"manifests/{BATCH}.json"):
         _catalog(glue, s3, BATCH, "run-1")
+
+
+def test_batch_id_outside_the_pipeline_alphabet_is_refused(aws: tuple[Any, Any]) -> None:
+    # Given a batch id that would break out of the partition expression
+    glue, s3 = aws
+
+    # When the Catalog step is asked for it / Then it refuses before any catalog call
+    with pytest.raises(InvalidParameterError, match="not a pipeline batch id"):
+        _catalog(glue, s3, "x' OR '1'='1", "run-1")
+    assert glue.get_databases()["DatabaseList"] == []

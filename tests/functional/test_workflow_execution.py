@@ -10,6 +10,7 @@ writes the Glue catalog, and the failure path quarantines, notifies and fails.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -30,8 +31,6 @@ pytestmark = pytest.mark.functional
 
 INPUT = "duffbeer-input-orders"
 PROCESSED = "duffbeer-processed-orders"
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
 FUNCTIONS = ("validate_orders", "publish_batch", "catalog_batch", "quarantine_batch")
 SAMPLE = (
     b"client_id,client_name,order_id,product_id,product_description,product_price,"
@@ -46,6 +45,8 @@ class Stack:
     aws: LocalAwsServer
     state_machine_arn: str
     queue_url: str
+    # The same definition pointed at a Glue job that does not exist.
+    broken_state_machine_arn: str
 
     def client(self, service: str) -> Any:
         return self.aws.client(service)
@@ -122,10 +123,22 @@ def _deploy(aws: LocalAwsServer, build: Path) -> Stack:
         processed_bucket=PROCESSED,
         failure_topic_arn=topic_arn,
     )
-    created_sm = aws.client("stepfunctions").create_state_machine(
+    sfn = aws.client("stepfunctions")
+    created_sm = sfn.create_state_machine(
         name=config.state_machine_name, definition=definition_json(config), roleArn=role_arn
     )
-    return Stack(aws=aws, state_machine_arn=created_sm["stateMachineArn"], queue_url=queue_url)
+    broken = dataclasses.replace(
+        config, state_machine_name="duffbeer-orders-etl-nojob", glue_job_name="duffbeer-missing"
+    )
+    broken_sm = sfn.create_state_machine(
+        name=broken.state_machine_name, definition=definition_json(broken), roleArn=role_arn
+    )
+    return Stack(
+        aws=aws,
+        state_machine_arn=created_sm["stateMachineArn"],
+        queue_url=queue_url,
+        broken_state_machine_arn=broken_sm["stateMachineArn"],
+    )
 
 
 def _upload(stack: Stack, key: str, body: bytes) -> InputObject:
@@ -138,18 +151,16 @@ def _upload(stack: Stack, key: str, body: bytes) -> InputObject:
     return obj
 
 
-def _start(stack: Stack, obj: InputObject) -> str:
-    """Start the execution through start_etl's logic; its name is the run id."""
-    summary = start_executions(
-        [obj], state_machine_arn=stack.state_machine_arn, client=stack.client("stepfunctions")
-    )
+def _start(stack: Stack, obj: InputObject, state_machine_arn: str | None = None) -> str:
+    """Start the execution through start_etl's logic; return its ARN."""
+    arn = state_machine_arn or stack.state_machine_arn
+    summary = start_executions([obj], state_machine_arn=arn, client=stack.client("stepfunctions"))
     assert summary.started == [obj.execution_name]
-    return obj.execution_name
+    return f"{arn.replace(':stateMachine:', ':execution:')}:{obj.execution_name}"
 
 
-def _wait(stack: Stack, run_id: str, timeout: float = 180.0) -> dict[str, Any]:
+def _wait(stack: Stack, arn: str, timeout: float = 180.0) -> dict[str, Any]:
     sfn = stack.client("stepfunctions")
-    arn = f"arn:aws:states:{REGION}:{ACCOUNT}:execution:duffbeer-orders-etl:{run_id}"
     deadline = time.monotonic() + timeout
     while True:
         described: dict[str, Any] = sfn.describe_execution(executionArn=arn)
@@ -158,8 +169,7 @@ def _wait(stack: Stack, run_id: str, timeout: float = 180.0) -> dict[str, Any]:
         time.sleep(0.5)
 
 
-def _visited(stack: Stack, run_id: str) -> list[str]:
-    arn = f"arn:aws:states:{REGION}:{ACCOUNT}:execution:duffbeer-orders-etl:{run_id}"
+def _visited(stack: Stack, arn: str) -> list[str]:
     events = stack.client("stepfunctions").get_execution_history(executionArn=arn)["events"]
     return [
         e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e
@@ -230,12 +240,12 @@ def test_success_path_validates_transforms_publishes_and_catalogs(stack: Stack) 
     _publish_as_the_job_would(stack, batch_id, run_id)
 
     # When its execution runs
-    _start(stack, obj)
-    described = _wait(stack, run_id)
+    execution = _start(stack, obj)
+    described = _wait(stack, execution)
 
     # Then every step ran in order and the execution succeeded with a small output
     assert described["status"] == "SUCCEEDED", described
-    assert _visited(stack, run_id) == [
+    assert _visited(stack, execution) == [
         "ValidateOrders",
         "TransformOrders",
         "PublishBatch",
@@ -289,14 +299,15 @@ def test_invalid_file_is_quarantined_notified_and_fails_with_its_error(stack: St
     batch_id = obj.batch_id
 
     # When its execution runs
-    run_id = _start(stack, obj)
-    described = _wait(stack, run_id)
+    execution = _start(stack, obj)
+    run_id = obj.execution_name
+    described = _wait(stack, execution)
 
     # Then the execution fails with the validator's error name, after the failure path
     assert described["status"] == "FAILED", described
     assert described["error"] == "DelimiterError"
     assert "delimited by ';'" in described["cause"]
-    assert _visited(stack, run_id) == [
+    assert _visited(stack, execution) == [
         "ValidateOrders",
         "QuarantineInput",
         "NotifyFailure",
@@ -324,3 +335,31 @@ def test_invalid_file_is_quarantined_notified_and_fails_with_its_error(stack: St
     assert notice["error"] == "DelimiterError"
     assert notice["quarantine_location"] == f"s3://{PROCESSED}/{prefix}semicolons.csv"
     assert notice["error_report"] == f"s3://{PROCESSED}/{prefix}error.json"
+
+
+def test_glue_failure_is_caught_into_the_failure_path(stack: Stack) -> None:
+    # Given a valid file and a state machine whose Glue job cannot be started
+    obj = _upload(stack, "incoming/no-job.csv", SAMPLE)
+
+    # When its execution runs
+    execution = _start(stack, obj, stack.broken_state_machine_arn)
+    described = _wait(stack, execution)
+
+    # Then the Transform error is quarantined, notified and kept as the execution's error
+    assert described["status"] == "FAILED", described
+    assert described["error"] == "Glue.EntityNotFoundException"
+    assert _visited(stack, execution) == [
+        "ValidateOrders",
+        "TransformOrders",
+        "QuarantineInput",
+        "NotifyFailure",
+        "BatchFailed",
+    ]
+    prefix = naming.quarantine_prefix(obj.batch_id, obj.execution_name)
+    report = json.loads(
+        stack.client("s3").get_object(Bucket=PROCESSED, Key=f"{prefix}error.json")["Body"].read()
+    )
+    assert (report["error"], report["source"]["key"]) == (
+        "Glue.EntityNotFoundException",
+        "incoming/no-job.csv",
+    )
