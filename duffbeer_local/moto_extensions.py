@@ -13,6 +13,9 @@ points close those gaps:
    LocalStack upstream) allow task tokens with `.sync`, so the endpoint always exists.
 3. Glue job runs: `FakeJob.start_job_run` hands each new run to a `GlueRuntime`, and the
    run's model class reports the runner's state and error through GetJobRun.
+4. S3 event records (`moto.s3.notifications._get_s3_event`) lack the `sequencer` (and the
+   `versionId` of versioned buckets) that AWS puts in every record; without it two uploads
+   of the same bytes look like one event delivered twice. Each record gets them.
 
 `install()` checks every extension point first and raises LocalModeError if a moto upgrade
 moved one. The patches are process-wide; they only change behaviour while a runtime is
@@ -26,6 +29,7 @@ import binascii
 import hashlib
 import inspect
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +38,7 @@ import moto
 from moto.awslambda import models as lambda_models
 from moto.glue import models as glue_models
 from moto.moto_api._internal.managed_state_model import ManagedState
+from moto.s3 import notifications as s3_notifications
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     resource as sfn_resource,
 )
@@ -325,6 +330,56 @@ def _patch_glue(models: Any) -> None:
     models.FakeJob.start_job_run = start_job_run
 
 
+# S3 event records --------------------------------------------------------------------------
+
+
+def _check_s3_events() -> Any:
+    module = s3_notifications
+    _require(hasattr(module, "_get_s3_event"), "moto.s3.notifications._get_s3_event is missing")
+    params = list(inspect.signature(module._get_s3_event).parameters)
+    _require(
+        params == ["event_name", "bucket", "key", "notification_id"],
+        f"moto.s3.notifications._get_s3_event{params}",
+    )
+    _require(
+        "_get_s3_event(" in _source(module.send_event), "send_event no longer calls _get_s3_event"
+    )
+    return module
+
+
+class _Sequencer:
+    """Strictly increasing hex strings, like S3's per-key event sequencers."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = 0
+
+    def next(self) -> str:
+        with self._lock:
+            self._last = max(self._last + 1, time.time_ns())
+            return f"{self._last:016X}"
+
+
+def _patch_s3_events(module: Any) -> None:
+    original = module._get_s3_event
+    sequencer = _Sequencer()
+
+    def _get_s3_event(event_name: str, bucket: Any, key: Any, notification_id: str) -> Any:
+        event = original(event_name, bucket, key, notification_id)
+        if _registry.binding is None:
+            return event
+        for record in event.get("Records", []):
+            s3_object = record["s3"]["object"]
+            s3_object.setdefault("sequencer", sequencer.next())
+            version = getattr(key, "version_id", None)
+            if version and version != "null":
+                s3_object.setdefault("versionId", version)
+        return event
+
+    _get_s3_event.__wrapped__ = original  # type: ignore[attr-defined]
+    module._get_s3_event = _get_s3_event
+
+
 # Installation and binding -----------------------------------------------------------------
 
 
@@ -333,6 +388,7 @@ def check() -> None:
     _check_lambda()
     _check_sync()
     _check_glue()
+    _check_s3_events()
 
 
 def install() -> None:
@@ -343,9 +399,11 @@ def install() -> None:
         lambda_cls = _check_lambda()
         sync_cls, condition = _check_sync()
         glue = _check_glue()
+        s3_events = _check_s3_events()
         _patch_lambda(lambda_cls)
         _patch_sync(sync_cls, condition)
         _patch_glue(glue)
+        _patch_s3_events(s3_events)
         _registry.installed = True
 
 

@@ -35,9 +35,8 @@ HANDLER = textwrap.dedent(
         if "Records" in event:  # an S3 notification: record what arrived, through S3 itself
             record = event["Records"][0]["s3"]
             key = unquote_plus(record["object"]["key"])
-            boto3.client("s3").put_object(
-                Bucket="marker-bucket", Key="seen.txt", Body=f"{record['bucket']['name']}/{key}"
-            )
+            seen = f"{record['bucket']['name']}/{key}|{record['object'].get('sequencer')}"
+            boto3.client("s3").put_object(Bucket="marker-bucket", Key="seen.txt", Body=seen)
             return {"ok": True}
         if event.get("fail"):
             raise OrderRejectedError(f"order {event['order_id']} rejected")
@@ -188,9 +187,15 @@ def test_s3_notification_invokes_the_function_with_the_event(
             ]
         },
     )
-    s3.put_object(Bucket="notify-bucket", Key="raw/orders 2024.csv", Body=b"x")
-    seen = s3.get_object(Bucket="marker-bucket", Key="seen.txt")["Body"].read()
-    assert seen == b"notify-bucket/raw/orders 2024.csv"
+    # When the same bytes are uploaded twice under a key that needs percent-encoding
+    seen = []
+    for _ in range(2):
+        s3.put_object(Bucket="notify-bucket", Key="raw/orders 2024.csv", Body=b"x")
+        seen.append(s3.get_object(Bucket="marker-bucket", Key="seen.txt")["Body"].read().decode())
+    # Then each PUT invoked the function with the key, and with its own, increasing sequencer
+    (first_key, first_seq), (second_key, second_seq) = (s.split("|") for s in seen)
+    assert first_key == second_key == "notify-bucket/raw/orders 2024.csv"
+    assert first_seq != "None" and int(first_seq, 16) < int(second_seq, 16)
 
 
 def test_glue_sync_task_runs_the_script_and_reports_state_and_error(

@@ -1,0 +1,282 @@
+"""The whole pipeline on the local stack, judged over HTTP: files in, report figures out.
+
+The scenarios share one deployed stack and run in file order (each Spark run costs seconds):
+the sample first, on an empty stack; later batches use their own clients, products and
+order dates (filters keep their figures apart), except the re-upload and status-change
+scenarios, which deliberately act on the sample's lines.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from duffbeer_local.pipeline import LocalPipeline
+
+pytestmark = pytest.mark.e2e
+
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample" / "orders.csv"
+HEADER = (
+    "client_id,client_name,order_id,product_id,product_description,product_price,"
+    "product_ccf,product_volume,point_of_sale_channel,status"
+)
+FRESHNESS_TIMEOUT_S = 30.0
+Process = Callable[[str, str], dict[str, Any]]
+
+# Hand-computed from the five sample rows (line total = price x units):
+# 5678 Moe's Tavern (1001) 2.50 x 6 = 15.00 Retail created
+# 5679 Kwik-E-Mart  (1002) 2.00 x 12 = 24.00 B2B delivered
+# 5680 Krusty Burger(1003) 3.00 x 8 = 24.00 Online broken
+# 5681 Springfield  (1004) 4.00 x 24 = 96.00 Retail created
+# 5682 Moe's Tavern (1005) 2.50 x 6 = 15.00 B2B delivered       total 174.00
+SAMPLE_STATUSES = [
+    {"status": "created", "orders": 2, "lines": 2, "sales": 111.0, "share_of_orders": 0.4},
+    {"status": "delivered", "orders": 2, "lines": 2, "sales": 39.0, "share_of_orders": 0.4},
+    {"status": "broken", "orders": 1, "lines": 1, "sales": 24.0, "share_of_orders": 0.2},
+]
+
+
+def _today() -> str:
+    # Files without an order_date column take the batch's ingest date (UTC).
+    return datetime.now(UTC).date().isoformat()
+
+
+def eventually(pipeline: LocalPipeline, route: str, expected: Callable[[Any], bool]) -> Any:
+    """GET `route` until `expected(body)` holds: a new batch may take a moment to show."""
+    deadline = time.monotonic() + FRESHNESS_TIMEOUT_S
+    while True:
+        status, body = pipeline.get(route)
+        if status == 200 and expected(body):
+            return body
+        if time.monotonic() > deadline:
+            raise AssertionError(f"GET {route} -> {status} {json.dumps(body)[:2000]}")
+        time.sleep(0.5)
+
+
+def _runs_for(pipeline: LocalPipeline, key: str) -> list[dict[str, Any]]:
+    status, body = pipeline.get("/runs", api_key=False)
+    assert status == 200
+    return [run for run in body["runs"] if run["key"] == key]
+
+
+def _dirty_file(corrected: bool) -> str:
+    """40 orders of client 3001 on 2024-03-01 (1.50 x 2 = 3.00 each); the dirty version
+    has order 7040 priced -1.00 and a repeat of order 7001's line: 2 rejects of 41 rows."""
+    header = HEADER + ",order_date"
+    rows = [
+        f"3001,Duff Gardens,{order},201,Duff Gardens Ale,1.50,2,0.5,Online,delivered,2024-03-01"
+        for order in range(7001, 7040)
+    ]
+    price = "1.50" if corrected else "-1.00"
+    rows.append(
+        f"3001,Duff Gardens,7040,201,Duff Gardens Ale,{price},2,0.5,Online,delivered,2024-03-01"
+    )
+    if not corrected:
+        rows.append(rows[0])
+    return "\n".join([header, *rows]) + "\n"
+
+
+def test_sample_file_three_routes_answer_the_expected_figures(
+    pipeline: LocalPipeline, process: Process
+) -> None:
+    # Given the bundled sample uploaded to the input bucket
+    described = process("orders.csv", SAMPLE.read_text())
+    assert described["status"] == "SUCCEEDED"
+
+    # Then each route answers with the hand-computed figures
+    moe = eventually(pipeline, "/orders/1001", lambda body: body.get("client_id") == 1001)
+    assert moe["client_name"] == "Moe's Tavern"
+    assert moe["totals"] == {"orders": 1, "lines": 1, "units": 6, "sales": 15.0}
+    assert moe["by_status"] == [
+        {"status": "created", "orders": 1, "lines": 1, "units": 6, "sales": 15.0}
+    ]
+    # Client 1005 is another Moe's Tavern: a different client id, not merged into 1001
+    status, other_moe = pipeline.get("/orders/1005")
+    assert status == 200
+    assert (other_moe["client_name"], other_moe["totals"]["sales"]) == ("Moe's Tavern", 15.0)
+
+    status, products = pipeline.get("/sales-by-product")
+    assert status == 200
+    summary = {
+        p["product_id"]: (p["product_description"], p["orders"], p["units"], p["sales"])
+        for p in products["products"]
+    }
+    assert summary == {
+        102: ("Duff Classic", 2, 12, 30.0),
+        103: ("Duff Lite", 1, 12, 24.0),
+        104: ("Duff Dry", 1, 8, 24.0),
+        105: ("Duff Special", 1, 24, 96.0),
+    }
+    classic = next(p for p in products["products"] if p["product_id"] == 102)
+    assert sorted((c["channel"], c["sales"]) for c in classic["by_channel"]) == [
+        ("B2B", 15.0),
+        ("Retail", 15.0),
+    ]
+    assert sum(p["sales"] for p in products["products"]) == 174.0
+
+    status, report = pipeline.get("/order-status-report")
+    assert status == 200
+    assert report["total_orders"] == 5
+    assert report["statuses"] == SAMPLE_STATUSES
+
+
+def test_health_runs_and_api_key_over_http(pipeline: LocalPipeline) -> None:
+    health_status, _ = pipeline.get("/health", api_key=False)
+    keyless_status, keyless = pipeline.get("/sales-by-product", api_key=False)
+    unknown_status, _ = pipeline.get("/no-such-route")
+    assert health_status == 200
+    assert (keyless_status, keyless) == (403, {"message": "Forbidden"})
+    assert unknown_status == 403  # API Gateway's answer for an undefined route
+    [run] = _runs_for(pipeline, "orders.csv")
+    assert (run["status"], run["rows_read"], run["rows_valid"], run["rows_rejected"]) == (
+        "SUCCEEDED",
+        5,
+        5,
+        0,
+    )
+    assert (run["total_sales"], run["published"], run["error"]) == ("174.00", True, None)
+
+
+def test_dirty_rows_within_threshold_are_rejected_with_reasons_and_excluded(
+    pipeline: LocalPipeline, process: Process
+) -> None:
+    # Given a file where 2 of 41 rows break the contract (under the 5% threshold)
+    described = process("dirty.csv", _dirty_file(corrected=False))
+    assert described["status"] == "SUCCEEDED"
+
+    # Then the run keeps the rejects with their reasons
+    [run] = _runs_for(pipeline, "dirty.csv")
+    assert (run["rows_read"], run["rows_valid"], run["rows_rejected"]) == (41, 39, 2)
+    assert run["rejects_by_reason"] == {"bad_price": 1, "duplicate_line": 1}
+    s3 = pipeline.aws.client("s3")
+    bucket = pipeline.outputs.processed_bucket
+    prefix = f"runs/{run['batch_id']}/{run['run_id']}/rejects/"
+    keys = [
+        o["Key"]
+        for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
+        if o["Key"].endswith(".parquet")
+    ]
+    rejects = [
+        row
+        for key in keys
+        for row in pq.read_table(io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
+        .select(["order_id", "product_price", "reject_reason"])
+        .to_pylist()
+    ]
+    assert sorted(rejects, key=lambda r: r["reject_reason"]) == [
+        {"order_id": "7040", "product_price": "-1.00", "reject_reason": "bad_price"},
+        {"order_id": "7001", "product_price": "1.50", "reject_reason": "duplicate_line"},
+    ]
+
+    # And the totals count only the 39 valid lines
+    body = eventually(pipeline, "/orders/3001", lambda b: b.get("client_id") == 3001)
+    assert body["totals"] == {"orders": 39, "lines": 39, "units": 78, "sales": 117.0}
+
+
+def test_invalid_file_fails_is_quarantined_notified_and_changes_nothing(
+    pipeline: LocalPipeline, process: Process
+) -> None:
+    # Given an operator queue subscribed to the failure topic, and the figures before
+    sqs, sns = pipeline.aws.client("sqs"), pipeline.aws.client("sns")
+    queue_url = sqs.create_queue(QueueName="e2e-failures")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    sns.subscribe(TopicArn=pipeline.outputs.topic_arn, Protocol="sqs", Endpoint=queue_arn)
+    before = [pipeline.get(r) for r in ("/sales-by-product", "/order-status-report")]
+
+    # When a file without the status column arrives
+    text = SAMPLE.read_text().replace(",status", "").replace(",created", "")
+    text = text.replace(",delivered", "").replace(",broken", "")
+    described = process("no-status.csv", text)
+
+    # Then the execution fails, naming the step and the cause
+    assert described["status"] == "FAILED"
+    [run] = _runs_for(pipeline, "no-status.csv")
+    assert (run["failed_state"], run["error"]) == ("ValidateOrders", "MissingColumnsError")
+    assert "status" in run["error_message"]
+    # And the object is quarantined with a machine-readable error report
+    s3 = pipeline.aws.client("s3")
+    bucket = pipeline.outputs.processed_bucket
+    prefix = f"quarantine/{run['batch_id']}/{run['run_id']}/"
+    listed = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"])
+    assert listed == [f"{prefix}error.json", f"{prefix}no-status.csv"]
+    report = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}error.json")["Body"].read())
+    assert "MissingColumnsError" in json.dumps(report)
+    # And operators were notified
+    messages = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=5)["Messages"]
+    notice = json.loads(json.loads(messages[0]["Body"])["Message"])
+    assert (notice["key"], notice["error"]) == ("no-status.csv", "MissingColumnsError")
+    # And the reports did not move
+    after = [pipeline.get(r) for r in ("/sales-by-product", "/order-status-report")]
+    assert after == before
+
+
+def test_same_file_uploaded_twice_is_not_double_counted(
+    pipeline: LocalPipeline, process: Process
+) -> None:
+    # Given the sample already processed, when the very same file is uploaded again
+    described = process("orders.csv", SAMPLE.read_text())
+    assert described["status"] == "SUCCEEDED"
+    runs = _runs_for(pipeline, "orders.csv")
+    assert [r["status"] for r in runs] == ["SUCCEEDED", "SUCCEEDED"]
+    assert [r["published"] for r in runs] == [True, False]
+
+    # Then today's figures are still the sample's, counted once
+    today = _today()
+    report = eventually(
+        pipeline,
+        f"/order-status-report?date_from={today}&date_to={today}",
+        lambda b: b.get("total_orders") == 5,
+    )
+    assert report["statuses"] == SAMPLE_STATUSES
+    status, moe = pipeline.get("/orders/1001")
+    assert (status, moe["totals"]) == (200, {"orders": 1, "lines": 1, "units": 6, "sales": 15.0})
+
+
+def test_corrected_reupload_of_a_key_replaces_its_batch(
+    pipeline: LocalPipeline, process: Process
+) -> None:
+    # Given dirty.csv published with 39 valid lines, when a corrected dirty.csv arrives
+    described = process("dirty.csv", _dirty_file(corrected=True))
+    assert described["status"] == "SUCCEEDED"
+
+    # Then the batch holds the corrected 40 lines, not 39 + 40
+    body = eventually(pipeline, "/orders/3001", lambda b: b.get("totals", {}).get("orders") != 39)
+    assert body["totals"] == {"orders": 40, "lines": 40, "units": 80, "sales": 120.0}
+    latest = _runs_for(pipeline, "dirty.csv")[0]
+    assert (latest["rows_rejected"], latest["published"]) == (0, True)
+
+
+def test_later_batch_changing_statuses_shows_the_current_state(
+    pipeline: LocalPipeline, process: Process
+) -> None:
+    # Given order 5678 (Moe's Tavern, 1001) created in the sample, when a later file delivers it
+    update = HEADER + "\n1001,Moe's Tavern,5678,102,Duff Classic,2.50,6,0.33,Retail,delivered\n"
+    described = process("status-update.csv", update)
+    assert described["status"] == "SUCCEEDED"
+
+    # Then the client and the status report show it delivered, counted once
+    moe = eventually(
+        pipeline,
+        "/orders/1001",
+        lambda b: [s["status"] for s in b.get("by_status", [])] == ["delivered"],
+    )
+    assert moe["totals"] == {"orders": 1, "lines": 1, "units": 6, "sales": 15.0}
+    today = _today()
+    status, report = pipeline.get(f"/order-status-report?date_from={today}&date_to={today}")
+    assert status == 200
+    assert report["total_orders"] == 5
+    assert report["statuses"] == [
+        {"status": "created", "orders": 1, "lines": 1, "sales": 96.0, "share_of_orders": 0.2},
+        {"status": "delivered", "orders": 3, "lines": 3, "sales": 54.0, "share_of_orders": 0.6},
+        {"status": "broken", "orders": 1, "lines": 1, "sales": 24.0, "share_of_orders": 0.2},
+    ]
