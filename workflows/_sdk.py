@@ -25,7 +25,6 @@ with warnings.catch_warnings():
         SnsPublishStep,
         Succeed,
     )
-    from stepfunctions.steps.fields import Field
     from stepfunctions.workflow import Workflow
 logging.getLogger().setLevel(_root_level)
 
@@ -33,7 +32,6 @@ __all__ = [
     "Catch",
     "Chain",
     "Fail",
-    "Field",
     "GlueStartJobRunStep",
     "Graph",
     "LambdaStep",
