@@ -37,6 +37,15 @@ _BATCH_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
 
 
 @dataclass
+class SchemaChanges:
+    """What ensure_catalog changed: the database, tables and views."""
+
+    database_created: bool = False
+    tables_created: list[str] = field(default_factory=list)
+    tables_updated: list[str] = field(default_factory=list)
+
+
+@dataclass
 class CatalogResult:
     batch_id: str
     run_id: str
@@ -105,22 +114,49 @@ def _owned_parameters(table: dict[str, Any]) -> set[str]:
 def ensure_table(glue: Any, database: str, table_input: dict[str, Any]) -> str | None:
     """Create or update one table/view; 'created', 'updated' or None (already as defined)."""
     name = table_input["Name"]
-    try:
-        existing = glue.get_table(DatabaseName=database, Name=name)["Table"]
-    except ClientError as e:
-        if _code(e) != "EntityNotFoundException":
-            raise CatalogError(f"cannot read table {database}.{name}: {e}") from e
-        existing = None
+    existing = _get_table(glue, database, name)
     try:
         if existing is None:
-            glue.create_table(DatabaseName=database, TableInput=table_input)
-            return "created"
-        if _comparable(existing) != _comparable(table_input):
+            try:
+                glue.create_table(DatabaseName=database, TableInput=table_input)
+                return "created"
+            except ClientError as e:
+                # Another batch's Catalog step created it first: compare with theirs.
+                if _code(e) != "AlreadyExistsException":
+                    raise
+            existing = _get_table(glue, database, name)
+        if existing is None or _comparable(existing) != _comparable(table_input):
             glue.update_table(DatabaseName=database, TableInput=table_input)
             return "updated"
     except ClientError as e:
         raise CatalogError(f"cannot create or update table {database}.{name}: {e}") from e
     return None
+
+
+def _get_table(glue: Any, database: str, name: str) -> dict[str, Any] | None:
+    try:
+        table: dict[str, Any] = glue.get_table(DatabaseName=database, Name=name)["Table"]
+    except ClientError as e:
+        if _code(e) != "EntityNotFoundException":
+            raise CatalogError(f"cannot read table {database}.{name}: {e}") from e
+        return None
+    return table
+
+
+def ensure_catalog(glue: Any, *, database: str, bucket: str) -> SchemaChanges:
+    """The database, every table and every view, as defined in tables.py (no partitions).
+
+    The Catalog step calls it for each batch; deploy may call it too, so that the views
+    exist (and answer with no rows) before the first batch arrives.
+    """
+    result = SchemaChanges(database_created=ensure_database(glue, database))
+    for table_input in [*tables.base_tables(bucket).values(), *tables.views(database).values()]:
+        change = ensure_table(glue, database, table_input)
+        if change == "created":
+            result.tables_created.append(table_input["Name"])
+        elif change == "updated":
+            result.tables_updated.append(table_input["Name"])
+    return result
 
 
 def _existing_partitions(
@@ -229,20 +265,21 @@ def catalog_batch(
         # The id is quoted into a GetPartitions expression: only naming.batch_id_for's alphabet.
         raise InvalidParameterError(f"batch_id {batch_id!r} is not a pipeline batch id")
     published = _published(bucket, batch_id, client=s3)
-    result = CatalogResult(batch_id=batch_id, run_id=run_id, published_run_id=published["run_id"])
     if published["run_id"] != run_id:
         logger.info(
             "A newer run of the batch is published; cataloging it",
             extra={"published_run_id": published["run_id"]},
         )
-    result.database_created = ensure_database(glue, database)
+    changes = ensure_catalog(glue, database=database, bucket=bucket)
+    result = CatalogResult(
+        batch_id=batch_id,
+        run_id=run_id,
+        published_run_id=published["run_id"],
+        database_created=changes.database_created,
+        tables_created=changes.tables_created,
+        tables_updated=changes.tables_updated,
+    )
     base = tables.base_tables(bucket)
-    for table_input in [*base.values(), *tables.views(database).values()]:
-        change = ensure_table(glue, database, table_input)
-        if change == "created":
-            result.tables_created.append(table_input["Name"])
-        elif change == "updated":
-            result.tables_updated.append(table_input["Name"])
     partitions = tables.batch_partitions(dict(published), batch_id=batch_id, bucket=bucket)
     for table_name, desired in partitions.items():
         created, updated, deleted = sync_partitions(

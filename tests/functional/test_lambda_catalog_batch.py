@@ -13,7 +13,8 @@ from moto import mock_aws
 
 from duffbeer import reports_sql
 from duffbeer.errors import BatchNotPublishedError, InvalidParameterError
-from lambdas.catalog_batch.catalog import catalog_batch
+from lambdas.catalog_batch import tables
+from lambdas.catalog_batch.catalog import catalog_batch, ensure_catalog, ensure_table
 
 pytestmark = pytest.mark.functional
 
@@ -304,3 +305,47 @@ def test_batch_id_outside_the_pipeline_alphabet_is_refused(aws: tuple[Any, Any])
     with pytest.raises(InvalidParameterError, match="not a pipeline batch id"):
         _catalog(glue, s3, "x' OR '1'='1", "run-1")
     assert glue.get_databases()["DatabaseList"] == []
+
+
+def test_schema_can_be_ensured_before_the_first_batch(aws: tuple[Any, Any]) -> None:
+    # Given an empty catalog (a fresh deployment)
+    glue, _ = aws
+
+    # When deploy ensures the schema
+    first = ensure_catalog(glue, database=DATABASE, bucket=BUCKET)
+    second = ensure_catalog(glue, database=DATABASE, bucket=BUCKET)
+
+    # Then every table and view exists once, with no partitions, and a repeat changes nothing
+    assert first.database_created is True
+    assert len(first.tables_created) == 10
+    assert (second.database_created, second.tables_created, second.tables_updated) == (
+        False,
+        [],
+        [],
+    )
+    assert _partitions(glue, "order_lines") == {}
+
+
+def test_table_created_concurrently_is_compared_not_failed(aws: tuple[Any, Any]) -> None:
+    # Given a table another Catalog step created between our read and our create
+    glue, _ = aws
+    ensure_catalog(glue, database=DATABASE, bucket=BUCKET)
+    table_input = tables.base_tables(BUCKET)["order_lines"]
+
+    class RacingGlue:
+        """Reports the table missing once, as a read before the other writer finished would."""
+
+        def __init__(self) -> None:
+            self.first_read = True
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(glue, name)
+
+        def get_table(self, **kwargs: Any) -> Any:
+            if self.first_read:
+                self.first_read = False
+                return glue.get_table(DatabaseName=DATABASE, Name="no_such_table")
+            return glue.get_table(**kwargs)
+
+    # When ensure_table runs into AlreadyExists / Then it treats the table as existing
+    assert ensure_table(RacingGlue(), DATABASE, table_input) is None
