@@ -17,7 +17,10 @@ def _free_port() -> int:
 
 
 def _post(url: str, body: bytes = b"") -> None:
-    request = urllib.request.Request(url, data=body, method="POST")
+    # A form content type would make moto read an empty body.
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "text/plain"}
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         response.read()
 

@@ -1,0 +1,169 @@
+"""Re-running, repairing and removing a deployment against a moto server."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from deploy.create_workflow import deploy, destroy, main
+from deploy.stack import DeployOptions
+
+pytestmark = pytest.mark.functional
+
+REGION = "us-east-1"
+STATE_MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:duffbeer-orders-etl"
+
+
+def _options(endpoint: str, build: Path, **overrides: Any) -> DeployOptions:
+    return DeployOptions(region=REGION, endpoint_url=endpoint, build_dir=build, **overrides)
+
+
+def _client(endpoint: str, service: str) -> Any:
+    return boto3.client(service, region_name=REGION, endpoint_url=endpoint)
+
+
+def _zip_bytes(text: str, tmp_path: Path) -> bytes:
+    path = tmp_path / "other.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("lambdas/other.py", text)
+    return path.read_bytes()
+
+
+def test_second_run_changes_nothing(moto_server: str, tmp_path: Path) -> None:
+    # Given a deployed stack
+    deploy(_options(moto_server, tmp_path), out=io.StringIO())
+    # When the same deploy runs again
+    out = io.StringIO()
+    deploy(_options(moto_server, tmp_path), out=out)
+    # Then every resource reports unchanged
+    lines = [line.split()[0] for line in out.getvalue().splitlines() if line.startswith("  ")]
+    assert set(lines) == {"unchanged", "skipped"}
+    assert out.getvalue().rstrip().endswith("deploy: unchanged (every resource already up to date)")
+
+
+def test_drifted_code_definition_and_settings_are_updated_in_place(
+    moto_server: str, tmp_path: Path
+) -> None:
+    # Given a deployed stack whose function code and state machine were changed by hand
+    first = deploy(_options(moto_server, tmp_path), out=io.StringIO())
+    lam = _client(moto_server, "lambda")
+    sfn = _client(moto_server, "stepfunctions")
+    expected_sha = lam.get_function(FunctionName="duffbeer-publish-batch")["Configuration"][
+        "CodeSha256"
+    ]
+    expected_definition = json.loads(
+        sfn.describe_state_machine(stateMachineArn=STATE_MACHINE)["definition"]
+    )
+    lam.update_function_code(
+        FunctionName="duffbeer-publish-batch", ZipFile=_zip_bytes("x = 1", tmp_path)
+    )
+    sfn.update_state_machine(
+        stateMachineArn=STATE_MACHINE,
+        definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
+    )
+    # When deploy runs again with a shorter log retention (moto 5.2.5 has no Glue UpdateJob,
+    # so the job's own update path is exercised on AWS only)
+    out = io.StringIO()
+    second = deploy(_options(moto_server, tmp_path, log_retention_days=14), out=out)
+    # Then the same resources are updated, not recreated
+    text = out.getvalue()
+    assert "updated   lambda function        duffbeer-publish-batch (code)" in text
+    assert "updated   state machine          duffbeer-orders-etl (definition)" in text
+    assert "updated   log group              /aws/lambda/duffbeer-start-etl (14 days)" in text
+    assert not [line for line in text.splitlines() if line.startswith("  created")]
+    assert second.state_machine_arn == first.state_machine_arn
+    assert second.api_id == first.api_id
+    assert (
+        lam.get_function(FunctionName="duffbeer-publish-batch")["Configuration"]["CodeSha256"]
+        == expected_sha
+    )
+    assert (
+        json.loads(sfn.describe_state_machine(stateMachineArn=STATE_MACHINE)["definition"])
+        == expected_definition
+    )
+    retention = {
+        group["logGroupName"]: group["retentionInDays"]
+        for group in _client(moto_server, "logs").describe_log_groups()["logGroups"]
+    }
+    assert set(retention.values()) == {14}
+
+
+def _leftovers(endpoint: str) -> dict[str, list[str]]:
+    """Everything a deploy creates, as found in the account."""
+    found = {
+        "buckets": [b["Name"] for b in _client(endpoint, "s3").list_buckets()["Buckets"]],
+        "roles": [r["RoleName"] for r in _client(endpoint, "iam").list_roles()["Roles"]],
+        "functions": [
+            f["FunctionName"] for f in _client(endpoint, "lambda").list_functions()["Functions"]
+        ],
+        "layers": [
+            layer["LayerName"] for layer in _client(endpoint, "lambda").list_layers()["Layers"]
+        ],
+        "state_machines": [
+            m["name"]
+            for m in _client(endpoint, "stepfunctions").list_state_machines()["stateMachines"]
+        ],
+        "glue_jobs": _client(endpoint, "glue").list_jobs()["JobNames"],
+        "databases": [d["Name"] for d in _client(endpoint, "glue").get_databases()["DatabaseList"]],
+        "workgroups": [
+            w["Name"]
+            for w in _client(endpoint, "athena").list_work_groups()["WorkGroups"]
+            if w["Name"] != "primary"
+        ],
+        "apis": [a["name"] for a in _client(endpoint, "apigateway").get_rest_apis()["items"]],
+        "usage_plans": [
+            p["name"] for p in _client(endpoint, "apigateway").get_usage_plans()["items"]
+        ],
+        "api_keys": [k["name"] for k in _client(endpoint, "apigateway").get_api_keys()["items"]],
+        "alarms": [
+            a["AlarmName"]
+            for a in _client(endpoint, "cloudwatch").describe_alarms()["MetricAlarms"]
+        ],
+        "rules": [r["Name"] for r in _client(endpoint, "events").list_rules()["Rules"]],
+        "log_groups": [
+            g["logGroupName"] for g in _client(endpoint, "logs").describe_log_groups()["logGroups"]
+        ],
+        "topics": [t["TopicArn"] for t in _client(endpoint, "sns").list_topics()["Topics"]],
+    }
+    return {kind: names for kind, names in found.items() if names}
+
+
+def test_destroy_keeps_data_unless_forced_and_then_leaves_nothing(
+    moto_server: str, tmp_path: Path
+) -> None:
+    # Given a deployed stack with an order file in the input bucket
+    deploy(_options(moto_server, tmp_path), out=io.StringIO())
+    _client(moto_server, "s3").put_object(
+        Bucket="duffbeer-input-orders", Key="incoming/data.txt", Body=b"kept"
+    )
+    # When it is destroyed without --force
+    kept = destroy(_options(moto_server, tmp_path), force=False, out=io.StringIO())
+    # Then only the bucket holding data is left (the processed bucket held only artifacts)
+    assert kept is False
+    assert _leftovers(moto_server) == {"buckets": ["duffbeer-input-orders"]}
+    # When destroyed with --force through the command line
+    code = main(["--destroy", "--force", "--endpoint-url", moto_server, "--region", REGION])
+    # Then nothing of the stack remains
+    assert code == 0
+    assert _leftovers(moto_server) == {}
+
+
+def test_stacks_with_different_suffixes_live_side_by_side(moto_server: str, tmp_path: Path) -> None:
+    # Given the default stack and a -qa stack in one account
+    deploy(_options(moto_server, tmp_path), out=io.StringIO())
+    qa = deploy(_options(moto_server, tmp_path, suffix="-qa"), out=io.StringIO())
+    assert qa.input_bucket == "duffbeer-input-orders-qa"
+    # When the -qa stack is destroyed
+    assert destroy(_options(moto_server, tmp_path, suffix="-qa"), force=False, out=io.StringIO())
+    # Then the default stack is untouched
+    left = _leftovers(moto_server)
+    assert left["buckets"] == ["duffbeer-input-orders", "duffbeer-processed-orders"]
+    assert left["state_machines"] == ["duffbeer-orders-etl"]
+    assert len(left["functions"]) == 6
+    assert left["databases"] == ["duffbeer_reports"]

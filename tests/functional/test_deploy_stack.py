@@ -1,0 +1,390 @@
+"""A full deploy against a moto server, then every resource and its wiring checked."""
+
+from __future__ import annotations
+
+import io
+import json
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from deploy.create_workflow import deploy
+from deploy.stack import DeployOptions, StackOutputs
+from workflows.definition import WorkflowConfig, definition_dict
+
+pytestmark = pytest.mark.functional
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+PROJECT = Path(__file__).resolve().parents[2]
+FN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:"
+TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT}:duffbeer-alerts"
+STATE_MACHINE = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:duffbeer-orders-etl"
+
+
+@pytest.fixture(scope="module")
+def stack(
+    _moto_server_session: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, StackOutputs]]:
+    """One deployment shared by the read-only checks of this module."""
+    urllib.request.urlopen(
+        urllib.request.Request(f"{_moto_server_session}/moto-api/reset", method="POST")
+    ).read()
+    options = DeployOptions(
+        region=REGION,
+        endpoint_url=_moto_server_session,
+        build_dir=tmp_path_factory.mktemp("build"),
+    )
+    outputs = deploy(options, out=io.StringIO())
+    yield _moto_server_session, outputs
+    urllib.request.urlopen(
+        urllib.request.Request(f"{_moto_server_session}/moto-api/reset", method="POST")
+    ).read()
+
+
+def _client(stack: tuple[str, StackOutputs], service: str) -> Any:
+    return boto3.client(service, region_name=REGION, endpoint_url=stack[0])
+
+
+def test_outputs_name_every_resource(stack: tuple[str, StackOutputs]) -> None:
+    outputs = stack[1]
+    assert outputs.input_bucket == "duffbeer-input-orders"
+    assert outputs.processed_bucket == "duffbeer-processed-orders"
+    assert outputs.state_machine_arn == STATE_MACHINE
+    assert outputs.function_arns == {
+        "start_etl": f"{FN}duffbeer-start-etl",
+        "validate_orders": f"{FN}duffbeer-validate-orders",
+        "publish_batch": f"{FN}duffbeer-publish-batch",
+        "catalog_batch": f"{FN}duffbeer-catalog-batch",
+        "quarantine_batch": f"{FN}duffbeer-quarantine-batch",
+        "orders_api": f"{FN}duffbeer-orders-api",
+    }
+    assert outputs.topic_arn == TOPIC
+    assert (outputs.glue_job_name, outputs.database, outputs.workgroup) == (
+        "duffbeer-transform-orders",
+        "duffbeer_reports",
+        "duffbeer-reports",
+    )
+    assert outputs.api_url == f"https://{outputs.api_id}.execute-api.{REGION}.amazonaws.com/v1"
+
+
+def test_buckets_are_encrypted_private_and_expire_temporary_prefixes(
+    stack: tuple[str, StackOutputs],
+) -> None:
+    s3 = _client(stack, "s3")
+    for bucket in ("duffbeer-input-orders", "duffbeer-processed-orders"):
+        sse = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]
+        assert sse["Rules"][0]["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
+        assert s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        }
+    rules = {
+        rule["ID"]: rule
+        for rule in s3.get_bucket_lifecycle_configuration(Bucket="duffbeer-processed-orders")[
+            "Rules"
+        ]
+    }
+    assert rules["expire-athena-results"]["Filter"] == {"Prefix": "athena-results/"}
+    assert rules["expire-athena-results"]["Expiration"] == {"Days": 7}
+    assert rules["expire-quarantine"]["Filter"] == {"Prefix": "quarantine/"}
+    assert rules["expire-quarantine"]["Expiration"] == {"Days": 90}
+    assert rules["abort-incomplete-multipart-uploads"]["AbortIncompleteMultipartUpload"] == {
+        "DaysAfterInitiation": 7
+    }
+
+
+def test_new_csv_objects_trigger_start_etl(stack: tuple[str, StackOutputs]) -> None:
+    s3 = _client(stack, "s3")
+    config = s3.get_bucket_notification_configuration(Bucket="duffbeer-input-orders")
+    [target] = config["LambdaFunctionConfigurations"]
+    assert target["LambdaFunctionArn"] == f"{FN}duffbeer-start-etl"
+    assert target["Events"] == ["s3:ObjectCreated:*"]
+    assert target["Filter"]["Key"]["FilterRules"] == [{"Name": "suffix", "Value": ".csv"}]
+    policy = json.loads(
+        _client(stack, "lambda").get_policy(FunctionName="duffbeer-start-etl")["Policy"]
+    )
+    [statement] = policy["Statement"]
+    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert statement["Action"] == "lambda:InvokeFunction"
+    assert (
+        statement["Condition"]["ArnLike"]["AWS:SourceArn"] == "arn:aws:s3:::duffbeer-input-orders"
+    )
+    assert statement["Condition"]["StringEquals"]["AWS:SourceAccount"] == ACCOUNT
+
+
+def test_functions_have_their_handler_environment_layer_and_role(
+    stack: tuple[str, StackOutputs],
+) -> None:
+    lam = _client(stack, "lambda")
+    common = {
+        "POWERTOOLS_METRICS_NAMESPACE": "DuffBeerOrders",
+        "LOG_LEVEL": "INFO",
+    }
+    expected = {
+        "duffbeer-start-etl": (
+            "lambdas.start_etl.handler.handler",
+            {"STATE_MACHINE_ARN": STATE_MACHINE},
+        ),
+        "duffbeer-validate-orders": (
+            "lambdas.validate_orders.handler.handler",
+            {"MAX_FILE_BYTES": str(2 * 1024**3)},
+        ),
+        "duffbeer-publish-batch": (
+            "lambdas.publish_batch.handler.handler",
+            {"PROCESSED_BUCKET": "duffbeer-processed-orders"},
+        ),
+        "duffbeer-catalog-batch": (
+            "lambdas.catalog_batch.handler.handler",
+            {"PROCESSED_BUCKET": "duffbeer-processed-orders", "GLUE_DATABASE": "duffbeer_reports"},
+        ),
+        "duffbeer-quarantine-batch": (
+            "lambdas.quarantine_batch.handler.handler",
+            {"PROCESSED_BUCKET": "duffbeer-processed-orders"},
+        ),
+        "duffbeer-orders-api": (
+            "lambdas.api.handler.handler",
+            {
+                "QUERY_BACKEND": "athena",
+                "GLUE_DATABASE": "duffbeer_reports",
+                "ATHENA_WORKGROUP": "duffbeer-reports",
+                "PROCESSED_BUCKET": "duffbeer-processed-orders",
+            },
+        ),
+    }
+    for name, (handler, env) in expected.items():
+        config = lam.get_function_configuration(FunctionName=name)
+        assert config["Handler"] == handler
+        assert config["Runtime"] == "python3.11"
+        assert config["Role"] == f"arn:aws:iam::{ACCOUNT}:role/{name}-role"
+        assert config["Environment"]["Variables"] == {
+            "POWERTOOLS_SERVICE_NAME": name,
+            **common,
+            **env,
+        }
+        assert [layer["Arn"] for layer in config["Layers"]] == [
+            f"arn:aws:lambda:{REGION}:{ACCOUNT}:layer:duffbeer-powertools:1"
+        ]
+
+
+def test_every_log_group_has_a_retention_period(stack: tuple[str, StackOutputs]) -> None:
+    groups = {
+        group["logGroupName"]: group.get("retentionInDays")
+        for group in _client(stack, "logs").describe_log_groups()["logGroups"]
+    }
+    assert groups == {
+        "/aws/lambda/duffbeer-start-etl": 30,
+        "/aws/lambda/duffbeer-validate-orders": 30,
+        "/aws/lambda/duffbeer-publish-batch": 30,
+        "/aws/lambda/duffbeer-catalog-batch": 30,
+        "/aws/lambda/duffbeer-quarantine-batch": 30,
+        "/aws/lambda/duffbeer-orders-api": 30,
+        "/aws/vendedlogs/states/duffbeer-orders-etl": 30,
+        "/aws-glue/jobs/duffbeer-transform-orders": 30,
+    }
+
+
+def test_deployed_definition_is_the_workflows_output(stack: tuple[str, StackOutputs]) -> None:
+    sfn = _client(stack, "stepfunctions")
+    described = sfn.describe_state_machine(stateMachineArn=STATE_MACHINE)
+    expected = definition_dict(
+        WorkflowConfig(
+            state_machine_name="duffbeer-orders-etl",
+            role_arn=f"arn:aws:iam::{ACCOUNT}:role/duffbeer-states-role",
+            validate_function_arn=f"{FN}duffbeer-validate-orders",
+            publish_function_arn=f"{FN}duffbeer-publish-batch",
+            catalog_function_arn=f"{FN}duffbeer-catalog-batch",
+            quarantine_function_arn=f"{FN}duffbeer-quarantine-batch",
+            glue_job_name="duffbeer-transform-orders",
+            processed_bucket="duffbeer-processed-orders",
+            failure_topic_arn=TOPIC,
+            region=REGION,
+            glue_timeout_seconds=3900,
+        )
+    )
+    assert json.loads(described["definition"]) == expected
+    assert described["roleArn"] == f"arn:aws:iam::{ACCOUNT}:role/duffbeer-states-role"
+    logging = described["loggingConfiguration"]
+    assert logging["level"] == "ALL"
+    assert logging["destinations"] == [
+        {
+            "cloudWatchLogsLogGroup": {
+                "logGroupArn": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:"
+                "/aws/vendedlogs/states/duffbeer-orders-etl:*"
+            }
+        }
+    ]
+
+
+def test_glue_job_runs_the_uploaded_script_on_glue_5(stack: tuple[str, StackOutputs]) -> None:
+    job = _client(stack, "glue").get_job(JobName="duffbeer-transform-orders")["Job"]
+    assert job["GlueVersion"] == "5.0"
+    assert job["Role"] == f"arn:aws:iam::{ACCOUNT}:role/duffbeer-glue-role"
+    assert (job["WorkerType"], job["NumberOfWorkers"]) == ("G.1X", 2)
+    script = "s3://duffbeer-processed-orders/artifacts/glue/transform_orders.py"
+    assert job["Command"]["ScriptLocation"] == script
+    args = job["DefaultArguments"]
+    assert (
+        args["--extra-py-files"]
+        == "s3://duffbeer-processed-orders/artifacts/glue/duffbeer_libs.zip"
+    )
+    assert args["--output_path"] == "s3://duffbeer-processed-orders/"
+    assert args["--job-bookmark-option"] == "job-bookmark-disable"
+    assert args["--enable-metrics"] == "true"
+    assert args["--enable-continuous-cloudwatch-log"] == "true"
+    assert args["--continuous-log-logGroup"] == "/aws-glue/jobs/duffbeer-transform-orders"
+    uploaded = (
+        _client(stack, "s3")
+        .get_object(Bucket="duffbeer-processed-orders", Key="artifacts/glue/transform_orders.py")[
+            "Body"
+        ]
+        .read()
+    )
+    assert uploaded == (PROJECT / "glue_jobs" / "transform_orders.py").read_bytes()
+
+
+def test_database_and_workgroup_cap_and_locate_queries(stack: tuple[str, StackOutputs]) -> None:
+    database = _client(stack, "glue").get_database(Name="duffbeer_reports")["Database"]
+    assert database["LocationUri"] == "s3://duffbeer-processed-orders/"
+    config = _client(stack, "athena").get_work_group(WorkGroup="duffbeer-reports")["WorkGroup"][
+        "Configuration"
+    ]
+    assert config["ResultConfiguration"] == {
+        "OutputLocation": "s3://duffbeer-processed-orders/athena-results/",
+        "EncryptionConfiguration": {"EncryptionOption": "SSE_S3"},
+    }
+    assert config["EnforceWorkGroupConfiguration"] is True
+    assert config["BytesScannedCutoffPerQuery"] == 1024**3
+
+
+def test_api_routes_proxy_to_orders_api_behind_an_api_key(stack: tuple[str, StackOutputs]) -> None:
+    apigw = _client(stack, "apigateway")
+    api_id = stack[1].api_id
+    uri = (
+        f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/"
+        f"{FN}duffbeer-orders-api/invocations"
+    )
+    routes = {}
+    for resource in apigw.get_resources(restApiId=api_id)["items"]:
+        if "GET" in resource.get("resourceMethods", {}):
+            method = apigw.get_method(restApiId=api_id, resourceId=resource["id"], httpMethod="GET")
+            integration = method["methodIntegration"]
+            assert (integration["type"], integration["uri"]) == ("AWS_PROXY", uri)
+            routes[resource["path"]] = method["apiKeyRequired"]
+    assert routes == {
+        "/orders/{client_id}": True,
+        "/sales-by-product": True,
+        "/order-status-report": True,
+        "/health": False,
+        "/openapi.json": False,
+    }
+    stage = apigw.get_stage(restApiId=api_id, stageName="v1")
+    assert stage["methodSettings"]["*/*"]["throttlingRateLimit"] == 50.0
+    assert stage["methodSettings"]["*/*"]["throttlingBurstLimit"] == 100
+    [plan] = apigw.get_usage_plans()["items"]
+    assert plan["apiStages"] == [{"apiId": api_id, "stage": "v1"}]
+    assert [key["id"] for key in apigw.get_usage_plan_keys(usagePlanId=plan["id"])["items"]] == [
+        stack[1].api_key_id
+    ]
+    policy = json.loads(
+        _client(stack, "lambda").get_policy(FunctionName="duffbeer-orders-api")["Policy"]
+    )
+    [statement] = policy["Statement"]
+    assert statement["Principal"] == {"Service": "apigateway.amazonaws.com"}
+    assert statement["Condition"]["ArnLike"]["AWS:SourceArn"] == (
+        f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{api_id}/*/GET/*"
+    )
+
+
+def test_failures_alarm_to_the_topic(stack: tuple[str, StackOutputs]) -> None:
+    alarms = {
+        alarm["AlarmName"]: alarm
+        for alarm in _client(stack, "cloudwatch").describe_alarms()["MetricAlarms"]
+    }
+    assert sorted(alarms) == sorted(
+        [
+            "duffbeer-state-machine-failed",
+            "duffbeer-state-machine-timedout",
+            "duffbeer-state-machine-aborted",
+            "duffbeer-start-etl-errors",
+            "duffbeer-validate-orders-errors",
+            "duffbeer-publish-batch-errors",
+            "duffbeer-catalog-batch-errors",
+            "duffbeer-quarantine-batch-errors",
+            "duffbeer-orders-api-errors",
+        ]
+    )
+    assert {alarm["AlarmActions"][0] for alarm in alarms.values()} == {TOPIC}
+    failed = alarms["duffbeer-state-machine-failed"]
+    assert (failed["Namespace"], failed["MetricName"]) == ("AWS/States", "ExecutionsFailed")
+    assert failed["Dimensions"] == [{"Name": "StateMachineArn", "Value": STATE_MACHINE}]
+    api_errors = alarms["duffbeer-orders-api-errors"]
+    assert (api_errors["Namespace"], api_errors["MetricName"]) == ("AWS/Lambda", "Errors")
+    assert api_errors["Dimensions"] == [{"Name": "FunctionName", "Value": "duffbeer-orders-api"}]
+
+
+def test_glue_job_failures_reach_the_topic_through_eventbridge(
+    stack: tuple[str, StackOutputs],
+) -> None:
+    events = _client(stack, "events")
+    rule = events.describe_rule(Name="duffbeer-glue-job-failed")
+    assert json.loads(rule["EventPattern"]) == {
+        "source": ["aws.glue"],
+        "detail-type": ["Glue Job State Change"],
+        "detail": {
+            "jobName": ["duffbeer-transform-orders"],
+            "state": ["FAILED", "TIMEOUT", "ERROR"],
+        },
+    }
+    targets = events.list_targets_by_rule(Rule="duffbeer-glue-job-failed")["Targets"]
+    assert [target["Arn"] for target in targets] == [TOPIC]
+    policy = json.loads(
+        _client(stack, "sns").get_topic_attributes(TopicArn=TOPIC)["Attributes"]["Policy"]
+    )
+    events_statement = next(
+        s for s in policy["Statement"] if s["Sid"] == "GlueFailureRulePublishes"
+    )
+    assert events_statement["Principal"] == {"Service": "events.amazonaws.com"}
+
+
+def test_roles_trust_their_service_and_carry_one_inline_policy(
+    stack: tuple[str, StackOutputs],
+) -> None:
+    iam = _client(stack, "iam")
+    services = {}
+    for role in iam.list_roles()["Roles"]:
+        trust = role["AssumeRolePolicyDocument"]
+        services[role["RoleName"]] = trust["Statement"][0]["Principal"]["Service"]
+        assert iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"] == [
+            "least-privilege"
+        ]
+        assert iam.list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"] == []
+    assert services == {
+        "duffbeer-start-etl-role": "lambda.amazonaws.com",
+        "duffbeer-validate-orders-role": "lambda.amazonaws.com",
+        "duffbeer-publish-batch-role": "lambda.amazonaws.com",
+        "duffbeer-catalog-batch-role": "lambda.amazonaws.com",
+        "duffbeer-quarantine-batch-role": "lambda.amazonaws.com",
+        "duffbeer-orders-api-role": "lambda.amazonaws.com",
+        "duffbeer-glue-role": "glue.amazonaws.com",
+        "duffbeer-states-role": "states.amazonaws.com",
+    }
+    api_policy = iam.get_role_policy(
+        RoleName="duffbeer-orders-api-role", PolicyName="least-privilege"
+    )
+    sids = [statement["Sid"] for statement in api_policy["PolicyDocument"]["Statement"]]
+    assert sids == [
+        "WriteOwnLogs",
+        "QueryThroughWorkgroup",
+        "ReadCatalog",
+        "ReadPublishedData",
+        "ListPublishedData",
+        "LocateBucketForAthena",
+        "WriteAthenaResults",
+    ]
