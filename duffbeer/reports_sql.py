@@ -306,6 +306,16 @@ def sales_by_product_query(
     return _filtered(SALES_BY_PRODUCT_API_SQL, API_PRODUCT_DAILY, channel, date_from, date_to)
 
 
+def channels_query() -> BoundQuery:
+    """The channels present in the current lines."""
+    return BoundQuery(
+        f"SELECT DISTINCT point_of_sale_channel FROM {API_PRODUCT_DAILY} "
+        "ORDER BY point_of_sale_channel",
+        (),
+        API_PRODUCT_DAILY,
+    )
+
+
 def order_status_query(
     channel: str | None = None, date_from: date | None = None, date_to: date | None = None
 ) -> BoundQuery:

@@ -1,5 +1,6 @@
 """DuckDB backend over hand-written published Parquet in a moto S3 server: current state,
 unpublished runs invisible, snapshot refresh when a manifest changes."""
+# ruff: noqa: E501  (the hand-written rows read best one line each)
 
 from __future__ import annotations
 
@@ -205,8 +206,8 @@ def test_orders_spanning_partitions_are_counted_once(moto_endpoint: str) -> None
     bucket = "spanning-orders"
     s3_client(moto_endpoint).create_bucket(Bucket=bucket)
     lines = [
-        Line(2001, "Barney", 9000, 102, "Duff Classic", "2.50", 2, "0.330", "Retail", "created", "2026-01-10"),  # noqa: E501
-        Line(2001, "Barney", 9000, 103, "Duff Lite", "2.00", 3, "0.500", "B2B", "created", "2026-01-11"),  # noqa: E501
+        Line(2001, "Barney", 9000, 102, "Duff Classic", "2.50", 2, "0.330", "Retail", "created", "2026-01-10"),
+        Line(2001, "Barney", 9000, 103, "Duff Lite", "2.00", 3, "0.500", "B2B", "created", "2026-01-11"),
     ]
     parts = write_run(moto_endpoint, bucket, "orders-s", "run-s1", "2026-01-05T00:00:00Z", lines)
     publish(moto_endpoint, bucket, "orders-s", "run-s1", "2026-01-05T00:00:00Z", parts)
@@ -225,14 +226,14 @@ def test_snapshot_follows_a_newly_published_batch(moto_endpoint: str) -> None:
     # Given a bucket with one published batch, already read once
     bucket = "refreshing-orders"
     s3_client(moto_endpoint).create_bucket(Bucket=bucket)
-    first = [Line(3001, "Otto", 9100, 102, "Duff Classic", "2.50", 1, "0.330", "Online", "created", "2026-02-01")]  # noqa: E501
+    first = [Line(3001, "Otto", 9100, 102, "Duff Classic", "2.50", 1, "0.330", "Online", "created", "2026-02-01")]
     parts = write_run(moto_endpoint, bucket, "orders-r", "run-r1", "2026-02-01T00:00:00Z", first)
     publish(moto_endpoint, bucket, "orders-r", "run-r1", "2026-02-01T00:00:00Z", parts)
     backend = backend_for(moto_endpoint, bucket)
     service = ReportService(backend)
     assert service.order_status_report(ReportFilters())["total_orders"] == 1
     # When a second batch is published and the manifests are checked again
-    second = [Line(3002, "Sherri", 9200, 103, "Duff Lite", "2.00", 1, "0.500", "Online", "broken", "2026-02-02")]  # noqa: E501
+    second = [Line(3002, "Sherri", 9200, 103, "Duff Lite", "2.00", 1, "0.500", "Online", "broken", "2026-02-02")]
     parts = write_run(moto_endpoint, bucket, "orders-t", "run-t1", "2026-02-02T00:00:00Z", second)
     publish(moto_endpoint, bucket, "orders-t", "run-t1", "2026-02-02T00:00:00Z", parts)
     rebuilt = backend.refresh()
@@ -256,3 +257,24 @@ def test_an_empty_bucket_gives_empty_reports(moto_endpoint: str) -> None:
     assert [(s["status"], s["orders"]) for s in statuses["statuses"]] == [
         ("created", 0), ("delivered", 0), ("broken", 0)
     ]
+
+
+def test_answers_are_reused_within_a_snapshot(moto_endpoint: str) -> None:
+    # Given a backend whose snapshot is built (which answers the unfiltered reports at once)
+    write_reference_dataset(moto_endpoint, "cached-orders")
+    backend = backend_for(moto_endpoint, "cached-orders")
+    service = ReportService(backend)
+    backend.refresh()
+    counts = [(backend.status()["snapshot"]["cache_hits"], backend.status()["snapshot"]["cache_misses"])]
+    # When the unfiltered report, then a date-filtered one twice, are asked for
+    unfiltered = service.sales_by_product(ReportFilters())
+    counts.append((backend.status()["snapshot"]["cache_hits"], backend.status()["snapshot"]["cache_misses"]))
+    day = ReportFilters(date_from=date(2026, 1, 11), date_to=date(2026, 1, 11))
+    first = service.sales_by_product(day)
+    second = service.sales_by_product(day)
+    counts.append((backend.status()["snapshot"]["cache_hits"], backend.status()["snapshot"]["cache_misses"]))
+    # Then the warmed answer and the repeated one come from the cache, with the same figures
+    hits, misses = counts[0]
+    assert counts[1:] == [(hits + 1, misses), (hits + 2, misses + 1)]
+    assert first == second
+    assert [p["product_id"] for p in unfiltered["products"]] == [105, 103, 102, 104]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -25,6 +26,7 @@ from duffbeer import aws, manifest, reports_sql
 from duffbeer.contract import CURATED_DATA_COLUMNS, CURATED_PARTITION_COLUMNS
 from duffbeer.errors import BatchNotPublishedError, QueryError
 from duffbeer.naming import MANIFESTS_PREFIX, ORDER_LINES_TABLE
+from duffbeer.reports_sql import SqlValue
 from lambdas.api.config import ApiConfig
 from lambdas.api.queries import Row
 
@@ -43,6 +45,9 @@ _DUCKDB_TYPES = {
 _INDEXED_BY_CLIENT = (reports_sql.API_CLIENT_REPORT, reports_sql.API_CLIENT_ORDERS)
 
 Fingerprint = tuple[tuple[str, str], ...]
+# Answers kept per snapshot (least recently used dropped first); a client's page of orders
+# is the largest answer, at most params.MAX_PAGE_SIZE + 1 rows.
+DEFAULT_CACHE_ENTRIES = 20_000
 
 
 def duckdb_type(glue_type: str) -> str:
@@ -76,6 +81,14 @@ class Snapshot:
     orders_within_partitions: bool
     relations: frozenset[str]
     built_at: float = field(default_factory=time.time)
+    # Answers already computed on this snapshot. Exact, because a snapshot never changes:
+    # a new set of published batches makes a new snapshot with an empty cache.
+    results: OrderedDict[tuple[str, tuple[SqlValue, ...]], list[Row]] = field(
+        default_factory=OrderedDict
+    )
+    results_lock: threading.Lock = field(default_factory=threading.Lock)
+    hits: int = 0
+    misses: int = 0
 
 
 def list_manifests(s3: Any, bucket: str) -> Fingerprint:
@@ -245,6 +258,7 @@ class DuckDBBackend:
         filesystem: Any | None = None,
         filesystem_factory: Callable[[], Any] | None = None,
         background: bool = True,
+        cache_entries: int = DEFAULT_CACHE_ENTRIES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.bucket = bucket
@@ -253,6 +267,7 @@ class DuckDBBackend:
         self._filesystem = filesystem
         self._filesystem_factory = filesystem_factory
         self.background = background
+        self.cache_entries = cache_entries
         self._clock = clock
         self._snapshot: Snapshot | None = None
         self._checked_at = 0.0
@@ -282,11 +297,7 @@ class DuckDBBackend:
 
     def fetch(self, queries: Sequence[reports_sql.BoundQuery]) -> list[list[Row]]:
         snapshot = self._current()
-        cursor = snapshot.connection.cursor()
-        try:
-            return [self._run(cursor, snapshot, query) for query in queries]
-        finally:
-            cursor.close()
+        return [self._cached(snapshot, query) for query in queries]
 
     def refresh(self) -> bool:
         """Check the published manifests now; rebuild the snapshot if they changed."""
@@ -305,15 +316,52 @@ class DuckDBBackend:
                 "current_lines": snapshot.lines,
                 "age_s": round(time.time() - snapshot.built_at, 1),
                 "orders_within_partitions": snapshot.orders_within_partitions,
+                "cached_answers": len(snapshot.results),
+                "cache_hits": snapshot.hits,
+                "cache_misses": snapshot.misses,
             },
             "last_refresh_error": self._last_error,
         }
 
-    def _run(self, cursor: Any, snapshot: Snapshot, query: reports_sql.BoundQuery) -> list[Row]:
+    def _warm(self, snapshot: Snapshot) -> None:
+        """Answer the report queries without a date filter (overall and per channel) before
+        the snapshot serves requests: the most frequent ones, and the dearest to compute."""
+        if not self.cache_entries:
+            return
+        channels = [
+            row["point_of_sale_channel"]
+            for row in self._run(snapshot, reports_sql.channels_query())
+        ]
+        for channel in (None, *channels):
+            for query in (
+                reports_sql.sales_by_product_query(channel),
+                reports_sql.order_status_query(channel),
+            ):
+                self._cached(snapshot, query)
+
+    def _cached(self, snapshot: Snapshot, query: reports_sql.BoundQuery) -> list[Row]:
         if snapshot.orders_within_partitions and query.within_partitions is not None:
             query = query.within_partitions
+        key = (query.sql, query.params)
+        with snapshot.results_lock:
+            rows = snapshot.results.get(key)
+            if rows is not None:
+                snapshot.results.move_to_end(key)
+                snapshot.hits += 1
+                return rows
+            snapshot.misses += 1
+        rows = self._run(snapshot, query)
+        if self.cache_entries:
+            with snapshot.results_lock:
+                snapshot.results[key] = rows
+                while len(snapshot.results) > self.cache_entries:
+                    snapshot.results.popitem(last=False)
+        return rows
+
+    def _run(self, snapshot: Snapshot, query: reports_sql.BoundQuery) -> list[Row]:
         if query.relation not in snapshot.relations:
             raise QueryError(f"relation {query.relation} is not in the local snapshot")
+        cursor = snapshot.connection.cursor()
         try:
             cursor.execute(query.sql, list(query.params))
             names = [d[0] for d in cursor.description]
@@ -321,6 +369,8 @@ class DuckDBBackend:
         except Exception as e:
             # duckdb's own error classes are not importable here without the module.
             raise QueryError(f"local query on {query.relation} failed: {e}") from e
+        finally:
+            cursor.close()
 
     def _current(self) -> Snapshot:
         snapshot = self._snapshot
@@ -359,6 +409,7 @@ class DuckDBBackend:
         started = time.perf_counter()
         batches = published_batches(self.s3, self.bucket, [key for key, _ in fingerprint])
         snapshot = build_snapshot(batches, self.bucket, self.filesystem, fingerprint)
+        self._warm(snapshot)
         self._snapshot = snapshot
         self._last_error = None
         logger.info(
