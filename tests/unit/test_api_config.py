@@ -1,0 +1,71 @@
+"""The API Lambda's configuration: defaults, and every invalid setting refused at cold start."""
+
+from __future__ import annotations
+
+import pytest
+
+from duffbeer.errors import ConfigurationError
+from lambdas.api.config import ApiConfig
+
+
+def test_defaults_from_a_minimal_athena_environment() -> None:
+    config = ApiConfig.from_env({"ATHENA_WORKGROUP": "duffbeer-orders", "AWS_REGION": "eu-west-1"})
+    assert config == ApiConfig(
+        backend="athena",
+        database="duffbeer_reports",
+        workgroup="duffbeer-orders",
+        processed_bucket="duffbeer-processed-orders",
+        region="eu-west-1",
+        endpoint_url=None,
+        query_timeout_s=25.0,
+        snapshot_check_s=5.0,
+    )
+    assert config.athena_output_location == "s3://duffbeer-processed-orders/athena-results/"
+
+
+def test_local_mode_needs_no_workgroup() -> None:
+    config = ApiConfig.from_env(
+        {
+            "QUERY_BACKEND": "DuckDB",
+            "PROCESSED_BUCKET": "dev-duffbeer-processed-orders",
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:5123",
+        }
+    )
+    assert (config.backend, config.processed_bucket, config.endpoint_url) == (
+        "duckdb",
+        "dev-duffbeer-processed-orders",
+        "http://127.0.0.1:5123",
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"QUERY_BACKEND": "postgres"},
+            "QUERY_BACKEND must be one of athena, duckdb, got 'postgres'",
+        ),
+        ({"QUERY_BACKEND": "athena"}, "ATHENA_WORKGROUP is required with QUERY_BACKEND=athena"),
+        ({"QUERY_BACKEND": "duckdb", "GLUE_DATABASE": ""}, "GLUE_DATABASE must not be empty"),
+        ({"QUERY_BACKEND": "duckdb", "PROCESSED_BUCKET": ""}, "PROCESSED_BUCKET must not be empty"),
+        (
+            {"QUERY_BACKEND": "duckdb", "AWS_ENDPOINT_URL": "127.0.0.1:5000"},
+            "AWS_ENDPOINT_URL must be an http(s) URL, got '127.0.0.1:5000'",
+        ),
+    ],
+)
+def test_invalid_settings_are_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        ApiConfig.from_env(env)
+    assert str(raised.value) == message
+
+
+def test_query_deadline_stays_below_api_gateway_timeout() -> None:
+    with pytest.raises(ConfigurationError, match="between 0 and 29 seconds"):
+        ApiConfig(
+            backend="athena",
+            database="d",
+            workgroup="w",
+            processed_bucket="b",
+            query_timeout_s=29.0,
+        )
