@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -16,9 +17,10 @@ if __package__ in (None, ""):
     # `packaging` distribution that setuptools imports).
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from deploy.core import Change, Reporter
+from deploy.console import execution_request, head_object
+from deploy.core import Change, Clients, Reporter, aws_errors
 from deploy.orchestrate import deploy_stack, destroy_stack, plan
-from deploy.stack import DEFAULT_BUILD_DIR, DeployOptions, StackOutputs
+from deploy.stack import DEFAULT_BUILD_DIR, DeployOptions, StackArns, StackNames, StackOutputs
 from duffbeer import naming
 from duffbeer.errors import DuffBeerError
 
@@ -34,6 +36,7 @@ class CliArgs:
     destroy: bool
     force: bool
     outputs_file: Path | None
+    execution_input: str | None
 
     @classmethod
     def from_args(cls, argv: list[str] | None, environ: dict[str, str]) -> CliArgs:
@@ -65,6 +68,11 @@ class CliArgs:
         )
         parser.add_argument("--build-dir", type=Path, default=DEFAULT_BUILD_DIR)
         parser.add_argument("--outputs-file", type=Path, help="also write the outputs as JSON here")
+        parser.add_argument(
+            "--execution-input",
+            metavar="KEY",
+            help="print the execution name and input to start a run on this input-bucket key",
+        )
         args = parser.parse_args(argv)
         if args.force and not args.destroy:
             parser.error("--force only applies to --destroy")
@@ -80,7 +88,14 @@ class CliArgs:
             athena_bytes_scanned_cutoff=args.athena_bytes_cutoff,
             build_dir=args.build_dir,
         )
-        return cls(options, args.dry_run, args.destroy, args.force, args.outputs_file)
+        return cls(
+            options,
+            args.dry_run,
+            args.destroy,
+            args.force,
+            args.outputs_file,
+            args.execution_input,
+        )
 
 
 def deploy(options: DeployOptions, out: TextIO | None = None) -> StackOutputs:
@@ -153,11 +168,30 @@ def print_outputs(outputs: StackOutputs, out: TextIO) -> None:
         f"  curl -H 'x-api-key: <value>' {outputs.api_url}/sales-by-product",
         "",
         "Start an execution by hand (Step Functions console > the state machine > Start execution)",
+        "  `python deploy/create_workflow.py --execution-input <key>` prints the exact name and",
+        "  input for an object already uploaded; their shape is:",
         f"  name:  {name}",
-        "  input (fill the <...> from `aws s3api head-object` of the uploaded file):",
         *(f"    {line}" for line in json.dumps(document, indent=2).splitlines()),
     ]
     print("\n".join(lines), file=out)
+
+
+def print_execution_request(options: DeployOptions, key: str, out: TextIO) -> None:
+    """Name, input and CLI command to start a run on an object already in the input bucket."""
+    names = StackNames.build(options.prefix, options.suffix)
+    clients = Clients(options.region, options.endpoint_url)
+    head = head_object(clients, names.input_bucket, key)
+    name, document = execution_request(names.input_bucket, key, head, datetime.now(UTC))
+    with aws_errors("STS GetCallerIdentity (credentials)"):
+        account = str(clients.sts.get_caller_identity()["Account"])
+    arn = StackArns(names, account, options.region).state_machine
+    text = json.dumps(document, indent=2)
+    print(f"State machine: {arn}\nName: {name}\nInput:\n{text}\n", file=out)
+    print(
+        "Or: aws stepfunctions start-execution --state-machine-arn "
+        f"{arn} --name {name} --input '{json.dumps(document)}'",
+        file=out,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"    {resource}", file=out)
             return 0
         target = cli.options.endpoint_url or "AWS"
+        if cli.execution_input:
+            print_execution_request(cli.options, cli.execution_input, out)
+            return 0
         if cli.destroy:
             print(f"Removing the stack from {target} ({cli.options.region})", file=out)
             return 0 if destroy(cli.options, force=cli.force, out=out) else 1

@@ -7,7 +7,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from deploy import iam
-from deploy.core import Change, Clients, Reporter, aws_errors, canonical, get_or_none
+from deploy.core import Change, Clients, Reporter, aws_errors, canonical, get_or_none, retry_on
 from deploy.stack import DeployOptions, StackArns
 from duffbeer import naming
 
@@ -201,7 +201,14 @@ def ensure_notification(
         if _comparable_notification(current) == _comparable_notification(desired):
             reporter.record("s3 notification", bucket, Change.UNCHANGED)
             return
-        s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=desired)
+        # S3 validates the destination through the function's resource policy, which may
+        # not be visible yet right after AddPermission.
+        retry_on(
+            {"InvalidArgument"},
+            lambda: s3.put_bucket_notification_configuration(
+                Bucket=bucket, NotificationConfiguration=desired
+            ),
+        )
         reporter.record(
             "s3 notification",
             bucket,

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from deploy.core import Change, Clients, Reporter, aws_errors, canonical, get_or_none
+from deploy.core import Change, Clients, Reporter, aws_errors, canonical, get_or_none, retry_on
+
+# A just-created execution role is refused until IAM has propagated it.
+_ROLE_NOT_READY = {"AccessDeniedException", "InvalidArn"}
 
 
 def logging_configuration(log_group_arn: str) -> dict[str, Any]:
@@ -48,13 +51,16 @@ def ensure_state_machine(
     with aws_errors(f"state machine {name}"):
         current = get_or_none(lambda: sfn.describe_state_machine(stateMachineArn=arn))
         if current is None:
-            created = sfn.create_state_machine(
-                name=name,
-                definition=definition,
-                roleArn=role_arn,
-                type="STANDARD",
-                loggingConfiguration=logging,
-                tags=tags,
+            created = retry_on(
+                _ROLE_NOT_READY,
+                lambda: sfn.create_state_machine(
+                    name=name,
+                    definition=definition,
+                    roleArn=role_arn,
+                    type="STANDARD",
+                    loggingConfiguration=logging,
+                    tags=tags,
+                ),
             )
             reporter.record("state machine", name, Change.CREATED)
             return str(created["stateMachineArn"])

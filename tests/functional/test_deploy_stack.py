@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
-from deploy.create_workflow import deploy
+from deploy.create_workflow import deploy, main
 from deploy.stack import DeployOptions, StackOutputs
 from workflows.definition import WorkflowConfig, definition_dict
 
@@ -388,3 +388,29 @@ def test_roles_trust_their_service_and_carry_one_inline_policy(
         "LocateBucketForAthena",
         "WriteAthenaResults",
     ]
+
+
+def test_execution_input_helper_starts_a_run_on_an_uploaded_object(
+    stack: tuple[str, StackOutputs], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an order file in the input bucket
+    _client(stack, "s3").put_object(
+        Bucket="duffbeer-input-orders", Key="manual/orders.csv", Body=b"client_id\n1\n"
+    )
+    # When the helper prints the execution to start
+    code = main(
+        ["--execution-input", "manual/orders.csv", "--endpoint-url", stack[0], "--region", REGION]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    name = out.split("Name: ", 1)[1].split("\n", 1)[0]
+    document = json.loads(out.split("Input:\n", 1)[1].split("\n\n", 1)[0])
+    # Then that name and input start an execution of the deployed state machine
+    assert document["key"] == "manual/orders.csv"
+    assert document["size"] == 12
+    started = _client(stack, "stepfunctions").start_execution(
+        stateMachineArn=STATE_MACHINE, name=name, input=json.dumps(document)
+    )
+    assert started["executionArn"] == (
+        f"arn:aws:states:{REGION}:{ACCOUNT}:execution:duffbeer-orders-etl:{name}"
+    )

@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from deploy.console import execution_request
 from deploy.create_workflow import CliArgs, console_execution_input, main
+from duffbeer import naming
 
 PROJECT = Path(__file__).resolve().parents[2]
 # Nothing listens on port 1: any AWS call made during a dry run would fail the command.
@@ -101,3 +104,25 @@ def test_script_runs_from_any_directory_with_its_own_imports(tmp_path: Path) -> 
     # Then it plans (deploy/packaging.py does not shadow the `packaging` distribution)
     assert result.returncode == 0, result.stderr
     assert "duffbeer-input-orders" in result.stdout
+
+
+def test_manual_execution_request_mirrors_the_trigger_for_one_object() -> None:
+    # Given an uploaded object's HEAD / When a manual run is prepared at a fixed time
+    head = {"ETag": '"9b2cf535f27731c974343645a3985328"', "ContentLength": 312}
+    now = datetime(2026, 11, 28, 8, 0, 1, 250000, tzinfo=UTC)
+    name, document = execution_request("duffbeer-input-orders", "orders.csv", head, now)
+    # Then the input is the documented shape with the object's own values
+    assert document == {
+        "bucket": "duffbeer-input-orders",
+        "key": "orders.csv",
+        "etag": "9b2cf535f27731c974343645a3985328",
+        "version_id": None,
+        "size": 312,
+        "event_time": "2026-11-28T08:00:01.250Z",
+        "batch_id": "orders-fc7a95199035",
+        "sequencer": "manual-20261128T080001",
+    }
+    # And the name is the trigger's rule: batch id + digest of etag and sequencer
+    assert name == naming.execution_name_for(
+        "orders-fc7a95199035", "9b2cf535f27731c974343645a3985328:manual-20261128T080001"
+    )
