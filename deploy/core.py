@@ -48,10 +48,6 @@ class Reporter:
     def count(self, change: Change) -> int:
         return sum(1 for _, _, seen in self.changes if seen is change)
 
-    @property
-    def changed(self) -> bool:
-        return any(seen in {Change.CREATED, Change.UPDATED} for _, _, seen in self.changes)
-
 
 class Clients:
     """boto3 clients for one region/endpoint, created on first use (never at import)."""

@@ -251,10 +251,6 @@ class StackArns:
         return self._arn("states", f"stateMachine:{self.names.state_machine}")
 
     @property
-    def executions(self) -> str:
-        return self._arn("states", f"execution:{self.names.state_machine}:*")
-
-    @property
     def glue_job(self) -> str:
         return self._arn("glue", f"job/{self.names.glue_job}")
 
