@@ -278,3 +278,25 @@ def test_answers_are_reused_within_a_snapshot(moto_endpoint: str) -> None:
     assert counts[1:] == [(hits + 1, misses), (hits + 2, misses + 1)]
     assert first == second
     assert [p["product_id"] for p in unfiltered["products"]] == [105, 103, 102, 104]
+
+
+def test_a_failed_rebuild_keeps_serving_the_previous_snapshot(moto_endpoint: str) -> None:
+    # Given a snapshot of one published batch
+    bucket = "broken-later"
+    s3 = s3_client(moto_endpoint)
+    s3.create_bucket(Bucket=bucket)
+    lines = [Line(4001, "Ned", 9300, 102, "Duff Classic", "2.50", 2, "0.330", "Retail", "created", "2026-03-01")]
+    parts = write_run(moto_endpoint, bucket, "orders-n", "run-n1", "2026-03-01T00:00:00Z", lines)
+    publish(moto_endpoint, bucket, "orders-n", "run-n1", "2026-03-01T00:00:00Z", parts)
+    backend = backend_for(moto_endpoint, bucket)
+    service = ReportService(backend)
+    before = service.client_report(4001)
+    # When a second manifest appears that is not valid JSON
+    s3.put_object(Bucket=bucket, Key="manifests/orders-x.json", Body=b"{not json")
+    after = service.client_report(4001)
+    # Then requests keep the previous figures and the failure shows in the status
+    assert after == before
+    assert after["totals"] == {"orders": 1, "lines": 1, "units": 2, "sales": 5.0}
+    error = backend.status()["last_refresh_error"]
+    assert error is not None
+    assert error.startswith(f"s3://{bucket}/manifests/orders-x.json is not a valid manifest")

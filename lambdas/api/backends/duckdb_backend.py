@@ -380,29 +380,33 @@ class DuckDBBackend:
                     self._refresh_locked()
             assert self._snapshot is not None  # _refresh_locked always sets one or raises
             return self._snapshot
-        if self._clock() - self._checked_at >= self.check_interval_s:
-            if not self.background:
-                self.refresh()
-            elif self._build_lock.acquire(blocking=False):
+        due = self._clock() - self._checked_at >= self.check_interval_s
+        if due and self._build_lock.acquire(blocking=False):
+            if self.background:
                 threading.Thread(
-                    target=self._refresh_in_background, name="snapshot-refresh", daemon=True
+                    target=self._refresh_released, name="snapshot-refresh", daemon=True
                 ).start()
+            else:
+                self._refresh_released()
         return self._snapshot or snapshot
 
-    def _refresh_in_background(self) -> None:
+    def _refresh_released(self) -> None:
+        """A later refresh (the lock already held): its failure must not fail requests that
+        the previous snapshot can still answer."""
         try:
             self._refresh_locked()
         except Exception as e:
-            # A background thread has no caller to raise to: keep serving the previous
-            # snapshot, log the failure and report it on /health.
+            # Keep serving the previous snapshot; log the failure and report it on /health.
             self._last_error = str(e)
             logger.exception("snapshot refresh failed; serving the previous snapshot")
         finally:
             self._build_lock.release()
 
     def _refresh_locked(self) -> bool:
-        fingerprint = list_manifests(self.s3, self.bucket)
+        # Stamped first, so that an unreachable bucket is retried once per interval, not
+        # on every request.
         self._checked_at = self._clock()
+        fingerprint = list_manifests(self.s3, self.bucket)
         current = self._snapshot
         if current is not None and current.fingerprint == fingerprint:
             return False
