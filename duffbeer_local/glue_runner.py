@@ -99,6 +99,10 @@ class GlueSettings:
         }
     )
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    # Small inputs are dominated by JVM warm-up: C1-only JIT roughly halves a 5-row run here
+    # (measured 66 s -> 37 s on a loaded 2-core machine); large inputs keep the full JIT.
+    small_input_bytes: int = 64 * 1024**2
+    small_input_java_options: str = "-XX:TieredStopAtLevel=1"
 
 
 def _split_s3(uri: str) -> tuple[str, str]:
@@ -117,6 +121,7 @@ class _Staged:
     arguments: dict[str, str] = field(default_factory=dict)
     # (local root, s3 uri, the batch manifest as it was before the run)
     outputs: list[tuple[Path, str, bytes | None]] = field(default_factory=list)
+    input_bytes: int = 0
 
 
 def _timeout_seconds(spec: GlueRunSpec) -> int:
@@ -203,22 +208,25 @@ class GlueRuntime:
 
     # Running ------------------------------------------------------------------------------
 
-    def _command(
-        self, spec: GlueRunSpec, staged: dict[str, str], py_files: list[Path], script: Path
-    ) -> list[str]:
+    def _command(self, spec: GlueRunSpec, staged: _Staged) -> list[str]:
         command = [str(self._settings.spark_submit), "--master", "local[*]"]
-        for key, value in self._settings.spark_conf.items():
+        conf = dict(self._settings.spark_conf)
+        if staged.input_bytes <= self._settings.small_input_bytes:
+            conf.setdefault(
+                "spark.driver.extraJavaOptions", self._settings.small_input_java_options
+            )
+        for key, value in conf.items():
             command += ["--conf", f"{key}={value}"]
-        if py_files:
-            command += ["--py-files", ",".join(str(p) for p in py_files)]
-        command.append(str(script))
+        if staged.py_files:
+            command += ["--py-files", ",".join(str(p) for p in staged.py_files)]
+        command.append(str(staged.script))
         arguments = {
             name: value
             for name, value in spec.arguments.items()
             if name not in GLUE_RUNTIME_ARGUMENTS
         }
         arguments.setdefault("--JOB_NAME", spec.job_name)
-        arguments.update(staged)
+        arguments.update(staged.arguments)
         for name, value in arguments.items():
             command += [name, value]
         return command
@@ -252,6 +260,8 @@ class GlueRuntime:
                     spec.arguments[name], run_dir / "input" / name.strip("-")
                 )
                 staged.arguments[name] = str(local_input)
+                files = [local_input] if local_input.is_file() else local_input.rglob("*")
+                staged.input_bytes += sum(p.stat().st_size for p in files if p.is_file())
         for name in self._settings.output_arguments:
             uri = spec.arguments.get(name, "")
             if uri.startswith("s3://"):
@@ -312,7 +322,7 @@ class GlueRuntime:
             return GlueOutcome(
                 "FAILED", f"staging failed: {e}", time.monotonic() - started, log_path
             )
-        command = self._command(spec, staged.arguments, staged.py_files, staged.script)
+        command = self._command(spec, staged)
         status = self._spawn(spec, command, run_dir, log_path)
         state, error = "SUCCEEDED", None
         if status is None:

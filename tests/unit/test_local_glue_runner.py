@@ -126,6 +126,7 @@ def test_successful_run_publishes_outputs_then_the_manifest_last(
     args = (tmp_path / "state" / "glue" / "jr_r1" / "spark-submit-args.txt").read_text().split("\n")
     assert args[args.index("--py-files") + 1].endswith("py-files/duffbeer.zip")
     assert "--job-bookmark-option" not in args
+    assert "spark.driver.extraJavaOptions=-XX:TieredStopAtLevel=1" in args  # a small input
     assert "--extra-py-files" not in args
     assert args[args.index("--JOB_NAME") + 1] == "transform_orders"
     assert args[args.index("--input_path") + 1].endswith("input/input_path/good.csv")
