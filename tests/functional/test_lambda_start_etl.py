@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from duffbeer import naming
+from duffbeer import aws, naming
 from duffbeer.errors import ExecutionStartError
 from lambdas.start_etl import handler as start_etl_handler
 from lambdas.start_etl.trigger import SkipReason, input_objects, start_executions
@@ -38,6 +38,18 @@ def state_machine_arn(sfn: Any) -> str:
     )
     arn: str = response["stateMachineArn"]
     return arn
+
+
+@pytest.fixture
+def fresh_handler_state() -> Iterator[None]:
+    """Handlers cache their config and duffbeer.aws caches clients built inside mock_aws:
+    clear both around a handler test so that no other test inherits them."""
+    start_etl_handler.config.cache_clear()
+    aws.client.cache_clear()
+    yield
+    start_etl_handler.logger.clear_state()
+    start_etl_handler.config.cache_clear()
+    aws.client.cache_clear()
 
 
 def _executions(sfn: Any, arn: str) -> dict[str, dict[str, Any]]:
@@ -225,11 +237,11 @@ def test_handler_logs_batch_and_execution_on_the_start_line(
     state_machine_arn: str,
     monkeypatch: pytest.MonkeyPatch,
     capfd: pytest.CaptureFixture[str],
+    fresh_handler_state: None,
 ) -> None:
     # Given the function's environment
     monkeypatch.setenv("STATE_MACHINE_ARN", state_machine_arn)
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "start_etl")
-    start_etl_handler.config.cache_clear()
 
     # When the handler receives a single-record event
     log_handler = start_etl_handler.logger.registered_handler
@@ -254,4 +266,3 @@ def test_handler_logs_batch_and_execution_on_the_start_line(
         [1.0],
         [0.0],
     )
-    start_etl_handler.config.cache_clear()

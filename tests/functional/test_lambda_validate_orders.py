@@ -9,6 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from duffbeer import aws
 from duffbeer.errors import (
     DelimiterError,
     EmptyFileError,
@@ -51,6 +52,18 @@ def s3() -> Iterator[Any]:
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket=BUCKET)
         yield client
+
+
+@pytest.fixture
+def fresh_handler_state() -> Iterator[None]:
+    """Handlers cache their config and duffbeer.aws caches clients built inside mock_aws:
+    clear both around a handler test so that no other test inherits them."""
+    validate_handler.config.cache_clear()
+    aws.client.cache_clear()
+    yield
+    validate_handler.logger.clear_state()
+    validate_handler.config.cache_clear()
+    aws.client.cache_clear()
 
 
 def _validate(s3: Any, key: str, body: bytes, **overrides: Any) -> Any:
@@ -231,11 +244,10 @@ def test_versioned_object_is_validated_at_the_event_version(s3: Any) -> None:
 
 
 def test_handler_raises_the_named_error_for_the_state_machine(
-    s3: Any, monkeypatch: pytest.MonkeyPatch
+    s3: Any, monkeypatch: pytest.MonkeyPatch, fresh_handler_state: None
 ) -> None:
     # Given the function's environment and a semicolon-delimited file
     monkeypatch.setenv("MAX_FILE_BYTES", "1048576")
-    validate_handler.config.cache_clear()
     s3.put_object(Bucket=BUCKET, Key="in/semi.csv", Body=b"a;b;c\n1;2;3\n")
     event = {
         "batch_id": "semi-0123456789ab",
@@ -250,4 +262,3 @@ def test_handler_raises_the_named_error_for_the_state_machine(
     # Then the exception class is what Lambda reports as errorType (and Catch matches)
     with pytest.raises(DelimiterError):
         validate_handler.handler(event, LambdaContextStub())
-    validate_handler.config.cache_clear()
