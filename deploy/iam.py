@@ -99,8 +99,10 @@ def lambda_policy(key: str, arns: StackArns) -> Document:
     statements: list[Document] = [_lambda_logs(arns, key)]
     if key == "start_etl":
         # The S3 event carries everything the execution input needs: no S3 access at all.
+        # Lambda delivers events that failed every retry to the alert topic as this role.
         statements += [
             _allow("StartOneExecutionPerObject", ["states:StartExecution"], [arns.state_machine]),
+            _allow("ReportUndeliveredEvents", ["sns:Publish"], [arns.topic]),
         ]
     elif key == "validate_orders":
         # Reads the header and a bounded sample with ranged GETs; writes nothing.

@@ -227,6 +227,7 @@ def deploy_stack(options: DeployOptions, reporter: Reporter) -> StackOutputs:
         source_arn=arns.bucket(names.input_bucket),
         source_account=arns.account,
     )
+    compute.ensure_failure_destination(clients, reporter, names.function("start_etl"), topic_arn)
     storage.ensure_notification(clients, reporter, names.input_bucket, function_arns["start_etl"])
 
     reporter.section("REST API")

@@ -204,3 +204,27 @@ def _permission_matches(
 ) -> bool:
     text = json.dumps(statement)
     return principal in text and source_arn in text and source_account in text
+
+
+def ensure_failure_destination(
+    clients: Clients, reporter: Reporter, function_name: str, destination_arn: str
+) -> None:
+    """Asynchronous invocations (the S3 trigger) that still fail after Lambda's retries are
+    sent, with their event, to the destination instead of being dropped."""
+    lam = getattr(clients, "lambda")
+    desired = {
+        "MaximumRetryAttempts": 2,
+        "MaximumEventAgeInSeconds": 6 * 3600,
+        "DestinationConfig": {"OnFailure": {"Destination": destination_arn}},
+    }
+    with aws_errors(f"Lambda async invoke config {function_name}"):
+        current = get_or_none(
+            lambda: lam.get_function_event_invoke_config(FunctionName=function_name)
+        )
+        if current and all(current.get(key) == value for key, value in desired.items()):
+            reporter.record("lambda failure dest.", function_name, Change.UNCHANGED)
+            return
+        lam.put_function_event_invoke_config(FunctionName=function_name, **desired)
+    reporter.record(
+        "lambda failure dest.", function_name, Change.UPDATED if current else Change.CREATED
+    )

@@ -117,6 +117,12 @@ def test_new_csv_objects_trigger_start_etl(stack: tuple[str, StackOutputs]) -> N
         statement["Condition"]["ArnLike"]["AWS:SourceArn"] == "arn:aws:s3:::duffbeer-input-orders"
     )
     assert statement["Condition"]["StringEquals"]["AWS:SourceAccount"] == ACCOUNT
+    # An event start_etl still fails on after Lambda's retries goes to the alert topic.
+    invoke = _client(stack, "lambda").get_function_event_invoke_config(
+        FunctionName="duffbeer-start-etl"
+    )
+    assert invoke["DestinationConfig"] == {"OnFailure": {"Destination": TOPIC}}
+    assert invoke["MaximumRetryAttempts"] == 2
 
 
 def test_functions_have_their_handler_environment_layer_and_role(

@@ -84,6 +84,11 @@ def test_no_wildcard_actions_and_star_resources_only_where_aws_requires_them() -
     ("role", "action", "resource"),
     [
         ("duffbeer-start-etl-role", "states:StartExecution", STATE_MACHINE),
+        (
+            "duffbeer-start-etl-role",
+            "sns:Publish",
+            "arn:aws:sns:eu-west-1:111122223333:duffbeer-alerts",
+        ),
         ("duffbeer-validate-orders-role", "s3:GetObject", INPUT_OBJECT),
         ("duffbeer-publish-batch-role", "s3:GetObject", MANIFEST),
         ("duffbeer-publish-batch-role", "s3:DeleteObject", RUN_OBJECT),
