@@ -14,7 +14,6 @@ import dataclasses
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +39,15 @@ SAMPLE = (
 )
 
 
-@dataclass
+@dataclasses.dataclass
 class Stack:
     aws: LocalAwsServer
     state_machine_arn: str
     queue_url: str
     # The same definition pointed at a Glue job that does not exist.
     broken_state_machine_arn: str
+    # SNS notifications received so far, by execution name.
+    notices: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     def client(self, service: str) -> Any:
         return self.aws.client(service)
@@ -291,22 +292,35 @@ def test_success_path_validates_transforms_publishes_and_catalogs(stack: Stack) 
     ]
 
 
-def test_invalid_file_is_quarantined_notified_and_fails_with_its_error(stack: Stack) -> None:
-    # Given a semicolon-delimited file
-    body = SAMPLE.replace(b",", b";")
-
-    obj = _upload(stack, "incoming/semicolons.csv", body)
-    batch_id = obj.batch_id
+@pytest.mark.parametrize(
+    ("file_name", "body", "error", "cause_part"),
+    [
+        ("semicolons.csv", SAMPLE.replace(b",", b";"), "DelimiterError", "delimited by ';'"),
+        (
+            "no-status.csv",
+            SAMPLE.replace(b",status", b",state"),
+            "MissingColumnsError",
+            "missing from the header: status",
+        ),
+        ("latin1.csv", SAMPLE.replace(b"Moe's", b"Mo\xe9's"), "EncodingError", "not UTF-8"),
+        ("header-only.csv", SAMPLE.split(b"\n", 1)[0] + b"\n", "EmptyFileError", "only a header"),
+    ],
+)
+def test_invalid_file_is_quarantined_notified_and_fails_with_its_error(
+    stack: Stack, file_name: str, body: bytes, error: str, cause_part: str
+) -> None:
+    # Given an invalid orders file
+    obj = _upload(stack, f"incoming/{file_name}", body)
+    batch_id, run_id = obj.batch_id, obj.execution_name
 
     # When its execution runs
     execution = _start(stack, obj)
-    run_id = obj.execution_name
     described = _wait(stack, execution)
 
     # Then the execution fails with the validator's error name, after the failure path
     assert described["status"] == "FAILED", described
-    assert described["error"] == "DelimiterError"
-    assert "delimited by ';'" in described["cause"]
+    assert described["error"] == error
+    assert cause_part in described["cause"]
     assert _visited(stack, execution) == [
         "ValidateOrders",
         "QuarantineInput",
@@ -316,25 +330,29 @@ def test_invalid_file_is_quarantined_notified_and_fails_with_its_error(stack: St
     # ... the input is quarantined with its report
     prefix = naming.quarantine_prefix(batch_id, run_id)
     s3 = stack.client("s3")
-    assert s3.get_object(Bucket=PROCESSED, Key=f"{prefix}semicolons.csv")["Body"].read() == body
+    assert s3.get_object(Bucket=PROCESSED, Key=f"{prefix}{file_name}")["Body"].read() == body
     report = json.loads(s3.get_object(Bucket=PROCESSED, Key=f"{prefix}error.json")["Body"].read())
-    assert (report["error"], report["reason"], report["run_id"]) == (
-        "DelimiterError",
-        "DelimiterError",
-        run_id,
-    )
+    assert (report["error"], report["reason"], report["run_id"]) == (error, error, run_id)
     # ... and operators were notified with where to look
-    messages = (
-        stack.client("sqs")
-        .receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
-        .get("Messages", [])
-    )
-    notices = [json.loads(m["Body"]) for m in messages]
-    notice = next(n for n in notices if n["execution"] == run_id)
-    assert notice["batch_id"] == batch_id
-    assert notice["error"] == "DelimiterError"
-    assert notice["quarantine_location"] == f"s3://{PROCESSED}/{prefix}semicolons.csv"
+    notice = _notice(stack, run_id)
+    assert (notice["batch_id"], notice["error"]) == (batch_id, error)
+    assert notice["quarantine_location"] == f"s3://{PROCESSED}/{prefix}{file_name}"
     assert notice["error_report"] == f"s3://{PROCESSED}/{prefix}error.json"
+
+
+def _notice(stack: Stack, run_id: str, timeout: float = 20.0) -> dict[str, Any]:
+    """The SNS notification of one execution, read (and removed) from the subscribed queue."""
+    sqs = stack.client("sqs")
+    deadline = time.monotonic() + timeout
+    while run_id not in stack.notices and time.monotonic() < deadline:
+        response = sqs.receive_message(
+            QueueUrl=stack.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        )
+        for message in response.get("Messages", []):
+            body = json.loads(message["Body"])
+            stack.notices[body["execution"]] = body
+            sqs.delete_message(QueueUrl=stack.queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return stack.notices[run_id]
 
 
 def test_glue_failure_is_caught_into_the_failure_path(stack: Stack) -> None:
@@ -363,3 +381,4 @@ def test_glue_failure_is_caught_into_the_failure_path(stack: Stack) -> None:
         "Glue.EntityNotFoundException",
         "incoming/no-job.csv",
     )
+    assert _notice(stack, obj.execution_name)["error"] == "Glue.EntityNotFoundException"
