@@ -103,7 +103,10 @@ def plan(options: DeployOptions) -> list[PlanStep]:
                 names.glue_job,
             ),
         ),
-        PlanStep("Glue database and Athena workgroup", (names.database, names.workgroup)),
+        PlanStep(
+            "Glue database, its tables and views, and the Athena workgroup",
+            (names.database, names.workgroup),
+        ),
         PlanStep("Step Functions state machine", (arns.state_machine,)),
         PlanStep(
             "S3 notification (.csv) -> start_etl",
@@ -196,7 +199,7 @@ def deploy_stack(options: DeployOptions, reporter: Reporter) -> StackOutputs:
     )
 
     reporter.section("Glue database and Athena workgroup")
-    analytics.ensure_database(clients, reporter, names.database, f"s3://{names.processed_bucket}/")
+    analytics.ensure_catalog_schema(clients, reporter, names.database, names.processed_bucket)
     analytics.ensure_workgroup(
         clients,
         reporter,

@@ -11,6 +11,8 @@ from deploy.core import Change, Clients, Reporter, aws_errors, canonical, error_
 from deploy.packaging import file_sha256
 from deploy.stack import GLUE_VERSION, DeployOptions, StackNames
 from duffbeer import naming
+from duffbeer.errors import CatalogError, DeploymentError
+from lambdas.catalog_batch.catalog import ensure_catalog
 
 GLUE_ARTIFACTS_PREFIX = f"{naming.ARTIFACTS_PREFIX}glue/"
 _SHA_METADATA = "sha256"
@@ -111,20 +113,26 @@ def remove_job(clients: Clients, reporter: Reporter, name: str) -> None:
         reporter.record("glue job", name, Change.DELETED)
 
 
-def ensure_database(clients: Clients, reporter: Reporter, name: str, location: str) -> None:
-    """The database only: its tables and views are created by the catalog step, in one place."""
-    with aws_errors(f"Glue database {name}"):
-        if get_or_none(lambda: clients.glue.get_database(Name=name)) is not None:
-            reporter.record("glue database", name, Change.UNCHANGED)
-            return
-        clients.glue.create_database(
-            DatabaseInput={
-                "Name": name,
-                "Description": "Duff Beer orders reports (R6)",
-                "LocationUri": location,
-            }
-        )
-        reporter.record("glue database", name, Change.CREATED)
+def ensure_catalog_schema(clients: Clients, reporter: Reporter, database: str, bucket: str) -> None:
+    """The database, tables and views, through the catalog step's own definitions.
+
+    The same `ensure_catalog` runs in the Catalog step for every batch; calling it here makes
+    the views exist (answering with no rows) before the first batch, with one schema source.
+    """
+    try:
+        with aws_errors(f"Glue database {database}"):
+            changes = ensure_catalog(clients.glue, database=database, bucket=bucket)
+    except CatalogError as e:
+        raise DeploymentError(f"Glue catalog {database}: {e}") from e
+    reporter.record(
+        "glue database", database, Change.CREATED if changes.database_created else Change.UNCHANGED
+    )
+    for table in changes.tables_created:
+        reporter.record("glue table/view", f"{database}.{table}", Change.CREATED)
+    for table in changes.tables_updated:
+        reporter.record("glue table/view", f"{database}.{table}", Change.UPDATED)
+    if not changes.tables_created and not changes.tables_updated:
+        reporter.record("glue tables and views", database, Change.UNCHANGED)
 
 
 def remove_database(clients: Clients, reporter: Reporter, name: str) -> None:

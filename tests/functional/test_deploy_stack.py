@@ -255,9 +255,26 @@ def test_glue_job_runs_the_uploaded_script_on_glue_5(stack: tuple[str, StackOutp
     assert uploaded == (PROJECT / "glue_jobs" / "transform_orders.py").read_bytes()
 
 
-def test_database_and_workgroup_cap_and_locate_queries(stack: tuple[str, StackOutputs]) -> None:
-    database = _client(stack, "glue").get_database(Name="duffbeer_reports")["Database"]
-    assert database["LocationUri"] == "s3://duffbeer-processed-orders/"
+def test_catalog_exists_before_the_first_batch_and_the_workgroup_caps_queries(
+    stack: tuple[str, StackOutputs],
+) -> None:
+    glue = _client(stack, "glue")
+    tables = {
+        table["Name"]: table["TableType"]
+        for table in glue.get_tables(DatabaseName="duffbeer_reports")["TableList"]
+    }
+    assert tables == {
+        "order_lines": "EXTERNAL_TABLE",
+        "rejects": "EXTERNAL_TABLE",
+        "batch_client_sales": "EXTERNAL_TABLE",
+        "batch_product_channel_sales": "EXTERNAL_TABLE",
+        "batch_order_status": "EXTERNAL_TABLE",
+        "order_lines_current": "VIRTUAL_VIEW",
+        "orders_summary": "VIRTUAL_VIEW",
+        "orders_per_client": "VIRTUAL_VIEW",
+        "sales_by_product": "VIRTUAL_VIEW",
+        "order_status_report": "VIRTUAL_VIEW",
+    }
     config = _client(stack, "athena").get_work_group(WorkGroup="duffbeer-reports")["WorkGroup"][
         "Configuration"
     ]
