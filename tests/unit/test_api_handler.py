@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from duffbeer import aws
 from duffbeer.errors import QueryError, QueryTimeoutError
 from duffbeer.reports_sql import BoundQuery
 from lambdas.api import handler as api_handler
@@ -108,6 +109,7 @@ def test_lambda_entry_point_answers_the_sample_events(
     }.items():
         monkeypatch.setenv(name, value)
     api_handler.default_app.cache_clear()
+    aws.client.cache_clear()
     try:
         # When the sample events are handled by the Lambda handler itself
         client = api_handler.handler(load_event("api_get_orders_client.json"), FakeLambdaContext())
@@ -119,7 +121,9 @@ def test_lambda_entry_point_answers_the_sample_events(
         )
         health = api_handler.handler(load_event("api_get_health.json"), FakeLambdaContext())
     finally:
+        # Later tests must not inherit an app or clients bound to this test's server.
         api_handler.default_app.cache_clear()
+        aws.client.cache_clear()
     # Then each answers 200 with JSON built from the published batches
     assert [r["statusCode"] for r in (client, products, statuses, health)] == [200] * 4
     assert client["multiValueHeaders"]["Content-Type"] == ["application/json"]
