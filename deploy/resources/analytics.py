@@ -62,8 +62,6 @@ def job_definition(
             "--enable-observability-metrics": "true",
             "--enable-continuous-cloudwatch-log": "true",
             "--continuous-log-logGroup": names.glue_log_group,
-            # The catalog step registers partitions; the job never reads or writes the catalog.
-            "--enable-glue-datacatalog": "false",
             "--job-language": "python",
         },
     }

@@ -19,9 +19,12 @@ def ensure_topic(
     name = arns.names.topic
     with aws_errors(f"SNS topic {name}"):
         existing = get_or_none(lambda: sns.get_topic_attributes(TopicArn=arns.topic))
-        # CreateTopic is idempotent for the same name and attributes and returns the ARN.
-        arn = str(sns.create_topic(Name=name, Tags=tags)["TopicArn"])
-        reporter.record("sns topic", name, Change.UNCHANGED if existing else Change.CREATED)
+        if existing:
+            arn = arns.topic
+            reporter.record("sns topic", name, Change.UNCHANGED)
+        else:
+            arn = str(sns.create_topic(Name=name, Tags=tags)["TopicArn"])
+            reporter.record("sns topic", name, Change.CREATED)
         desired = iam.topic_policy(arns)
         current = existing and existing["Attributes"].get("Policy")
         if current and canonical(current) == canonical(desired):
