@@ -376,13 +376,16 @@ class LambdaRuntime:
         finally:
             self._release(pool, worker, healthy and worker.alive())
 
-    def prewarm(
+    def provision(
         self, spec: FunctionSpec, count: int, *, env_overrides: Mapping[str, str] | None = None
     ) -> None:
-        """Start up to `count` idle workers for `spec` now, so that first requests are warm."""
+        """Start `count` workers now and serve `spec` with exactly those (like provisioned
+        plus reserved concurrency): a burst queues for a warm worker instead of paying for
+        cold starts, which on a small machine cost far more than the wait."""
         code, env, pool = self._prepare(spec, env_overrides)
         with pool.condition:
-            missing = min(count, pool.limit) - len(pool.idle) - pool.busy
+            pool.limit = max(1, count)
+            missing = pool.limit - len(pool.idle) - pool.busy
         for _ in range(max(0, missing)):
             worker = self._start_worker(spec, env, code)
             with pool.condition:
