@@ -1,0 +1,127 @@
+"""`python -m duffbeer_local` as a user runs it: separate processes, judged by output and HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+PROJECT = Path(__file__).resolve().parents[2]
+# A header without the status column: the run fails in ValidateOrders, before any Spark.
+INVALID = (
+    "client_id,client_name,order_id,product_id,product_description,product_price,"
+    "product_ccf,product_volume,point_of_sale_channel\n"
+    "1001,Moe's Tavern,5678,102,Duff Classic,2.50,6,0.33,Retail\n"
+)
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "duffbeer_local", *args]
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT")}
+    env["SAGEMAKER_SUPPRESS_V2_WARNING"] = "1"
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _get(url: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def test_demo_exits_non_zero_naming_the_failed_state(tmp_path: Path) -> None:
+    bad = tmp_path / "orders.csv"
+    bad.write_text(INVALID)
+    result = subprocess.run(
+        _cli("--state-dir", str(tmp_path / "state"), "demo", "--file", str(bad)),
+        cwd=PROJECT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "-> ValidateOrders" in result.stdout
+    assert "FAILED in state ValidateOrders: MissingColumnsError" in result.stdout
+
+
+def test_serve_reports_health_then_processes_the_inbox_and_lists_runs(tmp_path: Path) -> None:
+    state, port = tmp_path / "state", _free_port()
+    server = subprocess.Popen(
+        _cli("--state-dir", str(state), "serve", "--port", str(port)),
+        cwd=PROJECT,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        # Given a serve that is up: /health answers once the stack is deployed
+        deadline = time.monotonic() + 240
+        health: tuple[int, Any] = (0, None)
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                health = _get(f"http://127.0.0.1:{port}/health")
+                break
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.5)
+        assert health[0] == 200, f"serve never became healthy (exit {server.poll()})"
+
+        # When a file is dropped into the inbox
+        (state / "inbox" / "drop.csv").write_text(INVALID)
+        runs: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and not runs:
+            runs = [r for r in _get(f"http://127.0.0.1:{port}/runs")[1]["runs"] if r["stopped"]]
+            time.sleep(0.5)
+
+        # Then it was uploaded, processed and filed, and the history says how it ended
+        [run] = runs
+        assert (run["key"], run["status"], run["failed_state"], run["error"]) == (
+            "drop.csv",
+            "FAILED",
+            "ValidateOrders",
+            "MissingColumnsError",
+        )
+        while (
+            time.monotonic() < deadline and not (state / "inbox" / "failed" / "drop.csv").exists()
+        ):
+            time.sleep(0.2)
+        assert (state / "inbox" / "failed" / "drop.csv").read_text() == INVALID
+        listing = subprocess.run(
+            _cli("runs", "--port", str(port)),
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert listing.returncode == 0
+        assert "drop.csv" in listing.stdout and "MissingColumnsError" in listing.stdout
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=60)
+    assert server.returncode == 0, output
+    assert "stopped" in output
