@@ -132,11 +132,22 @@ def ensure_api(
             api_changed = api_changed or created or change is not Change.UNCHANGED
             reporter.record("api route", f"GET {route}", change, ", ".join(changes))
         stage = get_or_none(lambda: apigw.get_stage(restApiId=api_id, stageName=API_STAGE))
-        if api_changed or stage is None:
+        if stage is None:
             apigw.create_deployment(
                 restApiId=api_id, stageName=API_STAGE, description="create_workflow.py"
             )
             stage = apigw.get_stage(restApiId=api_id, stageName=API_STAGE)
+            reporter.record("api deployment", f"{names.api}/{API_STAGE}", Change.CREATED)
+        elif api_changed:
+            # Point the existing stage at a new deployment, keeping its settings.
+            deployment = apigw.create_deployment(restApiId=api_id, description="create_workflow.py")
+            stage = apigw.update_stage(
+                restApiId=api_id,
+                stageName=API_STAGE,
+                patchOperations=[
+                    {"op": "replace", "path": "/deploymentId", "value": deployment["id"]}
+                ],
+            )
             reporter.record("api deployment", f"{names.api}/{API_STAGE}", Change.CREATED)
         else:
             reporter.record("api deployment", f"{names.api}/{API_STAGE}", Change.UNCHANGED)

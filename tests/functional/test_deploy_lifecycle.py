@@ -50,8 +50,30 @@ def test_second_run_changes_nothing(moto_server: str, tmp_path: Path) -> None:
 def test_drifted_code_definition_and_settings_are_updated_in_place(
     moto_server: str, tmp_path: Path
 ) -> None:
-    # Given a deployed stack whose function code and state machine were changed by hand
+    # Given a deployed stack whose code, configuration, definition, role policy and API route
+    # were changed by hand
     first = deploy(_options(moto_server, tmp_path), out=io.StringIO())
+    iam = _client(moto_server, "iam")
+    apigw = _client(moto_server, "apigateway")
+    expected_policy = iam.get_role_policy(
+        RoleName="duffbeer-validate-orders-role", PolicyName="least-privilege"
+    )["PolicyDocument"]
+    iam.put_role_policy(
+        RoleName="duffbeer-validate-orders-role",
+        PolicyName="least-privilege",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "s3:PutObject", "Resource": "*"}],
+            }
+        ),
+    )
+    [sales] = [
+        item
+        for item in apigw.get_resources(restApiId=first.api_id)["items"]
+        if item["path"] == "/sales-by-product"
+    ]
+    apigw.delete_method(restApiId=first.api_id, resourceId=sales["id"], httpMethod="GET")
     lam = _client(moto_server, "lambda")
     sfn = _client(moto_server, "stepfunctions")
     expected_sha = lam.get_function(FunctionName="duffbeer-publish-batch")["Configuration"][
@@ -63,6 +85,7 @@ def test_drifted_code_definition_and_settings_are_updated_in_place(
     lam.update_function_code(
         FunctionName="duffbeer-publish-batch", ZipFile=_zip_bytes("x = 1", tmp_path)
     )
+    lam.update_function_configuration(FunctionName="duffbeer-orders-api", Timeout=3)
     sfn.update_state_machine(
         stateMachineArn=STATE_MACHINE,
         definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
@@ -76,7 +99,13 @@ def test_drifted_code_definition_and_settings_are_updated_in_place(
     assert "updated   lambda function        duffbeer-publish-batch (code)" in text
     assert "updated   state machine          duffbeer-orders-etl (definition)" in text
     assert "updated   log group              /aws/lambda/duffbeer-start-etl (14 days)" in text
-    assert not [line for line in text.splitlines() if line.startswith("  created")]
+    assert "updated   lambda function        duffbeer-orders-api (configuration)" in text
+    assert "updated   iam inline policy      duffbeer-validate-orders-role" in text
+    # (the deleted route is the only thing created again, and the API is redeployed for it)
+    assert [line for line in text.splitlines() if line.startswith("  created")] == [
+        "  created   api route              GET /sales-by-product",
+        "  created   api deployment         duffbeer-orders-api/v1",
+    ]
     assert second.state_machine_arn == first.state_machine_arn
     assert second.api_id == first.api_id
     assert (
@@ -87,6 +116,16 @@ def test_drifted_code_definition_and_settings_are_updated_in_place(
         json.loads(sfn.describe_state_machine(stateMachineArn=STATE_MACHINE)["definition"])
         == expected_definition
     )
+    assert lam.get_function_configuration(FunctionName="duffbeer-orders-api")["Timeout"] == 29
+    assert (
+        iam.get_role_policy(RoleName="duffbeer-validate-orders-role", PolicyName="least-privilege")[
+            "PolicyDocument"
+        ]
+        == expected_policy
+    )
+    method = apigw.get_method(restApiId=first.api_id, resourceId=sales["id"], httpMethod="GET")
+    assert method["apiKeyRequired"] is True
+    assert method["methodIntegration"]["type"] == "AWS_PROXY"
     retention = {
         group["logGroupName"]: group["retentionInDays"]
         for group in _client(moto_server, "logs").describe_log_groups()["logGroups"]
