@@ -19,6 +19,7 @@ import os
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -196,7 +197,9 @@ class LocalPipeline:
             sfn, self.outputs.state_machine_arn, upload.key, upload.at, timeout
         )
 
-    def process(self, path: Path, key: str | None = None, emit: Any = None) -> dict[str, Any]:
+    def process(
+        self, path: Path, key: str | None = None, emit: Callable[[str], None] | None = None
+    ) -> dict[str, Any]:
         """Upload one file and wait for its execution; `emit` hears each state transition."""
         arn = self.execution_for(self.upload(path, key))
         return follow_execution(

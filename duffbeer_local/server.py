@@ -120,13 +120,16 @@ class LocalAwsServer:
 
     # Lifecycle ----------------------------------------------------------------------------
 
-    def _moto_api(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        data = json.dumps(body).encode() if body is not None else None
+    def _moto_api(
+        self, path: str, body: dict[str, Any] | None = None, *, method: str = "POST"
+    ) -> dict[str, Any]:
+        """Call moto's own control API (config, reset) on this server."""
+        data = json.dumps(body).encode() if body is not None else b""
         # The URL is always this server's http://127.0.0.1 address.
         request = urllib.request.Request(  # noqa: S310
             f"{self.endpoint_url}/moto-api/{path}",
-            data=data,
-            method="POST" if data is not None or path == "reset" else "GET",
+            data=data if method == "POST" else None,
+            method=method,
             headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
@@ -155,7 +158,7 @@ class LocalAwsServer:
             self._port = int(server.get_host_and_port()[1])
             self._previous_moto_port = os.environ.get("MOTO_PORT")
             os.environ["MOTO_PORT"] = str(self._port)
-            self._previous_config = self._moto_api("config")
+            self._previous_config = self._moto_api("config", method="GET")
             self._moto_api("config", _MOTO_CONFIG)
             if self._run_lambdas:
                 self.lambda_runtime = LambdaRuntime(
