@@ -27,7 +27,7 @@ def _post(url: str, body: bytes = b"") -> None:
 
 @pytest.fixture(scope="session")
 def _moto_server_session() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port())
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     try:
