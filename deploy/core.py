@@ -98,14 +98,24 @@ def get_or_none(call: Callable[[], T]) -> T | None:
 
 
 def retry_on(
-    codes: set[str], call: Callable[[], T], *, attempts: int = 10, delay: float = 3.0
+    codes: set[str],
+    call: Callable[[], T],
+    *,
+    message: str = "",
+    attempts: int = 10,
+    delay: float = 3.0,
 ) -> T:
-    """Retry a call that fails while IAM changes propagate (new roles are not assumable at once)."""
+    """Retry a call refused while IAM changes propagate (a new role is not usable at once).
+
+    Only errors with one of `codes` whose message contains `message` are retried, so a
+    genuinely invalid request still fails at once.
+    """
     for attempt in range(attempts):
         try:
             return call()
         except ClientError as e:
-            if error_code(e) not in codes or attempt == attempts - 1:
+            text = str(e.response.get("Error", {}).get("Message", ""))
+            if error_code(e) not in codes or message not in text or attempt == attempts - 1:
                 raise
             time.sleep(delay)
     raise AssertionError("unreachable")

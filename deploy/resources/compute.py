@@ -23,6 +23,7 @@ from deploy.stack import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME, FunctionSpec
 
 # A role created seconds ago is not yet assumable by Lambda (IAM is eventually consistent).
 _ROLE_NOT_READY = {"InvalidParameterValueException"}
+_ROLE_NOT_READY_MESSAGE = "cannot be assumed by Lambda"
 _UPDATE_WAIT_SECONDS = 120
 
 
@@ -131,6 +132,7 @@ def ensure_function(
                     Architectures=[LAMBDA_ARCHITECTURE],
                     Tags=tags,
                 ),
+                message=_ROLE_NOT_READY_MESSAGE,
             )
             reporter.record("lambda function", name, Change.CREATED)
             return str(created["FunctionArn"])
@@ -142,7 +144,11 @@ def ensure_function(
             changes.append("code")
         if _configuration_differs(current, desired):
             _wait_until_updated(lam, name)
-            retry_on(_ROLE_NOT_READY, lambda: lam.update_function_configuration(**desired))
+            retry_on(
+                _ROLE_NOT_READY,
+                lambda: lam.update_function_configuration(**desired),
+                message=_ROLE_NOT_READY_MESSAGE,
+            )
             changes.append("configuration")
     reporter.record(
         "lambda function",

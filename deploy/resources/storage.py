@@ -208,6 +208,7 @@ def ensure_notification(
             lambda: s3.put_bucket_notification_configuration(
                 Bucket=bucket, NotificationConfiguration=desired
             ),
+            message="Unable to validate the following destination configurations",
         )
         reporter.record(
             "s3 notification",
