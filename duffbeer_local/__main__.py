@@ -1,4 +1,4 @@
-"""Entry point: `python -m duffbeer_local demo | serve --port P [FILE ...] | runs`."""
+"""Entry point: `python -m duffbeer_local demo | serve | runs | loadtest` (see cli.py)."""
 
 from __future__ import annotations
 

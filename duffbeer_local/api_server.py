@@ -195,6 +195,13 @@ def http_response(result: InvokeResult) -> tuple[int, dict[str, str], bytes]:
     return status, headers, data
 
 
+class _HttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # socketserver's default backlog of 5 drops the SYNs of a burst of new clients, which
+    # then retry after a full second.
+    request_queue_size = 128
+
+
 class LocalApiServer:
     """Serves one deployed REST API on 127.0.0.1:port from warm local Lambda workers."""
 
@@ -334,8 +341,7 @@ class LocalApiServer:
                 # Request logs would drown the demo's output; the API function logs its own.
                 return
 
-        httpd = ThreadingHTTPServer(("127.0.0.1", self._port), Handler)
-        httpd.daemon_threads = True
+        httpd = _HttpServer(("127.0.0.1", self._port), Handler)
         self._httpd = httpd
         self._thread = threading.Thread(target=httpd.serve_forever, name="local-api", daemon=True)
         self._thread.start()

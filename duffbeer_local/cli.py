@@ -1,4 +1,4 @@
-"""`python -m duffbeer_local demo | serve --port P [FILE ...] | runs --port P`: local mode's CLI."""
+"""The local-mode CLI: python -m duffbeer_local demo | serve | runs | loadtest."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from typing import Any
 
 from duffbeer.errors import DuffBeerError
 from duffbeer_local.executions import execution_history, failure_of
+from duffbeer_local.loadtest import measure
 from duffbeer_local.pipeline import RUNS_ROUTE, LocalPipeline, LocalSettings
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -36,6 +37,9 @@ class CliArgs:
     port: int
     files: tuple[Path, ...]
     sample: Path
+    api_key: str = ""
+    clients: int = 20
+    requests: int = 100
 
     @classmethod
     def from_args(cls, argv: Sequence[str]) -> CliArgs:
@@ -59,10 +63,17 @@ class CliArgs:
         serve.add_argument("files", nargs="*", type=Path, metavar="FILE")
         runs = commands.add_parser("runs", help="the run history of a running `serve`")
         runs.add_argument("--port", type=int, default=8080)
+        load = commands.add_parser(
+            "loadtest", help="API latency of a running `serve` with 1, then N keep-alive clients"
+        )
+        load.add_argument("--port", type=int, default=8080)
+        load.add_argument("--api-key", required=True, help="the key `serve` printed")
+        load.add_argument("--clients", type=int, default=20)
+        load.add_argument("--requests", type=int, default=100, help="requests per client")
         parsed = parser.parse_args(list(argv))
         files = tuple(getattr(parsed, "files", ()) or ())
         missing = [str(f) for f in (*files, getattr(parsed, "file", SAMPLE)) if not f.is_file()]
-        if missing and parsed.command != "runs":
+        if missing and parsed.command in ("demo", "serve"):
             parser.error(f"no such file: {', '.join(missing)}")
         return cls(
             command=parsed.command,
@@ -70,6 +81,9 @@ class CliArgs:
             port=getattr(parsed, "port", 0),
             files=files,
             sample=getattr(parsed, "file", SAMPLE),
+            api_key=getattr(parsed, "api_key", ""),
+            clients=getattr(parsed, "clients", 20),
+            requests=getattr(parsed, "requests", 100),
         )
 
 
@@ -201,6 +215,16 @@ def runs(args: CliArgs) -> int:
     return 0
 
 
+def loadtest(args: CliArgs) -> int:
+    url = f"http://127.0.0.1:{args.port}"
+    for clients in (1, args.clients):
+        report = measure(url, args.api_key, clients=clients, requests_per_client=args.requests)
+        _print(report.line())
+        if report.errors:
+            return 1
+    return 0
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -215,10 +239,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return demo(args)
         if args.command == "serve":
             return serve(args)
+        if args.command == "loadtest":
+            return loadtest(args)
         return runs(args)
     except KeyboardInterrupt:
         _print("stopped")
         return 0
-    except (DuffBeerError, TimeoutError) as e:
+    except (DuffBeerError, TimeoutError, OSError) as e:
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
