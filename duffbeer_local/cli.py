@@ -115,6 +115,15 @@ def _process(pipeline: LocalPipeline, path: Path, key: str | None = None) -> boo
     return _report_outcome(pipeline, described)
 
 
+def _serve_one(pipeline: LocalPipeline, path: Path) -> bool:
+    """Process one file for `serve`: a file that goes wrong must not stop the server."""
+    try:
+        return _process(pipeline, path)
+    except (DuffBeerError, TimeoutError, OSError) as e:
+        _print(f"{path.name}: {type(e).__name__}: {e}")
+        return False
+
+
 def _banner(pipeline: LocalPipeline) -> None:
     _print(f"local AWS endpoint  {pipeline.aws.endpoint_url}")
     _print(
@@ -146,7 +155,7 @@ def _ready_inbox_files(inbox: Path, sizes: dict[Path, tuple[int, float]]) -> lis
     ready = []
     current: dict[Path, tuple[int, float]] = {}
     for path in sorted(inbox.iterdir()):
-        if not path.is_file() or path.name.startswith(".") or path.name.endswith("~"):
+        if not path.is_file() or path.name.startswith(".") or path.suffix.lower() != ".csv":
             continue
         stat = path.stat()
         current[path] = (stat.st_size, stat.st_mtime)
@@ -163,7 +172,7 @@ def serve(args: CliArgs, should_stop: Callable[[], bool] | None = None) -> int:
     with LocalPipeline(settings) as pipeline:
         _banner(pipeline)
         for path in args.files:
-            _process(pipeline, path)
+            _serve_one(pipeline, path)
         url = pipeline.start_api()
         _print(f"API                 {url}  (x-api-key: {pipeline.api_key})")
         _print(f"  curl -H 'x-api-key: {pipeline.api_key}' {url}/sales-by-product")
@@ -172,7 +181,7 @@ def serve(args: CliArgs, should_stop: Callable[[], bool] | None = None) -> int:
         sizes: dict[Path, tuple[int, float]] = {}
         while not (should_stop and should_stop()):
             for path in _ready_inbox_files(settings.inbox, sizes):
-                ok = _process(pipeline, path)
+                ok = _serve_one(pipeline, path)
                 done = settings.inbox / ("processed" if ok else "failed")
                 done.mkdir(exist_ok=True)
                 shutil.move(str(path), done / path.name)

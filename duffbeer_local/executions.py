@@ -168,21 +168,31 @@ def follow_execution(
         time.sleep(poll_seconds)
 
 
+def execution_arns(sfn: Any, state_machine_arn: str) -> set[str]:
+    arns: set[str] = set()
+    paginator = sfn.get_paginator("list_executions")
+    for page in paginator.paginate(stateMachineArn=state_machine_arn):
+        arns.update(item["executionArn"] for item in page["executions"])
+    return arns
+
+
 def wait_for_execution(
-    sfn: Any, state_machine_arn: str, key: str, since: datetime, timeout: float = 60.0
+    sfn: Any, state_machine_arn: str, key: str, known: set[str] | frozenset[str], timeout: float
 ) -> str:
-    """The ARN of the execution started for input object `key` at or after `since`."""
+    """The ARN of the first execution for input object `key` that is not in `known`."""
     deadline = time.monotonic() + timeout
+    checked = set(known)
     while time.monotonic() < deadline:
-        for item in sfn.list_executions(stateMachineArn=state_machine_arn)["executions"]:
-            if item["startDate"] < since:
-                continue
-            described = sfn.describe_execution(executionArn=item["executionArn"])
+        for arn in sorted(execution_arns(sfn, state_machine_arn) - checked):
+            checked.add(arn)
+            described = sfn.describe_execution(executionArn=arn)
             if (_loads(described.get("input")) or {}).get("key") == key:
-                arn: str = item["executionArn"]
                 return arn
         time.sleep(0.1)
-    raise TimeoutError(f"no execution started for {key} within {timeout:.0f} s")
+    raise TimeoutError(
+        f"no execution started for {key} within {timeout:.0f} s "
+        "(start_etl ignores keys that are not .csv files or that it was told to skip)"
+    )
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -32,6 +31,7 @@ from duffbeer.errors import LocalModeError
 from duffbeer_local.api_server import LocalApiServer
 from duffbeer_local.executions import (
     RunRecord,
+    execution_arns,
     follow_execution,
     run_history,
     wait_for_execution,
@@ -70,10 +70,10 @@ class LocalSettings:
 
 @dataclass(frozen=True)
 class Upload:
-    """One object put into the input bucket."""
+    """One object put into the input bucket, and the executions that existed before it."""
 
     key: str
-    at: datetime
+    executions_before: frozenset[str]
 
 
 class LocalPipeline:
@@ -185,16 +185,15 @@ class LocalPipeline:
     def upload(self, path: Path, key: str | None = None) -> Upload:
         """Put `path` into the input bucket (key = its file name); S3 then starts the run."""
         key = key or path.name
-        # The S3 event time has millisecond precision: look back a little for the execution.
-        at = datetime.now(UTC) - timedelta(seconds=1)
+        before = execution_arns(self.aws.client("stepfunctions"), self.outputs.state_machine_arn)
         self.aws.client("s3").upload_file(str(path), self.outputs.input_bucket, key)
-        return Upload(key, at)
+        return Upload(key, frozenset(before))
 
     def execution_for(self, upload: Upload, timeout: float = 30.0) -> str:
         """The ARN of the execution the upload's S3 notification started."""
         sfn = self.aws.client("stepfunctions")
         return wait_for_execution(
-            sfn, self.outputs.state_machine_arn, upload.key, upload.at, timeout
+            sfn, self.outputs.state_machine_arn, upload.key, upload.executions_before, timeout
         )
 
     def process(

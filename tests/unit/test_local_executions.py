@@ -84,9 +84,10 @@ def test_failure_is_the_first_failing_state_with_a_readable_cause() -> None:
 
 def test_inbox_takes_a_file_once_its_size_and_mtime_are_stable(tmp_path: Path) -> None:
     sizes: dict[Path, tuple[int, float]] = {}
-    partial = tmp_path / "orders.csv"
+    partial = tmp_path / "orders.CSV"
     partial.write_text("client_id")
     (tmp_path / ".hidden.csv").write_text("x")
+    (tmp_path / "notes.txt").write_text("not an orders file")
     (tmp_path / "done").mkdir()
     # First sight: not yet known to be complete
     assert _ready_inbox_files(tmp_path, sizes) == []
