@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from awsglue.utils import getResolvedOptions
+from awsglue.utils import GlueArgumentError, getResolvedOptions
 
 from duffbeer.contract import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_REJECT_RATIO
 from duffbeer.errors import ConfigurationError
@@ -84,7 +84,7 @@ class JobArgs:
         names = [*REQUIRED_ARGS, *(n for n in OPTIONAL_ARGS if _present(argv, n))]
         try:
             raw: dict[str, str] = getResolvedOptions(list(argv), names)
-        except SystemExit as e:  # argparse exits on a missing required argument
+        except (GlueArgumentError, SystemExit) as e:
             raise ConfigurationError(
                 f"the job needs --{' --'.join(REQUIRED_ARGS)}; got {list(argv[1:])}"
             ) from e

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from duffbeer import manifest as manifest_io
 from duffbeer.errors import (
@@ -38,7 +38,13 @@ from glue_jobs.orders.reports import REPORT_BUILDERS, conform_curated, curated_l
 from glue_jobs.orders.session import shuffle_partitions
 from glue_jobs.orders.stats import BatchStats, batch_stats, with_source_row
 from glue_jobs.orders.storage import HadoopStorage
-from glue_jobs.orders.validate import REASON_COLUMN, duplicate_keys, mark_duplicates, validate
+from glue_jobs.orders.validate import (
+    REASON_COLUMN,
+    add_reasons,
+    check_rules,
+    duplicate_keys,
+    mark_duplicates,
+)
 from glue_jobs.orders.write import (
     conform_rejects,
     write_order_lines,
@@ -150,12 +156,16 @@ class BatchRun:
                 "warnings": self.facts.warnings,
             },
         )
-        checked = validate(
+        # The one parse: rules evaluated once per row and cached; everything after reads
+        # the cache (reasons and duplicates are cheap projections/joins on top of it).
+        ruled = check_rules(
             read_orders(self.spark, paths, layout),
             has_order_date=layout.has_order_date,
             ingest_date=args.ingest_date,
         ).cache()
+        checked = add_reasons(ruled)
         duplicates = duplicate_keys(checked).cache()
+        cached: list[DataFrame] = [ruled, duplicates]
         try:
             final = mark_duplicates(checked, duplicates)
             with self._phase("parse_validate"):
@@ -179,9 +189,11 @@ class BatchRun:
                     f"rejected ({ratio:.2%}), above the limit of {args.max_reject_ratio:.2%}; "
                     f"rejects kept in {outputs['rejects']}"
                 )
+            # Valid lines are read five times (lines + three reports): cache them compactly.
             lines = curated_lines(
                 final, batch_id=args.batch_id, source_event_time=args.source_event_time
-            )
+            ).cache()
+            cached.append(lines)
             with self._phase("order_lines"):
                 write_order_lines(
                     conform_curated(lines), join_path(args.output_path, outputs["order_lines"])
@@ -193,8 +205,8 @@ class BatchRun:
                         build(lines), keys, join_path(args.output_path, outputs["reports"][name])
                     )
         finally:
-            duplicates.unpersist()
-            checked.unpersist()
+            for frame in cached:
+                frame.unpersist()
 
     def _record(self, stats: BatchStats) -> None:
         facts = self.facts

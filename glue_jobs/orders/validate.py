@@ -36,8 +36,12 @@ TYPED_PREFIX = "v_"
 # Enough of a broken line to recognise it in the rejects without storing megabytes.
 MAX_DETAIL_CHARS = 500
 _DECIMAL_PATTERNS = {"product_price": PRICE_PATTERN, "product_volume": VOLUME_PATTERN}
-# Java's decoder puts U+FFFD where the bytes were not UTF-8.
 _REPLACEMENT_CHAR = "\ufffd"
+# Internal: the column whose rule a row breaks first (or the malformed-row marker) and its text.
+_BROKEN_COLUMN = "_broken_column"
+_BROKEN_VALUE = "_broken_value"
+_MALFORMED = "_row"
+_FREE_TEXT = ("client_name", "product_description", "point_of_sale_channel", "status")
 
 
 def typed(name: str) -> str:
@@ -45,19 +49,8 @@ def typed(name: str) -> str:
     return f"{TYPED_PREFIX}{name}"
 
 
-def _integer(text: Column) -> Column:
-    number = F.when(text.rlike(INTEGER_PATTERN.pattern), text.cast("bigint"))
-    return F.when(number.between(1, INT_MAX), number.cast("int"))
-
-
-def _decimal(name: str, text: Column) -> Column:
-    column = COLUMNS_BY_NAME[name]
-    amount = F.when(
-        text.rlike(_DECIMAL_PATTERNS[name].pattern),
-        text.cast(f"decimal({column.precision},{column.scale})"),
-    )
-    # Prices may be zero (free goods); a volume per unit must be positive.
-    return F.when(amount >= 0 if name == "product_price" else amount > 0, amount)
+def _candidate_name(name: str) -> str:
+    return f"_candidate_{name}"
 
 
 def _channel(text: Column) -> Column:
@@ -66,84 +59,143 @@ def _channel(text: Column) -> Column:
     canonical = F.when(lowered == known[0][0], F.lit(known[0][1]))
     for spelling_lower, spelling in known[1:]:
         canonical = canonical.when(lowered == spelling_lower, F.lit(spelling))
-    return F.when(F.length(text) > 0, canonical.otherwise(text))
+    return canonical.otherwise(text)
 
 
-def _parsed_value(name: str, has_order_date: bool, ingest_date: date) -> Column:
-    """The column's value under its rule, or null when the rule is broken (or it is empty)."""
-    kind = COLUMNS_BY_NAME[name].kind
+def _candidate(name: str, has_order_date: bool, ingest_date: date) -> Column:
+    """Step 1: the trimmed text, cast to the column's type when it has the rule's shape."""
+    column = COLUMNS_BY_NAME[name]
     text = F.trim(F.col(name))
-    if kind is ColumnKind.DATE:
-        # The pattern rejects other layouts; to_date (CORRECTED policy) rejects 2024-02-30.
-        parsed = F.when(text.rlike(DATE_PATTERN.pattern), F.to_date(text, "yyyy-MM-dd"))
+    if column.kind is ColumnKind.DATE:
+        # The pattern fixes the layout; the cast then refuses dates not in the calendar
+        # (2026-02-30, month 00) by returning null.
+        parsed = F.when(text.rlike(DATE_PATTERN.pattern), text.cast("date"))
         return parsed if has_order_date else F.lit(ingest_date)
+    shaped = {
+        ColumnKind.INTEGER: (INTEGER_PATTERN.pattern, "bigint"),
+        ColumnKind.DECIMAL: (
+            _DECIMAL_PATTERNS.get(name, VOLUME_PATTERN).pattern,
+            f"decimal({column.precision},{column.scale})",
+        ),
+    }
+    if column.kind in shaped:
+        pattern, kind = shaped[column.kind]
+        return F.when(text.rlike(pattern), text.cast(kind))
     if name == "status":
-        return F.when(F.lower(text).isin(*STATUSES), F.lower(text))
+        return F.lower(text)
     if name == "point_of_sale_channel":
         return _channel(text)
-    handlers = {
-        ColumnKind.INTEGER: lambda: _integer(text),
-        ColumnKind.DECIMAL: lambda: _decimal(name, text),
-    }
-    return handlers.get(kind, lambda: F.when(F.length(text) > 0, text))()
+    return text
 
 
-def _is_missing(name: str, has_order_date: bool) -> Column:
-    if name == "order_date" and not has_order_date:
-        return F.lit(False)
-    return F.col(name).isNull() | (F.col(name) == "")
+def _checked_value(name: str) -> Column:
+    """Step 2: the candidate when it satisfies the rule, else null."""
+    kind = COLUMNS_BY_NAME[name].kind
+    value = F.col(_candidate_name(name))
+    if kind is ColumnKind.INTEGER:
+        return F.when(value.between(1, INT_MAX), value.cast("int"))
+    if kind is ColumnKind.DECIMAL:
+        # Prices may be zero (free goods); a volume per unit must be positive.
+        return F.when(value >= 0 if name == "product_price" else value > 0, value)
+    if kind is ColumnKind.DATE:
+        return value
+    if name == "status":
+        return F.when(value.isin(*STATUSES), value)
+    return F.when(F.length(value) > 0, value)
+
+
+def _undecodable() -> Column:
+    """Whether a free-text field holds U+FFFD, which Java's decoder puts where the bytes
+    were not UTF-8 (numeric fields with such bytes break their own rules anyway)."""
+    found = F.lit(False)
+    for name in _FREE_TEXT:
+        found = found | F.coalesce(F.instr(F.col(name), _REPLACEMENT_CHAR) > 0, F.lit(False))
+    return found
 
 
 def _rule_text(name: str) -> str:
     return f"{name} must be {COLUMNS_BY_NAME[name].rule}"
 
 
-def validate(df: DataFrame, *, has_order_date: bool, ingest_date: date) -> DataFrame:
-    """Add the typed value of every input column, the first broken rule's reason code and a
-    readable detail (null for a valid row), and whether the row had undecodable bytes."""
-    with_values = df.select(
+def _by_column(column: Column, values: dict[str, Column]) -> Column:
+    """CASE column WHEN name THEN value ... END over the input columns."""
+    names = list(values)
+    case = F.when(column == names[0], values[names[0]])
+    for name in names[1:]:
+        case = case.when(column == name, values[name])
+    return case
+
+
+def check_rules(df: DataFrame, *, has_order_date: bool, ingest_date: date) -> DataFrame:
+    """Add the typed value of every input column, the first column whose rule the row
+    breaks (null for a valid row) with its text, and whether the row had undecodable bytes.
+
+    This is the part worth caching: every rule is evaluated once per row. Its generated
+    code is kept small on purpose, as the JVM never JIT-compiles a method over 8 KB.
+    """
+    candidates = df.select(
         "*",
         *(
-            _parsed_value(name, has_order_date, ingest_date).alias(typed(name))
+            _candidate(name, has_order_date, ingest_date).alias(_candidate_name(name))
             for name in INPUT_COLUMN_NAMES
         ),
     )
-    malformed = F.col(CORRUPT_COLUMN).isNotNull()
-    reason = F.when(malformed, F.lit(RejectReason.MALFORMED_ROW.value))
-    detail = F.when(
-        malformed,
-        F.concat(
-            F.lit("the row does not have the header's number of fields: "),
-            F.substring(F.col(CORRUPT_COLUMN), 1, MAX_DETAIL_CHARS),
-        ),
+    with_values = candidates.select(
+        *df.columns,
+        *(_checked_value(name).alias(typed(name)) for name in INPUT_COLUMN_NAMES),
+        _undecodable().alias(BAD_UTF8_COLUMN),
     )
+    first = F.when(F.col(CORRUPT_COLUMN).isNotNull(), F.lit(_MALFORMED))
     for name in RULE_ORDER:
-        # An optional column that is present but empty breaks its rule (not missing_field,
-        # which is about required fields).
-        missing = _is_missing(name, has_order_date) & F.lit(COLUMNS_BY_NAME[name].required)
-        broken = F.col(typed(name)).isNull()
-        reason = reason.when(missing, F.lit(RejectReason.MISSING_FIELD.value)).when(
-            broken, F.lit(COLUMNS_BY_NAME[name].reject_reason.value)
+        first = first.when(F.col(typed(name)).isNull(), F.lit(name))
+    located = with_values.select("*", first.alias(_BROKEN_COLUMN))
+    value = _by_column(F.col(_BROKEN_COLUMN), {name: F.col(name) for name in RULE_ORDER})
+    return located.select("*", value.alias(_BROKEN_VALUE))
+
+
+def add_reasons(checked: DataFrame) -> DataFrame:
+    """Turn the first broken rule into the contract's reason code and a readable detail."""
+    broken = F.col(_BROKEN_COLUMN)
+    empty = F.coalesce(F.col(_BROKEN_VALUE), F.lit("")) == ""
+    required = broken.isin(*(c.name for c in COLUMNS_BY_NAME.values() if c.required))
+    reason = (
+        F.when(broken == _MALFORMED, F.lit(RejectReason.MALFORMED_ROW.value))
+        .when(required & empty, F.lit(RejectReason.MISSING_FIELD.value))
+        .otherwise(
+            _by_column(
+                broken,
+                {n: F.lit(COLUMNS_BY_NAME[n].reject_reason.value) for n in RULE_ORDER},
+            )
         )
-        detail = detail.when(missing, F.lit(f"{name} is empty")).when(
-            broken,
+    )
+    detail = (
+        F.when(
+            broken == _MALFORMED,
             F.concat(
-                F.lit(f"{_rule_text(name)}, got '"),
-                F.substring(F.coalesce(F.col(name), F.lit("")), 1, MAX_DETAIL_CHARS),
-                F.lit("'"),
+                F.lit("the row does not have the header's number of fields: "),
+                F.substring(F.col(CORRUPT_COLUMN), 1, MAX_DETAIL_CHARS),
             ),
         )
-    undecodable = F.lit(False)
-    for name in INPUT_COLUMN_NAMES:
-        undecodable = undecodable | F.coalesce(
-            F.instr(F.col(name), _REPLACEMENT_CHAR) > 0, F.lit(False)
+        .when(required & empty, F.concat(broken, F.lit(" is empty")))
+        .otherwise(
+            F.concat(
+                _by_column(broken, {n: F.lit(_rule_text(n)) for n in RULE_ORDER}),
+                F.lit(", got '"),
+                F.substring(F.coalesce(F.col(_BROKEN_VALUE), F.lit("")), 1, MAX_DETAIL_CHARS),
+                F.lit("'"),
+            )
         )
-    return with_values.select(
-        "*",
-        reason.alias(REASON_COLUMN),
-        detail.alias(DETAIL_COLUMN),
-        undecodable.alias(BAD_UTF8_COLUMN),
     )
+    return checked.select(
+        *(c for c in checked.columns if c not in (_BROKEN_COLUMN, _BROKEN_VALUE)),
+        F.when(broken.isNotNull(), reason).alias(REASON_COLUMN),
+        F.when(broken.isNotNull(), detail).alias(DETAIL_COLUMN),
+    )
+
+
+def validate(df: DataFrame, *, has_order_date: bool, ingest_date: date) -> DataFrame:
+    """check_rules then add_reasons: typed values, reason code and detail for every row."""
+    return add_reasons(check_rules(df, has_order_date=has_order_date, ingest_date=ingest_date))
 
 
 def duplicate_keys(checked: DataFrame) -> DataFrame:

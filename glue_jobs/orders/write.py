@@ -27,8 +27,8 @@ def write_order_lines(lines: DataFrame, path: str) -> None:
 
 
 def write_report(report: DataFrame, sort_keys: tuple[str, ...], path: str) -> None:
-    """A report is small: one sorted file."""
-    report.repartition(1).sortWithinPartitions(*sort_keys).write.mode("overwrite").parquet(path)
+    """A report is small: one sorted file (coalesce keeps the aggregation itself parallel)."""
+    report.coalesce(1).sortWithinPartitions(*sort_keys).write.mode("overwrite").parquet(path)
 
 
 def conform_rejects(rejects: DataFrame, batch_id: str) -> DataFrame:

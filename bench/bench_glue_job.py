@@ -1,0 +1,197 @@
+"""Glue job benchmark: the job under spark-submit vs a pandas script vs DuckDB, same work.
+
+    python -m bench.bench_glue_job [--rows 1000000,5000000] [--dirty-fraction 0.02]
+
+For each size it generates a seeded orders file (reused if present), runs each engine as
+its own process under /usr/bin/time, and prints wall time (JVM / interpreter start
+included), rows/s, peak RSS of the largest process, the valid/rejected counts each engine
+found (they must agree) and the ratios. Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.generate_orders import generate_orders
+
+ROOT = Path(__file__).resolve().parents[1]
+TIME = "/usr/bin/time"
+
+
+@dataclass(frozen=True)
+class Result:
+    engine: str
+    rows: int
+    seconds: float
+    cpu_seconds: float
+    peak_mib: float
+    valid: int | None
+    rejected: int | None
+    ok: bool
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds else 0.0
+
+
+def _engines(source: Path, out: Path, driver_memory: str) -> dict[str, list[str]]:
+    python = sys.executable
+    return {
+        "glue-job (spark-submit)": [
+            str(Path(python).parent / "spark-submit"),
+            "--master",
+            "local[2]",
+            "--driver-memory",
+            driver_memory,
+            "--conf",
+            "spark.ui.enabled=false",
+            str(ROOT / "glue_jobs" / "transform_orders.py"),
+            "--JOB_NAME",
+            "bench_transform_orders",
+            "--input_path",
+            str(source),
+            "--output_path",
+            str(out),
+            "--batch_id",
+            "bench",
+            "--run_id",
+            "bench-run",
+            "--ingest_date",
+            "2026-11-28",
+        ],
+        "pandas": [python, "-m", "bench.pandas_reference", str(source), str(out)],
+        "duckdb": [python, "-m", "bench.duckdb_reference", str(source), str(out)],
+    }
+
+
+def _counts(engine: str, out: Path, stdout: str) -> tuple[int | None, int | None]:
+    try:
+        if engine.startswith("glue"):
+            data = json.loads((out / "manifests" / "bench.json").read_text())
+        else:
+            data = json.loads(stdout.strip().splitlines()[-1])
+        return int(data["rows_valid"]), int(data["rows_rejected"])
+    except (OSError, ValueError, KeyError, IndexError):
+        return None, None
+
+
+def run_engine(engine: str, command: list[str], rows: int, out: Path, logs: Path) -> Result:
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    timing = logs / f"{out.name}.time"
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+        "PYTHONPATH": str(ROOT),
+    }
+    with (logs / f"{out.name}.stderr").open("w") as err:
+        done = subprocess.run(
+            [TIME, "-f", "%e %U %S %M", "-o", str(timing), *command],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            check=False,
+        )
+    seconds, user, system, peak_kib = timing.read_text().split()[-4:]
+    valid, rejected = _counts(engine, out, done.stdout)
+    return Result(
+        engine=engine,
+        rows=rows,
+        seconds=float(seconds),
+        cpu_seconds=float(user) + float(system),
+        peak_mib=int(peak_kib) / 1024,
+        valid=valid,
+        rejected=rejected,
+        ok=done.returncode == 0,
+    )
+
+
+def _print_table(results: list[Result]) -> None:
+    print(
+        f"{'rows':>10} {'engine':<24} {'wall s':>8} {'cpu s':>7} {'rows/s':>11} {'peak MiB':>9} "
+        f"{'valid':>10} {'rejected':>9} {'vs duckdb':>9}"
+    )
+    by_key = {(r.rows, r.engine): r for r in results}
+    for r in results:
+        duck = by_key.get((r.rows, "duckdb"))
+        ratio = f"{r.seconds / duck.seconds:8.2f}x" if duck and duck.seconds else "        -"
+        status = "" if r.ok else "  FAILED (see logs)"
+        print(
+            f"{r.rows:>10} {r.engine:<24} {r.seconds:>8.1f} {r.cpu_seconds:>7.1f} "
+            f"{r.rows_per_second:>11,.0f} "
+            f"{r.peak_mib:>9,.0f} {r.valid!s:>10} {r.rejected!s:>9} {ratio}{status}"
+        )
+
+
+def _print_ratios(results: list[Result]) -> None:
+    sizes = sorted({r.rows for r in results})
+    for rows in sizes:
+        at = {r.engine: r for r in results if r.rows == rows}
+        glue, pandas, duck = (at.get(k) for k in ("glue-job (spark-submit)", "pandas", "duckdb"))
+        if glue and pandas and duck:
+            print(
+                f"{rows:>10} rows: glue job / duckdb = {glue.seconds / duck.seconds:.2f}x, "
+                f"pandas / glue job = {pandas.seconds / glue.seconds:.2f}x"
+            )
+    if len(sizes) >= 2:
+        small, large = sizes[0], sizes[-1]
+        for engine in ("glue-job (spark-submit)", "pandas", "duckdb"):
+            a = next((r for r in results if r.rows == small and r.engine == engine), None)
+            b = next((r for r in results if r.rows == large and r.engine == engine), None)
+            if a and b:
+                print(
+                    f"growth {small} -> {large} rows ({large / small:.0f}x data): {engine} "
+                    f"{b.seconds / a.seconds:.2f}x time"
+                )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", default="1000000,5000000")
+    parser.add_argument("--dirty-fraction", type=float, default=0.02)
+    parser.add_argument("--work-dir", type=Path, default=ROOT / "build" / "bench")
+    parser.add_argument("--driver-memory", default="6g")
+    parser.add_argument("--engines", default="glue-job (spark-submit),pandas,duckdb")
+    ns = parser.parse_args(argv)
+    ns.work_dir.mkdir(parents=True, exist_ok=True)
+    wanted = ns.engines.split(",")
+    results: list[Result] = []
+    for rows in (int(r) for r in ns.rows.split(",")):
+        source = ns.work_dir / f"orders-{rows}-dirty{ns.dirty_fraction}-seed1.csv"
+        if not source.exists():
+            made = generate_orders(source, rows, dirty_fraction=ns.dirty_fraction, seed=1)
+            print(f"generated {made.path} ({made.bytes / 1e6:.0f} MB, {made.dirty_rows} dirty)")
+        engines = _engines(source, ns.work_dir / "out", ns.driver_memory)
+        for engine, command in engines.items():
+            if engine not in wanted:
+                continue
+            out = ns.work_dir / f"out-{rows}-{engine.split()[0]}"
+            engines[engine] = [c if c != str(ns.work_dir / "out") else str(out) for c in command]
+            result = run_engine(engine, engines[engine], rows, out, ns.work_dir)
+            results.append(result)
+            print(
+                f"  {rows} rows, {engine}: {result.seconds:.1f} s, "
+                f"{result.rows_per_second:,.0f} rows/s, load average {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
+    print(f"\n{os.cpu_count()} CPUs, load average now {os.getloadavg()[0]:.1f}")
+    _print_table(results)
+    print()
+    _print_ratios(results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
