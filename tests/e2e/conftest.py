@@ -1,7 +1,7 @@
-"""One deployed local stack for the e2e package: moto on 127.0.0.1, the real deploy, the HTTP API.
+"""A deployed local stack per e2e module: moto on 127.0.0.1, the real deploy, the HTTP API.
 
-Package scope: the stack (and the process-wide moto extensions it binds) is gone before any
-other test package runs in the same session.
+Module scope: the stack (and the process-wide moto extensions it binds) is gone before any
+other module runs in the same session, and every pipeline scenario lives in one module.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from duffbeer_local.pipeline import LocalPipeline, LocalSettings
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPipeline]:
     settings = LocalSettings(state_dir=tmp_path_factory.mktemp("local-stack"))
     with LocalPipeline(settings) as stack:
@@ -23,7 +23,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPipeline
         yield stack
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def process(
     pipeline: LocalPipeline, tmp_path_factory: pytest.TempPathFactory
 ) -> Callable[[str, str], dict[str, Any]]:
