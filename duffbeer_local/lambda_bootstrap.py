@@ -67,6 +67,27 @@ def _respond(stream: Any, ok: bool, payload: Any) -> None:
     stream.flush()
 
 
+def _log_line(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _invoke(handler: Any, request: dict[str, Any]) -> tuple[bool, Any]:
+    """(True, JSON text of the result) or (False, the error document)."""
+    try:
+        result = handler(request["event"], LambdaContext(request))
+    except Exception as exc:  # the function error the caller (Step Functions, S3) sees
+        traceback.print_exc()
+        # Frame 0 is this bootstrap's call into the handler: not the function's stack.
+        return False, _exception_payload(exc, skip_frames=1)
+    try:
+        return True, json.dumps(result)
+    except (TypeError, ValueError) as exc:
+        return False, _error("Runtime.MarshalError", f"Unable to marshal response: {exc}")
+    finally:
+        sys.stdout.flush()
+
+
 def main() -> int:
     requests = os.fdopen(int(os.environ[REQUEST_FD_VAR]), "rb")
     responses = os.fdopen(int(os.environ[RESPONSE_FD_VAR]), "wb")
@@ -86,26 +107,17 @@ def main() -> int:
             _respond(responses, False, init_error)
             # Lambda retries the init on the next invocation: a fresh worker does that.
             return 1
-        try:
-            result = handler(request["event"], LambdaContext(request))
-        except Exception as exc:  # the function error the caller (Step Functions, S3) sees
-            traceback.print_exc()
-            sys.stdout.flush()
-            # Frame 0 is this bootstrap's call into the handler: not the function's stack.
-            _respond(responses, False, _exception_payload(exc, skip_frames=1))
-            continue
-        try:
-            text = json.dumps(result)
-        except (TypeError, ValueError) as exc:
-            _respond(
-                responses,
-                False,
-                _error("Runtime.MarshalError", f"Unable to marshal response: {exc}"),
-            )
-            continue
-        sys.stdout.flush()
+        request_id = request["request_id"]
+        version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        # The same START/END/REPORT lines Lambda writes around each invocation's log output.
+        _log_line(f"START RequestId: {request_id} Version: {version}")
+        started = time.monotonic()
+        ok, payload = _invoke(handler, request)
         sys.stderr.flush()
-        _respond(responses, True, text)
+        _log_line(f"END RequestId: {request_id}")
+        duration = (time.monotonic() - started) * 1000
+        _log_line(f"REPORT RequestId: {request_id}\tDuration: {duration:.2f} ms")
+        _respond(responses, ok, payload)
     return 0
 
 

@@ -27,7 +27,7 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from duffbeer.errors import ConfigurationError
 from duffbeer_local.lambda_bootstrap import REQUEST_FD_VAR, RESPONSE_FD_VAR
@@ -35,6 +35,8 @@ from duffbeer_local.lambda_bootstrap import REQUEST_FD_VAR, RESPONSE_FD_VAR
 BOOTSTRAP = Path(__file__).with_name("lambda_bootstrap.py")
 # How long a worker may take to start and import its handler (Lambda's init phase limit).
 INIT_TIMEOUT_SECONDS = 10.0
+# How long to wait for an invocation's last log line once its response has arrived.
+LOG_WAIT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class InvokeResult:
     payload: str  # JSON text: the handler's result, or the error document
     is_error: bool
     duration_ms: float
+    logs: str = ""  # the invocation's output, START to REPORT, as Lambda logs it
 
     def error(self) -> dict[str, Any] | None:
         """The parsed error document of a failed invocation."""
@@ -104,9 +107,9 @@ def _error_payload(error_type: str, message: str) -> str:
 
 
 class _Worker:
-    """One worker process and its two pipes."""
+    """One worker process, its request/response pipes and its log stream."""
 
-    def __init__(self, args: list[str], env: dict[str, str], cwd: Path, log: IO[bytes]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], cwd: Path, log_path: Path) -> None:
         request_read, self._request_write = os.pipe()
         self._response_read, response_write = os.pipe()
         env = {**env, REQUEST_FD_VAR: str(request_read), RESPONSE_FD_VAR: str(response_write)}
@@ -116,7 +119,7 @@ class _Worker:
                 env=env,
                 cwd=cwd,
                 stdin=subprocess.DEVNULL,
-                stdout=log,
+                stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 pass_fds=(request_read, response_write),
                 close_fds=True,
@@ -128,6 +131,42 @@ class _Worker:
         self._responses = os.fdopen(self._response_read, "rb")
         self._buffer = b""
         self.exited = False  # the worker closed its response pipe (it exited or crashed)
+        self._output = threading.Condition()
+        self._lines: list[str] = []
+        self._reported: str | None = None
+        self._eof = False
+        threading.Thread(
+            target=self._read_output, args=(log_path,), name="lambda-log", daemon=True
+        ).start()
+
+    def _read_output(self, log_path: Path) -> None:
+        """Copy the worker's output to its log file and keep the current invocation's lines."""
+        assert self.process.stdout is not None
+        with log_path.open("ab") as log:
+            for raw in self.process.stdout:
+                log.write(raw)
+                log.flush()
+                line = raw.decode("utf-8", "replace").rstrip("\n")
+                with self._output:
+                    self._lines.append(line)
+                    if line.startswith("REPORT RequestId: "):
+                        self._reported = line.split()[2]
+                        self._output.notify_all()
+        with self._output:
+            self._eof = True
+            self._output.notify_all()
+
+    def take_logs(self, request_id: str, timeout: float) -> str:
+        """The output since the previous invocation, through this one's REPORT line."""
+        deadline = time.monotonic() + timeout
+        with self._output:
+            while self._reported != request_id and not self._eof:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._output.wait(remaining)
+            lines, self._lines = self._lines, []
+        return "\n".join(lines)
 
     def send(self, request: dict[str, Any]) -> None:
         self._requests.write(json.dumps(request).encode("utf-8") + b"\n")
@@ -287,9 +326,13 @@ class LambdaRuntime:
 
     def _start_worker(self, spec: FunctionSpec, env: dict[str, str], code: Path) -> _Worker:
         self._log_dir.mkdir(parents=True, exist_ok=True)
-        with (self._log_dir / f"{spec.name}.log").open("ab") as log:
-            # -P: the bootstrap's folder must not shadow the function's own modules.
-            worker = _Worker([self._settings.python, "-P", str(BOOTSTRAP)], env, code, log)
+        # -P: the bootstrap's folder must not shadow the function's own modules.
+        worker = _Worker(
+            [self._settings.python, "-P", str(BOOTSTRAP)],
+            env,
+            code,
+            self._log_dir / f"{spec.name}.log",
+        )
         # The worker says "ready" once its handler is imported (or failed to import); an init
         # that hangs is then cut off by the invocation timeout like a hanging handler.
         worker.receive(INIT_TIMEOUT_SECONDS)
@@ -352,6 +395,8 @@ class LambdaRuntime:
             )
             response = worker.receive(spec.timeout_seconds)
             elapsed = time.monotonic() - started
+            # The REPORT line was written before the response: it is at most a read away.
+            logs = worker.take_logs(request_id, LOG_WAIT_SECONDS)
             if response is None:
                 if not worker.exited:
                     payload = _error_payload(
@@ -365,11 +410,11 @@ class LambdaRuntime:
                         f"RequestId: {request_id} Error: Runtime exited with error: "
                         f"exit status {worker.process.wait()}",
                     )
-                return InvokeResult(payload, True, elapsed * 1000)
+                return InvokeResult(payload, True, elapsed * 1000, logs)
             healthy = True
             if response["ok"]:
-                return InvokeResult(str(response["payload"]), False, elapsed * 1000)
-            return InvokeResult(json.dumps(response["payload"]), True, elapsed * 1000)
+                return InvokeResult(str(response["payload"]), False, elapsed * 1000, logs)
+            return InvokeResult(json.dumps(response["payload"]), True, elapsed * 1000, logs)
         except (BrokenPipeError, OSError) as e:
             payload = _error_payload("Runtime.ExitError", f"RequestId: {request_id} Error: {e}")
             return InvokeResult(payload, True, (time.monotonic() - started) * 1000)

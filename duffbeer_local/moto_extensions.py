@@ -171,6 +171,12 @@ def _check_lambda() -> Any:
         "LambdaBackend.layers_versions_by_arn / LayerVersion.code_bytes missing",
     )
     _require("self.layers" in init, "LambdaFunction no longer sets self.layers")
+    _require(
+        hasattr(cls, "save_logs")
+        and "self.logs_backend.ensure_log_group(self.logs_group_name)"
+        in _source(cls._invoke_lambda),
+        "LambdaFunction.save_logs / logs_backend.ensure_log_group changed",
+    )
     return cls
 
 
@@ -185,7 +191,11 @@ def _patch_lambda(cls: Any) -> None:
             # moto passes the string "{}" for an empty payload.
             event = {}
         result = binding.lambdas.invoke(function_spec(self), event)
-        return result.payload, result.is_error, ""
+        if result.logs:
+            # As moto does for its Docker runs: the function's log group gets the output.
+            self.logs_backend.ensure_log_group(self.logs_group_name)
+            self.save_logs(result.logs)
+        return result.payload, result.is_error, result.logs
 
     _invoke_lambda.__wrapped__ = original  # type: ignore[attr-defined]
     cls._invoke_lambda = _invoke_lambda

@@ -103,9 +103,14 @@ def test_handler_runs_from_extracted_zip_with_function_environment(
     }
     assert Path(body["module_file"]) == code_dir / "app.py"
     assert body["project_importable"] is False
-    # And the handler's print went to the function's log file
+    # And its output came back framed as Lambda frames it, and went to the function's log file
+    lines = result.logs.splitlines()
+    assert lines[0].startswith("START RequestId: ")
+    assert lines[1] == json.dumps({"message": "handled", "event": {"order_id": 5678}})
+    assert lines[2].startswith("END RequestId: ")
+    assert lines[3].startswith("REPORT RequestId: ") and "Duration: " in lines[3]
     log = (tmp_path / "logs" / "lambda" / "orders-fn.log").read_text()
-    assert '"message": "handled"' in log
+    assert lines[1] in log
 
 
 def test_exception_becomes_function_error_named_after_its_class(
@@ -117,6 +122,7 @@ def test_exception_becomes_function_error_named_after_its_class(
     assert error is not None
     assert (error["errorType"], error["errorMessage"]) == ("OrderRejectedError", "order 7 rejected")
     assert "app.py" in error["stackTrace"][0]
+    assert "OrderRejectedError: order 7 rejected" in result.logs  # the traceback is logged
 
 
 def test_warm_worker_is_reused_like_a_lambda_container(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import textwrap
@@ -129,13 +130,20 @@ def test_a_moved_extension_point_fails_loudly(monkeypatch: pytest.MonkeyPatch) -
 
 def test_invoke_runs_the_uploaded_handler(aws: LocalAwsServer, function_arn: str) -> None:
     lam = aws.client("lambda")
-    ok = lam.invoke(FunctionName="orders-fn", Payload=json.dumps({"order_id": 1}))
+    ok = lam.invoke(FunctionName="orders-fn", Payload=json.dumps({"order_id": 1}), LogType="Tail")
     failed = lam.invoke(FunctionName="orders-fn", Payload=json.dumps({"fail": 1, "order_id": 2}))
     assert "FunctionError" not in ok
     assert json.loads(ok["Payload"].read()) == {"stage": "local", "event": {"order_id": 1}}
     assert failed["FunctionError"] == "Handled"
     error = json.loads(failed["Payload"].read())
     assert (error["errorType"], error["errorMessage"]) == ("OrderRejectedError", "order 2 rejected")
+    # And the invocations' logs are in the function's log group, as on Lambda
+    tail = base64.b64decode(ok["LogResult"]).decode()
+    assert tail.startswith("START RequestId: ") and "REPORT RequestId: " in tail
+    events = aws.client("logs").filter_log_events(logGroupName="/aws/lambda/orders-fn")["events"]
+    messages = [e["message"] for e in events]
+    assert any("OrderRejectedError: order 2 rejected" in m for m in messages)
+    assert sum(m.startswith("START RequestId: ") for m in messages) >= 2
 
 
 def test_step_functions_catch_sees_the_exception_class_name(
