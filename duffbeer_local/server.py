@@ -158,7 +158,13 @@ class LocalAwsServer:
             self._port = int(server.get_host_and_port()[1])
             self._previous_moto_port = os.environ.get("MOTO_PORT")
             os.environ["MOTO_PORT"] = str(self._port)
-            self._previous_config = self._moto_api("config", method="GET")
+            # moto's GET /moto-api/config omits `stepfunctions`: restore it to moto's shipped
+            # default explicitly, or decorator-mode tests later in this process would run
+            # every state machine they create.
+            self._previous_config = {
+                **self._moto_api("config", method="GET"),
+                "stepfunctions": {"execute_state_machine": False},
+            }
             self._moto_api("config", _MOTO_CONFIG)
             if self._run_lambdas:
                 self.lambda_runtime = LambdaRuntime(

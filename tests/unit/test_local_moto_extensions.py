@@ -295,3 +295,20 @@ def test_outside_a_running_server_moto_behaves_as_shipped(aws: LocalAwsServer) -
         state = glue.get_job_run(JobName="j", RunId=run_id)["JobRun"]["JobRunState"]
     assert state == "SUCCEEDED"
     assert not (aws.state_dir / "glue").joinpath(run_id).exists()
+
+
+def test_after_stop_decorator_mode_no_longer_executes_state_machines(aws: LocalAwsServer) -> None:
+    # Given a local stack that enabled moto's state machine execution, now stopped
+    aws.stop()
+    with mock_aws():
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        arn = sfn.create_state_machine(
+            name="m",
+            roleArn="arn:aws:iam::123456789012:role/r",
+            definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
+        )["stateMachineArn"]
+        # When an execution starts in decorator mode
+        execution = sfn.start_execution(stateMachineArn=arn, name="e")["executionArn"]
+        # Then moto's shipped behaviour is back: nothing runs, the execution stays RUNNING
+        status = sfn.describe_execution(executionArn=execution)["status"]
+    assert status == "RUNNING"
