@@ -52,7 +52,13 @@ def _lambda_logs(arns: StackArns, key: str) -> Document:
 
 
 def _read_input(arns: StackArns) -> Document:
-    return _allow("ReadInputObjects", ["s3:GetObject"], [arns.objects(arns.names.input_bucket)])
+    # GetObjectVersion: the event names a version when the input bucket is versioned, and the
+    # functions then read exactly that version.
+    return _allow(
+        "ReadInputObjects",
+        ["s3:GetObject", "s3:GetObjectVersion"],
+        [arns.objects(arns.names.input_bucket)],
+    )
 
 
 def _list_processed(arns: StackArns, sid: str, prefixes: list[str]) -> Document:
@@ -109,7 +115,11 @@ def lambda_policy(key: str, arns: StackArns) -> Document:
         statements += [_read_input(arns)]
     elif key == "publish_batch":
         statements += [
-            _list_processed(arns, "ListRunsOfBatch", [naming.RUNS_PREFIX]),
+            # Listing manifests/ too makes a missing manifest a 404 (BatchNotPublishedError)
+            # rather than an AccessDenied.
+            _list_processed(
+                arns, "ListRunsOfBatch", [naming.RUNS_PREFIX, naming.MANIFESTS_PREFIX]
+            ),
             _allow(
                 "ReadManifestsAndRuns",
                 ["s3:GetObject"],
