@@ -117,9 +117,7 @@ def lambda_policy(key: str, arns: StackArns) -> Document:
         statements += [
             # Listing manifests/ too makes a missing manifest a 404 (BatchNotPublishedError)
             # rather than an AccessDenied.
-            _list_processed(
-                arns, "ListRunsOfBatch", [naming.RUNS_PREFIX, naming.MANIFESTS_PREFIX]
-            ),
+            _list_processed(arns, "ListRunsOfBatch", [naming.RUNS_PREFIX, naming.MANIFESTS_PREFIX]),
             _allow(
                 "ReadManifestsAndRuns",
                 ["s3:GetObject"],
