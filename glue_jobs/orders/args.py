@@ -18,6 +18,7 @@ OPTIONAL_ARGS: tuple[str, ...] = (
     "ingest_date",
     "run_id",
     "source_event_time",
+    "source_uri",
     "source_etag",
     "source_version_id",
     "max_reject_ratio",
@@ -72,6 +73,9 @@ class JobArgs:
     run_id: str
     ingest_date: date
     source_event_time: datetime
+    # Where the batch came from, for the manifest: differs from input_path when a runner
+    # staged the S3 object to a local file before starting the job.
+    source_uri: str
     source_etag: str | None
     source_version_id: str | None
     max_reject_ratio: float
@@ -114,6 +118,7 @@ class JobArgs:
             run_id=_checked_id("run_id", raw["run_id"]) if "run_id" in raw else new_run_id(clock),
             ingest_date=ingest_date,
             source_event_time=event_time,
+            source_uri=raw.get("source_uri") or raw["input_path"],
             source_etag=raw.get("source_etag") or None,
             source_version_id=raw.get("source_version_id") or None,
             max_reject_ratio=ratio,

@@ -26,7 +26,7 @@ from duffbeer.naming import (
 )
 from glue_jobs.orders.args import JobArgs
 from glue_jobs.orders.logs import JobLogger
-from glue_jobs.orders.manifests import RunFacts, build_manifest, run_outputs
+from glue_jobs.orders.manifests import RunFacts, build_manifest, parse_iso_utc, run_outputs
 from glue_jobs.orders.read import (
     HEAD_BYTES,
     HeaderLayout,
@@ -90,21 +90,18 @@ class BatchRun:
 
     def run(self) -> Manifest:
         started = self.clock()
-        previous = self._previous_published()
         try:
             self._transform()
         except DuffBeerError as e:
-            self._finish(started, ErrorInfo(type=type(e).__name__, message=str(e)), previous)
+            self._finish(started, ErrorInfo(type=type(e).__name__, message=str(e)))
             raise
         except Exception as e:
             failure = BatchNotPublishedError(
                 f"batch {self.args.batch_id} run {self.args.run_id} failed: {type(e).__name__}: {e}"
             )
-            self._finish(
-                started, ErrorInfo(type=type(failure).__name__, message=str(failure)), previous
-            )
+            self._finish(started, ErrorInfo(type=type(failure).__name__, message=str(failure)))
             raise failure from e
-        return self._finish(started, None, previous)
+        return self._finish(started, None)
 
     def _previous_published(self) -> Published | None:
         path = join_path(self.args.output_path, manifest_key(self.args.batch_id))
@@ -247,10 +244,28 @@ class BatchRun:
         if stats.rows_read == 0:
             raise EmptyFileError(f"{where} holds only a header row")
 
-    def _finish(
-        self, started: datetime, error: ErrorInfo | None, previous: Published | None
-    ) -> Manifest:
-        """Write the run manifest, then (last) the batch pointer that publishes the run."""
+    def _newer_publication(self, previous: Published | None) -> Published | None:
+        """The batch's current publication when it comes from a later upload than this run's
+        (an older upload processed late must not replace it), else None."""
+        if previous is None:
+            return None
+        try:
+            published_at = parse_iso_utc(previous["source_event_time"])
+        except ValueError:
+            return None
+        return previous if published_at > self.args.source_event_time else None
+
+    def _finish(self, started: datetime, error: ErrorInfo | None) -> Manifest:
+        """Write the run manifest, then (last) the batch pointer that publishes the run,
+        unless the pointer already publishes a newer upload of the batch."""
+        # Read as late as possible: a run of a newer upload may have finished meanwhile.
+        previous = self._previous_published()
+        newer = self._newer_publication(previous)
+        if newer is not None:
+            self.facts.warnings.append(
+                f"superseded: the batch publishes run {newer['run_id']} of a newer upload "
+                f"(event time {newer['source_event_time']}); this run's outputs are not published"
+            )
         finished = self.clock()
         document = build_manifest(
             self.args,
@@ -259,13 +274,15 @@ class BatchRun:
             finished_at=finished,
             error=error,
             previous_published=previous,
+            superseded_by=newer,
         )
         text = manifest_io.dumps(document)
         root = self.args.output_path
         self.storage.write_text(
             join_path(root, run_manifest_key(self.args.batch_id, self.args.run_id)), text
         )
-        self.storage.write_text(join_path(root, manifest_key(self.args.batch_id)), text)
+        if newer is None:
+            self.storage.write_text(join_path(root, manifest_key(self.args.batch_id)), text)
         fields = {
             "status": document["status"],
             "rows_read": document["rows_read"],
@@ -276,6 +293,11 @@ class BatchRun:
         }
         if error is not None:
             self.log.error("batch failed", fields={**fields, "error": error})
+        elif newer is not None:
+            self.log.warning(
+                "batch superseded",
+                fields={**fields, "published_run_id": newer["run_id"]},
+            )
         else:
             self.log.info("batch published", fields=fields)
         return document

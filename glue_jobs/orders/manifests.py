@@ -33,6 +33,12 @@ def iso_utc(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def parse_iso_utc(text: str) -> datetime:
+    """An ISO-8601 time as written by iso_utc (a trailing Z, or any offset) in UTC."""
+    parsed = datetime.fromisoformat(text)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
 def run_outputs(batch_id: str, run_id: str) -> Outputs:
     """Output prefixes of a run, relative to the output root."""
     prefix = run_prefix(batch_id, run_id)
@@ -46,10 +52,10 @@ def run_outputs(batch_id: str, run_id: str) -> Outputs:
 def source_object(args: JobArgs, size: int | None) -> SourceObject:
     bucket: str | None = None
     key: str | None = None
-    if args.input_path.startswith(_S3_SCHEMES):
-        bucket, _, key = args.input_path.split("://", 1)[1].partition("/")
+    if args.source_uri.startswith(_S3_SCHEMES):
+        bucket, _, key = args.source_uri.split("://", 1)[1].partition("/")
     return SourceObject(
-        path=args.input_path,
+        path=args.source_uri,
         bucket=bucket,
         key=key,
         etag=args.source_etag,
@@ -90,13 +96,17 @@ def build_manifest(
     finished_at: datetime,
     error: ErrorInfo | None,
     previous_published: Published | None,
+    superseded_by: Published | None = None,
 ) -> Manifest:
     """The manifest of a run. A successful run publishes itself; a failed one carries the
-    previous `published` block forward so the last good version of the batch stays visible."""
+    previous `published` block forward so the last good version of the batch stays visible,
+    and so does a run superseded by the publication of a newer upload (`superseded_by`)."""
     succeeded = error is None
     outputs = run_outputs(args.batch_id, args.run_id) if succeeded else None
     published: Published | None = previous_published
-    if succeeded and outputs is not None:
+    if superseded_by is not None:
+        published = superseded_by
+    elif succeeded and outputs is not None:
         published = Published(
             run_id=args.run_id,
             published_at=iso_utc(finished_at),

@@ -504,3 +504,53 @@ def test_failed_rerun_keeps_the_last_good_publication(spark: SparkSession, tmp_p
     assert (manifest["run_id"], manifest["status"]) == ("run-2", "FAILED")
     assert manifest["published"] == good["published"]
     assert manifest["published"]["run_id"] == "run-1"
+
+
+def test_older_upload_never_replaces_a_newer_publication(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    # Given batch "b" published by run-2 from an upload at 10:00
+    out = tmp_path / "processed"
+    newer = run_job(spark, SAMPLE, out, "b", "run-2", "--source_event_time", "2026-11-28T10:00:00Z")
+    pointer_before = (out / "manifests/b.json").read_bytes()
+    # When run-1, of an earlier upload (09:00) of the same key, finishes after it
+    older = run_job(spark, SAMPLE, out, "b", "run-1", "--source_event_time", "2026-11-28T09:00:00Z")
+    # Then the batch pointer still publishes run-2, byte for byte ...
+    assert (out / "manifests/b.json").read_bytes() == pointer_before
+    # ... and run-1 records its own success, naming the publication that supersedes it
+    run_manifest = json.loads((out / "runs/b/run-1/_manifest.json").read_text())
+    assert run_manifest == older
+    assert (older["run_id"], older["status"], older["rows_valid"]) == ("run-1", "SUCCEEDED", 5)
+    assert older["published"] == newer["published"]
+    assert older["warnings"] == [
+        "superseded: the batch publishes run run-2 of a newer upload "
+        "(event time 2026-11-28T10:00:00.000Z); this run's outputs are not published"
+    ]
+
+
+def test_same_upload_time_republishes(spark: SparkSession, tmp_path: Path) -> None:
+    # Given batch "b" published by run-1 from an upload at 10:00
+    out = tmp_path / "processed"
+    event = ("--source_event_time", "2026-11-28T10:00:00Z")
+    run_job(spark, SAMPLE, out, "b", "run-1", *event)
+    # When the same upload is processed again by run-2
+    run_job(spark, SAMPLE, out, "b", "run-2", *event)
+    # Then run-2 is the publication (not older, so not superseded)
+    manifest = on_disk(out, "b")
+    assert (manifest["run_id"], manifest["published"]["run_id"]) == ("run-2", "run-2")
+    assert manifest["warnings"] == []
+
+
+def test_source_uri_names_the_staged_object(spark: SparkSession, tmp_path: Path) -> None:
+    # Given a local copy of an S3 object, as the local runner stages it
+    out = tmp_path / "processed"
+    # When the job runs on the copy and is told where it came from
+    manifest = run_job(
+        spark, SAMPLE, out, "b", "run-1", "--source_uri", "s3://duff-raw/incoming/orders.csv"
+    )
+    # Then the manifest's source names the S3 object, not the local file
+    assert {k: manifest["source"][k] for k in ("path", "bucket", "key")} == {
+        "path": "s3://duff-raw/incoming/orders.csv",
+        "bucket": "duff-raw",
+        "key": "incoming/orders.csv",
+    }
