@@ -199,8 +199,16 @@ class StackNames:
         return {spec.key: self.alarm(f"{spec.key.replace('_', '-')}-errors") for spec in FUNCTIONS}
 
     @property
+    def rows_rejected_alarm(self) -> str:
+        return self.alarm("rows-rejected")
+
+    @property
     def alarms(self) -> tuple[str, ...]:
-        return (*self.state_machine_alarms.values(), *self.lambda_alarms.values())
+        return (
+            *self.state_machine_alarms.values(),
+            *self.lambda_alarms.values(),
+            self.rows_rejected_alarm,
+        )
 
     @property
     def usage_plan(self) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 from deploy import iam
 from deploy.core import Change, Clients, Reporter, aws_errors, canonical, get_or_none
-from deploy.stack import FUNCTIONS, StackArns, StackNames
+from deploy.stack import FUNCTIONS, METRICS_NAMESPACE, StackArns, StackNames
 
 GLUE_FAILED_STATES = ("FAILED", "TIMEOUT", "ERROR")
 
@@ -113,6 +113,18 @@ def alarm_specs(arns: StackArns) -> list[dict[str, Any]]:
         }
         for spec in FUNCTIONS
     ]
+    # Rejected rows never fail a batch below the threshold, so they get their own alarm:
+    # publish_batch emits RowsRejected (EMF, dimension `service` = the function name).
+    specs.append(
+        {
+            "AlarmName": names.rows_rejected_alarm,
+            "AlarmDescription": "orders rows rejected by the data contract >= 1 in 5 minutes",
+            "Namespace": METRICS_NAMESPACE,
+            "MetricName": "RowsRejected",
+            "Dimensions": [{"Name": "service", "Value": names.function("publish_batch")}],
+            **common,
+        }
+    )
     return specs
 
 

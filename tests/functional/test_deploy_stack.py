@@ -341,6 +341,7 @@ def test_failures_alarm_to_the_topic(stack: tuple[str, StackOutputs]) -> None:
             "duffbeer-catalog-batch-errors",
             "duffbeer-quarantine-batch-errors",
             "duffbeer-orders-api-errors",
+            "duffbeer-rows-rejected",
         ]
     )
     assert {alarm["AlarmActions"][0] for alarm in alarms.values()} == {TOPIC}
@@ -350,6 +351,9 @@ def test_failures_alarm_to_the_topic(stack: tuple[str, StackOutputs]) -> None:
     api_errors = alarms["duffbeer-orders-api-errors"]
     assert (api_errors["Namespace"], api_errors["MetricName"]) == ("AWS/Lambda", "Errors")
     assert api_errors["Dimensions"] == [{"Name": "FunctionName", "Value": "duffbeer-orders-api"}]
+    rejected = alarms["duffbeer-rows-rejected"]
+    assert (rejected["Namespace"], rejected["MetricName"]) == ("DuffBeerOrders", "RowsRejected")
+    assert rejected["Dimensions"] == [{"Name": "service", "Value": "duffbeer-publish-batch"}]
 
 
 def test_glue_job_failures_reach_the_topic_through_eventbridge(
