@@ -90,6 +90,9 @@ class GlueSettings:
     )
     python: str = sys.executable
     input_arguments: tuple[str, ...] = ("--input_path",)
+    # The job records this as its source object; staging replaces the input path with a local
+    # file, so the original s3:// URI is passed here (unless the run already sets it).
+    source_uri_argument: str = "--source_uri"
     output_arguments: tuple[str, ...] = ("--output_path",)
     spark_conf: Mapping[str, str] = field(
         default_factory=lambda: {
@@ -260,6 +263,8 @@ class GlueRuntime:
                     spec.arguments[name], run_dir / "input" / name.strip("-")
                 )
                 staged.arguments[name] = str(local_input)
+                if self._settings.source_uri_argument not in spec.arguments:
+                    staged.arguments[self._settings.source_uri_argument] = spec.arguments[name]
                 files = [local_input] if local_input.is_file() else local_input.rglob("*")
                 staged.input_bytes += sum(p.stat().st_size for p in files if p.is_file())
         for name in self._settings.output_arguments:

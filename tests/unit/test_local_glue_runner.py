@@ -130,6 +130,7 @@ def test_successful_run_publishes_outputs_then_the_manifest_last(
     assert "--extra-py-files" not in args
     assert args[args.index("--JOB_NAME") + 1] == "transform_orders"
     assert args[args.index("--input_path") + 1].endswith("input/input_path/good.csv")
+    assert args[args.index("--source_uri") + 1] == "s3://input/raw/good.csv"
     assert not args[args.index("--output_path") + 1].startswith("s3://")
 
 
