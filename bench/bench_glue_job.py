@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.generate_orders import generate_orders
+from glue_jobs.orders.session import LOCAL_DRIVER_JAVA_OPTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 TIME = "/usr/bin/time"
@@ -51,6 +52,8 @@ def _engines(source: Path, out: Path, driver_memory: str) -> dict[str, list[str]
             "local[2]",
             "--driver-memory",
             driver_memory,
+            "--driver-java-options",
+            " ".join(LOCAL_DRIVER_JAVA_OPTIONS),
             "--conf",
             "spark.ui.enabled=false",
             str(ROOT / "glue_jobs" / "transform_orders.py"),

@@ -40,10 +40,10 @@ from glue_jobs.orders.stats import BatchStats, batch_stats, with_source_row
 from glue_jobs.orders.storage import HadoopStorage
 from glue_jobs.orders.validate import (
     REASON_COLUMN,
-    add_reasons,
-    check_rules,
+    add_details,
     duplicate_keys,
     mark_duplicates,
+    validate,
 )
 from glue_jobs.orders.write import (
     conform_rejects,
@@ -61,6 +61,22 @@ def _utc_now() -> datetime:
 
 def join_path(root: str, key: str) -> str:
     return f"{root}/{key}"
+
+
+def materialize(frame: DataFrame) -> DataFrame:
+    """The frame's rows computed now and kept in executor memory (spilling to disk), under
+    a plan that starts from them."""
+    return frame.localCheckpoint(eager=True)
+
+
+def release(frame: DataFrame) -> None:
+    """Free the rows kept by `materialize` before the session ends (Spark would otherwise
+    keep them until the frame is garbage-collected)."""
+    # A local checkpoint is a LogicalRDD over a persisted RDD; DataFrame.unpersist only
+    # knows about cached plans, so the RDD is unpersisted directly.
+    plan = frame._jdf.queryExecution().analyzed()
+    if plan.nodeName() == "LogicalRDD":
+        plan.rdd().unpersist(False)
 
 
 class BatchRun:
@@ -153,25 +169,30 @@ class BatchRun:
                 "warnings": self.facts.warnings,
             },
         )
-        # The one parse: rules evaluated once per row and cached; everything after reads
-        # the cache (reasons and duplicates are cheap projections/joins on top of it).
-        ruled = check_rules(
-            read_orders(self.spark, paths, layout),
-            has_order_date=layout.has_order_date,
-            ingest_date=args.ingest_date,
-        ).cache()
-        checked = add_reasons(ruled)
-        duplicates = duplicate_keys(checked).cache()
-        cached: list[DataFrame] = [ruled, duplicates]
+        # The one parse: rules and reasons evaluated once per row, the rows kept in memory
+        # as a local checkpoint. The checkpoint also cuts the query plan: every later query
+        # starts from it instead of re-planning (and re-generating code for) the rules.
+        parsed = materialize(
+            validate(
+                read_orders(self.spark, paths, layout),
+                has_order_date=layout.has_order_date,
+                ingest_date=args.ingest_date,
+            )
+        )
+        kept = [parsed]
         try:
-            final = mark_duplicates(checked, duplicates)
+            # Only the keys of repeated lines (usually a handful) are kept; marking them is a
+            # broadcast join on top of the parsed rows.
+            duplicates = materialize(duplicate_keys(parsed))
+            kept.append(duplicates)
+            final = mark_duplicates(parsed, duplicates)
             with self._phase("parse_validate"):
                 stats = batch_stats(final)
             self._record(stats)
             self._check_file(stats)
             outputs = run_outputs(args.batch_id, args.run_id)
             with self._phase("rejects"):
-                rejects = final.where(final[REASON_COLUMN].isNotNull())
+                rejects = add_details(final.where(final[REASON_COLUMN].isNotNull()))
                 write_rejects(
                     conform_rejects(
                         with_source_row(self.spark, rejects, stats.blocks), args.batch_id
@@ -186,11 +207,12 @@ class BatchRun:
                     f"rejected ({ratio:.2%}), above the limit of {args.max_reject_ratio:.2%}; "
                     f"rejects kept in {outputs['rejects']}"
                 )
-            # Valid lines are read five times (lines + three reports): cache them compactly.
+            # The valid lines are derived from the kept rows for each of the four writes
+            # (order lines and three reports): a filter and a projection of rows already in
+            # memory cost less than building a second cache of them.
             lines = curated_lines(
                 final, batch_id=args.batch_id, source_event_time=args.source_event_time
-            ).cache()
-            cached.append(lines)
+            )
             with self._phase("order_lines"):
                 write_order_lines(
                     conform_curated(lines), join_path(args.output_path, outputs["order_lines"])
@@ -202,8 +224,8 @@ class BatchRun:
                         build(lines), keys, join_path(args.output_path, outputs["reports"][name])
                     )
         finally:
-            for frame in cached:
-                frame.unpersist()
+            for frame in kept:
+                release(frame)
 
     def _record(self, stats: BatchStats) -> None:
         facts = self.facts

@@ -65,62 +65,69 @@ def conform_curated(lines: DataFrame) -> DataFrame:
     return _conform(lines, (*CURATED_DATA_COLUMNS, *CURATED_PARTITION_COLUMNS))
 
 
-def _per_order(lines: DataFrame, keys: Sequence[str], names: Sequence[str]) -> DataFrame:
-    """First level: one row per (keys, order) with its lines, units, sales and volume.
+def _per_order(lines: DataFrame, keys: Sequence[str]) -> DataFrame:
+    """First level: one row per (keys, order) with its lines, units, sales, volume and the
+    read position of its first line.
 
     Counting distinct orders as a second aggregation over this is much cheaper in Spark
-    than countDistinct next to other aggregates (which expands every row)."""
+    than countDistinct next to other aggregates (which expands every row). Only fixed-width
+    values are aggregated, so Spark can hash-aggregate instead of sorting every line."""
     return lines.groupBy(*keys, "order_id").agg(
         F.count(F.lit(1)).alias("lines"),
         F.sum("product_ccf").alias("units"),
         F.sum("line_total").alias("sales"),
         F.sum("line_volume_l").alias("volume"),
         F.min(ROW_ID_COLUMN).alias(ROW_ID_COLUMN),
-        # Within a batch a name/description can vary between rows: keep the first read.
-        *(F.min_by(name, ROW_ID_COLUMN).alias(name) for name in names),
     )
 
 
-def _first_seen(name: str) -> Column:
-    return F.min_by(F.col(name), F.col(ROW_ID_COLUMN)).alias(name)
+def _with_first_seen(report: DataFrame, lines: DataFrame, name: str) -> DataFrame:
+    """Add the text column `name` as on the report row's first line read: within a batch a
+    name/description can vary between rows. The report (one row per key) is broadcast and
+    the lines are scanned once, instead of carrying strings through the aggregations."""
+    return F.broadcast(report).join(
+        lines.select(ROW_ID_COLUMN, name), on=ROW_ID_COLUMN, how="inner"
+    )
 
 
 def client_sales(lines: DataFrame) -> DataFrame:
     report = (
-        _per_order(lines, ["client_id"], ["client_name"])
+        _per_order(lines, ["client_id"])
         .groupBy("client_id")
         .agg(
-            _first_seen("client_name"),
             F.count(F.lit(1)).alias("total_orders"),
             F.sum("lines").alias("total_lines"),
             F.sum("units").alias("total_units"),
             F.sum("sales").alias("total_sales"),
+            F.min(ROW_ID_COLUMN).alias(ROW_ID_COLUMN),
         )
     )
-    return _conform(report, CLIENT_SALES_COLUMNS)
+    return _conform(_with_first_seen(report, lines, "client_name"), CLIENT_SALES_COLUMNS)
 
 
 def product_channel_sales(lines: DataFrame) -> DataFrame:
     keys = ["product_id", "point_of_sale_channel"]
     report = (
-        _per_order(lines, keys, ["product_description"])
+        _per_order(lines, keys)
         .groupBy(*keys)
         .agg(
-            _first_seen("product_description"),
             F.count(F.lit(1)).alias("orders"),
             F.sum("units").alias("units"),
             F.sum("sales").alias("total_sales"),
             F.sum("volume").alias("total_volume_l"),
+            F.min(ROW_ID_COLUMN).alias(ROW_ID_COLUMN),
         )
     )
-    return _conform(report, PRODUCT_CHANNEL_SALES_COLUMNS)
+    return _conform(
+        _with_first_seen(report, lines, "product_description"), PRODUCT_CHANNEL_SALES_COLUMNS
+    )
 
 
 def order_status(lines: DataFrame) -> DataFrame:
     """Per status: distinct orders with at least one line in it, its lines and their sales
     (an order with lines in two statuses counts under both)."""
     report = (
-        _per_order(lines, ["status"], [])
+        _per_order(lines, ["status"])
         .groupBy("status")
         .agg(
             F.count(F.lit(1)).alias("orders"),

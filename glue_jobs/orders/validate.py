@@ -154,7 +154,12 @@ def check_rules(df: DataFrame, *, has_order_date: bool, ingest_date: date) -> Da
 
 
 def add_reasons(checked: DataFrame) -> DataFrame:
-    """Turn the first broken rule into the contract's reason code and a readable detail."""
+    """Turn the first broken rule into the contract's reason code (null for a valid row).
+
+    The readable detail is left to `add_details`, on the rejected rows only: generated
+    together with the reason for every row, the code outgrows the JIT limit and the
+    per-row cost triples.
+    """
     broken = F.col(_BROKEN_COLUMN)
     empty = F.coalesce(F.col(_BROKEN_VALUE), F.lit("")) == ""
     required = broken.isin(*(c.name for c in COLUMNS_BY_NAME.values() if c.required))
@@ -168,15 +173,31 @@ def add_reasons(checked: DataFrame) -> DataFrame:
             )
         )
     )
+    return checked.select("*", F.when(broken.isNotNull(), reason).alias(REASON_COLUMN))
+
+
+def add_details(rows: DataFrame) -> DataFrame:
+    """What was wrong with each rejected row, in words (null for a valid row); drops the
+    internal columns the reasons were derived from."""
+    broken = F.col(_BROKEN_COLUMN)
+    reason = F.col(REASON_COLUMN)
+    key_text = F.format_string(
+        f"line key ({', '.join(LINE_KEY)}) = (%d, %d) already appeared in an earlier row",
+        *(F.col(typed(k)) for k in LINE_KEY),
+    )
     detail = (
-        F.when(
+        F.when(reason == RejectReason.DUPLICATE_LINE.value, key_text)
+        .when(
             broken == _MALFORMED,
             F.concat(
                 F.lit("the row does not have the header's number of fields: "),
                 F.substring(F.col(CORRUPT_COLUMN), 1, MAX_DETAIL_CHARS),
             ),
         )
-        .when(required & empty, F.concat(broken, F.lit(" is empty")))
+        .when(
+            reason == RejectReason.MISSING_FIELD.value,
+            F.concat(broken, F.lit(" is empty")),
+        )
         .otherwise(
             F.concat(
                 _by_column(broken, {n: F.lit(_rule_text(n)) for n in RULE_ORDER}),
@@ -186,15 +207,15 @@ def add_reasons(checked: DataFrame) -> DataFrame:
             )
         )
     )
-    return checked.select(
-        *(c for c in checked.columns if c not in (_BROKEN_COLUMN, _BROKEN_VALUE)),
-        F.when(broken.isNotNull(), reason).alias(REASON_COLUMN),
-        F.when(broken.isNotNull(), detail).alias(DETAIL_COLUMN),
+    return rows.select(
+        *(c for c in rows.columns if c not in (_BROKEN_COLUMN, _BROKEN_VALUE)),
+        F.when(reason.isNotNull(), detail).alias(DETAIL_COLUMN),
     )
 
 
 def validate(df: DataFrame, *, has_order_date: bool, ingest_date: date) -> DataFrame:
-    """check_rules then add_reasons: typed values, reason code and detail for every row."""
+    """check_rules then add_reasons: typed values and reason code for every row (details
+    come after de-duplication, from `add_details`)."""
     return add_reasons(check_rules(df, has_order_date=has_order_date, ingest_date=ingest_date))
 
 
@@ -214,20 +235,13 @@ def duplicate_keys(checked: DataFrame) -> DataFrame:
 def mark_duplicates(checked: DataFrame, duplicates: DataFrame) -> DataFrame:
     """Reject every later occurrence of a line key as duplicate_line (first one in file order
     is kept; exact repeats included)."""
-    joined = checked.join(duplicates, on=[typed(k) for k in LINE_KEY], how="left")
+    # The key table is small (repeated keys only): broadcast it rather than shuffle the rows.
+    joined = checked.join(F.broadcast(duplicates), on=[typed(k) for k in LINE_KEY], how="left")
     is_later = F.col(REASON_COLUMN).isNull() & (
         F.col(DUPLICATE_OF_COLUMN).isNotNull()
         & (F.col(ROW_ID_COLUMN) != F.col(DUPLICATE_OF_COLUMN))
     )
-    key_text = F.format_string(
-        f"line key ({', '.join(LINE_KEY)}) = (%d, %d) already appeared in an earlier row",
-        *(F.col(typed(k)) for k in LINE_KEY),
-    )
-    return joined.withColumns(
-        {
-            REASON_COLUMN: F.when(is_later, F.lit(RejectReason.DUPLICATE_LINE.value)).otherwise(
-                F.col(REASON_COLUMN)
-            ),
-            DETAIL_COLUMN: F.when(is_later, key_text).otherwise(F.col(DETAIL_COLUMN)),
-        }
+    return joined.withColumn(
+        REASON_COLUMN,
+        F.when(is_later, F.lit(RejectReason.DUPLICATE_LINE.value)).otherwise(F.col(REASON_COLUMN)),
     ).drop(DUPLICATE_OF_COLUMN)

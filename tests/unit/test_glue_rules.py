@@ -16,6 +16,7 @@ from glue_jobs.orders.reports import conform_curated, curated_lines
 from glue_jobs.orders.validate import (
     DETAIL_COLUMN,
     REASON_COLUMN,
+    add_details,
     duplicate_keys,
     mark_duplicates,
     validate,
@@ -43,7 +44,7 @@ def checked(spark: SparkSession, tmp_path: Path, text: str) -> DataFrame:
         has_order_date=layout.has_order_date,
         ingest_date=INGEST,
     )
-    return mark_duplicates(rows, duplicate_keys(rows))
+    return add_details(mark_duplicates(rows, duplicate_keys(rows)))
 
 
 def reasons(df: DataFrame) -> DataFrame:
