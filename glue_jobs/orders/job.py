@@ -102,7 +102,7 @@ class BatchRun:
     def _phase(self, name: str) -> Iterator[None]:
         start = time.monotonic()
         yield
-        self.facts.timings[name] = time.monotonic() - start
+        self.facts.timings[name] = self.facts.timings.get(name, 0.0) + time.monotonic() - start
 
     def run(self) -> Manifest:
         started = self.clock()
@@ -172,21 +172,22 @@ class BatchRun:
         # The one parse: rules and reasons evaluated once per row, the rows kept in memory
         # as a local checkpoint. The checkpoint also cuts the query plan: every later query
         # starts from it instead of re-planning (and re-generating code for) the rules.
-        parsed = materialize(
-            validate(
-                read_orders(self.spark, paths, layout),
-                has_order_date=layout.has_order_date,
-                ingest_date=args.ingest_date,
+        with self._phase("parse_validate"):
+            parsed = materialize(
+                validate(
+                    read_orders(self.spark, paths, layout),
+                    has_order_date=layout.has_order_date,
+                    ingest_date=args.ingest_date,
+                )
             )
-        )
         kept = [parsed]
         try:
-            # Only the keys of repeated lines (usually a handful) are kept; marking them is a
-            # broadcast join on top of the parsed rows.
-            duplicates = materialize(duplicate_keys(parsed))
-            kept.append(duplicates)
-            final = mark_duplicates(parsed, duplicates)
             with self._phase("parse_validate"):
+                # Only the keys of repeated lines (usually a handful) are kept; marking
+                # them is a broadcast join on top of the parsed rows.
+                duplicates = materialize(duplicate_keys(parsed))
+                kept.append(duplicates)
+                final = mark_duplicates(parsed, duplicates)
                 stats = batch_stats(final)
             self._record(stats)
             self._check_file(stats)
