@@ -127,6 +127,7 @@ def test_successful_run_publishes_outputs_then_the_manifest_last(
     assert args[args.index("--py-files") + 1].endswith("py-files/duffbeer.zip")
     assert "--job-bookmark-option" not in args
     assert "spark.driver.extraJavaOptions=-XX:TieredStopAtLevel=1" in args  # a small input
+    assert "spark.driver.memory=1024m" in args  # the floor of the input-sized heap
     assert "--extra-py-files" not in args
     assert args[args.index("--JOB_NAME") + 1] == "transform_orders"
     assert args[args.index("--input_path") + 1].endswith("input/input_path/good.csv")
@@ -182,3 +183,27 @@ def test_error_from_log_takes_the_last_python_exception_line() -> None:
     )
     assert error_from_log(log) == "MissingColumnsError: s3://in/o.csv: missing columns ['status']"
     assert error_from_log("all good\n") is None
+
+
+def test_a_large_input_gets_the_full_jit_and_a_heap_sized_from_it(
+    tmp_path: Path, s3: RecordingS3
+) -> None:
+    # Given a runner for which every input counts as large, and an 8-byte input
+    fake = tmp_path / "bin" / "spark-submit"
+    fake.parent.mkdir()
+    fake.write_text(FAKE_SPARK_SUBMIT)
+    fake.chmod(0o755)
+    settings = GlueSettings(
+        state_dir=tmp_path / "state",
+        spark_submit=fake,
+        small_input_bytes=0,
+        driver_memory_per_input_byte=1024**2 * 300,  # 8 bytes -> 2400 MiB
+    )
+    runtime = GlueRuntime(settings, s3=s3)
+    # When the run starts
+    outcome = runtime.run(_spec("raw/good.csv", "r9"))
+    # Then spark-submit gets the job's hot-code-only JIT flags and a heap of 2400 MiB
+    assert outcome.state == "SUCCEEDED"
+    args = (tmp_path / "state" / "glue" / "jr_r9" / "spark-submit-args.txt").read_text()
+    assert "spark.driver.extraJavaOptions=-XX:Tier4InvocationThreshold=20000" in args
+    assert "spark.driver.memory=2400m" in args
