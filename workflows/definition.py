@@ -315,41 +315,37 @@ def build_states(config: WorkflowConfig) -> Any:
         retry=_retry(GLUE_TRANSIENT_ERRORS, interval=60, attempts=5),
         catch=catch_all(),
     )
-    store = _SelectingLambdaStep(
+    def batch_step(
+        name: str, comment: str, function_arn: str, outputs: tuple[str, ...], result_path: str
+    ) -> Any:
+        """A Lambda step that takes the batch and run ids and keeps only `outputs`."""
+        return _SelectingLambdaStep(
+            name,
+            comment=comment,
+            parameters={
+                "FunctionName": function_arn,
+                "Payload": {"batch_id.$": "$.batch_id", "run_id.$": _RUN_ID},
+            },
+            result_selector={f"{field}.$": f"$.Payload.{field}" for field in outputs},
+            result_path=result_path,
+            timeout_seconds=config.lambda_timeout_seconds,
+            retry=_lambda_retry(),
+            catch=catch_all(),
+        )
+
+    store = batch_step(
         STORE,
-        comment="Verifies the published manifest names this run; removes superseded runs.",
-        parameters={
-            "FunctionName": config.publish_function_arn,
-            "Payload": {"batch_id.$": "$.batch_id", "run_id.$": _RUN_ID},
-        },
-        result_selector={
-            "rows_read.$": "$.Payload.rows_read",
-            "rows_valid.$": "$.Payload.rows_valid",
-            "rows_rejected.$": "$.Payload.rows_rejected",
-            "partitions.$": "$.Payload.partitions",
-            "deleted_objects.$": "$.Payload.deleted_objects",
-        },
-        result_path="$.store",
-        timeout_seconds=config.lambda_timeout_seconds,
-        retry=_lambda_retry(),
-        catch=catch_all(),
+        "Verifies the published manifest names this run; removes superseded runs.",
+        config.publish_function_arn,
+        ("rows_read", "rows_valid", "rows_rejected", "partitions", "deleted_objects"),
+        "$.store",
     )
-    catalog = _SelectingLambdaStep(
+    catalog = batch_step(
         CATALOG,
-        comment="Points the batch's Glue partitions at the published run; ensures tables/views.",
-        parameters={
-            "FunctionName": config.catalog_function_arn,
-            "Payload": {"batch_id.$": "$.batch_id", "run_id.$": _RUN_ID},
-        },
-        result_selector={
-            "partitions_created.$": "$.Payload.partitions_created",
-            "partitions_updated.$": "$.Payload.partitions_updated",
-            "partitions_deleted.$": "$.Payload.partitions_deleted",
-        },
-        result_path="$.catalog",
-        timeout_seconds=config.lambda_timeout_seconds,
-        retry=_lambda_retry(),
-        catch=catch_all(),
+        "Points the batch's Glue partitions at the published run; ensures tables/views.",
+        config.catalog_function_arn,
+        ("partitions_created", "partitions_updated", "partitions_deleted"),
+        "$.catalog",
     )
     succeeded = Succeed(SUCCEEDED, comment="The batch is published and cataloged.")
     return Chain([validate, transform, store, catalog, succeeded])
