@@ -35,7 +35,7 @@ from glue_jobs.orders.read import (
     read_orders,
 )
 from glue_jobs.orders.reports import REPORT_BUILDERS, conform_curated, curated_lines
-from glue_jobs.orders.session import shuffle_partitions
+from glue_jobs.orders.session import shuffle_partitions, split_bytes
 from glue_jobs.orders.stats import BatchStats, batch_stats, with_source_row
 from glue_jobs.orders.storage import HadoopStorage
 from glue_jobs.orders.validate import (
@@ -159,6 +159,8 @@ class BatchRun:
         cores = self.spark.sparkContext.defaultParallelism
         partitions = shuffle_partitions(self.facts.size or 0, cores)
         self.spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
+        split = split_bytes(self.facts.size or 0, cores)
+        self.spark.conf.set("spark.sql.files.maxPartitionBytes", str(split))
         self.log.info(
             "input checked",
             fields={
@@ -166,6 +168,7 @@ class BatchRun:
                 "files": len(paths),
                 "bytes": self.facts.size,
                 "shuffle_partitions": partitions,
+                "split_bytes": split,
                 "warnings": self.facts.warnings,
             },
         )

@@ -35,7 +35,10 @@ OTHER_DELIMITERS: tuple[str, ...] = (";", "\t", "|")
 
 # Columns added to every parsed row: where it came from and its position in read order.
 CORRUPT_COLUMN = "_corrupt_record"
-FILE_COLUMN = "_source_file"
+# The file is kept as a 64-bit hash of its path: rows only need to be grouped by file (to
+# number them within it), and a long is far cheaper to keep and group on than the path
+# repeated in every row.
+FILE_COLUMN = "_source_file_id"
 BLOCK_COLUMN = "_source_block"
 ROW_ID_COLUMN = "_row_id"
 
@@ -146,7 +149,7 @@ def read_orders(spark: SparkSession, paths: Sequence[str], layout: HeaderLayout)
     return raw.select(
         *present,
         F.col(CORRUPT_COLUMN),
-        F.col("_metadata.file_path").alias(FILE_COLUMN),
+        F.xxhash64(F.col("_metadata.file_path")).alias(FILE_COLUMN),
         F.col("_metadata.file_block_start").alias(BLOCK_COLUMN),
         F.monotonically_increasing_id().alias(ROW_ID_COLUMN),
     )

@@ -29,6 +29,13 @@ from glue_jobs.orders.validate import REASON_COLUMN, typed
 
 PARTITION_NAMES: tuple[str, ...] = tuple(name for name, _ in CURATED_PARTITION_COLUMNS)
 _DERIVED = ("line_total", "line_volume_l", BATCH_ID_COLUMN, SOURCE_EVENT_TIME_COLUMN)
+# Internal columns of the curated lines (dropped by conform_curated): the line's total in
+# cents and its volume in millilitres, as whole numbers for the report sums. Spark sums a
+# decimal(18,s) into a decimal(28,s) buffer held as a BigInteger in every aggregation slot
+# (an allocation and a byte-array copy per row); a bigint sum is a plain add. A bigint holds
+# 9.2e18 cents, far beyond what the decimal(18,2) report columns can show.
+LINE_CENTS_COLUMN = "_line_cents"
+LINE_ML_COLUMN = "_line_ml"
 
 
 def _conform(df: DataFrame, columns: tuple[tuple[str, str], ...]) -> DataFrame:
@@ -57,8 +64,21 @@ def curated_lines(checked: DataFrame, *, batch_id: str, source_event_time: datet
         F.lit(batch_id).alias(BATCH_ID_COLUMN),
         F.lit(source_event_time).cast("timestamp").alias(SOURCE_EVENT_TIME_COLUMN),
         F.col(ROW_ID_COLUMN),
+        _whole(typed("product_price"), 100).alias(LINE_CENTS_COLUMN),
+        _whole(typed("product_volume"), 1000).alias(LINE_ML_COLUMN),
     )
     return lines
+
+
+def _whole(unit_value: str, per_unit: int) -> Column:
+    """unit_value x quantity in hundredths/thousandths, exact: the unit value has at most
+    2 (price) or 3 (volume) decimals, so unit_value x per_unit is a whole number."""
+    return (F.col(unit_value) * per_unit).cast("bigint") * F.col(typed("product_ccf"))
+
+
+def _from_whole(total: Column, per_unit: int, kind: str) -> Column:
+    """A sum of `_whole` values back as an exact decimal of the contract type."""
+    return (total.cast("decimal(38,0)") / per_unit).cast(kind)
 
 
 def conform_curated(lines: DataFrame) -> DataFrame:
@@ -66,7 +86,7 @@ def conform_curated(lines: DataFrame) -> DataFrame:
 
 
 def _per_order(lines: DataFrame, keys: Sequence[str]) -> DataFrame:
-    """First level: one row per (keys, order) with its lines, units, sales, volume and the
+    """First level: one row per (keys, order) with its lines, units, sales in cents and the
     read position of its first line.
 
     Counting distinct orders as a second aggregation over this is much cheaper in Spark
@@ -75,8 +95,7 @@ def _per_order(lines: DataFrame, keys: Sequence[str]) -> DataFrame:
     return lines.groupBy(*keys, "order_id").agg(
         F.count(F.lit(1)).alias("lines"),
         F.sum("product_ccf").alias("units"),
-        F.sum("line_total").alias("sales"),
-        F.sum("line_volume_l").alias("volume"),
+        F.sum(LINE_CENTS_COLUMN).alias("cents"),
         F.min(ROW_ID_COLUMN).alias(ROW_ID_COLUMN),
     )
 
@@ -98,7 +117,7 @@ def client_sales(lines: DataFrame) -> DataFrame:
             F.count(F.lit(1)).alias("total_orders"),
             F.sum("lines").alias("total_lines"),
             F.sum("units").alias("total_units"),
-            F.sum("sales").alias("total_sales"),
+            _from_whole(F.sum("cents"), 100, LINE_TOTAL_TYPE).alias("total_sales"),
             F.min(ROW_ID_COLUMN).alias(ROW_ID_COLUMN),
         )
     )
@@ -106,17 +125,18 @@ def client_sales(lines: DataFrame) -> DataFrame:
 
 
 def product_channel_sales(lines: DataFrame) -> DataFrame:
+    """Per product and channel: orders, units, sales and volume.
+
+    No per-order level here: the line key (order_id, product_id) is unique among curated
+    lines, so an order has at most one line per product and the product's distinct orders
+    are its lines. (A per-order aggregation would have as many groups as lines.)"""
     keys = ["product_id", "point_of_sale_channel"]
-    report = (
-        _per_order(lines, keys)
-        .groupBy(*keys)
-        .agg(
-            F.count(F.lit(1)).alias("orders"),
-            F.sum("units").alias("units"),
-            F.sum("sales").alias("total_sales"),
-            F.sum("volume").alias("total_volume_l"),
-            F.min(ROW_ID_COLUMN).alias(ROW_ID_COLUMN),
-        )
+    report = lines.groupBy(*keys).agg(
+        F.count(F.lit(1)).alias("orders"),
+        F.sum("product_ccf").alias("units"),
+        _from_whole(F.sum(LINE_CENTS_COLUMN), 100, LINE_TOTAL_TYPE).alias("total_sales"),
+        _from_whole(F.sum(LINE_ML_COLUMN), 1000, LINE_VOLUME_TYPE).alias("total_volume_l"),
+        F.min(ROW_ID_COLUMN).alias(ROW_ID_COLUMN),
     )
     return _conform(
         _with_first_seen(report, lines, "product_description"), PRODUCT_CHANNEL_SALES_COLUMNS
@@ -132,7 +152,7 @@ def order_status(lines: DataFrame) -> DataFrame:
         .agg(
             F.count(F.lit(1)).alias("orders"),
             F.sum("lines").alias("lines"),
-            F.sum("sales").alias("total_sales"),
+            _from_whole(F.sum("cents"), 100, LINE_TOTAL_TYPE).alias("total_sales"),
         )
     )
     return _conform(report, ORDER_STATUS_COLUMNS)

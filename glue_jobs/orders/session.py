@@ -20,6 +20,10 @@ from pyspark.sql import SparkSession
 # Target bytes of CSV per shuffle partition: large enough that a small file does not pay
 # for 200 tiny tasks, small enough that a big one still spreads over every core.
 BYTES_PER_SHUFFLE_PARTITION = 64 * 1024**2
+# Bounds of a read split: Spark's own default at the top; at the bottom, below the cost
+# Spark charges for opening a file (spark.sql.files.openCostInBytes) splitting only adds tasks.
+MAX_SPLIT_BYTES = 128 * 1024**2
+MIN_SPLIT_BYTES = 4 * 1024**2
 
 
 # JVM flags for a short local run (spark-submit --driver-java-options): C2 compiles only
@@ -54,6 +58,15 @@ def spark_settings() -> dict[str, str]:
 def shuffle_partitions(input_bytes: int, cores: int) -> int:
     """Shuffle partitions sized from the input: at least one per core, ~64 MiB of CSV each."""
     return max(cores, math.ceil(input_bytes / BYTES_PER_SHUFFLE_PARTITION))
+
+
+def split_bytes(input_bytes: int, cores: int) -> int:
+    """Read-split size giving every core the same number of equal splits of at most
+    128 MiB (Spark's default size). With the default, 450 MB on 2 cores is read as
+    128+128+128+66 MB: one core parses twice the other's share at the end, and every
+    later pass over the kept rows inherits the same imbalance."""
+    rounds = max(1, math.ceil(input_bytes / (cores * MAX_SPLIT_BYTES)))
+    return max(MIN_SPLIT_BYTES, math.ceil(input_bytes / (cores * rounds)))
 
 
 def build_spark(app_name: str, extra: Mapping[str, str] | None = None) -> SparkSession:

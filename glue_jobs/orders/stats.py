@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import LongType, StringType, StructField, StructType
+from pyspark.sql.types import LongType, StructField, StructType
 
 from glue_jobs.orders.read import BLOCK_COLUMN, FILE_COLUMN, ROW_ID_COLUMN
 from glue_jobs.orders.validate import BAD_UTF8_COLUMN, REASON_COLUMN, typed
@@ -21,7 +21,7 @@ FIRST_ROW_ID_COLUMN = "_first_row_id"
 class BlockOffset:
     """Where one input split starts among its file's data rows (for 1-based row numbers)."""
 
-    file: str
+    file_id: int
     block_start: int
     base_row: int
     first_row_id: int
@@ -66,7 +66,7 @@ def batch_stats(checked: DataFrame) -> BatchStats:
 
     rejects: dict[str, int] = {}
     partitions: dict[tuple[str, date], int] = {}
-    blocks: dict[tuple[str, int], tuple[int, int]] = {}  # (rows, first row id)
+    blocks: dict[tuple[int, int], tuple[int, int]] = {}  # (rows, first row id)
     sales = Decimal("0.00")
     units = 0
     undecodable = 0
@@ -81,7 +81,7 @@ def batch_stats(checked: DataFrame) -> BatchStats:
         else:
             rejects[reason] = rejects.get(reason, 0) + count
         undecodable += int(row["undecodable"] or 0)
-        block = (str(row[FILE_COLUMN]), int(row[BLOCK_COLUMN]))
+        block = (int(row[FILE_COLUMN]), int(row[BLOCK_COLUMN]))
         seen_rows, seen_first = blocks.get(block, (0, int(row["first_row_id"])))
         blocks[block] = (seen_rows + count, min(seen_first, int(row["first_row_id"])))
     rows_read = sum(partitions.values()) + sum(rejects.values())
@@ -97,14 +97,14 @@ def batch_stats(checked: DataFrame) -> BatchStats:
     )
 
 
-def block_offsets(blocks: dict[tuple[str, int], tuple[int, int]]) -> tuple[BlockOffset, ...]:
+def block_offsets(blocks: dict[tuple[int, int], tuple[int, int]]) -> tuple[BlockOffset, ...]:
     """Number each file's rows across its splits: a split starts after the rows of the
     splits before it in the same file."""
     offsets: list[BlockOffset] = []
-    base: dict[str, int] = {}
-    for (file, start), (rows, first_row_id) in sorted(blocks.items()):
-        offsets.append(BlockOffset(file, start, base.get(file, 0), first_row_id))
-        base[file] = base.get(file, 0) + rows
+    base: dict[int, int] = {}
+    for (file_id, start), (rows, first_row_id) in sorted(blocks.items()):
+        offsets.append(BlockOffset(file_id, start, base.get(file_id, 0), first_row_id))
+        base[file_id] = base.get(file_id, 0) + rows
     return tuple(offsets)
 
 
@@ -114,14 +114,14 @@ def with_source_row(
     """Add `source_row`: the 1-based position of each row among its file's data rows."""
     schema = StructType(
         [
-            StructField(FILE_COLUMN, StringType(), False),
+            StructField(FILE_COLUMN, LongType(), False),
             StructField(BLOCK_COLUMN, LongType(), False),
             StructField(BASE_ROW_COLUMN, LongType(), False),
             StructField(FIRST_ROW_ID_COLUMN, LongType(), False),
         ]
     )
     table = spark.createDataFrame(
-        [(b.file, b.block_start, b.base_row, b.first_row_id) for b in blocks], schema
+        [(b.file_id, b.block_start, b.base_row, b.first_row_id) for b in blocks], schema
     )
     position = F.col(BASE_ROW_COLUMN) + F.col(ROW_ID_COLUMN) - F.col(FIRST_ROW_ID_COLUMN) + 1
     return (

@@ -22,6 +22,7 @@ from duffbeer.errors import (
     MissingColumnsError,
     RejectThresholdExceededError,
 )
+from glue_jobs.orders import session
 from glue_jobs.transform_orders import main
 
 pytestmark = pytest.mark.spark
@@ -354,19 +355,21 @@ def test_rejects_keep_original_text_reason_and_row(
     )
 
 
-def test_generated_file_every_row_accounted_for(spark: SparkSession, tmp_path: Path) -> None:
+def test_generated_file_every_row_accounted_for(
+    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Given a generated CRLF file without order_date, 3% dirty rows of every reject kind,
     # split over several input partitions
     source = tmp_path / "gen.csv"
     generated = generate_orders(
         source, 3000, dirty_fraction=0.03, seed=7, order_date_column=False, crlf=True
     )
-    spark.conf.set("spark.sql.files.maxPartitionBytes", "65536")
-    try:
-        # When the job runs on it
-        manifest = run_job(spark, source, tmp_path / "out", "gen", "r1")
-    finally:
-        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+    monkeypatch.setattr(session, "MAX_SPLIT_BYTES", 64 * 1024)
+    monkeypatch.setattr(session, "MIN_SPLIT_BYTES", 1024)
+    cores = spark.sparkContext.defaultParallelism
+    assert session.split_bytes(source.stat().st_size, cores) * 3 < source.stat().st_size
+    # When the job runs on it
+    manifest = run_job(spark, source, tmp_path / "out", "gen", "r1")
     # Then each dirty row is rejected for the reason it was made with, no more, no less
     assert manifest["status"] == "SUCCEEDED"
     assert manifest["rejects_by_reason"] == generated.dirty_by_reason
