@@ -76,7 +76,9 @@ def release(frame: DataFrame) -> None:
     # knows about cached plans, so the RDD is unpersisted directly.
     plan = frame._jdf.queryExecution().analyzed()
     if plan.nodeName() == "LogicalRDD":
-        plan.rdd().unpersist(False)
+        # Blocking: a removal still under way when the session stops logs a
+        # RejectedExecutionException for every block.
+        plan.rdd().unpersist(True)
 
 
 class BatchRun:
