@@ -407,12 +407,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         started = time.perf_counter()
         backend.refresh()
-        print(f"  cold snapshot (read Parquet, current state, API relations): "
-              f"{time.perf_counter() - started:.2f} s")
+        print(
+            f"  cold snapshot (read Parquet, current state, API relations): "
+            f"{time.perf_counter() - started:.2f} s"
+        )
         front = ApiFront(ReportService(backend))
         front.start()
-        print(f"  {ns.clients} clients x {ns.seconds:g} s per route, HTTP on 127.0.0.1 "
-              "(random client ids; random channel/date filters)")
+        print(
+            f"  {ns.clients} clients x {ns.seconds:g} s per route, HTTP on 127.0.0.1 "
+            "(random client ids; random channel/date filters)"
+        )
         print(f"  answers cached per snapshot: {ns.cache_entries}")
         print(
             f"  {'route':<22}{'requests/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
@@ -440,8 +444,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if info.path.endswith(".parquet")
         ]
         scanned = athena_scan_bytes(fs, paths)
-        print("  Athena bytes scanned per query (compressed column chunks; no partition pruning "
-              "through the current-state window):")
+        print(
+            "  Athena bytes scanned per query (compressed column chunks; no partition pruning "
+            "through the current-state window):"
+        )
         print(f"    {'all data columns':<56}{scanned['all data columns'] / 1e6:>10.2f} MB")
         for route, relation in ROUTE_RELATIONS.items():
             total = sum(scanned[name] for name in relation.split(" + "))

@@ -5,7 +5,9 @@
 For each size it generates a seeded orders file (reused if present), runs each engine as
 its own process under /usr/bin/time, and prints wall time (JVM / interpreter start
 included), rows/s, peak RSS of the largest process, the valid/rejected counts each engine
-found (they must agree) and the ratios. Figures are printed, never asserted.
+found (they must agree) and the ratios. With --repeat N the engines take turns N times and
+the table shows each engine's median run with the range of its wall times (a shared or
+virtual machine drifts by 10-20 % over minutes). Figures are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench.generate_orders import generate_orders
@@ -37,10 +40,25 @@ class Result:
     valid: int | None
     rejected: int | None
     ok: bool
+    slowest: float | None = None  # with repeats: the range of wall times is fastest..slowest
+    fastest: float | None = None
 
     @property
     def rows_per_second(self) -> float:
         return self.rows / self.seconds if self.seconds else 0.0
+
+
+def median_run(runs: Sequence[Result]) -> Result:
+    """The run with the median wall time, carrying the range of all runs' wall times."""
+    ordered = sorted(runs, key=lambda r: r.seconds)
+    middle = ordered[(len(ordered) - 1) // 2]
+    return replace(
+        middle,
+        ok=all(r.ok for r in runs),
+        fastest=ordered[0].seconds,
+        slowest=ordered[-1].seconds,
+        cpu_seconds=statistics.median(r.cpu_seconds for r in runs),
+    )
 
 
 def _engines(source: Path, out: Path, driver_memory: str) -> dict[str, list[str]]:
@@ -123,16 +141,17 @@ def run_engine(engine: str, command: list[str], rows: int, out: Path, logs: Path
 
 def _print_table(results: list[Result]) -> None:
     print(
-        f"{'rows':>10} {'engine':<24} {'wall s':>8} {'cpu s':>7} {'rows/s':>11} {'peak MiB':>9} "
-        f"{'valid':>10} {'rejected':>9} {'vs duckdb':>9}"
+        f"{'rows':>10} {'engine':<24} {'wall s':>8} {'range s':>11} {'cpu s':>7} {'rows/s':>11} "
+        f"{'peak MiB':>9} {'valid':>10} {'rejected':>9} {'vs duckdb':>9}"
     )
     by_key = {(r.rows, r.engine): r for r in results}
     for r in results:
         duck = by_key.get((r.rows, "duckdb"))
         ratio = f"{r.seconds / duck.seconds:8.2f}x" if duck and duck.seconds else "        -"
         status = "" if r.ok else "  FAILED (see logs)"
+        spread = f"{r.fastest:.1f}-{r.slowest:.1f}" if r.fastest is not None else "-"
         print(
-            f"{r.rows:>10} {r.engine:<24} {r.seconds:>8.1f} {r.cpu_seconds:>7.1f} "
+            f"{r.rows:>10} {r.engine:<24} {r.seconds:>8.1f} {spread:>11} {r.cpu_seconds:>7.1f} "
             f"{r.rows_per_second:>11,.0f} "
             f"{r.peak_mib:>9,.0f} {r.valid!s:>10} {r.rejected!s:>9} {ratio}{status}"
         )
@@ -167,6 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path, default=ROOT / "build" / "bench")
     parser.add_argument("--driver-memory", default="6g")
     parser.add_argument("--engines", default="glue-job (spark-submit),pandas,duckdb")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per engine and size")
     ns = parser.parse_args(argv)
     ns.work_dir.mkdir(parents=True, exist_ok=True)
     wanted = ns.engines.split(",")
@@ -177,18 +197,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             made = generate_orders(source, rows, dirty_fraction=ns.dirty_fraction, seed=1)
             print(f"generated {made.path} ({made.bytes / 1e6:.0f} MB, {made.dirty_rows} dirty)")
         engines = _engines(source, ns.work_dir / "out", ns.driver_memory)
-        for engine, command in engines.items():
-            if engine not in wanted:
-                continue
-            out = ns.work_dir / f"out-{rows}-{engine.split()[0]}"
-            engines[engine] = [c if c != str(ns.work_dir / "out") else str(out) for c in command]
-            result = run_engine(engine, engines[engine], rows, out, ns.work_dir)
-            results.append(result)
-            print(
-                f"  {rows} rows, {engine}: {result.seconds:.1f} s, "
-                f"{result.rows_per_second:,.0f} rows/s, load average {os.getloadavg()[0]:.1f}",
-                flush=True,
-            )
+        runs: dict[str, list[Result]] = {}
+        for attempt in range(1, ns.repeat + 1):
+            for engine, template in engines.items():
+                if engine not in wanted:
+                    continue
+                out = ns.work_dir / f"out-{rows}-{engine.split()[0]}"
+                command = [c if c != str(ns.work_dir / "out") else str(out) for c in template]
+                result = run_engine(engine, command, rows, out, ns.work_dir)
+                runs.setdefault(engine, []).append(result)
+                print(
+                    f"  {rows} rows, {engine}, run {attempt}/{ns.repeat}: {result.seconds:.1f} s, "
+                    f"{result.rows_per_second:,.0f} rows/s, load average {os.getloadavg()[0]:.1f}",
+                    flush=True,
+                )
+        results.extend(median_run(engine_runs) for engine_runs in runs.values())
     print(f"\n{os.cpu_count()} CPUs, load average now {os.getloadavg()[0]:.1f}")
     _print_table(results)
     print()
