@@ -12,7 +12,13 @@ from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from glue_jobs.orders.read import parse_header, read_orders
-from glue_jobs.orders.reports import conform_curated, curated_lines
+from glue_jobs.orders.reports import (
+    client_sales,
+    conform_curated,
+    curated_lines,
+    order_status,
+    product_channel_sales,
+)
 from glue_jobs.orders.validate import (
     DETAIL_COLUMN,
     REASON_COLUMN,
@@ -342,3 +348,88 @@ def test_curated_schema_is_the_contracts(
         ("order_date", "date"),
     ]
     assert result.where(F.col("order_id").isNull()).isEmpty()
+
+
+def test_reports_count_orders_and_sum_money_and_volume_exactly(
+    spark: SparkSession, tmp_path: Path, assert_rows: AssertRows
+) -> None:
+    # Given lines whose amounts a float would round (0.10 x 3 + 0.20 x 1), a line near the
+    # top of the price range, a product bought in two orders in one channel and in one order
+    # in another, an order with lines in two statuses, and a duplicate line
+    text = "\n".join(
+        [
+            HEADER,
+            "1,Ann,10,100,Duff,0.10,3,0.333,Retail,created,2026-11-27",
+            "1,Ann,10,101,Fudd,0.20,1,0.5,Retail,delivered,2026-11-27",
+            "1,Ann,11,100,Duff,9999999999.99,21474,1.001,Retail,created,2026-11-27",
+            "2,Bob,12,100,Duff,2.50,4,0.333,B2B,created,2026-11-27",
+            "2,Bob,12,100,Duff,2.50,9,0.333,B2B,created,2026-11-27",
+        ]
+    )
+    lines = curated_lines(
+        checked(spark, tmp_path, text + "\n"),
+        batch_id="b",
+        source_event_time=datetime(2026, 11, 28, tzinfo=UTC),
+    )
+    # When the three reports are built
+    # Then distinct orders, lines, units and exact sums come out (the duplicate left out)
+    assert_rows(
+        client_sales(lines),
+        [
+            Row(
+                client_id=1,
+                client_name="Ann",
+                total_orders=2,
+                total_lines=3,
+                total_units=21478,
+                total_sales=Decimal("214739999999785.76"),
+            ),
+            Row(
+                client_id=2,
+                client_name="Bob",
+                total_orders=1,
+                total_lines=1,
+                total_units=4,
+                total_sales=Decimal("10.00"),
+            ),
+        ],
+    )
+    assert_rows(
+        product_channel_sales(lines),
+        [
+            Row(
+                product_id=100,
+                product_description="Duff",
+                point_of_sale_channel="B2B",
+                orders=1,
+                units=4,
+                total_sales=Decimal("10.00"),
+                total_volume_l=Decimal("1.332"),
+            ),
+            Row(
+                product_id=100,
+                product_description="Duff",
+                point_of_sale_channel="Retail",
+                orders=2,
+                units=21477,
+                total_sales=Decimal("214739999999785.56"),
+                total_volume_l=Decimal("21496.473"),
+            ),
+            Row(
+                product_id=101,
+                product_description="Fudd",
+                point_of_sale_channel="Retail",
+                orders=1,
+                units=1,
+                total_sales=Decimal("0.20"),
+                total_volume_l=Decimal("0.500"),
+            ),
+        ],
+    )
+    assert_rows(
+        order_status(lines),
+        [
+            Row(status="created", orders=3, lines=3, total_sales=Decimal("214739999999795.56")),
+            Row(status="delivered", orders=1, lines=1, total_sales=Decimal("0.20")),
+        ],
+    )
