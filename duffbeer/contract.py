@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal
 from enum import StrEnum
 
 
@@ -85,7 +86,11 @@ INPUT_COLUMNS: tuple[InputColumn, ...] = (
         scale=2,
     ),
     InputColumn(
-        "product_ccf", ColumnKind.INTEGER, True, RejectReason.BAD_QUANTITY, "integer > 0 (units)"
+        "product_ccf",
+        ColumnKind.INTEGER,
+        True,
+        RejectReason.BAD_QUANTITY,
+        "integer > 0 (units), with product_price x product_ccf at most 9999999999999999.99",
     ),
     InputColumn(
         "product_volume",
@@ -135,6 +140,11 @@ INTEGER_PATTERN = re.compile(r"^[+]?\d{1,10}$")
 PRICE_PATTERN = re.compile(r"^\+?\d{1,10}(\.\d{1,2})?$")
 VOLUME_PATTERN = re.compile(r"^\+?\d{1,5}(\.\d{1,3})?$")
 INT_MAX = 2_147_483_647
+# The largest line total its decimal(18,2) column holds: a price x quantity above it is a
+# bad quantity (it could not be stored, nor summed exactly). Prices up to the second value
+# take any valid quantity, so only higher prices need the product computed.
+MAX_LINE_TOTAL = Decimal("9999999999999999.99")
+MAX_PRICE_ANY_QUANTITY = (MAX_LINE_TOTAL / INT_MAX).quantize(Decimal("0.01"), rounding=ROUND_FLOOR)
 
 # File-level limits (overridable by configuration).
 DEFAULT_MAX_REJECT_RATIO = 0.05

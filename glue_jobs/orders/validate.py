@@ -19,6 +19,8 @@ from duffbeer.contract import (
     INT_MAX,
     INTEGER_PATTERN,
     LINE_KEY,
+    MAX_LINE_TOTAL,
+    MAX_PRICE_ANY_QUANTITY,
     PRICE_PATTERN,
     RULE_ORDER,
     STATUSES,
@@ -93,7 +95,15 @@ def _checked_value(name: str) -> Column:
     kind = COLUMNS_BY_NAME[name].kind
     value = F.col(_candidate_name(name))
     if kind is ColumnKind.INTEGER:
-        return F.when(value.between(1, INT_MAX), value.cast("int"))
+        allowed = value.between(1, INT_MAX)
+        if name == "product_ccf":
+            # The line total must fit its column; the product is computed only for prices
+            # high enough to overflow (the OR short-circuits).
+            price = F.col(_candidate_name("product_price"))
+            allowed = allowed & (
+                (price <= MAX_PRICE_ANY_QUANTITY) | (price * value <= MAX_LINE_TOTAL)
+            )
+        return F.when(allowed, value.cast("int"))
     if kind is ColumnKind.DECIMAL:
         # Prices may be zero (free goods); a volume per unit must be positive.
         return F.when(value >= 0 if name == "product_price" else value > 0, value)

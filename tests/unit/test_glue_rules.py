@@ -11,6 +11,7 @@ import pytest
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
+from glue_jobs.orders.job import materialize
 from glue_jobs.orders.read import parse_header, read_orders
 from glue_jobs.orders.reports import (
     client_sales,
@@ -45,10 +46,14 @@ def checked(spark: SparkSession, tmp_path: Path, text: str) -> DataFrame:
     path.write_bytes(text.encode("utf-8"))
     data = path.read_bytes()
     layout = parse_header(data, file_size=len(data), where=str(path))
-    rows = validate(
-        read_orders(spark, [str(path)], layout),
-        has_order_date=layout.has_order_date,
-        ingest_date=INGEST,
+    # Kept as a local checkpoint like the job keeps them: aggregating straight over the
+    # rules would generate one method too large for Spark to compile.
+    rows = materialize(
+        validate(
+            read_orders(spark, [str(path)], layout),
+            has_order_date=layout.has_order_date,
+            ingest_date=INGEST,
+        )
     )
     return add_details(mark_duplicates(rows, duplicate_keys(rows)))
 
@@ -116,6 +121,42 @@ def test_each_rule_rejects_with_its_reason(
                 product_id="102" if column != "product_id" else value,
                 reject_reason=reason,
             ),
+        ],
+    )
+
+
+def test_a_line_total_beyond_its_column_is_a_bad_quantity(
+    spark: SparkSession, tmp_path: Path, assert_rows: AssertRows
+) -> None:
+    # Given the highest price with the largest quantity whose total fits decimal(18,2)
+    # (9999999999.99 x 1000000 = 9999999999990000.00), one more unit, and the largest
+    # quantity at a price (4656612.87) that takes any quantity
+    rows = [
+        "1,Ann,10,100,Duff,9999999999.99,1000000,0.5,Retail,created,2026-11-27",
+        "1,Ann,11,100,Duff,9999999999.99,1000001,0.5,Retail,created,2026-11-27",
+        "1,Ann,12,100,Duff,4656612.87,2147483647,0.5,Retail,created,2026-11-27",
+    ]
+    # When they are checked
+    result = checked(spark, tmp_path, "\n".join([HEADER, *rows]) + "\n")
+    # Then only the line whose total would not fit is rejected, as a bad quantity
+    assert_rows(
+        result.select("order_id", REASON_COLUMN, DETAIL_COLUMN),
+        [
+            Row(order_id="10", reject_reason=None, reject_detail=None),
+            Row(
+                order_id="11",
+                reject_reason="bad_quantity",
+                reject_detail="product_ccf must be integer > 0 (units), with product_price x "
+                "product_ccf at most 9999999999999999.99, got '1000001'",
+            ),
+            Row(order_id="12", reject_reason=None, reject_detail=None),
+        ],
+    )
+    assert_rows(
+        curated(result).select("order_id", "line_total"),
+        [
+            Row(order_id=10, line_total=Decimal("9999999999990000.00")),
+            Row(order_id=12, line_total=Decimal("9999999988734736.89")),
         ],
     )
 
