@@ -49,7 +49,8 @@ class Result:
 
 
 def median_run(runs: Sequence[Result]) -> Result:
-    """The run with the median wall time, carrying the range of all runs' wall times."""
+    """The run with the median wall time, carrying the range of all runs' wall times; its
+    CPU time is the median of the runs' CPU times (not necessarily that run's own)."""
     ordered = sorted(runs, key=lambda r: r.seconds)
     middle = ordered[(len(ordered) - 1) // 2]
     return replace(
