@@ -36,6 +36,9 @@ def test_shuffle_partitions_follow_the_input_size() -> None:
     # Then a small input gets one partition per core and a large one ~64 MiB of CSV each
     assert shuffle_partitions(100, 2) == 2
     assert shuffle_partitions(450 * MIB, 2) == 8
+    # And the count is always a multiple of the cores (every core runs as many tasks)
+    assert shuffle_partitions(200 * MIB, 2) == 4
+    assert shuffle_partitions(450 * MIB, 3) == 9
 
 
 def test_rows_are_numbered_per_file_across_its_splits() -> None:
