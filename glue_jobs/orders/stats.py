@@ -8,7 +8,6 @@ from decimal import Decimal
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import LongType, StructField, StructType
 
 from glue_jobs.orders.read import BLOCK_COLUMN, FILE_COLUMN, ROW_ID_COLUMN
 from glue_jobs.orders.validate import BAD_UTF8_COLUMN, REASON_COLUMN, typed
@@ -112,17 +111,21 @@ def with_source_row(
     spark: SparkSession, rows: DataFrame, blocks: tuple[BlockOffset, ...]
 ) -> DataFrame:
     """Add `source_row`: the 1-based position of each row among its file's data rows."""
-    schema = StructType(
-        [
-            StructField(FILE_COLUMN, LongType(), False),
-            StructField(BLOCK_COLUMN, LongType(), False),
-            StructField(BASE_ROW_COLUMN, LongType(), False),
-            StructField(FIRST_ROW_ID_COLUMN, LongType(), False),
-        ]
-    )
-    table = spark.createDataFrame(
-        [(b.file_id, b.block_start, b.base_row, b.first_row_id) for b in blocks], schema
-    )
+    if not blocks:  # no row was read: nothing to number
+        return rows.withColumn("source_row", F.lit(None).cast("bigint"))
+    # The split table is built from literals in the JVM. spark.createDataFrame on a Python
+    # list would ship it through a Python RDD, starting Python workers for a few numbers
+    # (about a second per run).
+    entries = [
+        F.struct(
+            F.lit(b.file_id).cast("bigint").alias(FILE_COLUMN),
+            F.lit(b.block_start).cast("bigint").alias(BLOCK_COLUMN),
+            F.lit(b.base_row).cast("bigint").alias(BASE_ROW_COLUMN),
+            F.lit(b.first_row_id).cast("bigint").alias(FIRST_ROW_ID_COLUMN),
+        )
+        for b in blocks
+    ]
+    table = spark.range(1).select(F.inline(F.array(*entries)))
     position = F.col(BASE_ROW_COLUMN) + F.col(ROW_ID_COLUMN) - F.col(FIRST_ROW_ID_COLUMN) + 1
     return (
         rows.join(F.broadcast(table), on=[FILE_COLUMN, BLOCK_COLUMN], how="inner")
