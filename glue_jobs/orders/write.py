@@ -27,8 +27,10 @@ def write_order_lines(lines: DataFrame, path: str) -> None:
 
 
 def write_report(report: DataFrame, sort_keys: tuple[str, ...], path: str) -> None:
-    """A report is small: one sorted file (coalesce keeps the aggregation itself parallel)."""
-    report.coalesce(1).sortWithinPartitions(*sort_keys).write.mode("overwrite").parquet(path)
+    """A report is small: one sorted file. Its rows meet in one partition through a shuffle
+    of the finished report, not `coalesce(1)`: a coalesce would run everything back to the
+    last shuffle in a single task, including the report's scan of the lines for names."""
+    report.repartition(1).sortWithinPartitions(*sort_keys).write.mode("overwrite").parquet(path)
 
 
 def conform_rejects(rejects: DataFrame, batch_id: str) -> DataFrame:
