@@ -241,13 +241,16 @@ class BatchRun:
         facts.total_sales = stats.total_sales
         facts.total_units = stats.total_units
         outputs = run_outputs(self.args.batch_id, self.args.run_id)
+        # One JVM call per channel, not per partition (a batch has a few channels, many days).
+        channels = {channel for channel, _ in stats.partition_rows}
+        escaped = {channel: self.storage.escape_partition_value(channel) for channel in channels}
         facts.partitions = [
             Partition(
                 point_of_sale_channel=channel,
                 order_date=day.isoformat(),
                 location=(
                     f"{outputs['order_lines']}point_of_sale_channel="
-                    f"{self.storage.escape_partition_value(channel)}/order_date={day.isoformat()}/"
+                    f"{escaped[channel]}/order_date={day.isoformat()}/"
                 ),
                 rows=rows,
             )

@@ -113,19 +113,14 @@ def with_source_row(
     """Add `source_row`: the 1-based position of each row among its file's data rows."""
     if not blocks:  # no row was read: nothing to number
         return rows.withColumn("source_row", F.lit(None).cast("bigint"))
-    # The split table is built from literals in the JVM. spark.createDataFrame on a Python
-    # list would ship it through a Python RDD, starting Python workers for a few numbers
-    # (about a second per run).
-    entries = [
-        F.struct(
-            F.lit(b.file_id).cast("bigint").alias(FILE_COLUMN),
-            F.lit(b.block_start).cast("bigint").alias(BLOCK_COLUMN),
-            F.lit(b.base_row).cast("bigint").alias(BASE_ROW_COLUMN),
-            F.lit(b.first_row_id).cast("bigint").alias(FIRST_ROW_ID_COLUMN),
-        )
-        for b in blocks
-    ]
-    table = spark.range(1).select(F.inline(F.array(*entries)))
+    # A table of literals, planned in the JVM. spark.createDataFrame on a Python list would
+    # ship it through a Python RDD (starting Python workers), and spark.range pays a second
+    # of Scala reflection on first use; the values are integers formatted by this code.
+    values = ", ".join(
+        f"({b.file_id}L, {b.block_start}L, {b.base_row}L, {b.first_row_id}L)" for b in blocks
+    )
+    names = ", ".join((FILE_COLUMN, BLOCK_COLUMN, BASE_ROW_COLUMN, FIRST_ROW_ID_COLUMN))
+    table = spark.sql(f"SELECT * FROM VALUES {values} AS splits({names})")
     position = F.col(BASE_ROW_COLUMN) + F.col(ROW_ID_COLUMN) - F.col(FIRST_ROW_ID_COLUMN) + 1
     return (
         rows.join(F.broadcast(table), on=[FILE_COLUMN, BLOCK_COLUMN], how="inner")
