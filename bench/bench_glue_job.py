@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench.generate_orders import generate_orders
+from bench.jvm_class_archive import archive_option, ensure_archive
 from glue_jobs.orders.session import LOCAL_DRIVER_JAVA_OPTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +63,9 @@ def median_run(runs: Sequence[Result]) -> Result:
     )
 
 
-def _engines(source: Path, out: Path, driver_memory: str) -> dict[str, list[str]]:
+def _engines(
+    source: Path, out: Path, driver_memory: str, java_options: str
+) -> dict[str, list[str]]:
     python = sys.executable
     return {
         "glue-job (spark-submit)": [
@@ -72,7 +75,7 @@ def _engines(source: Path, out: Path, driver_memory: str) -> dict[str, list[str]
             "--driver-memory",
             driver_memory,
             "--driver-java-options",
-            " ".join(LOCAL_DRIVER_JAVA_OPTIONS),
+            java_options,
             "--conf",
             "spark.ui.enabled=false",
             str(ROOT / "glue_jobs" / "transform_orders.py"),
@@ -188,16 +191,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--driver-memory", default="6g")
     parser.add_argument("--engines", default="glue-job (spark-submit),pandas,duckdb")
     parser.add_argument("--repeat", type=int, default=1, help="runs per engine and size")
+    parser.add_argument(
+        "--no-class-archive",
+        action="store_true",
+        help="run the job's JVM without the class-data archive (bench/jvm_class_archive.py)",
+    )
     ns = parser.parse_args(argv)
     ns.work_dir.mkdir(parents=True, exist_ok=True)
     wanted = ns.engines.split(",")
+    java_options = " ".join(LOCAL_DRIVER_JAVA_OPTIONS)
+    if not ns.no_class_archive and any(e.startswith("glue") for e in wanted):
+        archive, spent = ensure_archive(
+            Path(sys.executable).parent / "spark-submit", java_options, ROOT / "build" / "jvm"
+        )
+        made = f"made in {spent:.1f} s, not timed" if spent else "reused"
+        print(f"JVM class-data archive: {archive} ({made})")
+        java_options = f"{java_options} {archive_option(archive)}"
     results: list[Result] = []
     for rows in (int(r) for r in ns.rows.split(",")):
         source = ns.work_dir / f"orders-{rows}-dirty{ns.dirty_fraction}-seed1.csv"
         if not source.exists():
             made = generate_orders(source, rows, dirty_fraction=ns.dirty_fraction, seed=1)
             print(f"generated {made.path} ({made.bytes / 1e6:.0f} MB, {made.dirty_rows} dirty)")
-        engines = _engines(source, ns.work_dir / "out", ns.driver_memory)
+        engines = _engines(source, ns.work_dir / "out", ns.driver_memory, java_options)
         runs: dict[str, list[Result]] = {}
         for attempt in range(1, ns.repeat + 1):
             for engine, template in engines.items():
