@@ -34,6 +34,7 @@ REASON_COLUMN = "reject_reason"
 DETAIL_COLUMN = "reject_detail"
 BAD_UTF8_COLUMN = "_bad_utf8"
 DUPLICATE_OF_COLUMN = "_first_row_id"
+_LINE_KEY_COLUMN = "_line_key"
 TYPED_PREFIX = "v_"
 # Enough of a broken line to recognise it in the rejects without storing megabytes.
 MAX_DETAIL_CHARS = 500
@@ -229,13 +230,21 @@ def validate(df: DataFrame, *, has_order_date: bool, ingest_date: date) -> DataF
     return add_reasons(check_rules(df, has_order_date=has_order_date, ingest_date=ingest_date))
 
 
+def _line_key() -> Column:
+    """The line key as one bigint: once the rules pass, both parts are integers in
+    [1, INT_MAX] (31 bits each), so first x 2^31 + second is exact and unique. A single long
+    key lets Spark aggregate on it and probe the broadcast duplicates as a plain long hash
+    table, instead of a two-field row per input row."""
+    first, second = (F.col(typed(k)).cast("bigint") for k in LINE_KEY)
+    return first * (INT_MAX + 1) + second
+
+
 def duplicate_keys(checked: DataFrame) -> DataFrame:
     """Line keys that occur more than once among rule-valid rows, with the read position of
     their first occurrence. Only the key and position travel through the shuffle."""
-    keys = [F.col(typed(k)).alias(typed(k)) for k in LINE_KEY]
     return (
         checked.where(F.col(REASON_COLUMN).isNull())
-        .groupBy(*keys)
+        .groupBy(_line_key().alias(_LINE_KEY_COLUMN))
         .agg(F.min(ROW_ID_COLUMN).alias(DUPLICATE_OF_COLUMN), F.count(F.lit(1)).alias("_n"))
         .where(F.col("_n") > 1)
         .drop("_n")
@@ -246,7 +255,9 @@ def mark_duplicates(checked: DataFrame, duplicates: DataFrame) -> DataFrame:
     """Reject every later occurrence of a line key as duplicate_line (first one in file order
     is kept; exact repeats included)."""
     # The key table is small (repeated keys only): broadcast it rather than shuffle the rows.
-    joined = checked.join(F.broadcast(duplicates), on=[typed(k) for k in LINE_KEY], how="left")
+    joined = checked.join(
+        F.broadcast(duplicates), on=_line_key() == duplicates[_LINE_KEY_COLUMN], how="left"
+    )
     is_later = F.col(REASON_COLUMN).isNull() & (
         F.col(DUPLICATE_OF_COLUMN).isNotNull()
         & (F.col(ROW_ID_COLUMN) != F.col(DUPLICATE_OF_COLUMN))
@@ -254,4 +265,4 @@ def mark_duplicates(checked: DataFrame, duplicates: DataFrame) -> DataFrame:
     return joined.withColumn(
         REASON_COLUMN,
         F.when(is_later, F.lit(RejectReason.DUPLICATE_LINE.value)).otherwise(F.col(REASON_COLUMN)),
-    ).drop(DUPLICATE_OF_COLUMN)
+    ).drop(_LINE_KEY_COLUMN, DUPLICATE_OF_COLUMN)
