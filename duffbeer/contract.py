@@ -146,6 +146,12 @@ INT_MAX = 2_147_483_647
 MAX_LINE_TOTAL = Decimal("9999999999999999.99")
 MAX_PRICE_ANY_QUANTITY = (MAX_LINE_TOTAL / INT_MAX).quantize(Decimal("0.01"), rounding=ROUND_FLOOR)
 
+# The report sums are taken over whole cents and millilitres as 64-bit integers. No line
+# amount is negative, so no partial sum exceeds the batch's total: a batch within these
+# totals is summed exactly, one beyond them is refused as a whole (a file-level fault).
+MAX_BATCH_TOTAL_SALES = Decimal(2**63 - 1).scaleb(-2)
+MAX_BATCH_TOTAL_VOLUME_L = Decimal(2**63 - 1).scaleb(-3)
+
 # File-level limits (overridable by configuration).
 DEFAULT_MAX_REJECT_RATIO = 0.05
 DEFAULT_MAX_FILE_BYTES = 2 * 1024**3

@@ -49,6 +49,10 @@ class MissingColumnsError(InvalidFileError):
     """A required column is absent from the header."""
 
 
+class TotalsOutOfRangeError(InvalidFileError):
+    """The batch's total sales or volume exceed what its report sums hold exactly."""
+
+
 class RejectThresholdExceededError(InvalidFileError):
     """Too large a share of the rows was rejected; the batch is not published."""
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pyspark.sql import DataFrame, SparkSession
 
 from duffbeer import manifest as manifest_io
+from duffbeer.contract import MAX_BATCH_TOTAL_SALES, MAX_BATCH_TOTAL_VOLUME_L
 from duffbeer.errors import (
     BatchNotPublishedError,
     DuffBeerError,
@@ -17,6 +18,7 @@ from duffbeer.errors import (
     EncodingError,
     InvalidFileError,
     RejectThresholdExceededError,
+    TotalsOutOfRangeError,
 )
 from duffbeer.manifest import ErrorInfo, Manifest, Partition, Published
 from duffbeer.naming import (
@@ -196,6 +198,7 @@ class BatchRun:
                 stats = batch_stats(final)
             self._record(stats)
             self._check_file(stats)
+            self._check_totals(stats)
             outputs = run_outputs(args.batch_id, args.run_id)
             with self._phase("rejects"):
                 rejects = add_details(final.where(final[REASON_COLUMN].isNotNull()))
@@ -274,6 +277,22 @@ class BatchRun:
             )
         if stats.rows_read == 0:
             raise EmptyFileError(f"{where} holds only a header row")
+
+    def _check_totals(self, stats: BatchStats) -> None:
+        """Refuse a batch whose report sums (whole cents and millilitres in 64-bit integers)
+        could overflow: Spark would wrap them silently."""
+        beyond = [
+            f"total {name} {total} exceeds {limit}"
+            for name, total, limit in (
+                ("sales", stats.total_sales, MAX_BATCH_TOTAL_SALES),
+                ("volume (l)", stats.total_volume_l, MAX_BATCH_TOTAL_VOLUME_L),
+            )
+            if total > limit
+        ]
+        if beyond:
+            raise TotalsOutOfRangeError(
+                f"{self.args.input_path}: {'; '.join(beyond)}, beyond what the reports sum exactly"
+            )
 
     def _newer_publication(self, previous: Published | None) -> Published | None:
         """The batch's current publication when it comes from a later upload than this run's

@@ -32,6 +32,7 @@ class BatchStats:
     rows_valid: int
     rejects_by_reason: dict[str, int]
     total_sales: Decimal
+    total_volume_l: Decimal
     total_units: int
     partition_rows: dict[tuple[str, date], int]
     undecodable_rows: int
@@ -58,6 +59,9 @@ def batch_stats(checked: DataFrame) -> BatchStats:
         F.sum(F.when(valid, F.col(typed("product_price")) * F.col(typed("product_ccf"))))
         .cast("decimal(38,2)")
         .alias("sales"),
+        F.sum(F.when(valid, F.col(typed("product_volume")) * F.col(typed("product_ccf"))))
+        .cast("decimal(38,3)")
+        .alias("volume"),
         F.sum(F.when(valid, F.col(typed("product_ccf")).cast("bigint"))).alias("units"),
         F.sum(F.col(BAD_UTF8_COLUMN).cast("int")).alias("undecodable"),
     )
@@ -67,6 +71,7 @@ def batch_stats(checked: DataFrame) -> BatchStats:
     partitions: dict[tuple[str, date], int] = {}
     blocks: dict[tuple[int, int], tuple[int, int]] = {}  # (rows, first row id)
     sales = Decimal("0.00")
+    volume = Decimal("0.000")
     units = 0
     undecodable = 0
     for row in rows:
@@ -76,6 +81,7 @@ def batch_stats(checked: DataFrame) -> BatchStats:
             key = (str(row["channel"]), row["order_date"])
             partitions[key] = partitions.get(key, 0) + count
             sales += row["sales"] or Decimal("0.00")
+            volume += row["volume"] or Decimal("0.000")
             units += int(row["units"] or 0)
         else:
             rejects[reason] = rejects.get(reason, 0) + count
@@ -89,6 +95,7 @@ def batch_stats(checked: DataFrame) -> BatchStats:
         rows_valid=sum(partitions.values()),
         rejects_by_reason=rejects,
         total_sales=sales.quantize(Decimal("0.01")),
+        total_volume_l=volume.quantize(Decimal("0.001")),
         total_units=units,
         partition_rows=partitions,
         undecodable_rows=undecodable,

@@ -21,6 +21,7 @@ from duffbeer.errors import (
     FileTooLargeError,
     MissingColumnsError,
     RejectThresholdExceededError,
+    TotalsOutOfRangeError,
 )
 from glue_jobs.orders import session
 from glue_jobs.transform_orders import main
@@ -408,6 +409,17 @@ FAULTS = {
         + "2,Mo\xe9,9999,1,Duff,1.00,1,1,Retail,created\n".encode("latin-1"),
         EncodingError,
         "1 rows hold bytes that are not UTF-8",
+    ),
+    # Ten valid lines of 9,999,999,999,990,000.00 each: every line fits its column, their
+    # sum does not fit the 64-bit whole-cent sums behind the reports.
+    "totals-beyond-exact-sums": (
+        f"{HEADER}\n".encode()
+        + b"".join(
+            f"1,Moe,{i},1,Duff,9999999999.99,1000000,1,Retail,created\n".encode()
+            for i in range(1, 11)
+        ),
+        TotalsOutOfRangeError,
+        "total sales 99999999999900000.00 exceeds 92233720368547758.07",
     ),
 }
 
