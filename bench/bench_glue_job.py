@@ -204,8 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         archive, spent = ensure_archive(
             Path(sys.executable).parent / "spark-submit", java_options, ROOT / "build" / "jvm"
         )
-        made = f"made in {spent:.1f} s, not timed" if spent else "reused"
-        print(f"JVM class-data archive: {archive} ({made})")
+        origin = f"made in {spent:.1f} s, not timed" if spent else "reused"
+        print(f"JVM class-data archive: {archive} ({origin})")
         java_options = f"{java_options} {archive_option(archive)}"
     results: list[Result] = []
     for rows in (int(r) for r in ns.rows.split(",")):
