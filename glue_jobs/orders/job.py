@@ -198,7 +198,6 @@ class BatchRun:
                 stats = batch_stats(final)
             self._record(stats)
             self._check_file(stats)
-            self._check_totals(stats)
             outputs = run_outputs(args.batch_id, args.run_id)
             with self._phase("rejects"):
                 rejects = add_details(final.where(final[REASON_COLUMN].isNotNull()))
@@ -270,6 +269,9 @@ class BatchRun:
         )
 
     def _check_file(self, stats: BatchStats) -> None:
+        """The file-level faults only the parse finds: bytes that are not UTF-8, no data
+        row, or totals beyond the reports' 64-bit whole-cent and millilitre sums (which
+        Spark would let wrap around silently)."""
         where = self.args.input_path
         if stats.undecodable_rows:
             raise EncodingError(
@@ -277,10 +279,6 @@ class BatchRun:
             )
         if stats.rows_read == 0:
             raise EmptyFileError(f"{where} holds only a header row")
-
-    def _check_totals(self, stats: BatchStats) -> None:
-        """Refuse a batch whose report sums (whole cents and millilitres in 64-bit integers)
-        could overflow: Spark would wrap them silently."""
         beyond = [
             f"total {name} {total} exceeds {limit}"
             for name, total, limit in (
@@ -291,7 +289,7 @@ class BatchRun:
         ]
         if beyond:
             raise TotalsOutOfRangeError(
-                f"{self.args.input_path}: {'; '.join(beyond)}, beyond what the reports sum exactly"
+                f"{where}: {'; '.join(beyond)}, beyond what the reports sum exactly"
             )
 
     def _newer_publication(self, previous: Published | None) -> Published | None:

@@ -32,8 +32,9 @@ _DERIVED = ("line_total", "line_volume_l", BATCH_ID_COLUMN, SOURCE_EVENT_TIME_CO
 # Internal columns of the curated lines (dropped by conform_curated): the line's total in
 # cents and its volume in millilitres, as whole numbers for the report sums. Spark sums a
 # decimal(18,s) into a decimal(28,s) buffer held as a BigInteger in every aggregation slot
-# (an allocation and a byte-array copy per row); a bigint sum is a plain add. A bigint holds
-# 9.2e18 cents, beyond what the decimal(18,2) report and line-total columns can show.
+# (an allocation and a byte-array copy per row); a bigint sum is a plain add. Spark would
+# let a bigint sum wrap around silently, so the job refuses a batch whose totals exceed
+# contract.MAX_BATCH_TOTAL_SALES / MAX_BATCH_TOTAL_VOLUME_L before any report is built.
 LINE_CENTS_COLUMN = "_line_cents"
 LINE_ML_COLUMN = "_line_ml"
 
