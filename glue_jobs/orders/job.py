@@ -65,10 +65,10 @@ def join_path(root: str, key: str) -> str:
     return f"{root}/{key}"
 
 
-def materialize(frame: DataFrame) -> DataFrame:
-    """The frame's rows computed now and kept in executor memory (spilling to disk), under
-    a plan that starts from them."""
-    return frame.localCheckpoint(eager=True)
+def materialize(frame: DataFrame, *, now: bool = True) -> DataFrame:
+    """The frame's rows kept in executor memory (spilling to disk), under a plan that starts
+    from them: computed now, or (now=False) by the first query that reads them."""
+    return frame.localCheckpoint(eager=now)
 
 
 def release(frame: DataFrame) -> None:
@@ -185,11 +185,14 @@ class BatchRun:
                     read_orders(self.spark, paths, layout),
                     has_order_date=layout.has_order_date,
                     ingest_date=args.ingest_date,
-                )
+                ),
+                now=False,
             )
         kept = [parsed]
         try:
             with self._phase("parse_validate"):
+                # The first query over the parsed rows, so the parse feeds it directly: the
+                # file is parsed, checked, kept and its line keys aggregated in one pass.
                 # Only the keys of repeated lines (usually a handful) are kept; marking
                 # them is a broadcast join on top of the parsed rows.
                 duplicates = materialize(duplicate_keys(parsed))
