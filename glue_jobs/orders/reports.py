@@ -25,7 +25,7 @@ from duffbeer.naming import (
     PRODUCT_CHANNEL_SALES_REPORT,
 )
 from glue_jobs.orders.read import ROW_ID_COLUMN
-from glue_jobs.orders.validate import REASON_COLUMN, typed
+from glue_jobs.orders.validate import REASON_COLUMN, line_cents, line_millilitres, typed
 
 PARTITION_NAMES: tuple[str, ...] = tuple(name for name, _ in CURATED_PARTITION_COLUMNS)
 _DERIVED = ("line_total", "line_volume_l", BATCH_ID_COLUMN, SOURCE_EVENT_TIME_COLUMN)
@@ -65,20 +65,14 @@ def curated_lines(checked: DataFrame, *, batch_id: str, source_event_time: datet
         F.lit(batch_id).alias(BATCH_ID_COLUMN),
         F.lit(source_event_time).cast("timestamp").alias(SOURCE_EVENT_TIME_COLUMN),
         F.col(ROW_ID_COLUMN),
-        _whole(typed("product_price"), 100).alias(LINE_CENTS_COLUMN),
-        _whole(typed("product_volume"), 1000).alias(LINE_ML_COLUMN),
+        line_cents().alias(LINE_CENTS_COLUMN),
+        line_millilitres().alias(LINE_ML_COLUMN),
     )
     return lines
 
 
-def _whole(unit_value: str, per_unit: int) -> Column:
-    """unit_value x quantity in hundredths/thousandths, exact: the unit value has at most
-    2 (price) or 3 (volume) decimals, so unit_value x per_unit is a whole number."""
-    return (F.col(unit_value) * per_unit).cast("bigint") * F.col(typed("product_ccf"))
-
-
 def _from_whole(total: Column, per_unit: int, kind: str) -> Column:
-    """A sum of `_whole` values back as an exact decimal of the contract type."""
+    """A sum of whole cents or millilitres back as an exact decimal of the contract type."""
     return (total.cast("decimal(38,0)") / per_unit).cast(kind)
 
 
