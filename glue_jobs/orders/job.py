@@ -36,7 +36,12 @@ from glue_jobs.orders.read import (
     parse_header,
     read_orders,
 )
-from glue_jobs.orders.reports import REPORT_BUILDERS, conform_curated, curated_lines
+from glue_jobs.orders.reports import (
+    REPORT_BUILDERS,
+    conform_curated,
+    curated_lines,
+    report_totals,
+)
 from glue_jobs.orders.session import shuffle_partitions, split_bytes
 from glue_jobs.orders.stats import BatchStats, batch_stats, with_source_row
 from glue_jobs.orders.storage import HadoopStorage
@@ -229,10 +234,14 @@ class BatchRun:
                     conform_curated(lines), join_path(args.output_path, outputs["order_lines"])
                 )
             with self._phase("reports"):
+                # The three reports' figures (a few thousand rows) in one go, then a small
+                # write for each.
+                totals = materialize(report_totals(lines))
+                kept.append(totals)
                 for name in BATCH_REPORTS:
                     build, keys = REPORT_BUILDERS[name]
                     write_report(
-                        build(lines), keys, join_path(args.output_path, outputs["reports"][name])
+                        build(totals), keys, join_path(args.output_path, outputs["reports"][name])
                     )
         finally:
             for frame in kept:

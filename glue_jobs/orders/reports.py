@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
 from pyspark.sql import Column, DataFrame
@@ -80,81 +79,109 @@ def conform_curated(lines: DataFrame) -> DataFrame:
     return _conform(lines, (*CURATED_DATA_COLUMNS, *CURATED_PARTITION_COLUMNS))
 
 
-def _per_order(lines: DataFrame, keys: Sequence[str]) -> DataFrame:
-    """First level: one row per (keys, order) with its lines, units, sales in cents and the
-    read position of its first line.
-
-    Counting distinct orders as a second aggregation over this is much cheaper in Spark
-    than countDistinct next to other aggregates (which expands every row). Only fixed-width
-    values are aggregated, so Spark can hash-aggregate instead of sorting every line."""
-    return lines.groupBy(*keys, "order_id").agg(
-        F.count(F.lit(1)).alias("lines"),
-        F.sum("product_ccf").alias("units"),
-        F.sum(LINE_CENTS_COLUMN).alias("cents"),
-        F.min(ROW_ID_COLUMN).alias(ROW_ID_COLUMN),
-    )
+# The report a row of `report_totals` belongs to.
+REPORT_COLUMN = "_report"
+_KEYS = {
+    CLIENT_SALES_REPORT: ("client_id",),
+    ORDER_STATUS_REPORT: ("status",),
+    PRODUCT_CHANNEL_SALES_REPORT: ("product_id", "point_of_sale_channel"),
+}
+_KEY_COLUMNS = ("client_id", "status", "product_id", "point_of_sale_channel")
 
 
-def _with_first_seen(report: DataFrame, lines: DataFrame, name: str) -> DataFrame:
-    """Add the text column `name` as on the report row's first line read: within a batch a
-    name/description can vary between rows. The report (one row per key) is broadcast and
-    the lines are scanned once, instead of carrying strings through the aggregations."""
-    return F.broadcast(report).join(
-        lines.select(ROW_ID_COLUMN, name), on=ROW_ID_COLUMN, how="inner"
-    )
+def report_totals(lines: DataFrame) -> DataFrame:
+    """The figures of all three reports, one row per report key (a few thousand rows),
+    from two passes over the lines: one aggregation and one name look-up.
 
-
-def client_sales(lines: DataFrame) -> DataFrame:
-    report = (
-        _per_order(lines, ["client_id"])
-        .groupBy("client_id")
-        .agg(
-            F.count(F.lit(1)).alias("total_orders"),
-            F.sum("lines").alias("total_lines"),
-            F.sum("units").alias("total_units"),
-            _from_whole(F.sum("cents"), 100, LINE_TOTAL_TYPE).alias("total_sales"),
-            F.min(ROW_ID_COLUMN).alias(ROW_ID_COLUMN),
+    First level, one grouping-sets aggregation (one scan, one shuffle): per (client, order)
+    and per (status, order), since those reports count distinct orders, and per (product,
+    channel), which needs no per-order level (the line key makes a product's orders its
+    lines). Only fixed-width values are aggregated (whole cents and millilitres, the read
+    position of the first line), so Spark hash-aggregates instead of sorting the lines.
+    Second level: per report key. Then the client name and product description as on the
+    key's first line read (they can vary between rows of a batch): the small result is
+    broadcast and the lines are scanned once for both texts.
+    """
+    first_level = lines.sparkSession.sql(
+        f"""
+        SELECT
+          CASE WHEN grouping(client_id) = 0 THEN '{CLIENT_SALES_REPORT}'
+               WHEN grouping(status) = 0 THEN '{ORDER_STATUS_REPORT}'
+               ELSE '{PRODUCT_CHANNEL_SALES_REPORT}' END AS {REPORT_COLUMN},
+          {", ".join(_KEY_COLUMNS)},
+          count(1) AS lines,
+          sum(product_ccf) AS units,
+          sum({LINE_CENTS_COLUMN}) AS cents,
+          sum({LINE_ML_COLUMN}) AS ml,
+          min({ROW_ID_COLUMN}) AS {ROW_ID_COLUMN}
+        FROM {{lines}}
+        GROUP BY GROUPING SETS (
+          (client_id, order_id), (status, order_id), (product_id, point_of_sale_channel)
         )
+        """,
+        lines=lines,
     )
-    return _conform(_with_first_seen(report, lines, "client_name"), CLIENT_SALES_COLUMNS)
-
-
-def product_channel_sales(lines: DataFrame) -> DataFrame:
-    """Per product and channel: orders, units, sales and volume.
-
-    No per-order level here: the line key (order_id, product_id) is unique among curated
-    lines, so an order has at most one line per product and the product's distinct orders
-    are its lines. (A per-order aggregation would have as many groups as lines.)"""
-    keys = ["product_id", "point_of_sale_channel"]
-    report = lines.groupBy(*keys).agg(
+    per_key = first_level.groupBy(REPORT_COLUMN, *_KEY_COLUMNS).agg(
         F.count(F.lit(1)).alias("orders"),
-        F.sum("product_ccf").alias("units"),
-        _from_whole(F.sum(LINE_CENTS_COLUMN), 100, LINE_TOTAL_TYPE).alias("total_sales"),
-        _from_whole(F.sum(LINE_ML_COLUMN), 1000, LINE_VOLUME_TYPE).alias("total_volume_l"),
+        F.sum("lines").alias("lines"),
+        F.sum("units").alias("units"),
+        F.sum("cents").alias("cents"),
+        F.sum("ml").alias("ml"),
         F.min(ROW_ID_COLUMN).alias(ROW_ID_COLUMN),
     )
-    return _conform(
-        _with_first_seen(report, lines, "product_description"), PRODUCT_CHANNEL_SALES_COLUMNS
+    names = lines.select(ROW_ID_COLUMN, "client_name", "product_description")
+    return F.broadcast(per_key).join(names, on=ROW_ID_COLUMN, how="inner")
+
+
+def _report(totals: DataFrame, name: str) -> DataFrame:
+    return totals.where(F.col(REPORT_COLUMN) == name)
+
+
+def client_sales(totals: DataFrame) -> DataFrame:
+    """Per client: distinct orders, lines, units and sales, from `report_totals`."""
+    report = _report(totals, CLIENT_SALES_REPORT).select(
+        "client_id",
+        "client_name",
+        F.col("orders").alias("total_orders"),
+        F.col("lines").alias("total_lines"),
+        F.col("units").alias("total_units"),
+        _from_whole(F.col("cents"), 100, LINE_TOTAL_TYPE).alias("total_sales"),
     )
+    return _conform(report, CLIENT_SALES_COLUMNS)
 
 
-def order_status(lines: DataFrame) -> DataFrame:
+def product_channel_sales(totals: DataFrame) -> DataFrame:
+    """Per product and channel: orders (its lines, see `report_totals`), units, sales and
+    volume, from `report_totals`."""
+    report = _report(totals, PRODUCT_CHANNEL_SALES_REPORT).select(
+        "product_id",
+        "product_description",
+        "point_of_sale_channel",
+        F.col("lines").alias("orders"),
+        "units",
+        _from_whole(F.col("cents"), 100, LINE_TOTAL_TYPE).alias("total_sales"),
+        _from_whole(F.col("ml"), 1000, LINE_VOLUME_TYPE).alias("total_volume_l"),
+    )
+    return _conform(report, PRODUCT_CHANNEL_SALES_COLUMNS)
+
+
+def order_status(totals: DataFrame) -> DataFrame:
     """Per status: distinct orders with at least one line in it, its lines and their sales
-    (an order with lines in two statuses counts under both)."""
-    report = (
-        _per_order(lines, ["status"])
-        .groupBy("status")
-        .agg(
-            F.count(F.lit(1)).alias("orders"),
-            F.sum("lines").alias("lines"),
-            _from_whole(F.sum("cents"), 100, LINE_TOTAL_TYPE).alias("total_sales"),
-        )
+    (an order with lines in two statuses counts under both), from `report_totals`."""
+    report = _report(totals, ORDER_STATUS_REPORT).select(
+        "status",
+        "orders",
+        "lines",
+        _from_whole(F.col("cents"), 100, LINE_TOTAL_TYPE).alias("total_sales"),
     )
     return _conform(report, ORDER_STATUS_COLUMNS)
 
 
 REPORT_BUILDERS = {
-    CLIENT_SALES_REPORT: (client_sales, ("client_id",)),
-    PRODUCT_CHANNEL_SALES_REPORT: (product_channel_sales, ("product_id", "point_of_sale_channel")),
-    ORDER_STATUS_REPORT: (order_status, ("status",)),
+    name: (build, _KEYS[name])
+    for name, build in (
+        (CLIENT_SALES_REPORT, client_sales),
+        (PRODUCT_CHANNEL_SALES_REPORT, product_channel_sales),
+        (ORDER_STATUS_REPORT, order_status),
+    )
 }
