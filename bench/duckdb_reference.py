@@ -23,6 +23,10 @@ from duffbeer.contract import (
     DATE_PATTERN,
     INPUT_COLUMN_NAMES,
     INTEGER_PATTERN,
+    MAX_BATCH_TOTAL_SALES,
+    MAX_BATCH_TOTAL_VOLUME_L,
+    MAX_LINE_TOTAL,
+    MAX_PRICE_ANY_QUANTITY,
     PRICE_PATTERN,
     RULE_ORDER,
     STATUSES,
@@ -112,7 +116,10 @@ def run(source: Path, out: Path, ingest_date: str) -> dict[str, object]:
     con.execute(
         f"""CREATE TABLE checked AS
         WITH typed AS (SELECT row_number() OVER () AS _row, *, {typed} FROM raw),
-        ruled AS (SELECT *, {reason} AS reject_reason FROM typed)
+        bounded AS (SELECT * REPLACE (CASE WHEN v_product_price <= {MAX_PRICE_ANY_QUANTITY}
+            OR v_product_price::DECIMAL(38,2) * v_product_ccf <= {MAX_LINE_TOTAL}
+            THEN v_product_ccf END AS v_product_ccf) FROM typed),
+        ruled AS (SELECT *, {reason} AS reject_reason FROM bounded)
         SELECT * REPLACE (CASE WHEN reject_reason IS NULL AND row_number() OVER (
             PARTITION BY v_order_id, v_product_id, reject_reason IS NULL ORDER BY _row) > 1
             THEN '{RejectReason.DUPLICATE_LINE.value}' ELSE reject_reason END AS reject_reason)
@@ -164,7 +171,11 @@ def run(source: Path, out: Path, ingest_date: str) -> dict[str, object]:
     malformed = con.execute("SELECT count(*) FROM reject_errors").fetchone()
     if malformed and malformed[0]:
         by_reason[RejectReason.MALFORMED_ROW.value] = int(malformed[0])
-    valid, sales = con.execute("SELECT count(*), sum(line_total) FROM lines").fetchone() or (0, 0)
+    valid, sales, volume = con.execute(
+        "SELECT count(*), sum(line_total), sum(line_volume_l) FROM lines"
+    ).fetchone() or (0, 0, 0)
+    if (sales or 0) > MAX_BATCH_TOTAL_SALES or (volume or 0) > MAX_BATCH_TOTAL_VOLUME_L:
+        raise SystemExit(f"batch totals beyond the exact sums: sales {sales}, volume {volume}")
     rejected = sum(by_reason.values())
     manifest = {
         "rows_read": int(valid) + rejected,

@@ -29,6 +29,10 @@ from duffbeer.contract import (
     INPUT_COLUMN_NAMES,
     INT_MAX,
     INTEGER_PATTERN,
+    MAX_BATCH_TOTAL_SALES,
+    MAX_BATCH_TOTAL_VOLUME_L,
+    MAX_LINE_TOTAL,
+    MAX_PRICE_ANY_QUANTITY,
     PRICE_PATTERN,
     RULE_ORDER,
     STATUSES,
@@ -78,6 +82,20 @@ def validate(frame: pd.DataFrame, has_date: bool) -> pd.DataFrame:
         amount = pd.to_numeric(text[name].where(ok), errors="coerce")
         bad[name] = ~ok | (amount <= 0 if name == "product_volume" else amount < 0)
         values[name] = text[name].where(~bad[name])
+    # A line total must fit its column: checked exactly (in Decimal) on the few rows whose
+    # price could exceed it at some quantity.
+    price = pd.to_numeric(values["product_price"], errors="coerce")
+    risky = (price > float(MAX_PRICE_ANY_QUANTITY)) & ~bad["product_ccf"]
+    beyond = pd.Series(False, index=frame.index)
+    if risky.any():
+        beyond[risky] = [
+            Decimal(p) * int(q) > MAX_LINE_TOTAL
+            for p, q in zip(
+                values["product_price"][risky], values["product_ccf"][risky], strict=True
+            )
+        ]
+    bad["product_ccf"] = bad["product_ccf"] | beyond
+    values["product_ccf"] = values["product_ccf"].where(~beyond)
     for name in ("client_name", "product_description", "point_of_sale_channel"):
         bad[name] = text[name] == ""
         values[name] = text[name]
@@ -158,12 +176,16 @@ def run(source: Path, out: Path, ingest_date: str) -> dict[str, object]:
         report.reset_index().astype({"total_sales": str}).to_parquet(
             out / f"{name}.parquet", index=False
         )
+    sales = sum(lines["line_total"], Decimal("0.00"))
+    volume = sum(lines["line_volume_l"], Decimal("0.000"))
+    if sales > MAX_BATCH_TOTAL_SALES or volume > MAX_BATCH_TOTAL_VOLUME_L:
+        raise SystemExit(f"batch totals beyond the exact sums: sales {sales}, volume {volume}")
     manifest = {
         "rows_read": len(frame) + len(malformed),
         "rows_valid": len(lines),
         "rows_rejected": len(rejects),
         "rejects_by_reason": rejects["reject_reason"].value_counts().sort_index().to_dict(),
-        "total_sales": str(sum(lines["line_total"], Decimal("0.00"))),
+        "total_sales": str(sales),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return manifest
