@@ -108,6 +108,16 @@ def _counts(engine: str, out: Path, stdout: str) -> tuple[int | None, int | None
         return None, None
 
 
+def job_phases(out: Path) -> str:
+    """The job's own seconds per phase, from its manifest (the rest of its wall time is the
+    JVM, Python and Spark session starting and stopping)."""
+    try:
+        timings = json.loads((out / "manifests" / "bench.json").read_text())["timings"]
+    except (OSError, ValueError, KeyError):
+        return ""
+    return ", ".join(f"{phase} {seconds:.1f}" for phase, seconds in timings.items())
+
+
 def run_engine(engine: str, command: list[str], rows: int, out: Path, logs: Path) -> Result:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -223,9 +233,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 command = [c if c != str(ns.work_dir / "out") else str(out) for c in template]
                 result = run_engine(engine, command, rows, out, ns.work_dir)
                 runs.setdefault(engine, []).append(result)
+                phases = job_phases(out) if engine.startswith("glue") else ""
                 print(
                     f"  {rows} rows, {engine}, run {attempt}/{ns.repeat}: {result.seconds:.1f} s, "
-                    f"{result.rows_per_second:,.0f} rows/s, load average {os.getloadavg()[0]:.1f}",
+                    f"{result.rows_per_second:,.0f} rows/s, load average {os.getloadavg()[0]:.1f}"
+                    + (f"; phases (s): {phases}" if phases else ""),
                     flush=True,
                 )
         results.extend(median_run(engine_runs) for engine_runs in runs.values())
