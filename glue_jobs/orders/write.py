@@ -27,10 +27,11 @@ def write_order_lines(lines: DataFrame, path: str) -> None:
 
 
 def write_report(report: DataFrame, sort_keys: tuple[str, ...], path: str) -> None:
-    """A report is small: one sorted file. Its rows meet in one partition through a shuffle
-    of the finished report, not `coalesce(1)`: a coalesce would run everything back to the
-    last shuffle in a single task, including the report's scan of the lines for names."""
-    report.repartition(1).sortWithinPartitions(*sort_keys).write.mode("overwrite").parquet(path)
+    """A report is small: one sorted file. Its rows come from the kept table of report
+    figures (reports.report_totals), so one task reading that table is all the write needs
+    (no shuffle); over anything not yet computed, `coalesce(1)` would run the whole
+    computation back to its last shuffle in that single task."""
+    report.coalesce(1).sortWithinPartitions(*sort_keys).write.mode("overwrite").parquet(path)
 
 
 def conform_rejects(rejects: DataFrame, batch_id: str) -> DataFrame:
