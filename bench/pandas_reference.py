@@ -77,14 +77,16 @@ def validate(frame: pd.DataFrame, has_date: bool) -> pd.DataFrame:
         number = pd.to_numeric(text[name].where(ok), errors="coerce")
         bad[name] = ~(ok & number.between(1, INT_MAX))
         values[name] = number.where(~bad[name]).astype("Int64")
+    amounts: dict[str, pd.Series] = {}
     for name, pattern in (("product_price", PRICE_PATTERN), ("product_volume", VOLUME_PATTERN)):
         ok = text[name].str.fullmatch(pattern.pattern.strip("^$"))
-        amount = pd.to_numeric(text[name].where(ok), errors="coerce")
+        amounts[name] = pd.to_numeric(text[name].where(ok), errors="coerce")
+        amount = amounts[name]
         bad[name] = ~ok | (amount <= 0 if name == "product_volume" else amount < 0)
         values[name] = text[name].where(~bad[name])
     # A line total must fit its column: checked exactly (in Decimal) on the few rows whose
     # price could exceed it at some quantity.
-    price = pd.to_numeric(values["product_price"], errors="coerce")
+    price = amounts["product_price"].where(~bad["product_price"])
     risky = (price > float(MAX_PRICE_ANY_QUANTITY)) & ~bad["product_ccf"]
     beyond = pd.Series(False, index=frame.index)
     if risky.any():

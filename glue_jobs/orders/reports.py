@@ -86,7 +86,8 @@ _KEYS = {
     ORDER_STATUS_REPORT: ("status",),
     PRODUCT_CHANNEL_SALES_REPORT: ("product_id", "point_of_sale_channel"),
 }
-_KEY_COLUMNS = ("client_id", "status", "product_id", "point_of_sale_channel")
+# Every report's key columns, once each: the columns of a `report_totals` row's key.
+_KEY_COLUMNS = tuple(dict.fromkeys(column for keys in _KEYS.values() for column in keys))
 
 
 def report_totals(lines: DataFrame) -> DataFrame:
