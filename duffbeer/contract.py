@@ -231,6 +231,94 @@ ORDERS_SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("total_sales", "double"),
 )
 
+# --- The maintained current state (docs/adr/0015) -----------------------------------------
+#
+# After every batch the pipeline keeps the current version of every line and the report
+# tables the API reads, so that a read never ranks versions. A line's recency is the tuple
+# RECENCY_KEY: the current version of a line key is its most recent version, and a client's
+# name or a product's description is the one on its most recent current line.
+RECENCY_KEY: tuple[str, ...] = (SOURCE_EVENT_TIME_COLUMN, BATCH_ID_COLUMN, *LINE_KEY)
+SUM_MONEY_TYPE = "decimal(38,2)"
+SUM_VOLUME_TYPE = "decimal(38,3)"
+
+# The per-client tables are partitioned by this column, client_id modulo the state's
+# `client_buckets`: a client's rows are read from one partition.
+CLIENT_BUCKET_COLUMN = "client_bucket"
+CLIENT_BUCKET_PARTITION: tuple[tuple[str, str], ...] = ((CLIENT_BUCKET_COLUMN, "int"),)
+
+# order_lines_current: one row per line key, CURATED_DATA_COLUMNS partitioned by
+# CURATED_PARTITION_COLUMNS and, inside each partition, bucketed by client_id (Spark's
+# bucketing, which Athena reads with 'bucketing_format' = 'spark').
+CURRENT_LINES_BUCKET_COLUMN = "client_id"
+
+# Per client (client_bucket partitions): totals (all_statuses = all_channels = 1), per status
+# (all_channels = 1) and per channel (all_statuses = 1); orders are distinct orders.
+CLIENT_REPORT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("client_id", "int"),
+    ("status", "string"),
+    ("point_of_sale_channel", "string"),
+    ("all_statuses", "int"),
+    ("all_channels", "int"),
+    ("client_name", "string"),
+    ("orders", "bigint"),
+    ("lines", "bigint"),
+    ("units", "bigint"),
+    ("total_sales", SUM_MONEY_TYPE),
+)
+# Per client and order (client_bucket partitions). An order spanning several days or
+# channels reports the earliest; the latest_* columns are the recency key of the order's
+# most recent line, whose client name it carries.
+CLIENT_ORDERS_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("client_id", "int"),
+    ("order_id", "int"),
+    ("order_date", "date"),
+    ("point_of_sale_channel", "string"),
+    ("lines", "bigint"),
+    ("units", "bigint"),
+    ("total_sales", SUM_MONEY_TYPE),
+    *((f"{status}_lines", "bigint") for status in STATUSES),
+    ("client_name", "string"),
+    ("latest_event_time", "timestamp"),
+    ("latest_batch_id", "string"),
+    ("latest_product_id", "int"),
+)
+# Per product, channel and day; `orders` equals the lines, since the line key makes a
+# product's lines belong to distinct orders. The latest_* columns are the recency key of
+# the cell's most recent line, whose description it carries.
+PRODUCT_DAILY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("product_id", "int"),
+    ("point_of_sale_channel", "string"),
+    ("order_date", "date"),
+    ("product_description", "string"),
+    ("latest_event_time", "timestamp"),
+    ("latest_batch_id", "string"),
+    ("latest_order_id", "int"),
+    ("orders", "bigint"),
+    ("units", "bigint"),
+    ("total_sales", SUM_MONEY_TYPE),
+    ("total_volume_l", SUM_VOLUME_TYPE),
+)
+# Per status and (channel, day) cell (all_statuses = 0), and per cell over all statuses (= 1):
+# the distinct orders with a line there, its lines and their sales.
+STATUS_DAILY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("status", "string"),
+    ("point_of_sale_channel", "string"),
+    ("order_date", "date"),
+    ("all_statuses", "int"),
+    ("orders", "bigint"),
+    ("lines", "bigint"),
+    ("total_sales", SUM_MONEY_TYPE),
+)
+# The cells of every order whose current lines lie in more than one (channel, day) cell: one
+# row per order and cell (status null) and per order, cell and status. Summing STATUS_DAILY
+# over several cells counts such an order once per cell; these rows correct that exactly.
+SPANNING_ORDER_CELLS_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("order_id", "int"),
+    ("status", "string"),
+    ("point_of_sale_channel", "string"),
+    ("order_date", "date"),
+)
+
 
 def normalise_header(name: str) -> str:
     """Header names match case-insensitively after trimming spaces (and a leading BOM)."""

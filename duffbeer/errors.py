@@ -61,6 +61,14 @@ class BatchNotPublishedError(DuffBeerError):
     """The transform did not publish a complete, consistent batch."""
 
 
+class StateConflictError(DuffBeerError):
+    """The state pointer moved since the merge was planned: plan again on the newer state."""
+
+
+class StateNotPublishedError(DuffBeerError):
+    """A state version is missing, incomplete or inconsistent, so it cannot be published."""
+
+
 class CatalogError(DuffBeerError):
     """The Glue Data Catalog could not be brought up to date."""
 

@@ -1,11 +1,12 @@
 """The batch manifest: the JSON document that describes a run and publishes a batch.
 
-The Glue job writes it twice: `runs/<batch_id>/<run_id>/_manifest.json` (this run, whatever
-its outcome) and then `manifests/<batch_id>.json` (the batch's pointer). Readers only use
-the pointer's `published` block: for a successful run it describes this run; for a failed
-run it is copied from the previous pointer, so a failed re-run never hides the last good
-version of the batch. Paths inside a manifest are keys relative to the output root (the
-processed bucket), so the same manifest is valid locally and on S3.
+The Glue job writes `runs/<batch_id>/<run_id>/_manifest.json` last, whatever the run's
+outcome; its `published` block is empty. The Store step publishes a successful run by
+writing the batch pointer `manifests/<batch_id>.json`: the run's manifest with `published`
+describing it (`publish`). Readers only use the pointer's `published` block, so a failed
+or superseded run never hides the last good version of the batch. Paths inside a manifest
+are keys relative to the output root (the processed bucket), so the same manifest is valid
+locally and on S3.
 """
 
 from __future__ import annotations
@@ -13,10 +14,17 @@ from __future__ import annotations
 import json
 from typing import Any, NotRequired, TypedDict
 
+from duffbeer import utc
 from duffbeer.errors import BatchNotPublishedError
 from duffbeer.naming import STATUS_FAILED, STATUS_SUCCEEDED
 
 MANIFEST_VERSION = 1
+
+# What the Store step does with a successful run (publication_decision).
+PUBLISH = "published"
+ALREADY_PUBLISHED = "already_published"
+# A newer upload of the same key is published: the run stays unpublished (ADR 0009).
+SUPERSEDED = "superseded"
 
 
 class SourceObject(TypedDict):
@@ -95,6 +103,39 @@ def loads(text: str | bytes) -> Manifest:
         raise BatchNotPublishedError(f"manifest has unknown status {data['status']!r}")
     manifest: Manifest = data
     return manifest
+
+
+def publish(run: Manifest, published_at: str) -> Manifest:
+    """The batch pointer that publishes a successful run."""
+    if run["status"] != STATUS_SUCCEEDED or run["outputs"] is None:
+        raise BatchNotPublishedError(
+            f"run {run['run_id']} of batch {run['batch_id']} ended {run['status']}: "
+            "only a successful run is published"
+        )
+    published = Published(
+        run_id=run["run_id"],
+        published_at=published_at,
+        source_event_time=run["source"]["event_time"],
+        partitions=run["partitions"],
+        outputs=run["outputs"],
+        rows_valid=run["rows_valid"],
+        total_sales=run["total_sales"],
+    )
+    return {**run, "published": published}
+
+
+def publication_decision(pointer: Manifest | None, run: Manifest) -> str:
+    """Whether a successful run replaces the batch's publication: PUBLISH unless the pointer
+    already publishes this run, or a run of an upload created later (SUPERSEDED). Runs of
+    uploads created at the same moment replace each other: that is a re-run of one upload."""
+    published = pointer.get("published") if pointer is not None else None
+    if published is None:
+        return PUBLISH
+    if published["run_id"] == run["run_id"]:
+        return ALREADY_PUBLISHED
+    if utc.parse(published["source_event_time"]) > utc.parse(run["source"]["event_time"]):
+        return SUPERSEDED
+    return PUBLISH
 
 
 def published_block(manifest: Manifest) -> Published | None:

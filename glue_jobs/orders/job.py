@@ -1,4 +1,4 @@
-"""The transform of one batch: read -> validate -> de-duplicate -> write -> publish."""
+"""The transform of one batch: read -> validate -> de-duplicate -> write the run's outputs."""
 
 from __future__ import annotations
 
@@ -20,15 +20,11 @@ from duffbeer.errors import (
     RejectThresholdExceededError,
     TotalsOutOfRangeError,
 )
-from duffbeer.manifest import ErrorInfo, Manifest, Partition, Published
-from duffbeer.naming import (
-    BATCH_REPORTS,
-    manifest_key,
-    run_manifest_key,
-)
+from duffbeer.manifest import ErrorInfo, Manifest, Partition
+from duffbeer.naming import BATCH_REPORTS, run_manifest_key
 from glue_jobs.orders.args import JobArgs
 from glue_jobs.orders.logs import JobLogger
-from glue_jobs.orders.manifests import RunFacts, build_manifest, parse_iso_utc, run_outputs
+from glue_jobs.orders.manifests import RunFacts, build_manifest, run_outputs
 from glue_jobs.orders.read import (
     HEAD_BYTES,
     HeaderLayout,
@@ -127,18 +123,6 @@ class BatchRun:
             self._finish(started, ErrorInfo(type=type(failure).__name__, message=str(failure)))
             raise failure from e
         return self._finish(started, None)
-
-    def _previous_published(self) -> Published | None:
-        path = join_path(self.args.output_path, manifest_key(self.args.batch_id))
-        text = self.storage.read_text(path)
-        if text is None:
-            return None
-        try:
-            return manifest_io.published_block(manifest_io.loads(text))
-        except (ValueError, DuffBeerError) as e:
-            # An unreadable pointer cannot be carried forward; a failure then publishes nothing.
-            self.log.warning("previous manifest unreadable", fields={"path": path, "error": str(e)})
-            return None
 
     def _inspect(self) -> tuple[list[str], HeaderLayout]:
         files = self.storage.list_inputs(self.args.input_path)
@@ -304,45 +288,19 @@ class BatchRun:
                 f"{where}: {'; '.join(beyond)}, beyond what the reports sum exactly"
             )
 
-    def _newer_publication(self, previous: Published | None) -> Published | None:
-        """The batch's current publication when it comes from a later upload than this run's
-        (an older upload processed late must not replace it), else None."""
-        if previous is None:
-            return None
-        try:
-            published_at = parse_iso_utc(previous["source_event_time"])
-        except ValueError:
-            return None
-        return previous if published_at > self.args.source_event_time else None
-
     def _finish(self, started: datetime, error: ErrorInfo | None) -> Manifest:
-        """Write the run manifest, then (last) the batch pointer that publishes the run,
-        unless the pointer already publishes a newer upload of the batch."""
-        # Read as late as possible: a run of a newer upload may have finished meanwhile.
-        previous = self._previous_published()
-        newer = self._newer_publication(previous)
-        if newer is not None:
-            self.facts.warnings.append(
-                f"superseded: the batch publishes run {newer['run_id']} of a newer upload "
-                f"(event time {newer['source_event_time']}); this run's outputs are not published"
-            )
+        """Write the run manifest last: it tells the Store step (and anyone listing the run)
+        that the run's outputs are complete. Publishing the batch is the Store step's job."""
         finished = self.clock()
         document = build_manifest(
-            self.args,
-            self.facts,
-            started_at=started,
-            finished_at=finished,
-            error=error,
-            previous_published=previous,
-            superseded_by=newer,
+            self.args, self.facts, started_at=started, finished_at=finished, error=error
         )
-        text = manifest_io.dumps(document)
-        root = self.args.output_path
         self.storage.write_text(
-            join_path(root, run_manifest_key(self.args.batch_id, self.args.run_id)), text
+            join_path(
+                self.args.output_path, run_manifest_key(self.args.batch_id, self.args.run_id)
+            ),
+            manifest_io.dumps(document),
         )
-        if newer is None:
-            self.storage.write_text(join_path(root, manifest_key(self.args.batch_id)), text)
         fields = {
             "status": document["status"],
             "rows_read": document["rows_read"],
@@ -353,19 +311,14 @@ class BatchRun:
         }
         if error is not None:
             self.log.error("batch failed", fields={**fields, "error": error})
-        elif newer is not None:
-            self.log.warning(
-                "batch superseded",
-                fields={**fields, "published_run_id": newer["run_id"]},
-            )
         else:
-            self.log.info("batch published", fields=fields)
+            self.log.info("run complete", fields=fields)
         return document
 
 
 def run_batch(
     args: JobArgs, spark: SparkSession, log: JobLogger, *, clock: Clock = _utc_now
 ) -> Manifest:
-    """Transform and publish one batch; raises a duffbeer.errors class on failure, after
-    writing a FAILED manifest that keeps the previous publication."""
+    """Transform one batch into its run's outputs and run manifest; raises a duffbeer.errors
+    class on failure, after writing a FAILED run manifest."""
     return BatchRun(args, spark, log, clock=clock).run()

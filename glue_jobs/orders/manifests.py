@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 
+from duffbeer import utc
 from duffbeer.manifest import (
     MANIFEST_VERSION,
     ErrorInfo,
     Manifest,
     Outputs,
     Partition,
-    Published,
     SourceObject,
 )
 from duffbeer.naming import (
@@ -27,16 +27,6 @@ from duffbeer.naming import (
 from glue_jobs.orders.args import JobArgs
 
 _S3_SCHEMES = ("s3://", "s3a://", "s3n://")
-
-
-def iso_utc(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_iso_utc(text: str) -> datetime:
-    """An ISO-8601 time as written by iso_utc (a trailing Z, or any offset) in UTC."""
-    parsed = datetime.fromisoformat(text)
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def run_outputs(batch_id: str, run_id: str) -> Outputs:
@@ -61,7 +51,7 @@ def source_object(args: JobArgs, size: int | None) -> SourceObject:
         etag=args.source_etag,
         version_id=args.source_version_id,
         size=size,
-        event_time=iso_utc(args.source_event_time),
+        event_time=utc.iso(args.source_event_time),
     )
 
 
@@ -95,27 +85,11 @@ def build_manifest(
     started_at: datetime,
     finished_at: datetime,
     error: ErrorInfo | None,
-    previous_published: Published | None,
-    superseded_by: Published | None = None,
 ) -> Manifest:
-    """The manifest of a run. A successful run publishes itself; a failed one carries the
-    previous `published` block forward so the last good version of the batch stays visible,
-    and so does a run superseded by the publication of a newer upload (`superseded_by`)."""
+    """The run manifest. `published` stays empty: the Store step publishes a run by writing
+    the batch pointer (duffbeer.manifest.publish)."""
     succeeded = error is None
     outputs = run_outputs(args.batch_id, args.run_id) if succeeded else None
-    published: Published | None = previous_published
-    if superseded_by is not None:
-        published = superseded_by
-    elif succeeded and outputs is not None:
-        published = Published(
-            run_id=args.run_id,
-            published_at=iso_utc(finished_at),
-            source_event_time=iso_utc(args.source_event_time),
-            partitions=facts.partitions,
-            outputs=outputs,
-            rows_valid=facts.rows_valid,
-            total_sales=f"{facts.total_sales:.2f}",
-        )
     return Manifest(
         manifest_version=MANIFEST_VERSION,
         batch_id=args.batch_id,
@@ -124,8 +98,8 @@ def build_manifest(
         error=error,
         source=source_object(args, facts.size),
         ingest_date=args.ingest_date.isoformat(),
-        started_at=iso_utc(started_at),
-        finished_at=iso_utc(finished_at),
+        started_at=utc.iso(started_at),
+        finished_at=utc.iso(finished_at),
         timings={k: round(v, 3) for k, v in facts.timings.items()},
         rows_read=facts.rows_read,
         rows_valid=facts.rows_valid,
@@ -137,5 +111,5 @@ def build_manifest(
         partitions=facts.partitions if succeeded else [],
         outputs=outputs,
         warnings=facts.warnings,
-        published=published,
+        published=None,
     )

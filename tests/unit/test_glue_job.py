@@ -15,7 +15,6 @@ from bench.generate_orders import generate_orders
 from duffbeer.contract import REJECT_COLUMNS
 from duffbeer.errors import (
     DelimiterError,
-    DuffBeerError,
     EmptyFileError,
     EncodingError,
     FileTooLargeError,
@@ -58,8 +57,9 @@ def run_job(
     return dict(main(argv, spark))
 
 
-def on_disk(out: Path, batch: str) -> dict:
-    return json.loads((out / "manifests" / f"{batch}.json").read_text())
+def on_disk(out: Path, batch: str, run: str) -> dict:
+    """The run manifest the job wrote last."""
+    return json.loads((out / "runs" / batch / run / "_manifest.json").read_text())
 
 
 def files_under(root: Path) -> dict[str, bytes]:
@@ -147,18 +147,10 @@ def test_sample_end_to_end(spark: SparkSession, tmp_path: Path, assert_rows: Ass
         "size": SAMPLE.stat().st_size,
         "event_time": "2026-11-28T00:00:00.000Z",
     }
-    assert manifest["published"] == {
-        "run_id": "run-1",
-        "published_at": manifest["finished_at"],
-        "source_event_time": "2026-11-28T00:00:00.000Z",
-        "partitions": partitions,
-        "outputs": outputs,
-        "rows_valid": 5,
-        "total_sales": "174.00",
-    }
-    # ... the batch pointer and the run's own manifest hold the same document
-    assert on_disk(out, "orders-sample") == manifest
-    assert json.loads((out / run / "_manifest.json").read_text()) == manifest
+    # ... the run publishes nothing itself (the Store step writes the batch pointer)
+    assert manifest["published"] is None
+    assert not (out / "manifests").exists()
+    assert on_disk(out, "orders-sample", "run-1") == manifest
     # ... one Parquet file per partition and per report, no checksum side files
     parquet = sorted(str(p.relative_to(out)) for p in out.rglob("*.parquet"))
     assert [p.rsplit("/", 1)[0] + "/" for p in parquet] == sorted(
@@ -439,7 +431,7 @@ def test_file_level_fault_fails_the_batch_and_publishes_nothing(
     # Then it raises the named error, writes a FAILED manifest naming it, publishes nothing
     assert type(raised.value) is error
     assert message in str(raised.value)
-    manifest = on_disk(out, "b")
+    manifest = on_disk(out, "b", "r")
     assert (manifest["status"], manifest["error"]) == (
         "FAILED",
         {"type": error.__name__, "message": str(raised.value)},
@@ -453,7 +445,7 @@ def test_file_larger_than_the_limit(spark: SparkSession, tmp_path: Path) -> None
     out = tmp_path / "processed"
     with pytest.raises(FileTooLargeError, match=r"is 462 bytes, more than the limit of 100"):
         run_job(spark, SAMPLE, out, "b", "r", "--max_file_bytes", "100")
-    assert on_disk(out, "b")["error"]["type"] == "FileTooLargeError"
+    assert on_disk(out, "b", "r")["error"]["type"] == "FileTooLargeError"
 
 
 def test_reject_share_above_threshold_fails_but_keeps_rejects(
@@ -468,7 +460,7 @@ def test_reject_share_above_threshold_fails_but_keeps_rejects(
     with pytest.raises(RejectThresholdExceededError, match=r"1 of 5 rows rejected \(20.00%\)"):
         run_job(spark, source, out, "b", "r")
     # Then the batch fails with its counts, the rejects stay for inspection, no lines
-    manifest = on_disk(out, "b")
+    manifest = on_disk(out, "b", "r")
     assert (manifest["status"], manifest["rows_read"], manifest["rejects_by_reason"]) == (
         "FAILED",
         5,
@@ -481,79 +473,24 @@ def test_reject_share_above_threshold_fails_but_keeps_rejects(
 def test_rerun_is_idempotent_and_leaves_other_batches_alone(
     spark: SparkSession, tmp_path: Path
 ) -> None:
-    # Given batch "other" published and batch "b" published once
+    # Given batch "other" and batch "b" each run once
     out = tmp_path / "processed"
     run_job(spark, SAMPLE, out, "other", "run-o")
     first = run_job(spark, SAMPLE, out, "b", "run-1")
     other_files = files_under(out / "runs/other")
-    other_manifest = (out / "manifests/other.json").read_bytes()
     lines_before = {k: v for k, v in files_under(out / "runs/b").items() if "order_lines" in k}
     # When batch "b" runs again with the same run id
     second = run_job(spark, SAMPLE, out, "b", "run-1")
-    # Then it publishes the same outputs (only the clock fields differ) ...
-    clock = ("started_at", "finished_at", "timings", "published")
+    # Then it writes the same outputs (only the clock fields differ) ...
+    clock = ("started_at", "finished_at", "timings")
     assert {k: v for k, v in second.items() if k not in clock} == {
         k: v for k, v in first.items() if k not in clock
-    }
-    assert {k: v for k, v in second["published"].items() if k != "published_at"} == {
-        k: v for k, v in first["published"].items() if k != "published_at"
     }
     lines_after = {k: v for k, v in files_under(out / "runs/b").items() if "order_lines" in k}
     assert sorted(v for v in lines_after.values()) == sorted(v for v in lines_before.values())
     # ... never duplicates a line, and never touches the other batch
     assert spark.read.parquet(str(out / "runs/b/run-1/order_lines")).count() == 5
     assert files_under(out / "runs/other") == other_files
-    assert (out / "manifests/other.json").read_bytes() == other_manifest
-
-
-def test_failed_rerun_keeps_the_last_good_publication(spark: SparkSession, tmp_path: Path) -> None:
-    # Given batch "b" published by run-1
-    out = tmp_path / "processed"
-    good = run_job(spark, SAMPLE, out, "b", "run-1")
-    # When a corrected upload of the same key turns out to hold only a header
-    broken = make_file(tmp_path / "broken.csv", f"{HEADER}\n".encode())
-    with pytest.raises(DuffBeerError):
-        run_job(spark, broken, out, "b", "run-2")
-    # Then the pointer records the failed run but still publishes run-1's outputs
-    manifest = on_disk(out, "b")
-    assert (manifest["run_id"], manifest["status"]) == ("run-2", "FAILED")
-    assert manifest["published"] == good["published"]
-    assert manifest["published"]["run_id"] == "run-1"
-
-
-def test_older_upload_never_replaces_a_newer_publication(
-    spark: SparkSession, tmp_path: Path
-) -> None:
-    # Given batch "b" published by run-2 from an upload at 10:00
-    out = tmp_path / "processed"
-    newer = run_job(spark, SAMPLE, out, "b", "run-2", "--source_event_time", "2026-11-28T10:00:00Z")
-    pointer_before = (out / "manifests/b.json").read_bytes()
-    # When run-1, of an earlier upload (09:00) of the same key, finishes after it
-    older = run_job(spark, SAMPLE, out, "b", "run-1", "--source_event_time", "2026-11-28T09:00:00Z")
-    # Then the batch pointer still publishes run-2, byte for byte ...
-    assert (out / "manifests/b.json").read_bytes() == pointer_before
-    # ... and run-1 records its own success, naming the publication that supersedes it
-    run_manifest = json.loads((out / "runs/b/run-1/_manifest.json").read_text())
-    assert run_manifest == older
-    assert (older["run_id"], older["status"], older["rows_valid"]) == ("run-1", "SUCCEEDED", 5)
-    assert older["published"] == newer["published"]
-    assert older["warnings"] == [
-        "superseded: the batch publishes run run-2 of a newer upload "
-        "(event time 2026-11-28T10:00:00.000Z); this run's outputs are not published"
-    ]
-
-
-def test_same_upload_time_republishes(spark: SparkSession, tmp_path: Path) -> None:
-    # Given batch "b" published by run-1 from an upload at 10:00
-    out = tmp_path / "processed"
-    event = ("--source_event_time", "2026-11-28T10:00:00Z")
-    run_job(spark, SAMPLE, out, "b", "run-1", *event)
-    # When the same upload is processed again by run-2
-    run_job(spark, SAMPLE, out, "b", "run-2", *event)
-    # Then run-2 is the publication (not older, so not superseded)
-    manifest = on_disk(out, "b")
-    assert (manifest["run_id"], manifest["published"]["run_id"]) == ("run-2", "run-2")
-    assert manifest["warnings"] == []
 
 
 def test_source_uri_names_the_staged_object(spark: SparkSession, tmp_path: Path) -> None:
