@@ -1,1 +1,1 @@
-"""The Store step: verify the atomic publication of a batch and remove superseded runs."""
+"""The Store step: publish a successful run by a conditional write of the batch pointer."""

@@ -10,23 +10,17 @@ from dataclasses import dataclass
 from duffbeer.errors import ConfigurationError
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-# A run prefix without a run manifest is left alone this long: its Glue job may still be
-# running (the job timeout is far shorter), after that it is an orphan of a crashed run.
-DEFAULT_STALE_RUN_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True)
 class PublishConfig:
     processed_bucket: str
-    stale_run_seconds: int = DEFAULT_STALE_RUN_SECONDS
 
     def __post_init__(self) -> None:
         if not _BUCKET.match(self.processed_bucket):
             raise ConfigurationError(
                 f"PROCESSED_BUCKET {self.processed_bucket!r} is not a bucket name"
             )
-        if self.stale_run_seconds <= 0:
-            raise ConfigurationError("stale_run_seconds must be positive")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> PublishConfig:

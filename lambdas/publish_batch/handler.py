@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -12,8 +12,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from duffbeer import aws, naming
+from duffbeer import manifest as manifests
 from lambdas.publish_batch.config import PublishConfig
-from lambdas.publish_batch.publish import verify_and_clean
+from lambdas.publish_batch.publish import publish_run
 
 logger = Logger()
 # Deploy sets POWERTOOLS_METRICS_NAMESPACE; the default keeps metrics valid without it.
@@ -32,15 +33,15 @@ def config() -> PublishConfig:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = config()
     logger.append_keys(batch_id=event["batch_id"], execution_name=event["run_id"])
-    result = verify_and_clean(
+    result = publish_run(
         batch_id=event["batch_id"],
         run_id=event["run_id"],
         bucket=settings.processed_bucket,
         client=aws.client("s3"),
         now=datetime.now(UTC),
-        stale_after=timedelta(seconds=settings.stale_run_seconds),
     )
-    metrics.add_metric(name="BatchesPublished", unit=MetricUnit.Count, value=1)
+    published = 1 if result.outcome == manifests.PUBLISH else 0
+    metrics.add_metric(name="BatchesPublished", unit=MetricUnit.Count, value=published)
     metrics.add_metric(name="RowsRead", unit=MetricUnit.Count, value=result.rows_read)
     metrics.add_metric(name="RowsValid", unit=MetricUnit.Count, value=result.rows_valid)
     metrics.add_metric(name="RowsRejected", unit=MetricUnit.Count, value=result.rows_rejected)
@@ -52,26 +53,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             name="TransformDuration", unit=MetricUnit.Seconds, value=result.transform_seconds
         )
     metrics.add_metric(
-        name="SupersededRunsDeleted", unit=MetricUnit.Count, value=len(result.deleted_runs)
+        name="PublicationConflicts", unit=MetricUnit.Count, value=result.conflicts
     )
-    metrics.add_metric(
-        name="CleanupErrors", unit=MetricUnit.Count, value=len(result.cleanup_errors)
-    )
-    if result.cleanup_errors:
-        # The batch is published and consistent; leftovers of older runs are invisible to
-        # readers and the next run of the batch retries the deletion. Alarm on the metric.
-        logger.error(
-            "Could not delete some objects of older runs", extra={"errors": result.cleanup_errors}
-        )
-    logger.info(
-        "Batch publication verified",
-        extra={
-            "outcome": result.outcome,
-            "published_run_id": result.published_run_id,
-            "rows_valid": result.rows_valid,
-            "rows_rejected": result.rows_rejected,
-            "partitions": result.partitions,
-            "deleted_runs": result.deleted_runs,
-        },
-    )
+    logger.info("Batch publication decided", extra=result.as_dict())
     return result.as_dict()

@@ -11,10 +11,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from duffbeer import catalog_tables as tables
 from duffbeer import reports_sql
 from duffbeer.errors import BatchNotPublishedError, InvalidParameterError
-from lambdas.catalog_batch import tables
-from lambdas.catalog_batch.catalog import catalog_batch, ensure_catalog, ensure_table
+from duffbeer.glue_catalog import ensure_table
+from lambdas.catalog_batch.catalog import catalog_batch, ensure_catalog
 
 pytestmark = pytest.mark.functional
 

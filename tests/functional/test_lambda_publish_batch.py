@@ -1,10 +1,11 @@
-"""publish_batch against moto: verify the published run, clean older runs, never other batches."""
+"""publish_batch against moto: a conditional write of the batch pointer, never an older upload."""
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -12,7 +13,8 @@ import pytest
 from moto import mock_aws
 
 from duffbeer.errors import BatchNotPublishedError
-from lambdas.publish_batch.publish import PUBLISHED, SUPERSEDED, verify_and_clean
+from duffbeer.manifest import ALREADY_PUBLISHED, PUBLISH, SUPERSEDED
+from lambdas.publish_batch.publish import publish_run
 
 pytestmark = pytest.mark.functional
 
@@ -20,7 +22,6 @@ BUCKET = "duffbeer-processed-orders"
 BATCH = "orders-aaaaaaaaaaaa"
 OTHER_BATCH = "orders-bbbbbbbbbbbb"
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-STALE_AFTER = timedelta(hours=24)
 
 
 @pytest.fixture
@@ -111,155 +112,123 @@ def _write_run(
     status: str = "SUCCEEDED",
     event_time: str = "2026-11-28T08:00:00+00:00",
     channels: tuple[str, ...] = ("Retail", "B2B"),
-    previous: dict[str, Any] | None = None,
-    publish: bool = True,
 ) -> dict[str, Any]:
-    """Write the objects and the run manifest of one run; publish it like the Glue job does."""
+    """Write the objects and the run manifest of one run, as the Glue job does."""
     block = _published(batch, run, event_time, list(channels))
     for partition in block["partitions"]:
         s3.put_object(Bucket=BUCKET, Key=f"{partition['location']}part-00000.parquet", Body=b"p")
     for prefix in block["outputs"]["reports"].values():
         s3.put_object(Bucket=BUCKET, Key=f"{prefix}part-00000.parquet", Body=b"r")
-    published = block if status == "SUCCEEDED" else previous
     manifest = _manifest(
-        batch,
-        run,
-        status=status,
-        event_time=event_time,
-        channels=list(channels),
-        published=published,
+        batch, run, status=status, event_time=event_time, channels=list(channels), published=None
     )
-    body = json.dumps(manifest).encode()
-    s3.put_object(Bucket=BUCKET, Key=f"runs/{batch}/{run}/_manifest.json", Body=body)
-    if publish:
-        s3.put_object(Bucket=BUCKET, Key=f"manifests/{batch}.json", Body=body)
+    s3.put_object(
+        Bucket=BUCKET, Key=f"runs/{batch}/{run}/_manifest.json", Body=json.dumps(manifest)
+    )
     return manifest
 
 
-def _keys(s3: Any, prefix: str = "") -> set[str]:
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
-    return {obj["Key"] for page in pages for obj in page.get("Contents", [])}
+def _pointer(s3: Any) -> dict[str, Any]:
+    return json.loads(s3.get_object(Bucket=BUCKET, Key=f"manifests/{BATCH}.json")["Body"].read())
 
 
-def _verify(s3: Any, run: str) -> Any:
-    return verify_and_clean(
-        batch_id=BATCH, run_id=run, bucket=BUCKET, client=s3, now=NOW, stale_after=STALE_AFTER
-    )
+def _publish(s3: Any, run: str) -> Any:
+    return publish_run(batch_id=BATCH, run_id=run, bucket=BUCKET, client=s3, now=NOW)
 
 
-def test_published_run_is_verified_and_older_runs_are_deleted(s3: Any) -> None:
-    # Given an older successful run, a failed run, then the run that just published
-    first = _write_run(s3, BATCH, "run-1", event_time="2026-11-27T08:00:00+00:00")
-    _write_run(s3, BATCH, "run-2", status="FAILED", previous=first["published"])
-    _write_run(s3, BATCH, "run-3", event_time="2026-11-28T09:00:00+00:00", channels=("Online",))
-    # ... and another batch with its own runs
-    _write_run(s3, OTHER_BATCH, "run-1")
-    _write_run(s3, OTHER_BATCH, "run-0", status="FAILED", publish=False)
-    other_before = _keys(s3, f"runs/{OTHER_BATCH}/")
+def test_first_run_is_published_with_its_figures(s3: Any) -> None:
+    # Given a successful run of a new batch
+    run = _write_run(s3, BATCH, "run-1")
 
-    # When the Store step of run-3 runs
-    result = _verify(s3, "run-3")
+    # When its Store step runs
+    result = _publish(s3, "run-1")
 
-    # Then it is published, the older runs are gone, the other batch is untouched
-    assert (result.outcome, result.published_run_id, result.partitions) == (PUBLISHED, "run-3", 1)
-    assert (result.rows_read, result.rows_valid, result.rows_rejected) == (3, 2, 1)
-    assert (result.latency_seconds, result.transform_seconds) == (3 * 3600.0, 0.0)
-    assert sorted(result.deleted_runs) == ["run-1", "run-2"]
-    assert result.deleted_objects == 2 * (2 + 3 + 1)
-    assert result.cleanup_errors == []
-    assert {key.split("/")[2] for key in _keys(s3, f"runs/{BATCH}/")} == {"run-3"}
-    assert _keys(s3, f"runs/{OTHER_BATCH}/") == other_before
+    # Then the batch pointer is the run manifest with a published block describing the run
+    assert (result.outcome, result.published_run_id, result.partitions) == (PUBLISH, "run-1", 2)
+    assert (result.rows_read, result.rows_valid, result.rows_rejected) == (5, 4, 1)
+    assert (result.latency_seconds, result.transform_seconds) == (4 * 3600.0, 0.0)
+    pointer = _pointer(s3)
+    assert {k: v for k, v in pointer.items() if k != "published"} == {
+        k: v for k, v in run.items() if k != "published"
+    }
+    assert pointer["published"] == {
+        **_published(BATCH, "run-1", "2026-11-28T08:00:00+00:00", ["Retail", "B2B"]),
+        "published_at": "2026-11-28T12:00:00.000Z",
+        "rows_valid": 4,
+    }
 
 
-def test_running_twice_is_harmless(s3: Any) -> None:
-    # Given a published run whose older run was already cleaned
-    _write_run(s3, BATCH, "run-1", event_time="2026-11-27T08:00:00+00:00")
+def test_retry_of_the_same_run_changes_nothing(s3: Any) -> None:
+    _write_run(s3, BATCH, "run-1")
+    _publish(s3, "run-1")
+    before = s3.get_object(Bucket=BUCKET, Key=f"manifests/{BATCH}.json")["Body"].read()
+
+    again = _publish(s3, "run-1")
+
+    assert (again.outcome, again.published_run_id) == (ALREADY_PUBLISHED, "run-1")
+    assert s3.get_object(Bucket=BUCKET, Key=f"manifests/{BATCH}.json")["Body"].read() == before
+
+
+def test_newer_upload_replaces_the_publication(s3: Any) -> None:
+    _write_run(s3, BATCH, "run-1", event_time="2026-11-28T08:00:00+00:00")
+    _publish(s3, "run-1")
+    _write_run(s3, BATCH, "run-2", event_time="2026-11-28T09:00:00+00:00", channels=("Online",))
+
+    result = _publish(s3, "run-2")
+
+    assert (result.outcome, result.published_run_id) == (PUBLISH, "run-2")
+    assert _pointer(s3)["published"]["run_id"] == "run-2"
+    assert [p["point_of_sale_channel"] for p in _pointer(s3)["published"]["partitions"]] == [
+        "Online"
+    ]
+
+
+def test_older_upload_finishing_last_is_superseded(s3: Any) -> None:
+    # Given the run of a 09:00 upload published
+    _write_run(s3, BATCH, "run-new", event_time="2026-11-28T09:00:00+00:00")
+    _publish(s3, "run-new")
+    before = s3.get_object(Bucket=BUCKET, Key=f"manifests/{BATCH}.json")["Body"].read()
+    # When the run of an earlier (08:00) upload of the same key finishes afterwards
+    _write_run(s3, BATCH, "run-old", event_time="2026-11-28T08:00:00+00:00")
+    result = _publish(s3, "run-old")
+
+    # Then the pointer still publishes the newer upload, byte for byte
+    assert (result.outcome, result.published_run_id) == (SUPERSEDED, "run-new")
+    assert s3.get_object(Bucket=BUCKET, Key=f"manifests/{BATCH}.json")["Body"].read() == before
+
+
+def test_rerun_of_the_same_upload_republishes(s3: Any) -> None:
+    # Re-running an upload as it is (same event time) publishes the new run: that is how a
+    # fix of the transform reaches a batch.
+    _write_run(s3, BATCH, "run-1")
+    _publish(s3, "run-1")
     _write_run(s3, BATCH, "run-2")
-    _verify(s3, "run-2")
-    before = _keys(s3)
 
-    # When the step is retried
-    again = _verify(s3, "run-2")
-
-    # Then it verifies again and deletes nothing more
-    assert (again.outcome, again.deleted_runs, again.deleted_objects) == (PUBLISHED, [], 0)
-    assert _keys(s3) == before
-
-
-def test_newer_run_in_flight_and_recent_orphans_are_kept(s3: Any) -> None:
-    # Given the published run, a newer run still writing (no run manifest yet), and a newer
-    # run that finished successfully but has not written the batch pointer yet
-    _write_run(s3, BATCH, "run-2", event_time="2026-11-28T08:00:00+00:00")
-    s3.put_object(Bucket=BUCKET, Key=f"runs/{BATCH}/run-4/order_lines/x.parquet", Body=b"p")
-    _write_run(s3, BATCH, "run-3", event_time="2026-11-28T10:00:00+00:00", publish=False)
-
-    # When run-2's Store step runs (its clock says the in-flight objects are fresh)
-    result = verify_and_clean(
-        batch_id=BATCH,
-        run_id="run-2",
-        bucket=BUCKET,
-        client=s3,
-        now=datetime.now(UTC),
-        stale_after=STALE_AFTER,
-    )
-
-    # Then neither newer run loses anything
-    assert result.deleted_runs == []
-    assert {key.split("/")[2] for key in _keys(s3, f"runs/{BATCH}/")} == {"run-2", "run-3", "run-4"}
-
-
-def test_stale_orphan_of_a_crashed_run_is_deleted(s3: Any) -> None:
-    # Given a run prefix without a run manifest, last written long ago
-    _write_run(s3, BATCH, "run-2")
-    s3.put_object(Bucket=BUCKET, Key=f"runs/{BATCH}/run-0/order_lines/x.parquet", Body=b"p")
-
-    # When the Store step runs two days later
-    result = verify_and_clean(
-        batch_id=BATCH,
-        run_id="run-2",
-        bucket=BUCKET,
-        client=s3,
-        now=datetime.now(UTC) + timedelta(days=2),
-        stale_after=STALE_AFTER,
-    )
-
-    # Then the orphan is removed
-    assert (result.deleted_runs, result.deleted_objects) == (["run-0"], 1)
+    assert _publish(s3, "run-2").outcome == PUBLISH
+    assert _pointer(s3)["published"]["run_id"] == "run-2"
 
 
 def test_failed_run_is_not_published(s3: Any) -> None:
-    # Given a good run-1, then run-2 failing (its pointer keeps run-1 published)
-    good = _write_run(s3, BATCH, "run-1", event_time="2026-11-27T08:00:00+00:00")
-    _write_run(s3, BATCH, "run-2", status="FAILED", previous=good["published"])
+    _write_run(s3, BATCH, "run-1", event_time="2026-11-27T08:00:00+00:00")
+    _publish(s3, "run-1")
+    _write_run(s3, BATCH, "run-2", status="FAILED")
 
-    # When run-2's Store step runs / Then it fails with the job's error, run-1 stays intact
     with pytest.raises(
         BatchNotPublishedError, match=r"run run-2 ended FAILED \(RejectThresholdExceededError"
     ):
-        _verify(s3, "run-2")
-    assert {key.split("/")[2] for key in _keys(s3, f"runs/{BATCH}/")} == {"run-1", "run-2"}
+        _publish(s3, "run-2")
+    assert _pointer(s3)["published"]["run_id"] == "run-1"
 
 
-def test_missing_batch_manifest_is_an_error(s3: Any) -> None:
-    # Given a run that wrote outputs but no batch manifest
-    _write_run(s3, BATCH, "run-1", publish=False)
+def test_run_without_run_manifest_is_an_error(s3: Any) -> None:
+    s3.put_object(Bucket=BUCKET, Key=f"runs/{BATCH}/run-1/order_lines/x.parquet", Body=b"p")
 
-    # When its Store step runs / Then nothing counts as published
-    with pytest.raises(BatchNotPublishedError, match=f"manifests/{BATCH}.json does not exist"):
-        _verify(s3, "run-1")
-
-
-def test_pointer_naming_another_run_is_an_error(s3: Any) -> None:
-    # Given a pointer naming run-9 while this run (run-1) left no run manifest
-    _write_run(s3, BATCH, "run-9")
-
-    # When run-1's Store step runs / Then the mismatch is reported
-    with pytest.raises(BatchNotPublishedError, match="names run run-9, and run run-1 wrote no"):
-        _verify(s3, "run-1")
+    with pytest.raises(BatchNotPublishedError, match=r"_manifest\.json does not exist"):
+        _publish(s3, "run-1")
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="manifests/")
 
 
 def test_listed_partition_without_objects_is_an_error(s3: Any) -> None:
-    # Given a published run one of whose listed partitions holds no object
     _write_run(s3, BATCH, "run-1")
     s3.delete_object(
         Bucket=BUCKET,
@@ -267,22 +236,65 @@ def test_listed_partition_without_objects_is_an_error(s3: Any) -> None:
         "part-00000.parquet",
     )
 
-    # When the Store step runs / Then the hole is named
     with pytest.raises(BatchNotPublishedError, match="point_of_sale_channel=B2B"):
-        _verify(s3, "run-1")
+        _publish(s3, "run-1")
 
 
-def test_run_overtaken_by_a_newer_upload_is_superseded(s3: Any) -> None:
-    # Given this run (older upload) finished after a newer upload's run published
-    _write_run(s3, BATCH, "run-old", event_time="2026-11-28T08:00:00+00:00", publish=False)
+def test_a_write_that_lands_first_makes_the_step_decide_again(s3: Any) -> None:
+    # Given run-old (08:00) about to publish, and run-new (09:00) publishing in between its
+    # read of the pointer and its conditional write
+    _write_run(s3, BATCH, "run-old", event_time="2026-11-28T08:00:00+00:00")
     _write_run(s3, BATCH, "run-new", event_time="2026-11-28T09:00:00+00:00")
+    raced: list[str] = []
 
-    # When the older run's Store step runs
-    result = _verify(s3, "run-old")
+    def publish_the_newer_run_first(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Key") == f"manifests/{BATCH}.json" and not raced:
+            raced.append("run-new")
+            publish_run(batch_id=BATCH, run_id="run-new", bucket=BUCKET, client=other, now=NOW)
 
-    # Then it succeeds as superseded and its own outputs are removed
-    assert (result.outcome, result.published_run_id, result.deleted_runs) == (
+    other = boto3.client("s3", region_name="us-east-1")
+    s3.meta.events.register("before-parameter-build.s3.PutObject", publish_the_newer_run_first)
+
+    # When run-old's Store step runs
+    result = _publish(s3, "run-old")
+
+    # Then its conditional write fails, it reads the newer pointer and stands down
+    assert raced == ["run-new"]
+    assert (result.outcome, result.published_run_id, result.conflicts) == (
         SUPERSEDED,
         "run-new",
-        ["run-old"],
+        1,
     )
+    assert _pointer(s3)["published"]["run_id"] == "run-new"
+
+
+def test_racing_runs_of_one_batch_always_leave_the_newer_published(moto_server: str) -> None:
+    # Given two runs of one key, the newer upload's and the older upload's, against a real
+    # S3 endpoint, started together many times over
+    s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
+    s3.create_bucket(Bucket=BUCKET)
+    _write_run(s3, BATCH, "run-old", event_time="2026-11-28T08:00:00+00:00")
+    _write_run(s3, BATCH, "run-new", event_time="2026-11-28T09:00:00+00:00")
+
+    def run(run_id: str, barrier: threading.Barrier, errors: list[BaseException]) -> None:
+        client = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
+        barrier.wait()
+        try:
+            publish_run(batch_id=BATCH, run_id=run_id, bucket=BUCKET, client=client, now=NOW)
+        except BaseException as e:  # reported below, in the test thread
+            errors.append(e)
+
+    for _ in range(10):
+        s3.delete_object(Bucket=BUCKET, Key=f"manifests/{BATCH}.json")
+        barrier = threading.Barrier(2)
+        errors: list[BaseException] = []
+        threads = [
+            threading.Thread(target=run, args=(r, barrier, errors)) for r in ("run-old", "run-new")
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        # Then neither fails the other, and the newer upload is the one published
+        assert errors == []
+        assert _pointer(s3)["published"]["run_id"] == "run-new"

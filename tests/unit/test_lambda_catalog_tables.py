@@ -8,8 +8,8 @@ import json
 import duckdb
 import pytest
 
+from duffbeer import catalog_tables as tables
 from duffbeer import contract, naming, reports_sql
-from lambdas.catalog_batch import tables
 
 # Trino and DuckDB agree on these result types; sum() of an integer is where they differ
 # (Trino: bigint, DuckDB: hugeint), so those columns are compared by name only.

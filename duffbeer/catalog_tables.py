@@ -1,13 +1,16 @@
 """Glue Data Catalog definitions of the processed data: tables, Athena views, partitions.
 
 Pure functions returning Glue API structures (TableInput, PartitionInput), built from the
-data contract (duffbeer.contract) and the report SQL (duffbeer.reports_sql).
+data contract (duffbeer.contract), the state's tables (duffbeer.state) and the report SQL
+(duffbeer.reports_sql).
 
 Every run of a batch writes under its own prefix (runs/<batch_id>/<run_id>/), so no single
-Hive-style directory tree holds the data: each table is partitioned by `batch_id` (plus
-channel and date for the order lines) and every partition carries the explicit Location of
-the published run. Partition projection cannot express that (it derives locations from a
-template), which is why the Catalog step registers partitions (docs/adr/0011).
+Hive-style directory tree holds the data: each per-batch table is partitioned by `batch_id`
+(plus channel and date for the order lines) and every partition carries the explicit
+Location of the published run. A state version reuses partitions written by earlier
+versions, so its partitions carry explicit locations too. Partition projection cannot
+express either (it derives locations from a template), which is why partitions are
+registered (docs/adr/0011).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import base64
 import json
 from typing import Any
 
-from duffbeer import contract, naming, reports_sql
+from duffbeer import contract, naming, reports_sql, state
 from duffbeer.errors import CatalogError
 
 Columns = tuple[tuple[str, str], ...]
@@ -30,6 +33,11 @@ PARQUET_STORAGE: dict[str, Any] = {
     },
 }
 TABLE_PARAMETERS = {"classification": "parquet", "EXTERNAL": "TRUE"}
+VIEW_PARAMETERS = {"presto_view": "true", "comment": "Presto View"}
+# On the stable views: the state version they show (they only ever move forward).
+STATE_VERSION_PARAMETER = "duffbeer_state_version"
+# Athena reads Spark's bucket files (hash and file names) only when told so (ADR 0015).
+SPARK_BUCKETING = {"bucketing_format": "spark"}
 BATCH_KEY: tuple[str, str] = (contract.BATCH_ID_COLUMN, "string")
 
 REPORT_COLUMNS: dict[str, Columns] = {
@@ -152,7 +160,7 @@ def views(database: str) -> dict[str, dict[str, Any]]:
         result[name] = {
             "Name": name,
             "TableType": "VIRTUAL_VIEW",
-            "Parameters": {"presto_view": "true", "comment": "Presto View"},
+            "Parameters": dict(VIEW_PARAMETERS),
             "ViewOriginalText": presto_view_text(sql, database, columns),
             "ViewExpandedText": "/* Presto View */",
             "PartitionKeys": [],
@@ -190,3 +198,91 @@ def batch_partitions(
     for report, table_name in naming.BATCH_REPORT_TABLES.items():
         result[table_name] = {(batch_id,): uri(outputs["reports"][report])}
     return result
+
+
+def _uri(bucket: str, key_prefix: str) -> str:
+    return f"s3://{bucket}/{key_prefix}"
+
+
+def state_table_input(
+    table: state.StateTable,
+    *,
+    bucket: str,
+    version: str,
+    settings: state.StateSettings,
+    location: str,
+) -> dict[str, Any]:
+    """TableInput of one table of one state version, named for the versions database."""
+    storage: dict[str, Any] = {
+        "Columns": _columns(table.columns),
+        "Location": _uri(bucket, location),
+        **PARQUET_STORAGE,
+    }
+    parameters = dict(TABLE_PARAMETERS)
+    if table.bucket_column is not None:
+        storage["BucketColumns"] = [table.bucket_column]
+        storage["NumberOfBuckets"] = settings["line_buckets"]
+        parameters.update(SPARK_BUCKETING)
+    return {
+        "Name": state.versioned_table(table.name, version),
+        "TableType": "EXTERNAL_TABLE",
+        "Parameters": parameters,
+        "PartitionKeys": _columns(table.partition_keys),
+        "StorageDescriptor": storage,
+    }
+
+
+def state_tables(
+    manifest: state.StateManifest, *, bucket: str
+) -> dict[str, tuple[dict[str, Any], dict[tuple[str, ...], str]]]:
+    """Per versioned table name: its TableInput and its partitions (values -> location)."""
+    version = manifest["version"]
+    result: dict[str, tuple[dict[str, Any], dict[tuple[str, ...], str]]] = {}
+    for name, table in state.STATE_TABLES.items():
+        where = manifest["tables"].get(name)
+        if where is None:
+            raise CatalogError(f"state version {version} has no table {name}")
+        location = where.get("location") or state.table_prefix(version, name)
+        table_input = state_table_input(
+            table, bucket=bucket, version=version, settings=manifest["settings"], location=location
+        )
+        keys = [column for column, _ in table.partition_keys]
+        partitions = {
+            tuple(p["values"][key] for key in keys): _uri(bucket, p["location"])
+            for p in where.get("partitions", [])
+        }
+        result[table_input["Name"]] = (table_input, partitions)
+    return result
+
+
+def empty_state_manifest() -> state.StateManifest:
+    """The state before the first batch: every table, no rows (what the views show then)."""
+    version = state.EMPTY_VERSION
+    tables: dict[str, state.TableLocation] = {}
+    for name, table in state.STATE_TABLES.items():
+        if table.partitioned:
+            tables[name] = state.TableLocation(rows=0, partitions=[])
+        else:
+            tables[name] = state.TableLocation(rows=0, location=state.table_prefix(version, name))
+    return state.StateManifest(
+        state_format=state.STATE_FORMAT,
+        version=version,
+        seq=0,
+        base_version=None,
+        created_at="1970-01-01T00:00:00.000Z",
+        run_id="deploy",
+        settings=state.StateSettings(
+            line_buckets=state.DEFAULT_LINE_BUCKETS, client_buckets=state.DEFAULT_CLIENT_BUCKETS
+        ),
+        batches={},
+        tables=tables,
+        counts={"lines": 0, "orders": 0, "clients": 0},
+        merge=state.MergeFacts(
+            changed_batches=[],
+            withdrawn_batches=[],
+            touched_partitions=0,
+            touched_orders=0,
+            fallback_lines=0,
+            timings={},
+        ),
+    )

@@ -1,0 +1,1 @@
+"""The CleanUp step: delete superseded runs and state versions that nothing names any more."""

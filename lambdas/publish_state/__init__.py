@@ -1,0 +1,1 @@
+"""The PublishState step: register a state version's tables, then publish it by its pointer."""
