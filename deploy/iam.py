@@ -99,6 +99,10 @@ def _catalog_resources(arns: StackArns) -> list[str]:
     return [arns.glue_catalog, arns.glue_database, arns.glue_tables]
 
 
+def _versions_catalog_resources(arns: StackArns) -> list[str]:
+    return [arns.glue_catalog, arns.versions_database, arns.versions_tables]
+
+
 def lambda_policy(key: str, arns: StackArns) -> Document:
     """The inline policy of one function's role: exactly what its code calls."""
     names = arns.names
@@ -115,32 +119,102 @@ def lambda_policy(key: str, arns: StackArns) -> Document:
         statements += [_read_input(arns)]
     elif key == "publish_batch":
         statements += [
-            # Listing manifests/ too makes a missing manifest a 404 (BatchNotPublishedError)
-            # rather than an AccessDenied.
+            # Listing manifests/ too makes a missing pointer a 404 rather than an AccessDenied.
             _list_processed(arns, "ListRunsOfBatch", [naming.RUNS_PREFIX, naming.MANIFESTS_PREFIX]),
             _allow(
-                "ReadManifestsAndRuns",
+                "ReadRunsAndPointers",
                 ["s3:GetObject"],
                 _processed_objects(arns, naming.MANIFESTS_PREFIX, naming.RUNS_PREFIX),
             ),
+            # Conditional PUTs (If-Match / If-None-Match) of the batch pointer only.
             _allow(
-                "DeleteSupersededRuns",
-                ["s3:DeleteObject"],
-                _processed_objects(arns, naming.RUNS_PREFIX),
+                "WriteBatchPointers",
+                ["s3:PutObject"],
+                _processed_objects(arns, naming.MANIFESTS_PREFIX),
+            ),
+        ]
+    elif key == "plan_state":
+        statements += [
+            _list_processed(arns, "ListPointers", [naming.MANIFESTS_PREFIX, naming.STATE_PREFIX]),
+            _allow(
+                "ReadPointersAndState",
+                ["s3:GetObject"],
+                _processed_objects(arns, naming.MANIFESTS_PREFIX, naming.STATE_PREFIX),
+            ),
+            _allow(
+                "WritePlans",
+                ["s3:PutObject"],
+                _processed_objects(arns, naming.STATE_PLANS_PREFIX),
+            ),
+        ]
+    elif key == "publish_state":
+        statements += [
+            _list_processed(arns, "ListState", [naming.STATE_PREFIX]),
+            _allow(
+                "ReadState",
+                ["s3:GetObject"],
+                _processed_objects(arns, naming.STATE_PREFIX),
+            ),
+            # Conditional PUTs (If-Match / If-None-Match) of the state pointer only.
+            _allow(
+                "WriteStatePointer",
+                ["s3:PutObject"],
+                [arns.object(names.processed_bucket, naming.STATE_POINTER_KEY)],
+            ),
+            _allow(
+                "RegisterVersionTables",
+                [*_CATALOG_READ, "glue:CreateDatabase", *_CATALOG_WRITE],
+                _versions_catalog_resources(arns),
             ),
         ]
     elif key == "catalog_batch":
-        # Reads the batch manifest; partitions point at the locations it lists.
+        # Reads the batch manifest (partitions point at the locations it lists) and the
+        # state pointer (the views move to the version it names).
         statements += [
+            _list_processed(arns, "ListPointers", [naming.MANIFESTS_PREFIX, naming.STATE_PREFIX]),
             _allow(
-                "ReadManifests",
+                "ReadPointers",
                 ["s3:GetObject"],
-                _processed_objects(arns, naming.MANIFESTS_PREFIX),
+                [
+                    arns.objects(names.processed_bucket, naming.MANIFESTS_PREFIX),
+                    arns.object(names.processed_bucket, naming.STATE_POINTER_KEY),
+                ],
             ),
             _allow(
                 "MaintainCatalog",
                 _CATALOG_READ + _CATALOG_WRITE,
                 _catalog_resources(arns),
+            ),
+        ]
+    elif key == "clean_up":
+        statements += [
+            _list_processed(
+                arns,
+                "ListRunsAndState",
+                [naming.RUNS_PREFIX, naming.MANIFESTS_PREFIX, naming.STATE_PREFIX],
+            ),
+            _allow(
+                "ReadPointersRunsAndState",
+                ["s3:GetObject"],
+                _processed_objects(
+                    arns, naming.MANIFESTS_PREFIX, naming.RUNS_PREFIX, naming.STATE_PREFIX
+                ),
+            ),
+            _allow(
+                "DeleteSupersededRunsAndVersions",
+                ["s3:DeleteObject"],
+                _processed_objects(
+                    arns,
+                    naming.RUNS_PREFIX,
+                    naming.STATE_VERSIONS_PREFIX,
+                    naming.STATE_PLANS_PREFIX,
+                ),
+            ),
+            _allow("ReadStableViews", ["glue:GetTable"], _catalog_resources(arns)),
+            _allow(
+                "DropOldVersionTables",
+                ["glue:GetDatabase", "glue:GetTables", "glue:GetTable", "glue:DeleteTable"],
+                _versions_catalog_resources(arns),
             ),
         ]
     elif key == "quarantine_batch":
@@ -165,16 +239,21 @@ def lambda_policy(key: str, arns: StackArns) -> Document:
                 ],
                 [arns.workgroup],
             ),
-            _allow("ReadCatalog", _CATALOG_READ, _catalog_resources(arns)),
             _allow(
-                "ReadPublishedData",
+                "ReadCatalog",
+                _CATALOG_READ,
+                _catalog_resources(arns) + _versions_catalog_resources(arns)[1:],
+            ),
+            # The state pointer, and the state's tables Athena reads with these credentials.
+            _allow(
+                "ReadPublishedState",
                 ["s3:GetObject"],
-                _processed_objects(arns, naming.MANIFESTS_PREFIX, naming.RUNS_PREFIX),
+                _processed_objects(arns, naming.STATE_PREFIX),
             ),
             _list_processed(
                 arns,
-                "ListPublishedData",
-                [naming.MANIFESTS_PREFIX, naming.RUNS_PREFIX, naming.ATHENA_RESULTS_PREFIX],
+                "ListPublishedState",
+                [naming.STATE_PREFIX, naming.ATHENA_RESULTS_PREFIX],
             ),
             _allow(
                 "LocateBucketForAthena",
@@ -199,36 +278,8 @@ def lambda_policy(key: str, arns: StackArns) -> Document:
     return _document(*statements)
 
 
-def glue_policy(arns: StackArns) -> Document:
-    """The Glue job's role: read its input and artifacts, write runs and manifests, log."""
-    names = arns.names
-    glue_groups = [names.glue_log_group, *GLUE_SHARED_LOG_GROUPS]
-    return _document(
-        _allow("ReadInput", ["s3:GetObject"], [arns.objects(names.input_bucket)]),
-        _allow(
-            "ListAndLocateBuckets",
-            ["s3:ListBucket", "s3:GetBucketLocation"],
-            [arns.bucket(names.input_bucket), arns.bucket(names.processed_bucket)],
-        ),
-        _allow(
-            "ReadArtifactsManifestsRuns",
-            ["s3:GetObject"],
-            _processed_objects(
-                arns, naming.ARTIFACTS_PREFIX, naming.MANIFESTS_PREFIX, naming.RUNS_PREFIX
-            ),
-        ),
-        _allow(
-            "WriteRunsAndManifests",
-            ["s3:PutObject", "s3:AbortMultipartUpload"],
-            _processed_objects(arns, naming.RUNS_PREFIX, naming.MANIFESTS_PREFIX),
-        ),
-        # Spark's output committer deletes its own temporary objects under the run's
-        # prefix; manifests are single PUTs on S3 and are never deleted by the job.
-        _allow(
-            "CleanUpRunTemporaries",
-            ["s3:DeleteObject"],
-            _processed_objects(arns, naming.RUNS_PREFIX),
-        ),
+def _glue_logging(arns: StackArns, log_group: str) -> list[Document]:
+    return [
         _allow(
             "CreateSharedGlueLogGroups",
             ["logs:CreateLogGroup"],
@@ -237,7 +288,7 @@ def glue_policy(arns: StackArns) -> Document:
         _allow(
             "WriteJobLogs",
             ["logs:CreateLogStream", "logs:PutLogEvents"],
-            [arns.log_streams(group) for group in glue_groups],
+            [arns.log_streams(group) for group in (log_group, *GLUE_SHARED_LOG_GROUPS)],
         ),
         # cloudwatch:PutMetricData supports no resource-level scoping; the namespace
         # condition limits the job metrics to Glue's own namespace.
@@ -247,11 +298,77 @@ def glue_policy(arns: StackArns) -> Document:
             ["*"],
             Condition={"StringEquals": {"cloudwatch:namespace": "Glue"}},
         ),
+    ]
+
+
+def glue_policy(arns: StackArns) -> Document:
+    """The transform job's role: read its input and artifacts, write its run, log."""
+    names = arns.names
+    return _document(
+        # GetObjectVersion: the job reads exactly the version the S3 event announced.
+        _allow(
+            "ReadInput",
+            ["s3:GetObject", "s3:GetObjectVersion"],
+            [arns.objects(names.input_bucket)],
+        ),
+        _allow(
+            "ListAndLocateBuckets",
+            ["s3:ListBucket", "s3:GetBucketLocation"],
+            [arns.bucket(names.input_bucket), arns.bucket(names.processed_bucket)],
+        ),
+        _allow(
+            "ReadArtifactsAndRuns",
+            ["s3:GetObject"],
+            _processed_objects(arns, naming.ARTIFACTS_PREFIX, naming.RUNS_PREFIX),
+        ),
+        _allow(
+            "WriteRuns",
+            ["s3:PutObject", "s3:AbortMultipartUpload"],
+            _processed_objects(arns, naming.RUNS_PREFIX),
+        ),
+        # Spark's output committer deletes its own temporary objects under the run's prefix.
+        _allow(
+            "CleanUpRunTemporaries",
+            ["s3:DeleteObject"],
+            _processed_objects(arns, naming.RUNS_PREFIX),
+        ),
+        *_glue_logging(arns, names.glue_log_group),
+    )
+
+
+def state_job_policy(arns: StackArns) -> Document:
+    """The state job's role: read published runs and the state, write new versions, log."""
+    names = arns.names
+    return _document(
+        _allow(
+            "ListAndLocateBucket",
+            ["s3:ListBucket", "s3:GetBucketLocation"],
+            [arns.bucket(names.processed_bucket)],
+        ),
+        _allow(
+            "ReadArtifactsRunsAndState",
+            ["s3:GetObject"],
+            _processed_objects(
+                arns, naming.ARTIFACTS_PREFIX, naming.RUNS_PREFIX, naming.STATE_PREFIX
+            ),
+        ),
+        _allow(
+            "WriteVersions",
+            ["s3:PutObject", "s3:AbortMultipartUpload"],
+            _processed_objects(arns, naming.STATE_VERSIONS_PREFIX),
+        ),
+        # Spark's output committer deletes its own temporary objects under the version.
+        _allow(
+            "CleanUpVersionTemporaries",
+            ["s3:DeleteObject"],
+            _processed_objects(arns, naming.STATE_VERSIONS_PREFIX),
+        ),
+        *_glue_logging(arns, names.state_job_log_group),
     )
 
 
 def state_machine_policy(arns: StackArns) -> Document:
-    """The state machine's role: invoke its four functions, run the job, alert, log."""
+    """The state machine's role: invoke its functions, run the two jobs, alert, log."""
     functions = [arns.function(key) for key in WORKFLOW_FUNCTIONS.values()]
     return _document(
         _allow(
@@ -260,9 +377,9 @@ def state_machine_policy(arns: StackArns) -> Document:
             functions + [f"{arn}:*" for arn in functions],
         ),
         _allow(
-            "RunTransformJob",
+            "RunJobs",
             ["glue:StartJobRun", "glue:GetJobRun", "glue:GetJobRuns", "glue:BatchStopJobRun"],
-            [arns.glue_job],
+            [arns.glue_job, arns.state_job],
         ),
         _allow("PublishFailures", ["sns:Publish"], [arns.topic]),
         # CloudWatch Logs delivery for Step Functions supports no resource-level
@@ -293,6 +410,10 @@ def role_documents(arns: StackArns) -> dict[str, tuple[Document, Document]]:
             lambda_policy(spec.key, arns),
         )
     roles[arns.names.role("glue")] = (trust_policy("glue", arns.account), glue_policy(arns))
+    roles[arns.names.role("state_job")] = (
+        trust_policy("glue", arns.account),
+        state_job_policy(arns),
+    )
     roles[arns.names.role("states")] = (
         trust_policy("states", arns.account),
         state_machine_policy(arns),

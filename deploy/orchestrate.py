@@ -21,6 +21,7 @@ from duffbeer import contract, naming
 from workflows.definition import WorkflowConfig, definition_json
 
 GLUE_SCRIPT = packaging.PROJECT_DIR / "glue_jobs" / "transform_orders.py"
+STATE_SCRIPT = packaging.PROJECT_DIR / "glue_jobs" / "maintain_state.py"
 S3_TRIGGER_STATEMENT = "s3-input-bucket-invokes"
 API_STATEMENT = "apigateway-invokes"
 
@@ -50,14 +51,26 @@ def function_environment(key: str, names: StackNames, arns: StackArns) -> dict[s
         "start_etl": {"STATE_MACHINE_ARN": arns.state_machine},
         "validate_orders": {"MAX_FILE_BYTES": str(contract.DEFAULT_MAX_FILE_BYTES)},
         "publish_batch": {"PROCESSED_BUCKET": names.processed_bucket},
+        "plan_state": {"PROCESSED_BUCKET": names.processed_bucket},
+        "publish_state": {
+            "PROCESSED_BUCKET": names.processed_bucket,
+            "VERSIONS_DATABASE": names.versions_database,
+        },
         "catalog_batch": {
             "PROCESSED_BUCKET": names.processed_bucket,
             "GLUE_DATABASE": names.database,
+            "VERSIONS_DATABASE": names.versions_database,
+        },
+        "clean_up": {
+            "PROCESSED_BUCKET": names.processed_bucket,
+            "GLUE_DATABASE": names.database,
+            "VERSIONS_DATABASE": names.versions_database,
         },
         "quarantine_batch": {"PROCESSED_BUCKET": names.processed_bucket},
         "orders_api": {
             "QUERY_BACKEND": "athena",
             "GLUE_DATABASE": names.database,
+            "VERSIONS_DATABASE": names.versions_database,
             "ATHENA_WORKGROUP": names.workgroup,
             "PROCESSED_BUCKET": names.processed_bucket,
         },
@@ -71,9 +84,13 @@ def workflow_config(names: StackNames, arns: StackArns, options: DeployOptions) 
         role_arn=arns.role("states"),
         validate_function_arn=arns.function("validate_orders"),
         publish_function_arn=arns.function("publish_batch"),
+        plan_state_function_arn=arns.function("plan_state"),
+        publish_state_function_arn=arns.function("publish_state"),
         catalog_function_arn=arns.function("catalog_batch"),
+        clean_up_function_arn=arns.function("clean_up"),
         quarantine_function_arn=arns.function("quarantine_batch"),
         glue_job_name=names.glue_job,
+        state_job_name=names.state_job,
         processed_bucket=names.processed_bucket,
         failure_topic_arn=arns.topic,
         region=options.region,
@@ -97,15 +114,16 @@ def plan(options: DeployOptions) -> list[PlanStep]:
         PlanStep("Lambda layer (aws-lambda-powertools)", (names.layer,)),
         PlanStep("Lambda functions", tuple(names.function(spec.key) for spec in FUNCTIONS)),
         PlanStep(
-            "Glue job artifacts and job (Glue 5.0)",
+            "Glue job artifacts and jobs (Glue 5.0)",
             (
                 f"s3://{names.processed_bucket}/{analytics.GLUE_ARTIFACTS_PREFIX}",
                 names.glue_job,
+                names.state_job,
             ),
         ),
         PlanStep(
-            "Glue database, its tables and views, and the Athena workgroup",
-            (names.database, names.workgroup),
+            "Glue databases (reports; state versions), tables and views, Athena workgroup",
+            (names.database, names.versions_database, names.workgroup),
         ),
         PlanStep("Step Functions state machine", (arns.state_machine,)),
         PlanStep(
@@ -173,14 +191,7 @@ def deploy_stack(options: DeployOptions, reporter: Reporter) -> StackOutputs:
             clients, reporter, desired, zip_path, tags
         )
 
-    reporter.section("Glue job")
-    script_uri = analytics.ensure_artifact(
-        clients,
-        reporter,
-        names.processed_bucket,
-        f"{analytics.GLUE_ARTIFACTS_PREFIX}transform_orders.py",
-        GLUE_SCRIPT,
-    )
+    reporter.section("Glue jobs")
     libs_uri = analytics.ensure_artifact(
         clients,
         reporter,
@@ -188,18 +199,29 @@ def deploy_stack(options: DeployOptions, reporter: Reporter) -> StackOutputs:
         f"{analytics.GLUE_ARTIFACTS_PREFIX}duffbeer_libs.zip",
         packaging.build_glue_libs_zip(build_dir),
     )
-    analytics.ensure_job(
-        clients,
-        reporter,
-        names.glue_job,
-        analytics.job_definition(
-            names, options, role_arns[names.role("glue")], script_uri, libs_uri
-        ),
-        tags,
-    )
+    for job_name, script, role, definition in (
+        (names.glue_job, GLUE_SCRIPT, "glue", analytics.transform_job_definition),
+        (names.state_job, STATE_SCRIPT, "state_job", analytics.state_job_definition),
+    ):
+        script_uri = analytics.ensure_artifact(
+            clients,
+            reporter,
+            names.processed_bucket,
+            f"{analytics.GLUE_ARTIFACTS_PREFIX}{script.name}",
+            script,
+        )
+        analytics.ensure_job(
+            clients,
+            reporter,
+            job_name,
+            definition(names, options, role_arns[names.role(role)], script_uri, libs_uri),
+            tags,
+        )
 
     reporter.section("Glue database and Athena workgroup")
-    analytics.ensure_catalog_schema(clients, reporter, names.database, names.processed_bucket)
+    analytics.ensure_catalog_schema(
+        clients, reporter, names.database, names.versions_database, names.processed_bucket
+    )
     analytics.ensure_workgroup(
         clients,
         reporter,
@@ -259,7 +281,9 @@ def deploy_stack(options: DeployOptions, reporter: Reporter) -> StackOutputs:
         state_machine_arn=state_machine_arn,
         function_arns=function_arns,
         glue_job_name=names.glue_job,
+        state_job_name=names.state_job,
         database=names.database,
+        versions_database=names.versions_database,
         workgroup=names.workgroup,
         topic_arn=topic_arn,
         api_id=api_outputs.api_id,
@@ -285,7 +309,9 @@ def destroy_stack(options: DeployOptions, reporter: Reporter, *, force: bool) ->
     reporter.section("Glue and Athena")
     analytics.remove_workgroup(clients, reporter, names.workgroup)
     analytics.remove_database(clients, reporter, names.database)
+    analytics.remove_database(clients, reporter, names.versions_database)
     analytics.remove_job(clients, reporter, names.glue_job)
+    analytics.remove_job(clients, reporter, names.state_job)
     reporter.section("Lambda functions and layer")
     for spec in FUNCTIONS:
         compute.remove_function(clients, reporter, names.function(spec.key))

@@ -43,7 +43,11 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec("start_etl", "start_etl", timeout=30, memory=256),
     FunctionSpec("validate_orders", "validate_orders", timeout=60, memory=256),
     FunctionSpec("publish_batch", "publish_batch", timeout=120, memory=256),
+    FunctionSpec("plan_state", "plan_state", timeout=120, memory=256),
+    # Registers a version's partitions: a few BatchCreatePartition calls per 100 partitions.
+    FunctionSpec("publish_state", "publish_state", timeout=300, memory=256),
     FunctionSpec("catalog_batch", "catalog_batch", timeout=120, memory=256),
+    FunctionSpec("clean_up", "clean_up", timeout=300, memory=256),
     FunctionSpec("quarantine_batch", "quarantine_batch", timeout=120, memory=256),
     # Athena polling stays below API Gateway's 29 s integration timeout.
     FunctionSpec("orders_api", "api", timeout=29, memory=512),
@@ -53,7 +57,10 @@ FUNCTIONS_BY_KEY: dict[str, FunctionSpec] = {spec.key: spec for spec in FUNCTION
 WORKFLOW_FUNCTIONS: dict[str, str] = {
     "validate_function_arn": "validate_orders",
     "publish_function_arn": "publish_batch",
+    "plan_state_function_arn": "plan_state",
+    "publish_state_function_arn": "publish_state",
     "catalog_function_arn": "catalog_batch",
+    "clean_up_function_arn": "clean_up",
     "quarantine_function_arn": "quarantine_batch",
 }
 
@@ -80,6 +87,9 @@ class DeployOptions:
     glue_worker_type: str = "G.1X"
     glue_workers: int = 2
     glue_timeout_minutes: int = 60
+    # The state job merges one batch into the current state; it is sized by the state.
+    state_worker_type: str = "G.1X"
+    state_workers: int = 2
     athena_bytes_scanned_cutoff: int = 1024**3
     api_rate_limit: float = 50.0
     api_burst_limit: int = 100
@@ -103,7 +113,7 @@ class DeployOptions:
                 raise ConfigurationError(
                     f"bucket name {bucket!r} is longer than {_BUCKET_MAX} characters"
                 )
-        if self.log_retention_days <= 0 or self.glue_workers < 2:
+        if self.log_retention_days <= 0 or min(self.glue_workers, self.state_workers) < 2:
             raise ConfigurationError("log retention must be positive and Glue needs >= 2 workers")
 
     @property
@@ -121,9 +131,11 @@ class StackNames:
     input_bucket: str
     processed_bucket: str
     database: str
+    versions_database: str
     topic: str
     state_machine: str
     glue_job: str
+    state_job: str
     workgroup: str
     api: str
     layer: str
@@ -141,9 +153,11 @@ class StackNames:
             input_bucket=buckets.input,
             processed_bucket=buckets.processed,
             database=database,
+            versions_database=naming.versions_database(database),
             topic=f"{stack}-alerts",
             state_machine=f"{stack}-orders-etl",
             glue_job=f"{stack}-transform-orders",
+            state_job=f"{stack}-maintain-state",
             workgroup=f"{stack}-reports",
             api=f"{stack}-orders-api",
             layer=f"{stack}-powertools",
@@ -169,11 +183,16 @@ class StackNames:
         return f"/aws-glue/jobs/{self.glue_job}"
 
     @property
+    def state_job_log_group(self) -> str:
+        return f"/aws-glue/jobs/{self.state_job}"
+
+    @property
     def log_groups(self) -> tuple[str, ...]:
         return (
             *(self.lambda_log_group(spec.key) for spec in FUNCTIONS),
             self.state_machine_log_group,
             self.glue_log_group,
+            self.state_job_log_group,
         )
 
     @property
@@ -181,6 +200,7 @@ class StackNames:
         return (
             *(self.role(spec.key) for spec in FUNCTIONS),
             self.role("glue"),
+            self.role("state_job"),
             self.role("states"),
         )
 
@@ -203,11 +223,16 @@ class StackNames:
         return self.alarm("rows-rejected")
 
     @property
+    def cleanup_errors_alarm(self) -> str:
+        return self.alarm("cleanup-errors")
+
+    @property
     def alarms(self) -> tuple[str, ...]:
         return (
             *self.state_machine_alarms.values(),
             *self.lambda_alarms.values(),
             self.rows_rejected_alarm,
+            self.cleanup_errors_alarm,
         )
 
     @property
@@ -238,6 +263,9 @@ class StackArns:
     def objects(self, bucket: str, prefix: str = "") -> str:
         return f"arn:{self.partition}:s3:::{bucket}/{prefix}*"
 
+    def object(self, bucket: str, key: str) -> str:
+        return f"arn:{self.partition}:s3:::{bucket}/{key}"
+
     def function(self, key: str) -> str:
         return self._arn("lambda", f"function:{self.names.function(key)}")
 
@@ -263,6 +291,10 @@ class StackArns:
         return self._arn("glue", f"job/{self.names.glue_job}")
 
     @property
+    def state_job(self) -> str:
+        return self._arn("glue", f"job/{self.names.state_job}")
+
+    @property
     def glue_catalog(self) -> str:
         return self._arn("glue", "catalog")
 
@@ -273,6 +305,14 @@ class StackArns:
     @property
     def glue_tables(self) -> str:
         return self._arn("glue", f"table/{self.names.database}/*")
+
+    @property
+    def versions_database(self) -> str:
+        return self._arn("glue", f"database/{self.names.versions_database}")
+
+    @property
+    def versions_tables(self) -> str:
+        return self._arn("glue", f"table/{self.names.versions_database}/*")
 
     @property
     def workgroup(self) -> str:
@@ -302,7 +342,9 @@ class StackOutputs:
     state_machine_arn: str
     function_arns: dict[str, str]
     glue_job_name: str
+    state_job_name: str
     database: str
+    versions_database: str
     workgroup: str
     topic_arn: str
     api_id: str
@@ -319,7 +361,9 @@ class StackOutputs:
             "state_machine_arn": self.state_machine_arn,
             "function_arns": dict(self.function_arns),
             "glue_job_name": self.glue_job_name,
+            "state_job_name": self.state_job_name,
             "database": self.database,
+            "versions_database": self.versions_database,
             "workgroup": self.workgroup,
             "topic_arn": self.topic_arn,
             "api_id": self.api_id,

@@ -7,7 +7,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from duffbeer import catalog_tables
+from duffbeer import catalog_tables, state
 from duffbeer.errors import CatalogError
 
 _CREATE_BATCH = 100  # Glue limits per BatchCreatePartition / BatchUpdatePartition call
@@ -27,6 +27,10 @@ _COMPARED_STORAGE_KEYS = (
 )
 
 Values = tuple[str, ...]
+VERSIONS_DATABASE_DESCRIPTION = (
+    "Duff Beer orders: the current state's tables, one per state version (read through "
+    "the stable views of the reports database)"
+)
 
 
 def _code(error: ClientError) -> str:
@@ -222,3 +226,19 @@ def table_names(glue: Any, database: str) -> list[str]:
             return []
         raise CatalogError(f"cannot list the tables of {database}: {e}") from e
     return names
+
+
+def register_state_version(
+    glue: Any, database: str, bucket: str, manifest: state.StateManifest
+) -> tuple[int, int]:
+    """Create the version's tables and their partitions in the versions database
+    (idempotent): (tables, partitions)."""
+    ensure_database(glue, database, VERSIONS_DATABASE_DESCRIPTION)
+    partitions = 0
+    tables = catalog_tables.state_tables(manifest, bucket=bucket)
+    for table_input, desired in tables.values():
+        ensure_table(glue, database, table_input)
+        if table_input["PartitionKeys"]:
+            sync_partitions(glue, database, table_input, desired)
+            partitions += len(desired)
+    return len(tables), partitions

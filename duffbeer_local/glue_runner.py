@@ -2,10 +2,10 @@
 
 Local Spark has no S3 connector, so a run is staged the way a job would see S3 on Glue:
 the script and its `--extra-py-files` are downloaded from their S3 locations, the input
-object is downloaded to a local folder, `--output_path` points at a local folder holding
-the batch's current `manifests/<batch_id>.json` (so a failed run can carry the previous
-published block), and after the process exits everything it wrote is uploaded back, the
-batch manifest LAST, so readers on the S3 side see the same atomic publication as on AWS.
+object is downloaded to a local folder, and an output root (`--output_path`,
+`--processed_path`) becomes a local view of its bucket (duffbeer_local.s3_mirror): the job
+reads any object there, and after the process exits what it wrote is uploaded back, run
+and version manifests last, as the job writes them on Glue.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from botocore.exceptions import ClientError
 
 from duffbeer import manifest as manifest_mod
 from duffbeer.errors import ConfigurationError
-from duffbeer.naming import MANIFESTS_PREFIX, RUNS_PREFIX, manifest_key
+from duffbeer.naming import RUNS_PREFIX
+from duffbeer_local.s3_mirror import BucketMirror, BucketView
 from glue_jobs.orders.session import LOCAL_DRIVER_JAVA_OPTIONS
 
 # Arguments Glue itself consumes (it never hands them to spark-submit's script as data).
@@ -94,7 +95,8 @@ class GlueSettings:
     # The job records this as its source object; staging replaces the input path with a local
     # file, so the original s3:// URI is passed here (unless the run already sets it).
     source_uri_argument: str = "--source_uri"
-    output_arguments: tuple[str, ...] = ("--output_path",)
+    # Output roots: each becomes a local view of its bucket (read anything, upload writes).
+    output_arguments: tuple[str, ...] = ("--output_path", "--processed_path")
     spark_conf: Mapping[str, str] = field(
         default_factory=lambda: {
             "spark.ui.enabled": "false",
@@ -129,8 +131,7 @@ class _Staged:
     script: Path
     py_files: list[Path]
     arguments: dict[str, str] = field(default_factory=dict)
-    # (local root, s3 uri, the batch manifest as it was before the run)
-    outputs: list[tuple[Path, str, bytes | None]] = field(default_factory=list)
+    outputs: list[BucketView] = field(default_factory=list)
     input_bytes: int = 0
 
 
@@ -155,6 +156,7 @@ class GlueRuntime:
     def __init__(self, settings: GlueSettings, s3: Any) -> None:
         self._settings = settings
         self._s3 = s3
+        self._mirror = BucketMirror(settings.state_dir / "glue" / "mirror", s3)
         self._lock = threading.Lock()
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self._threads: list[threading.Thread] = []
@@ -180,41 +182,6 @@ class GlueRuntime:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 self._s3.download_file(bucket, item["Key"], str(target))
         return target_dir
-
-    def _stage_output(self, uri: str, local: Path, batch_id: str | None) -> bytes | None:
-        """Create the local output root; bring the batch's current manifest into it."""
-        local.mkdir(parents=True, exist_ok=True)
-        if not batch_id:
-            return None
-        bucket, prefix = _split_s3(uri)
-        key = f"{prefix.rstrip('/') + '/' if prefix else ''}{manifest_key(batch_id)}"
-        try:
-            body: bytes = self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        except ClientError as e:
-            if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                return None
-            raise
-        target = local / manifest_key(batch_id)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(body)
-        return body
-
-    def _upload_output(self, local: Path, uri: str, previous_manifest: bytes | None) -> int:
-        """Upload what the job wrote; manifests/ last, and only if the job changed them."""
-        bucket, prefix = _split_s3(uri)
-        base = prefix.rstrip("/") + "/" if prefix else ""
-        files = sorted(p for p in local.rglob("*") if p.is_file() and not p.name.endswith(".crc"))
-        manifests = [
-            p for p in files if p.relative_to(local).as_posix().startswith(MANIFESTS_PREFIX)
-        ]
-        data = [p for p in files if p not in manifests]
-        for path in data:
-            self._s3.upload_file(str(path), bucket, base + path.relative_to(local).as_posix())
-        for path in manifests:
-            if previous_manifest is not None and path.read_bytes() == previous_manifest:
-                continue
-            self._s3.upload_file(str(path), bucket, base + path.relative_to(local).as_posix())
-        return len(data) + len(manifests)
 
     # Running ------------------------------------------------------------------------------
 
@@ -246,18 +213,20 @@ class GlueRuntime:
             command += [name, value]
         return command
 
-    def _run_error(self, output_roots: list[Path], log_text: str) -> str | None:
+    def _run_error(self, views: list[BucketView], log_text: str) -> str | None:
         """The run's error: from the run manifest the job wrote, else from its log."""
-        pattern = f"{RUNS_PREFIX}*/*/_manifest.json"
-        paths = [p for root in output_roots for p in root.glob(pattern)]
-        for path in sorted(paths):
-            try:
-                run_manifest = manifest_mod.loads(path.read_bytes())
-            except (ValueError, manifest_mod.BatchNotPublishedError):
-                continue
-            error = run_manifest.get("error")
-            if error:
-                return f"{error['type']}: {error['message']}"
+        for view in views:
+            for path in self._mirror.new_files(view):
+                relative = path.relative_to(view.root).as_posix()
+                if not (relative.startswith(RUNS_PREFIX) and path.name == "_manifest.json"):
+                    continue
+                try:
+                    run_manifest = manifest_mod.loads(path.read_bytes())
+                except (ValueError, manifest_mod.BatchNotPublishedError):
+                    continue
+                error = run_manifest.get("error")
+                if error:
+                    return f"{error['type']}: {error['message']}"
         return error_from_log(log_text)
 
     def _stage(self, spec: GlueRunSpec, run_dir: Path) -> _Staged:
@@ -282,10 +251,11 @@ class GlueRuntime:
         for name in self._settings.output_arguments:
             uri = spec.arguments.get(name, "")
             if uri.startswith("s3://"):
-                local = run_dir / "output" / name.strip("-")
-                previous = self._stage_output(uri, local, spec.arguments.get("--batch_id"))
-                staged.outputs.append((local, uri, previous))
-                staged.arguments[name] = str(local)
+                bucket, prefix = _split_s3(uri)
+                prefix = prefix.rstrip("/") + "/" if prefix else ""
+                view = self._mirror.view(bucket, prefix, run_dir / "output" / name.strip("-"))
+                staged.outputs.append(view)
+                staged.arguments[name] = str(view.root)
         return staged
 
     def _spawn(
@@ -349,13 +319,12 @@ class GlueRuntime:
             state, error = "STOPPED", "the local stack was shut down during the run"
         elif status != 0:
             state = "FAILED"
-            roots = [local for local, _, _ in staged.outputs]
-            error = self._run_error(roots, log_path.read_text(errors="replace")) or (
+            error = self._run_error(staged.outputs, log_path.read_text(errors="replace")) or (
                 f"spark-submit exited with status {status}; see {log_path}"
             )
         try:
-            for local, uri, previous in staged.outputs:
-                self._upload_output(local, uri, previous)
+            for view in staged.outputs:
+                self._mirror.upload(view)
         except ClientError as e:
             state, error = "FAILED", f"uploading the run's outputs failed: {e}"
         return GlueOutcome(state, error, time.monotonic() - started, log_path)

@@ -16,6 +16,8 @@ with warnings.catch_warnings():
     from stepfunctions.steps import (
         Catch,
         Chain,
+        Choice,
+        ChoiceRule,
         Fail,
         GlueStartJobRunStep,
         Graph,
@@ -31,6 +33,8 @@ logging.getLogger().setLevel(_root_level)
 __all__ = [
     "Catch",
     "Chain",
+    "Choice",
+    "ChoiceRule",
     "Fail",
     "GlueStartJobRunStep",
     "Graph",

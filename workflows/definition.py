@@ -12,6 +12,8 @@ from duffbeer.errors import ConfigurationError
 from workflows._sdk import (
     Catch,
     Chain,
+    Choice,
+    ChoiceRule,
     Fail,
     GlueStartJobRunStep,
     Graph,
@@ -27,12 +29,26 @@ from workflows._sdk import (
 VALIDATE = "ValidateOrders"
 TRANSFORM = "TransformOrders"
 STORE = "PublishBatch"
+START_STATE_UPDATE = "StartStateUpdate"
+PLAN_STATE = "PlanState"
+HAS_CHANGES = "StateChanged"
+MERGE_STATE = "MergeState"
+PUBLISH_STATE = "PublishState"
+COUNT_REPLAN = "CountReplan"
+MAY_REPLAN = "ReplanAllowed"
+REPLANS_EXHAUSTED = "ReplansExhausted"
 CATALOG = "CatalogBatch"
+CLEAN_UP = "CleanUp"
+CLEAN_UP_FAILED = "CleanUpFailed"
 SUCCEEDED = "BatchSucceeded"
 QUARANTINE = "QuarantineInput"
 QUARANTINE_FAILED = "QuarantineFailed"
 NOTIFY = "NotifyFailure"
+NOTIFY_STATE = "NotifyStateFailure"
 FAILED = "BatchFailed"
+# Steps after the batch pointer is written: a failure there is not the input's fault, so the
+# input is not quarantined (the batch is published; a retry of the execution catches up).
+STATE_STEPS: tuple[str, ...] = (PLAN_STATE, MERGE_STATE, PUBLISH_STATE, CATALOG)
 
 # Errors worth retrying: the service was busy or briefly unavailable, not the input.
 LAMBDA_TRANSIENT_ERRORS: tuple[str, ...] = (
@@ -45,6 +61,10 @@ GLUE_TRANSIENT_ERRORS: tuple[str, ...] = (
     "Glue.ConcurrentRunsExceededException",
     "Glue.ThrottlingException",
 )
+# The state job runs one at a time (MaxConcurrentRuns 1): a merge waits for the one before.
+STATE_JOB_BUSY_ERRORS: tuple[str, ...] = ("Glue.ConcurrentRunsExceededException",)
+# PublishState found the state moved since the plan: plan again on the newer state.
+STATE_CONFLICT_ERROR = "StateConflictError"
 SNS_TRANSIENT_ERRORS: tuple[str, ...] = (
     "SNS.ThrottledException",
     "SNS.InternalErrorException",
@@ -65,12 +85,18 @@ class WorkflowConfig:
     role_arn: str
     validate_function_arn: str
     publish_function_arn: str
+    plan_state_function_arn: str
+    publish_state_function_arn: str
     catalog_function_arn: str
+    clean_up_function_arn: str
     quarantine_function_arn: str
     glue_job_name: str
+    state_job_name: str
     processed_bucket: str
     failure_topic_arn: str
     max_reject_ratio: float = contract.DEFAULT_MAX_REJECT_RATIO
+    # How many times a merge that lost a race to another merge plans again.
+    max_replans: int = 5
     glue_timeout_seconds: int = 2 * 3600
     lambda_timeout_seconds: int = 300
     execution_timeout_seconds: int = 3 * 3600
@@ -84,15 +110,20 @@ class WorkflowConfig:
             "role_arn",
             "validate_function_arn",
             "publish_function_arn",
+            "plan_state_function_arn",
+            "publish_state_function_arn",
             "catalog_function_arn",
+            "clean_up_function_arn",
             "quarantine_function_arn",
             "failure_topic_arn",
         ):
             value = getattr(self, field_name)
             if not _ARN.match(value):
                 problems.append(f"{field_name} {value!r} is not an ARN")
-        if not self.glue_job_name:
-            problems.append("glue_job_name is empty")
+        if not self.glue_job_name or not self.state_job_name:
+            problems.append("glue_job_name and state_job_name must not be empty")
+        if self.max_replans < 0:
+            problems.append("max_replans must not be negative")
         if not self.processed_bucket or "/" in self.processed_bucket:
             problems.append(f"processed_bucket {self.processed_bucket!r} is not a bucket name")
         if not 0 <= self.max_reject_ratio <= 1:
@@ -121,9 +152,13 @@ class WorkflowConfig:
             role_arn=f"arn:aws:iam::{account}:role/duffbeer-orders-etl-states",
             validate_function_arn=function_arn("validate_orders"),
             publish_function_arn=function_arn("publish_batch"),
+            plan_state_function_arn=function_arn("plan_state"),
+            publish_state_function_arn=function_arn("publish_state"),
             catalog_function_arn=function_arn("catalog_batch"),
+            clean_up_function_arn=function_arn("clean_up"),
             quarantine_function_arn=function_arn("quarantine_batch"),
             glue_job_name="duffbeer-transform-orders",
+            state_job_name="duffbeer-maintain-state",
             processed_bucket=naming.DEFAULT_PROCESSED_BUCKET,
             failure_topic_arn=f"arn:aws:sns:{region}:{account}:duffbeer-orders-alerts",
             region=region,
@@ -202,40 +237,104 @@ def glue_arguments(config: WorkflowConfig) -> dict[str, str]:
     }
 
 
-def build_states(config: WorkflowConfig) -> Any:
-    """The state graph: Validate -> Transform -> Store -> Catalog, one failure path."""
-    on_error = "$.error"
-    failed = _FailFromPaths(
-        FAILED,
-        error_path=f"{on_error}.Error",
-        cause_path=f"{on_error}.Cause",
-        comment="Ends the execution with the error and cause of the step that failed.",
+def state_job_arguments(config: WorkflowConfig) -> dict[str, str]:
+    """The MergeState job's arguments: the processed bucket and the plan PlanState wrote."""
+    return {
+        "--processed_path": f"s3://{config.processed_bucket}/",
+        "--plan_key.$": "$.plan.plan_key",
+    }
+
+
+_ON_ERROR = "$.error"
+
+
+def _lambda_task(
+    config: WorkflowConfig,
+    name: str,
+    *,
+    comment: str,
+    function_arn: str,
+    outputs: tuple[str, ...],
+    result_path: str,
+    payload: dict[str, str] | None = None,
+) -> Any:
+    """A Lambda step that takes the batch and run ids (plus `payload`), retries transient
+    Lambda errors and keeps only `outputs` of the function's result."""
+    return _SelectingLambdaStep(
+        name,
+        comment=comment,
+        parameters={
+            "FunctionName": function_arn,
+            "Payload": {"batch_id.$": "$.batch_id", "run_id.$": _RUN_ID, **(payload or {})},
+        },
+        result_selector={f"{field}.$": f"$.Payload.{field}" for field in outputs},
+        result_path=result_path,
+        timeout_seconds=config.lambda_timeout_seconds,
+        retry=_lambda_retry(),
     )
-    notify = SnsPublishStep(
-        NOTIFY,
-        comment="Tells operators which batch failed, why, and where its input was quarantined.",
+
+
+def _catch_all(next_step: Any) -> Any:
+    return Catch(next_step=next_step, error_equals=["States.ALL"], result_path=_ON_ERROR)
+
+
+def _notification(
+    config: WorkflowConfig, name: str, *, comment: str, subject: str, extra: dict[str, str]
+) -> Any:
+    """An SNS message to operators about the failed step ($.error) of this execution."""
+    return SnsPublishStep(
+        name,
+        comment=comment,
         parameters={
             "TopicArn": config.failure_topic_arn,
-            "Subject": "Duff Beer orders: batch failed",
+            "Subject": subject,
             "Message": {
                 "batch_id.$": "$.batch_id",
                 "execution.$": _RUN_ID,
                 "execution_arn.$": "$$.Execution.Id",
                 "bucket.$": "$.bucket",
                 "key.$": "$.key",
-                "error.$": f"{on_error}.Error",
-                "cause.$": f"{on_error}.Cause",
-                "quarantine_location.$": "$.quarantine.location",
-                "error_report.$": "$.quarantine.report",
+                "error.$": f"{_ON_ERROR}.Error",
+                "cause.$": f"{_ON_ERROR}.Cause",
+                **extra,
             },
         },
         result_path=None,
         retry=_retry(SNS_TRANSIENT_ERRORS, interval=2, attempts=4),
     )
-    # Without the notification the Fail state still ends the run with the original error:
-    # the failed-executions alarm is the second line of alerting.
-    notify.add_catch(Catch(next_step=failed, error_equals=["States.ALL"], result_path=None))
-    notify.next(failed)
+
+
+def _failure_paths(config: WorkflowConfig) -> tuple[Any, Any]:
+    """The two ways into BatchFailed: before the batch is published (quarantine the input,
+    notify) and after it (notify only: the input is fine, a retry catches up)."""
+    failed = _FailFromPaths(
+        FAILED,
+        error_path=f"{_ON_ERROR}.Error",
+        cause_path=f"{_ON_ERROR}.Cause",
+        comment="Ends the execution with the error and cause of the step that failed.",
+    )
+    notify = _notification(
+        config,
+        NOTIFY,
+        comment="Tells operators which batch failed, why, and where its input was quarantined.",
+        subject="Duff Beer orders: batch failed",
+        extra={
+            "quarantine_location.$": "$.quarantine.location",
+            "error_report.$": "$.quarantine.report",
+        },
+    )
+    notify_state = _notification(
+        config,
+        NOTIFY_STATE,
+        comment="The batch is published but the reports did not catch up: retry the execution.",
+        subject="Duff Beer orders: reports not updated",
+        extra={"action": "The batch is published; re-run the execution to update the reports."},
+    )
+    for notice in (notify, notify_state):
+        # Without the notification the Fail state still ends the run with the original
+        # error: the failed-executions alarm is the second line of alerting.
+        notice.add_catch(Catch(next_step=failed, error_equals=["States.ALL"], result_path=None))
+        notice.next(failed)
 
     quarantine_failed = Pass(
         QUARANTINE_FAILED,
@@ -256,8 +355,8 @@ def build_states(config: WorkflowConfig) -> Any:
                 "key.$": "$.key",
                 "version_id.$": "$.version_id",
                 "event_time.$": "$.event_time",
-                "error.$": f"{on_error}.Error",
-                "cause.$": f"{on_error}.Cause",
+                "error.$": f"{_ON_ERROR}.Error",
+                "cause.$": f"{_ON_ERROR}.Cause",
             },
         },
         result_selector={"location.$": "$.Payload.location", "report.$": "$.Payload.report"},
@@ -273,10 +372,11 @@ def build_states(config: WorkflowConfig) -> Any:
         )
     )
     quarantine.next(notify)
+    return quarantine, notify_state
 
-    def catch_all() -> Any:
-        return Catch(next_step=quarantine, error_equals=["States.ALL"], result_path=on_error)
 
+def _batch_steps(config: WorkflowConfig, quarantine: Any) -> list[Any]:
+    """Validate -> Transform -> Store: a failure here quarantines the input."""
     validate = _SelectingLambdaStep(
         VALIDATE,
         comment="File-level checks of the contract on the header and a bounded sample.",
@@ -302,56 +402,166 @@ def build_states(config: WorkflowConfig) -> Any:
         result_path="$.validation",
         timeout_seconds=config.lambda_timeout_seconds,
         retry=_lambda_retry(),
-        catch=catch_all(),
+        catch=_catch_all(quarantine),
     )
     transform = _SelectingGlueStep(
         TRANSFORM,
-        comment="Runs the Glue job and waits for it; the job publishes the batch manifest last.",
+        comment="Runs the Glue job and waits for it; the job writes the run's outputs.",
         wait_for_completion=True,
         parameters={"JobName": config.glue_job_name, "Arguments": glue_arguments(config)},
         result_selector={"job_run_id.$": "$.Id", "state.$": "$.JobRunState"},
         result_path="$.transform",
         timeout_seconds=config.glue_timeout_seconds,
         retry=_retry(GLUE_TRANSIENT_ERRORS, interval=60, attempts=5),
-        catch=catch_all(),
+        catch=_catch_all(quarantine),
     )
-    def batch_step(
-        name: str, comment: str, function_arn: str, outputs: tuple[str, ...], result_path: str
-    ) -> Any:
-        """A Lambda step that takes the batch and run ids and keeps only `outputs`."""
-        return _SelectingLambdaStep(
-            name,
-            comment=comment,
-            parameters={
-                "FunctionName": function_arn,
-                "Payload": {"batch_id.$": "$.batch_id", "run_id.$": _RUN_ID},
-            },
-            result_selector={f"{field}.$": f"$.Payload.{field}" for field in outputs},
-            result_path=result_path,
-            timeout_seconds=config.lambda_timeout_seconds,
-            retry=_lambda_retry(),
-            catch=catch_all(),
-        )
-
-    store = batch_step(
+    store = _lambda_task(
+        config,
         STORE,
-        "Verifies the published manifest names this run; removes superseded runs.",
-        config.publish_function_arn,
-        ("rows_read", "rows_valid", "rows_rejected", "partitions", "deleted_objects"),
-        "$.store",
+        comment="Publishes the run: a conditional write of the batch pointer (never an older "
+        "upload).",
+        function_arn=config.publish_function_arn,
+        outputs=(
+            "outcome",
+            "published_run_id",
+            "rows_read",
+            "rows_valid",
+            "rows_rejected",
+            "partitions",
+        ),
+        result_path="$.store",
     )
-    catalog = batch_step(
+    store.add_catch(_catch_all(quarantine))
+    return [validate, transform, store]
+
+
+def _state_update(config: WorkflowConfig, notify_state: Any, catalog: Any) -> list[Any]:
+    """PlanState -> (MergeState -> PublishState) -> `catalog`, planning again when another
+    merge published first, at most `max_replans` times."""
+    start = Pass(
+        START_STATE_UPDATE,
+        comment="Counts how many times this execution planned a merge again after a conflict.",
+        result={"replans": 0},
+        result_path="$.state",
+    )
+    plan = _lambda_task(
+        config,
+        PLAN_STATE,
+        comment="Compares the batch pointers with the published state; writes the merge plan.",
+        function_arn=config.plan_state_function_arn,
+        outputs=("changed", "version", "plan_key", "changes", "withdrawn"),
+        result_path="$.plan",
+    )
+    plan.add_catch(_catch_all(notify_state))
+    merge = _SelectingGlueStep(
+        MERGE_STATE,
+        comment="Runs the state job on the plan and waits: it writes the new state version.",
+        wait_for_completion=True,
+        parameters={"JobName": config.state_job_name, "Arguments": state_job_arguments(config)},
+        result_selector={"job_run_id.$": "$.Id", "state.$": "$.JobRunState"},
+        result_path="$.merge",
+        timeout_seconds=config.glue_timeout_seconds,
+        retry=[
+            # One merge at a time: wait for the one running (minutes) before starting.
+            Retry(
+                error_equals=list(STATE_JOB_BUSY_ERRORS),
+                interval_seconds=15,
+                max_attempts=12,
+                backoff_rate=1.4,
+            ),
+            _retry(("Glue.ThrottlingException",), interval=30, attempts=5),
+        ],
+        catch=_catch_all(notify_state),
+    )
+    publish = _lambda_task(
+        config,
+        PUBLISH_STATE,
+        comment="Registers the version's tables, then publishes it: a conditional write of "
+        "the state pointer.",
+        function_arn=config.publish_state_function_arn,
+        payload={"version.$": "$.plan.version", "plan_key.$": "$.plan.plan_key"},
+        outputs=("version", "seq", "outcome", "lines"),
+        result_path="$.published_state",
+    )
+    count_replan = Pass(
+        COUNT_REPLAN,
+        comment="Another merge published first: plan again on the newer state.",
+        parameters={"replans.$": "States.MathAdd($.state.replans, 1)"},
+        result_path="$.state",
+    )
+    exhausted = Pass(
+        REPLANS_EXHAUSTED,
+        comment="Still losing to other merges: give up and tell operators.",
+        parameters={
+            "Error": STATE_CONFLICT_ERROR,
+            "Cause": f"the state moved under this merge {config.max_replans + 1} times",
+        },
+        result_path=_ON_ERROR,
+    )
+    exhausted.next(notify_state)
+    may_replan = Choice(MAY_REPLAN, comment="Bounds the number of plans of one execution.")
+    may_replan.add_choice(
+        ChoiceRule.NumericLessThanEquals("$.state.replans", config.max_replans), plan
+    )
+    may_replan.default_choice(exhausted)
+    count_replan.next(may_replan)
+    publish.add_catch(
+        Catch(next_step=count_replan, error_equals=[STATE_CONFLICT_ERROR], result_path=_ON_ERROR)
+    )
+    publish.add_catch(_catch_all(notify_state))
+    changed = Choice(HAS_CHANGES, comment="Nothing to merge when the state already has it.")
+    changed.add_choice(ChoiceRule.BooleanEquals("$.plan.changed", True), merge)
+    changed.default_choice(catalog)
+    merge.next(publish)
+    publish.next(catalog)
+    return [start, plan, changed]
+
+
+def build_states(config: WorkflowConfig) -> Any:
+    """The state graph: Validate -> Transform -> Store -> PlanState -> (MergeState ->
+    PublishState) -> Catalog -> CleanUp, with a failure path before the batch is published
+    (quarantine, notify, fail) and one after it (notify, fail)."""
+    quarantine, notify_state = _failure_paths(config)
+    catalog = _lambda_task(
+        config,
         CATALOG,
-        "Points the batch's Glue partitions at the published run; ensures tables/views.",
-        config.catalog_function_arn,
-        ("partitions_created", "partitions_updated", "partitions_deleted"),
-        "$.catalog",
+        comment="Points the batch's partitions at its published run; moves the views to the "
+        "published state.",
+        function_arn=config.catalog_function_arn,
+        outputs=("partitions_created", "partitions_updated", "partitions_deleted", "state_version"),
+        result_path="$.catalog",
     )
-    succeeded = Succeed(SUCCEEDED, comment="The batch is published and cataloged.")
-    return Chain([validate, transform, store, catalog, succeeded])
+    catalog.add_catch(_catch_all(notify_state))
+    succeeded = Succeed(SUCCEEDED, comment="The batch is published and the reports show it.")
+    clean_up_failed = Pass(
+        CLEAN_UP_FAILED,
+        comment="Leftovers are invisible to readers; the CleanupErrors alarm and the next run "
+        "take care of them.",
+        result_path=None,
+    )
+    clean_up_failed.next(succeeded)
+    clean_up = _lambda_task(
+        config,
+        CLEAN_UP,
+        comment="Deletes superseded runs and state versions nothing names any more.",
+        function_arn=config.clean_up_function_arn,
+        outputs=("deleted_runs", "deleted_versions", "errors"),
+        result_path="$.clean_up",
+    )
+    clean_up.add_catch(
+        Catch(next_step=clean_up_failed, error_equals=["States.ALL"], result_path="$.clean_up")
+    )
+    catalog.next(clean_up)
+    clean_up.next(succeeded)
+    return Chain(
+        [*_batch_steps(config, quarantine), *_state_update(config, notify_state, catalog)]
+    )
 
 
-_COMMENT = "Duff Beer orders: validate, transform (Glue), publish, catalog; failures quarantined"
+_COMMENT = (
+    "Duff Beer orders: validate, transform (Glue), publish the batch, merge it into the "
+    "maintained state (Glue), publish the state, catalog, clean up"
+)
 
 
 def build_definition(config: WorkflowConfig, *, client: Any = None) -> Any:

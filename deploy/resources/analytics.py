@@ -33,38 +33,80 @@ def ensure_artifact(clients: Clients, reporter: Reporter, bucket: str, key: str,
     return f"s3://{bucket}/{key}"
 
 
-def job_definition(
-    names: StackNames,
-    options: DeployOptions,
+def _job_definition(
+    *,
+    description: str,
     role_arn: str,
     script_uri: str,
     libs_uri: str,
+    worker_type: str,
+    workers: int,
+    timeout_minutes: int,
+    max_concurrent_runs: int,
+    log_group: str,
+    arguments: dict[str, str],
 ) -> dict[str, Any]:
-    """The Glue job: Glue 5.0 set explicitly, sized workers, metrics and continuous logs."""
+    """A Glue job: Glue 5.0 set explicitly, sized workers, metrics and continuous logs."""
     return {
         "Role": role_arn,
-        "Description": "Duff Beer orders: CSV -> curated Parquet + reports, one batch per run",
+        "Description": description,
         "Command": {"Name": "glueetl", "ScriptLocation": script_uri, "PythonVersion": "3"},
         "GlueVersion": GLUE_VERSION,
-        "WorkerType": options.glue_worker_type,
-        "NumberOfWorkers": options.glue_workers,
-        "Timeout": options.glue_timeout_minutes,
+        "WorkerType": worker_type,
+        "NumberOfWorkers": workers,
+        "Timeout": timeout_minutes,
         "MaxRetries": 0,
-        # One run per batch may overlap with runs of other batches.
-        "ExecutionProperty": {"MaxConcurrentRuns": 10},
+        "ExecutionProperty": {"MaxConcurrentRuns": max_concurrent_runs},
         "DefaultArguments": {
             "--extra-py-files": libs_uri,
-            "--output_path": f"s3://{names.processed_bucket}/",
-            # Each run is told its exact input object, so bookmarks add nothing and would
-            # make a corrected re-upload of the same key look "already processed".
+            **arguments,
+            # Each run is told exactly what to read, so bookmarks add nothing (and would make
+            # a corrected re-upload of the same key look "already processed").
             "--job-bookmark-option": "job-bookmark-disable",
             "--enable-metrics": "true",
             "--enable-observability-metrics": "true",
             "--enable-continuous-cloudwatch-log": "true",
-            "--continuous-log-logGroup": names.glue_log_group,
+            "--continuous-log-logGroup": log_group,
             "--job-language": "python",
         },
     }
+
+
+def transform_job_definition(
+    names: StackNames, options: DeployOptions, role_arn: str, script_uri: str, libs_uri: str
+) -> dict[str, Any]:
+    """The transform job: one run per batch, overlapping with runs of other batches."""
+    return _job_definition(
+        description="Duff Beer orders: CSV -> curated Parquet + reports, one batch per run",
+        role_arn=role_arn,
+        script_uri=script_uri,
+        libs_uri=libs_uri,
+        worker_type=options.glue_worker_type,
+        workers=options.glue_workers,
+        timeout_minutes=options.glue_timeout_minutes,
+        max_concurrent_runs=10,
+        log_group=names.glue_log_group,
+        arguments={"--output_path": f"s3://{names.processed_bucket}/"},
+    )
+
+
+def state_job_definition(
+    names: StackNames, options: DeployOptions, role_arn: str, script_uri: str, libs_uri: str
+) -> dict[str, Any]:
+    """The state job: merges published batches into the current state, one run at a time
+    (the state machine waits and plans again when a run is already going)."""
+    return _job_definition(
+        description="Duff Beer orders: merge published batches into the maintained state",
+        role_arn=role_arn,
+        script_uri=script_uri,
+        libs_uri=libs_uri,
+        worker_type=options.state_worker_type,
+        workers=options.state_workers,
+        timeout_minutes=options.glue_timeout_minutes,
+        max_concurrent_runs=1,
+        log_group=names.state_job_log_group,
+        arguments={"--processed_path": f"s3://{names.processed_bucket}/"},
+    )
 
 
 _JOB_FIELDS = (
@@ -111,7 +153,9 @@ def remove_job(clients: Clients, reporter: Reporter, name: str) -> None:
         reporter.record("glue job", name, Change.DELETED)
 
 
-def ensure_catalog_schema(clients: Clients, reporter: Reporter, database: str, bucket: str) -> None:
+def ensure_catalog_schema(
+    clients: Clients, reporter: Reporter, database: str, versions_database: str, bucket: str
+) -> None:
     """The database, tables and views, through the catalog step's own definitions.
 
     The same `ensure_catalog` runs in the Catalog step for every batch; calling it here makes
@@ -119,7 +163,12 @@ def ensure_catalog_schema(clients: Clients, reporter: Reporter, database: str, b
     """
     try:
         with aws_errors(f"Glue database {database}"):
-            changes = ensure_catalog(clients.glue, database=database, bucket=bucket)
+            changes = ensure_catalog(
+                clients.glue,
+                database=database,
+                versions_database=versions_database,
+                bucket=bucket,
+            )
     except CatalogError as e:
         raise DeploymentError(f"Glue catalog {database}: {e}") from e
     reporter.record(

@@ -20,7 +20,12 @@ from duffbeer import catalog_tables as tables
 from duffbeer import manifest as manifests
 from duffbeer import naming
 from duffbeer.errors import BatchNotPublishedError, InvalidParameterError
-from duffbeer.glue_catalog import ensure_database, ensure_table, sync_partitions
+from duffbeer.glue_catalog import (
+    ensure_database,
+    ensure_table,
+    register_state_version,
+    sync_partitions,
+)
 
 logger = Logger(child=True)
 
@@ -53,13 +58,17 @@ class CatalogResult:
         return asdict(self)
 
 
-def ensure_catalog(glue: Any, *, database: str, bucket: str) -> SchemaChanges:
-    """The database, every table and every view, as defined in tables.py (no partitions).
+def ensure_catalog(
+    glue: Any, *, database: str, versions_database: str, bucket: str
+) -> SchemaChanges:
+    """The databases, every table and every view, as defined in duffbeer.catalog_tables
+    (no partitions of the per-batch tables).
 
-    The Catalog step calls it for each batch; deploy may call it too, so that the views
-    exist (and answer with no rows) before the first batch arrives.
+    Deploy calls it so that the views exist (and answer with no rows, over the empty state
+    version) before the first batch arrives; the Catalog step calls it for each batch.
     """
     result = SchemaChanges(database_created=ensure_database(glue, database, DATABASE_DESCRIPTION))
+    register_state_version(glue, versions_database, bucket, tables.empty_state_manifest())
     for table_input in [*tables.base_tables(bucket).values(), *tables.views(database).values()]:
         change = ensure_table(glue, database, table_input)
         if change == "created":
@@ -83,7 +92,14 @@ def _published(bucket: str, batch_id: str, *, client: Any) -> manifests.Publishe
 
 
 def catalog_batch(
-    *, batch_id: str, run_id: str, bucket: str, database: str, glue: Any, s3: Any
+    *,
+    batch_id: str,
+    run_id: str,
+    bucket: str,
+    database: str,
+    versions_database: str,
+    glue: Any,
+    s3: Any,
 ) -> CatalogResult:
     """Ensure database, tables and views; point the batch's partitions at its published run."""
     if not _BATCH_ID.match(batch_id):
@@ -95,7 +111,9 @@ def catalog_batch(
             "A newer run of the batch is published; cataloging it",
             extra={"published_run_id": published["run_id"]},
         )
-    changes = ensure_catalog(glue, database=database, bucket=bucket)
+    changes = ensure_catalog(
+        glue, database=database, versions_database=versions_database, bucket=bucket
+    )
     result = CatalogResult(
         batch_id=batch_id,
         run_id=run_id,

@@ -36,6 +36,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         run_id=event["run_id"],
         bucket=settings.processed_bucket,
         database=settings.database,
+        versions_database=settings.versions_database,
         glue=aws.client("glue"),
         s3=aws.client("s3"),
     )

@@ -16,17 +16,13 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from duffbeer import catalog_tables, glue_catalog, naming, objects, state, utc
+from duffbeer import glue_catalog, naming, objects, state, utc
 from duffbeer.errors import StateConflictError, StateNotPublishedError
 
 logger = Logger(child=True)
 
 PUBLISHED = "published"
 ALREADY_PUBLISHED = "already_published"
-VERSIONS_DATABASE_DESCRIPTION = (
-    "Duff Beer orders: the current state's tables, one per state version (read through "
-    "the stable views of the reports database)"
-)
 
 
 @dataclass
@@ -88,22 +84,6 @@ def _verify(client: Any, bucket: str, plan: state.MergePlan, manifest: state.Sta
         )
 
 
-def register_version(
-    glue: Any, database: str, bucket: str, manifest: state.StateManifest
-) -> tuple[int, int]:
-    """Create the version's tables and their partitions in the versions database
-    (idempotent): (tables, partitions)."""
-    glue_catalog.ensure_database(glue, database, VERSIONS_DATABASE_DESCRIPTION)
-    partitions = 0
-    tables = catalog_tables.state_tables(manifest, bucket=bucket)
-    for table_input, desired in tables.values():
-        glue_catalog.ensure_table(glue, database, table_input)
-        if table_input["PartitionKeys"]:
-            glue_catalog.sync_partitions(glue, database, table_input, desired)
-            partitions += len(desired)
-    return len(tables), partitions
-
-
 def publish_state(
     *,
     version: str,
@@ -145,7 +125,9 @@ def publish_state(
             f"names {pointer['version'] if pointer else 'none'}: plan again"
         )
     _verify(s3, bucket, plan, manifest)
-    tables, partitions = register_version(glue, versions_database, bucket, manifest)
+    tables, partitions = glue_catalog.register_state_version(
+        glue, versions_database, bucket, manifest
+    )
     if outcome == PUBLISHED:
         document = state.StatePointer(
             pointer_format=state.STATE_FORMAT,

@@ -26,6 +26,17 @@ STATE_MACHINE = "arn:aws:states:eu-west-1:111122223333:stateMachine:duffbeer-ord
 WORKGROUP = "arn:aws:athena:eu-west-1:111122223333:workgroup/duffbeer-reports"
 ORDER_LINES_TABLE = "arn:aws:glue:eu-west-1:111122223333:table/duffbeer_reports/order_lines"
 OTHER_TABLE = "arn:aws:glue:eu-west-1:111122223333:table/other_db/order_lines"
+STATE_POINTER = "arn:aws:s3:::duffbeer-processed-orders/state/current.json"
+STATE_OBJECT = (
+    "arn:aws:s3:::duffbeer-processed-orders/state/versions/0000000003-0a1b2c3d/client_orders/"
+    "client_bucket=7/part-0.parquet"
+)
+STATE_PLAN = "arn:aws:s3:::duffbeer-processed-orders/state/plans/0000000003-0a1b2c3d.json"
+VERSION_TABLE = (
+    "arn:aws:glue:eu-west-1:111122223333:table/duffbeer_reports_versions/"
+    "client_orders_v0000000003_0a1b2c3d"
+)
+STATE_JOB = "arn:aws:glue:eu-west-1:111122223333:job/duffbeer-maintain-state"
 
 
 def _allowed(role: str, action: str, resource: str) -> bool:
@@ -38,16 +49,20 @@ def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
     return list(document["Statement"])
 
 
-def test_one_role_per_function_plus_glue_and_state_machine() -> None:
+def test_one_role_per_function_plus_glue_jobs_and_state_machine() -> None:
     assert sorted(ROLES) == sorted(
         [
             "duffbeer-start-etl-role",
             "duffbeer-validate-orders-role",
             "duffbeer-publish-batch-role",
+            "duffbeer-plan-state-role",
+            "duffbeer-publish-state-role",
             "duffbeer-catalog-batch-role",
+            "duffbeer-clean-up-role",
             "duffbeer-quarantine-batch-role",
             "duffbeer-orders-api-role",
             "duffbeer-glue-role",
+            "duffbeer-state-job-role",
             "duffbeer-states-role",
         ]
     )
@@ -61,6 +76,7 @@ def test_trust_policies_name_one_service_each() -> None:
     assert principals["duffbeer-start-etl-role"] == ["lambda.amazonaws.com"]
     assert principals["duffbeer-orders-api-role"] == ["lambda.amazonaws.com"]
     assert principals["duffbeer-glue-role"] == ["glue.amazonaws.com"]
+    assert principals["duffbeer-state-job-role"] == ["glue.amazonaws.com"]
     assert principals["duffbeer-states-role"] == ["states.amazonaws.com"]
     states_trust, _ = ROLES["duffbeer-states-role"]
     assert states_trust["Statement"][0]["Condition"] == {
@@ -91,19 +107,37 @@ def test_no_wildcard_actions_and_star_resources_only_where_aws_requires_them() -
         ),
         ("duffbeer-validate-orders-role", "s3:GetObject", INPUT_OBJECT),
         ("duffbeer-publish-batch-role", "s3:GetObject", MANIFEST),
-        ("duffbeer-publish-batch-role", "s3:DeleteObject", RUN_OBJECT),
+        ("duffbeer-publish-batch-role", "s3:GetObject", RUN_OBJECT),
+        ("duffbeer-publish-batch-role", "s3:PutObject", MANIFEST),
+        ("duffbeer-plan-state-role", "s3:GetObject", MANIFEST),
+        ("duffbeer-plan-state-role", "s3:GetObject", STATE_POINTER),
+        ("duffbeer-plan-state-role", "s3:PutObject", STATE_PLAN),
+        ("duffbeer-publish-state-role", "s3:GetObject", STATE_OBJECT),
+        ("duffbeer-publish-state-role", "s3:PutObject", STATE_POINTER),
+        ("duffbeer-publish-state-role", "glue:CreateTable", VERSION_TABLE),
+        ("duffbeer-publish-state-role", "glue:BatchCreatePartition", VERSION_TABLE),
         ("duffbeer-catalog-batch-role", "s3:GetObject", MANIFEST),
+        ("duffbeer-catalog-batch-role", "s3:GetObject", STATE_POINTER),
         ("duffbeer-catalog-batch-role", "glue:BatchCreatePartition", ORDER_LINES_TABLE),
+        ("duffbeer-clean-up-role", "s3:DeleteObject", RUN_OBJECT),
+        ("duffbeer-clean-up-role", "s3:DeleteObject", STATE_OBJECT),
+        ("duffbeer-clean-up-role", "glue:DeleteTable", VERSION_TABLE),
         ("duffbeer-quarantine-batch-role", "s3:GetObject", INPUT_OBJECT),
         ("duffbeer-quarantine-batch-role", "s3:PutObject", QUARANTINE_OBJECT),
         ("duffbeer-orders-api-role", "athena:StartQueryExecution", WORKGROUP),
         ("duffbeer-orders-api-role", "glue:GetTable", ORDER_LINES_TABLE),
-        ("duffbeer-orders-api-role", "s3:GetObject", RUN_OBJECT),
+        ("duffbeer-orders-api-role", "glue:GetPartitions", VERSION_TABLE),
+        ("duffbeer-orders-api-role", "s3:GetObject", STATE_POINTER),
+        ("duffbeer-orders-api-role", "s3:GetObject", STATE_OBJECT),
         ("duffbeer-orders-api-role", "s3:PutObject", ATHENA_RESULT),
         ("duffbeer-glue-role", "s3:GetObject", INPUT_OBJECT),
+        ("duffbeer-glue-role", "s3:GetObjectVersion", INPUT_OBJECT),
         ("duffbeer-glue-role", "s3:GetObject", ARTIFACT),
         ("duffbeer-glue-role", "s3:PutObject", RUN_OBJECT),
-        ("duffbeer-glue-role", "s3:PutObject", MANIFEST),
+        ("duffbeer-state-job-role", "s3:GetObject", RUN_OBJECT),
+        ("duffbeer-state-job-role", "s3:GetObject", STATE_POINTER),
+        ("duffbeer-state-job-role", "s3:GetObject", ARTIFACT),
+        ("duffbeer-state-job-role", "s3:PutObject", STATE_OBJECT),
         (
             "duffbeer-states-role",
             "lambda:InvokeFunction",
@@ -113,6 +147,12 @@ def test_no_wildcard_actions_and_star_resources_only_where_aws_requires_them() -
             "duffbeer-states-role",
             "glue:StartJobRun",
             "arn:aws:glue:eu-west-1:111122223333:job/duffbeer-transform-orders",
+        ),
+        ("duffbeer-states-role", "glue:StartJobRun", STATE_JOB),
+        (
+            "duffbeer-states-role",
+            "lambda:InvokeFunction",
+            "arn:aws:lambda:eu-west-1:111122223333:function:duffbeer-publish-state",
         ),
         (
             "duffbeer-states-role",
@@ -132,6 +172,8 @@ def test_each_role_can_do_its_job(role: str, action: str, resource: str) -> None
         ("duffbeer-orders-api-role", "s3:PutObject", INPUT_OBJECT),
         ("duffbeer-orders-api-role", "s3:PutObject", RUN_OBJECT),
         ("duffbeer-orders-api-role", "s3:PutObject", MANIFEST),
+        ("duffbeer-orders-api-role", "s3:PutObject", STATE_POINTER),
+        ("duffbeer-orders-api-role", "s3:GetObject", RUN_OBJECT),
         ("duffbeer-orders-api-role", "s3:DeleteObject", RUN_OBJECT),
         ("duffbeer-orders-api-role", "glue:CreateTable", ORDER_LINES_TABLE),
         ("duffbeer-orders-api-role", "states:StartExecution", STATE_MACHINE),
@@ -147,16 +189,36 @@ def test_each_role_can_do_its_job(role: str, action: str, resource: str) -> None
             "states:StartExecution",
             "arn:aws:states:eu-west-1:111122223333:stateMachine:someone-elses",
         ),
-        # Publishing may clean runs but never deletes a manifest or writes data.
+        # Publishing writes the batch pointer only; it deletes nothing.
         ("duffbeer-publish-batch-role", "s3:DeleteObject", MANIFEST),
+        ("duffbeer-publish-batch-role", "s3:DeleteObject", RUN_OBJECT),
         ("duffbeer-publish-batch-role", "s3:PutObject", RUN_OBJECT),
+        ("duffbeer-publish-batch-role", "s3:PutObject", STATE_POINTER),
+        # Planning writes plans only; publishing the state writes the pointer, not data.
+        ("duffbeer-plan-state-role", "s3:PutObject", STATE_POINTER),
+        ("duffbeer-plan-state-role", "s3:PutObject", MANIFEST),
+        ("duffbeer-publish-state-role", "s3:PutObject", STATE_OBJECT),
+        ("duffbeer-publish-state-role", "s3:DeleteObject", STATE_OBJECT),
+        ("duffbeer-publish-state-role", "glue:CreateTable", ORDER_LINES_TABLE),
+        # Clean-up never deletes a pointer or writes anything.
+        ("duffbeer-clean-up-role", "s3:DeleteObject", MANIFEST),
+        ("duffbeer-clean-up-role", "s3:DeleteObject", STATE_POINTER),
+        ("duffbeer-clean-up-role", "s3:PutObject", STATE_OBJECT),
+        ("duffbeer-clean-up-role", "glue:DeleteTable", ORDER_LINES_TABLE),
         ("duffbeer-catalog-batch-role", "glue:CreateTable", OTHER_TABLE),
         ("duffbeer-catalog-batch-role", "s3:PutObject", MANIFEST),
         ("duffbeer-quarantine-batch-role", "s3:PutObject", RUN_OBJECT),
         ("duffbeer-quarantine-batch-role", "s3:DeleteObject", INPUT_OBJECT),
         ("duffbeer-glue-role", "s3:PutObject", INPUT_OBJECT),
         ("duffbeer-glue-role", "s3:PutObject", QUARANTINE_OBJECT),
+        ("duffbeer-glue-role", "s3:PutObject", MANIFEST),
         ("duffbeer-glue-role", "s3:DeleteObject", MANIFEST),
+        ("duffbeer-glue-role", "s3:PutObject", STATE_OBJECT),
+        # The state job writes versions, never a pointer or a run.
+        ("duffbeer-state-job-role", "s3:PutObject", STATE_POINTER),
+        ("duffbeer-state-job-role", "s3:PutObject", MANIFEST),
+        ("duffbeer-state-job-role", "s3:PutObject", RUN_OBJECT),
+        ("duffbeer-state-job-role", "s3:GetObject", INPUT_OBJECT),
         (
             "duffbeer-states-role",
             "lambda:InvokeFunction",

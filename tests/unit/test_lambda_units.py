@@ -32,7 +32,9 @@ def test_configs_read_their_environment() -> None:
     assert PublishConfig.from_env(env).processed_bucket == "acme-duffbeer-processed-orders"
     assert QuarantineConfig.from_env(env).processed_bucket == "acme-duffbeer-processed-orders"
     assert CatalogConfig.from_env(env) == CatalogConfig(
-        processed_bucket="acme-duffbeer-processed-orders", database="acme_reports"
+        processed_bucket="acme-duffbeer-processed-orders",
+        database="acme_reports",
+        versions_database="acme_reports_versions",
     )
 
 

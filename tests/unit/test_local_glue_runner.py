@@ -1,4 +1,4 @@
-"""The local Glue runner: staging through S3, argument translation, publish order, errors."""
+"""The local Glue runner: staging through S3, argument translation, upload order, errors."""
 
 from __future__ import annotations
 
@@ -45,10 +45,9 @@ JOB = textwrap.dedent(
     (run / "_manifest.json").write_text(json.dumps({
         "batch_id": args["--batch_id"], "run_id": args["--run_id"], "status": status,
         "published": None, "error": error if status == "FAILED" else None}))
-    manifest = root / "manifests" / (args["--batch_id"] + ".json")
-    (run / "previous.txt").write_text(manifest.read_text() if manifest.exists() else "none")
-    manifest.parent.mkdir(exist_ok=True)
-    manifest.write_text(args["--run_id"])
+    # Anything already in the bucket is readable, as on S3.
+    seen = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    (run / "seen.txt").write_text("\\n".join(seen))
     sys.exit(1 if status == "FAILED" else 0)
     """
 )
@@ -64,6 +63,11 @@ class RecordingS3:
     def upload_file(self, filename: str, bucket: str, key: str) -> None:
         self.uploaded.append(key)
         self._client.upload_file(filename, bucket, key)
+
+    def put_object(self, **kwargs: Any) -> Any:
+        if kwargs.get("Bucket") == "processed":
+            self.uploaded.append(kwargs["Key"])
+        return self._client.put_object(**kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
@@ -107,17 +111,16 @@ def _spec(input_key: str, run_id: str) -> GlueRunSpec:
     )
 
 
-def test_successful_run_publishes_outputs_then_the_manifest_last(
+def test_successful_run_uploads_its_outputs_then_its_manifest_last(
     runtime: GlueRuntime, s3: RecordingS3, tmp_path: Path
 ) -> None:
     outcome = runtime.run(_spec("raw/good.csv", "r1"))
     assert (outcome.state, outcome.error_message) == ("SUCCEEDED", None)
-    # The batch manifest is the last object written, and checksums are not uploaded
+    # The run manifest is the last object written, and checksums are not uploaded
     assert s3.uploaded == [
-        "runs/orders-1/r1/_manifest.json",
         "runs/orders-1/r1/part-0.parquet",
-        "runs/orders-1/r1/previous.txt",
-        "manifests/orders-1.json",
+        "runs/orders-1/r1/seen.txt",
+        "runs/orders-1/r1/_manifest.json",
     ]
     body = s3.get_object(Bucket="processed", Key="runs/orders-1/r1/part-0.parquet")["Body"].read()
     assert body == b"a,b\n1,2\n"
@@ -143,18 +146,57 @@ def test_failed_run_reports_the_manifest_error_and_still_uploads(
     assert outcome.error_message == "RejectThresholdExceededError: 3 of 5 rows rejected"
     run_manifest = s3.get_object(Bucket="processed", Key="runs/orders-1/r2/_manifest.json")
     assert json.loads(run_manifest["Body"].read())["status"] == "FAILED"
-    assert s3.uploaded[-1] == "manifests/orders-1.json"
+    assert s3.uploaded[-1] == "runs/orders-1/r2/_manifest.json"
 
 
-def test_the_batch_manifest_is_staged_before_the_run(runtime: GlueRuntime, s3: RecordingS3) -> None:
-    # Given a batch already published by run r0
+def test_the_job_sees_the_bucket_and_only_its_own_writes_go_back(
+    runtime: GlueRuntime, s3: RecordingS3
+) -> None:
+    # Given a bucket holding a published batch pointer, an earlier FAILED run, and a result
+    # no job reads
     s3.put_object(Bucket="processed", Key="manifests/orders-1.json", Body=b"r0")
-    # When a new run of the batch runs
-    runtime.run(_spec("raw/good.csv", "r3"))
-    # Then the job found the previous manifest in its local output root, then replaced it
-    seen = s3.get_object(Bucket="processed", Key="runs/orders-1/r3/previous.txt")["Body"].read()
-    body = s3.get_object(Bucket="processed", Key="manifests/orders-1.json")["Body"].read()
-    assert (seen, body) == (b"r0", b"r3")
+    runtime.run(_spec("raw/bad.csv", "r0"))
+    s3.put_object(Bucket="processed", Key="athena-results/q.csv", Body=b"x")
+    s3.uploaded.clear()
+    # When a new run runs
+    outcome = runtime.run(_spec("raw/good.csv", "r3"))
+    # Then it read those objects through its local root (not the Athena results) ...
+    seen = s3.get_object(Bucket="processed", Key="runs/orders-1/r3/seen.txt")["Body"].read()
+    assert seen.decode().split("\n") == [
+        "manifests/orders-1.json",
+        "runs/orders-1/r0/_manifest.json",
+        "runs/orders-1/r0/part-0.parquet",
+        "runs/orders-1/r0/seen.txt",
+        "runs/orders-1/r3/_manifest.json",
+        "runs/orders-1/r3/part-0.parquet",
+        "runs/orders-1/r3/part-0.parquet.crc",
+    ]
+    # ... its outcome is its own, not the earlier run's failure ...
+    assert (outcome.state, outcome.error_message) == ("SUCCEEDED", None)
+    # ... and only what it wrote went back
+    assert s3.uploaded == [
+        "runs/orders-1/r3/part-0.parquet",
+        "runs/orders-1/r3/seen.txt",
+        "runs/orders-1/r3/_manifest.json",
+    ]
+    assert s3.get_object(Bucket="processed", Key="manifests/orders-1.json")["Body"].read() == b"r0"
+
+
+def test_an_object_changed_between_runs_is_fetched_again(
+    runtime: GlueRuntime, s3: RecordingS3, tmp_path: Path
+) -> None:
+    s3.put_object(Bucket="processed", Key="state/current.json", Body=b"v1")
+    runtime.run(_spec("raw/good.csv", "r4"))
+    s3.put_object(Bucket="processed", Key="state/current.json", Body=b"v2")
+    s3.delete_object(Bucket="processed", Key="runs/orders-1/r4/seen.txt")
+    runtime.run(_spec("raw/good.csv", "r5"))
+    seen = s3.get_object(Bucket="processed", Key="runs/orders-1/r5/seen.txt")["Body"].read()
+    assert "runs/orders-1/r4/seen.txt" not in seen.decode().split("\n")
+    view = tmp_path / "state" / "glue" / "jr_r5" / "output" / "output_path"
+    assert (view / "state" / "current.json").read_bytes() == b"v2"
+    # ... while the earlier run's view still shows what that run saw
+    earlier = tmp_path / "state" / "glue" / "jr_r4" / "output" / "output_path"
+    assert (earlier / "state" / "current.json").read_bytes() == b"v1"
 
 
 def test_missing_script_fails_the_run_with_a_staging_error(runtime: GlueRuntime) -> None:

@@ -24,6 +24,10 @@ LAMBDA_TRANSIENT = [
     "Lambda.TooManyRequestsException",
 ]
 CATCH_ALL = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "QuarantineInput"}]
+# After the batch pointer is written, a failure is not the input's fault: notify, no quarantine.
+CATCH_STATE = [
+    {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "NotifyStateFailure"}
+]
 
 
 @pytest.fixture(scope="module")
@@ -48,39 +52,94 @@ def test_happy_path_and_failure_path_transitions(asl: dict[str, Any]) -> None:
     assert _transitions(asl) == {
         "ValidateOrders": ["TransformOrders", "QuarantineInput"],
         "TransformOrders": ["PublishBatch", "QuarantineInput"],
-        "PublishBatch": ["CatalogBatch", "QuarantineInput"],
-        "CatalogBatch": ["BatchSucceeded", "QuarantineInput"],
+        "PublishBatch": ["StartStateUpdate", "QuarantineInput"],
+        "StartStateUpdate": ["PlanState"],
+        "PlanState": ["StateChanged", "NotifyStateFailure"],
+        "StateChanged": [],
+        "MergeState": ["PublishState", "NotifyStateFailure"],
+        "PublishState": ["CatalogBatch", "CountReplan", "NotifyStateFailure"],
+        "CountReplan": ["ReplanAllowed"],
+        "ReplanAllowed": [],
+        "ReplansExhausted": ["NotifyStateFailure"],
+        "CatalogBatch": ["CleanUp", "NotifyStateFailure"],
+        "CleanUp": ["BatchSucceeded", "CleanUpFailed"],
+        "CleanUpFailed": ["BatchSucceeded"],
         "BatchSucceeded": [],
         "QuarantineInput": ["NotifyFailure", "QuarantineFailed"],
         "QuarantineFailed": ["NotifyFailure"],
         "NotifyFailure": ["BatchFailed", "BatchFailed"],
+        "NotifyStateFailure": ["BatchFailed", "BatchFailed"],
         "BatchFailed": [],
     }
+    # The choices: merge only when the plan changed; plan again a bounded number of times
+    assert asl["States"]["StateChanged"]["Choices"] == [
+        {"Variable": "$.plan.changed", "BooleanEquals": True, "Next": "MergeState"}
+    ]
+    assert asl["States"]["StateChanged"]["Default"] == "CatalogBatch"
+    assert asl["States"]["ReplanAllowed"]["Choices"] == [
+        {"Variable": "$.state.replans", "NumericLessThanEquals": 5, "Next": "PlanState"}
+    ]
+    assert asl["States"]["ReplanAllowed"]["Default"] == "ReplansExhausted"
+    assert asl["States"]["CountReplan"]["Parameters"] == {
+        "replans.$": "States.MathAdd($.state.replans, 1)"
+    }
+    assert asl["States"]["StartStateUpdate"]["Result"] == {"replans": 0}
     assert {name: state["Type"] for name, state in asl["States"].items()} == {
         "ValidateOrders": "Task",
         "TransformOrders": "Task",
         "PublishBatch": "Task",
+        "StartStateUpdate": "Pass",
+        "PlanState": "Task",
+        "StateChanged": "Choice",
+        "MergeState": "Task",
+        "PublishState": "Task",
+        "CountReplan": "Pass",
+        "ReplanAllowed": "Choice",
+        "ReplansExhausted": "Pass",
         "CatalogBatch": "Task",
+        "CleanUp": "Task",
+        "CleanUpFailed": "Pass",
         "BatchSucceeded": "Succeed",
         "QuarantineInput": "Task",
         "QuarantineFailed": "Pass",
         "NotifyFailure": "Task",
+        "NotifyStateFailure": "Task",
         "BatchFailed": "Fail",
     }
 
 
 def test_every_work_step_retries_transients_and_catches_the_rest(asl: dict[str, Any]) -> None:
     states = asl["States"]
-    for name in ("ValidateOrders", "PublishBatch", "CatalogBatch"):
-        assert states[name]["Retry"] == [
-            {
-                "ErrorEquals": LAMBDA_TRANSIENT,
-                "IntervalSeconds": 2,
-                "MaxAttempts": 6,
-                "BackoffRate": 2.0,
-            }
-        ], name
+    lambda_retry = [
+        {
+            "ErrorEquals": LAMBDA_TRANSIENT,
+            "IntervalSeconds": 2,
+            "MaxAttempts": 6,
+            "BackoffRate": 2.0,
+        }
+    ]
+    for name in (
+        "ValidateOrders",
+        "PublishBatch",
+        "PlanState",
+        "PublishState",
+        "CatalogBatch",
+        "CleanUp",
+    ):
+        assert states[name]["Retry"] == lambda_retry, name
+    for name in ("ValidateOrders", "TransformOrders", "PublishBatch"):
         assert states[name]["Catch"] == CATCH_ALL, name
+    for name in ("PlanState", "MergeState", "CatalogBatch"):
+        assert states[name]["Catch"] == CATCH_STATE, name
+    # A merge that lost the race to another merge plans again; anything else notifies
+    assert states["PublishState"]["Catch"] == [
+        {"ErrorEquals": ["StateConflictError"], "ResultPath": "$.error", "Next": "CountReplan"},
+        *CATCH_STATE,
+    ]
+    # Clean-up failures never fail a published batch
+    assert states["CleanUp"]["Catch"] == [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.clean_up", "Next": "CleanUpFailed"}
+    ]
     assert states["TransformOrders"]["Retry"] == [
         {
             "ErrorEquals": ["Glue.ConcurrentRunsExceededException", "Glue.ThrottlingException"],
@@ -89,11 +148,45 @@ def test_every_work_step_retries_transients_and_catches_the_rest(asl: dict[str, 
             "BackoffRate": 2.0,
         }
     ]
-    assert states["TransformOrders"]["Catch"] == CATCH_ALL
+    # The state job runs one merge at a time: a merge waits for the running one
+    assert states["MergeState"]["Retry"] == [
+        {
+            "ErrorEquals": ["Glue.ConcurrentRunsExceededException"],
+            "IntervalSeconds": 15,
+            "MaxAttempts": 12,
+            "BackoffRate": 1.4,
+        },
+        {
+            "ErrorEquals": ["Glue.ThrottlingException"],
+            "IntervalSeconds": 30,
+            "MaxAttempts": 5,
+            "BackoffRate": 2.0,
+        },
+    ]
     # No retrier ever matches everything: only transient errors are retried.
     for state in states.values():
         for retrier in state.get("Retry", []):
             assert "States.ALL" not in retrier["ErrorEquals"]
+
+
+def test_merge_runs_the_state_job_on_the_plan(asl: dict[str, Any]) -> None:
+    merge = asl["States"]["MergeState"]
+    assert merge["Resource"] == "arn:aws:states:::glue:startJobRun.sync"
+    assert merge["Parameters"] == {
+        "JobName": "duffbeer-maintain-state",
+        "Arguments": {
+            "--processed_path": "s3://duffbeer-processed-orders/",
+            "--plan_key.$": "$.plan.plan_key",
+        },
+    }
+    assert merge["ResultSelector"] == {"job_run_id.$": "$.Id", "state.$": "$.JobRunState"}
+    publish = asl["States"]["PublishState"]
+    assert publish["Parameters"]["Payload"] == {
+        "batch_id.$": "$.batch_id",
+        "run_id.$": "$$.Execution.Name",
+        "version.$": "$.plan.version",
+        "plan_key.$": "$.plan.plan_key",
+    }
 
 
 def test_transform_runs_the_glue_job_synchronously_with_string_arguments(
@@ -139,11 +232,12 @@ def test_lambda_steps_pass_the_run_id_and_keep_a_small_result(asl: dict[str, Any
         "run_id.$": "$$.Execution.Name",
     }
     assert states["PublishBatch"]["ResultSelector"] == {
+        "outcome.$": "$.Payload.outcome",
+        "published_run_id.$": "$.Payload.published_run_id",
         "rows_read.$": "$.Payload.rows_read",
         "rows_valid.$": "$.Payload.rows_valid",
         "rows_rejected.$": "$.Payload.rows_rejected",
         "partitions.$": "$.Payload.partitions",
-        "deleted_objects.$": "$.Payload.deleted_objects",
     }
     assert states["CatalogBatch"]["ResultPath"] == "$.catalog"
 
@@ -172,6 +266,9 @@ def test_failure_path_quarantines_notifies_and_fails_with_the_original_error(
         "error_report.$": "$.quarantine.report",
     }
     assert notify["ResultPath"] is None
+    notify_state = states["NotifyStateFailure"]["Parameters"]["Message"]
+    assert "quarantine_location.$" not in notify_state
+    assert notify_state["error.$"] == "$.error.Error"
     assert states["BatchFailed"] == {
         "Comment": "Ends the execution with the error and cause of the step that failed.",
         "Type": "Fail",
@@ -187,9 +284,13 @@ def test_config_values_flow_into_the_definition() -> None:
         role_arn="arn:aws:iam::111122223333:role/acme-states",
         validate_function_arn="arn:aws:lambda:eu-west-1:111122223333:function:acme-validate",
         publish_function_arn="arn:aws:lambda:eu-west-1:111122223333:function:acme-publish",
+        plan_state_function_arn="arn:aws:lambda:eu-west-1:111122223333:function:acme-plan",
+        publish_state_function_arn="arn:aws:lambda:eu-west-1:111122223333:function:acme-state",
         catalog_function_arn="arn:aws:lambda:eu-west-1:111122223333:function:acme-catalog",
+        clean_up_function_arn="arn:aws:lambda:eu-west-1:111122223333:function:acme-clean",
         quarantine_function_arn="arn:aws:lambda:eu-west-1:111122223333:function:acme-quarantine",
         glue_job_name="acme-transform",
+        state_job_name="acme-state",
         processed_bucket="acme-processed",
         failure_topic_arn="arn:aws:sns:eu-west-1:111122223333:acme-alerts",
         max_reject_ratio=0.01,
