@@ -125,6 +125,18 @@ def alarm_specs(arns: StackArns) -> list[dict[str, Any]]:
             **common,
         }
     )
+    # Leftovers of a failed clean-up never fail a batch (readers cannot see them), so they
+    # alarm on clean_up's CleanupErrors metric instead.
+    specs.append(
+        {
+            "AlarmName": names.cleanup_errors_alarm,
+            "AlarmDescription": "superseded runs or state versions not deleted >= 1 in 5 minutes",
+            "Namespace": METRICS_NAMESPACE,
+            "MetricName": "CleanupErrors",
+            "Dimensions": [{"Name": "service", "Value": names.function("clean_up")}],
+            **common,
+        }
+    )
     return specs
 
 
@@ -183,11 +195,11 @@ def remove_alarms(clients: Clients, reporter: Reporter, names: StackNames) -> No
         )
 
 
-def glue_failure_pattern(job_name: str) -> dict[str, Any]:
+def glue_failure_pattern(*job_names: str) -> dict[str, Any]:
     return {
         "source": ["aws.glue"],
         "detail-type": ["Glue Job State Change"],
-        "detail": {"jobName": [job_name], "state": list(GLUE_FAILED_STATES)},
+        "detail": {"jobName": list(job_names), "state": list(GLUE_FAILED_STATES)},
     }
 
 
@@ -196,7 +208,7 @@ def ensure_glue_failure_rule(
 ) -> None:
     events = clients.events
     name = arns.names.glue_failure_rule
-    pattern = glue_failure_pattern(arns.names.glue_job)
+    pattern = glue_failure_pattern(arns.names.glue_job, arns.names.state_job)
     with aws_errors(f"EventBridge rule {name}"):
         current = get_or_none(lambda: events.describe_rule(Name=name))
         if (
