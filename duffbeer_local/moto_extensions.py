@@ -16,6 +16,10 @@ points close those gaps:
 4. S3 event records (`moto.s3.notifications._get_s3_event`) lack the `sequencer` (and the
    `versionId` of versioned buckets) that AWS puts in every record; without it two uploads
    of the same bytes look like one event delivered twice. Each record gets them.
+5. `S3Backend.complete_multipart_upload` stores the object through `put_object`, which sends
+   an `ObjectCreated:Put` event (and `put_object_tagging` an `ObjectTagging:Put`), before it
+   sends the `ObjectCreated:CompleteMultipartUpload` event: every upload above the multipart
+   threshold started two executions. AWS sends only the last; so does moto here.
 
 `install()` checks every extension point first and raises LocalModeError if a moto upgrade
 moved one. The patches are process-wide; they only change behaviour while a runtime is
@@ -28,6 +32,7 @@ import base64
 import binascii
 import hashlib
 import inspect
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -38,6 +43,7 @@ import moto
 from moto.awslambda import models as lambda_models
 from moto.glue import models as glue_models
 from moto.moto_api._internal.managed_state_model import ManagedState
+from moto.s3 import models as s3_models
 from moto.s3 import notifications as s3_notifications
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     resource as sfn_resource,
@@ -390,6 +396,65 @@ def _patch_s3_events(module: Any) -> None:
     module._get_s3_event = _get_s3_event
 
 
+# S3 multipart completion -------------------------------------------------------------------
+
+
+def _check_multipart() -> tuple[Any, Any]:
+    backend = s3_models.S3Backend
+    notifications = s3_notifications
+    _require(
+        hasattr(backend, "complete_multipart_upload") and hasattr(notifications, "send_event"),
+        "S3Backend.complete_multipart_upload / notifications.send_event missing",
+    )
+    body = _source(backend.complete_multipart_upload)
+    put_call = re.search(r"self\.put_object\((.*?)\n\s*\)", body, re.DOTALL)
+    _require(
+        put_call is not None
+        and "disable_notification" not in put_call.group(1)
+        and "OBJECT_CREATED_COMPLETE_MULTIPART_UPLOAD_EVENT" in body,
+        "S3Backend.complete_multipart_upload changed (does it still notify twice?)",
+    )
+    _require(
+        "notifications.send_event(" in _source(backend.put_object),
+        "S3Backend.put_object no longer sends its event through notifications.send_event",
+    )
+    params = list(inspect.signature(notifications.send_event).parameters)
+    _require(
+        params == ["account_id", "event_name", "bucket", "key"],
+        f"moto.s3.notifications.send_event{params}",
+    )
+    return backend, notifications
+
+
+def _patch_multipart(backend: Any, notifications: Any) -> None:
+    completing = threading.local()
+    events = notifications.S3NotificationEvent
+    complete_event = events.OBJECT_CREATED_COMPLETE_MULTIPART_UPLOAD_EVENT
+    original_complete = backend.complete_multipart_upload
+    original_send = notifications.send_event
+
+    def complete_multipart_upload(self: Any, *args: Any, **kwargs: Any) -> Any:
+        completing.active = True
+        try:
+            return original_complete(self, *args, **kwargs)
+        finally:
+            completing.active = False
+
+    def send_event(account_id: str, event_name: Any, bucket: Any, key: Any) -> None:
+        if (
+            _registry.binding is not None
+            and getattr(completing, "active", False)
+            and event_name != complete_event
+        ):
+            return  # the intermediate Put/Tagging events of a multipart completion
+        original_send(account_id, event_name, bucket, key)
+
+    complete_multipart_upload.__wrapped__ = original_complete  # type: ignore[attr-defined]
+    send_event.__wrapped__ = original_send  # type: ignore[attr-defined]
+    backend.complete_multipart_upload = complete_multipart_upload
+    notifications.send_event = send_event
+
+
 # Installation and binding -----------------------------------------------------------------
 
 
@@ -399,6 +464,7 @@ def check() -> None:
     _check_sync()
     _check_glue()
     _check_s3_events()
+    _check_multipart()
 
 
 def install() -> None:
@@ -410,10 +476,12 @@ def install() -> None:
         sync_cls, condition = _check_sync()
         glue = _check_glue()
         s3_events = _check_s3_events()
+        multipart = _check_multipart()
         _patch_lambda(lambda_cls)
         _patch_sync(sync_cls, condition)
         _patch_glue(glue)
         _patch_s3_events(s3_events)
+        _patch_multipart(*multipart)
         _registry.installed = True
 
 

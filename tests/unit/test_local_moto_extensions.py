@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from moto.s3 import models as s3_models
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service_callback,
 )
@@ -36,8 +37,12 @@ HANDLER = textwrap.dedent(
         if "Records" in event:  # an S3 notification: record what arrived, through S3 itself
             record = event["Records"][0]["s3"]
             key = unquote_plus(record["object"]["key"])
-            seen = f"{record['bucket']['name']}/{key}|{record['object'].get('sequencer')}"
-            boto3.client("s3").put_object(Bucket="marker-bucket", Key="seen.txt", Body=seen)
+            sequencer = record["object"].get("sequencer")
+            seen = f"{record['bucket']['name']}/{key}|{sequencer}"
+            s3 = boto3.client("s3")
+            s3.put_object(Bucket="marker-bucket", Key="seen.txt", Body=seen)
+            name = event["Records"][0]["eventName"]
+            s3.put_object(Bucket="marker-bucket", Key=f"events/{sequencer}", Body=name)
             return {"ok": True}
         if event.get("fail"):
             raise OrderRejectedError(f"order {event['order_id']} rejected")
@@ -204,6 +209,42 @@ def test_s3_notification_invokes_the_function_with_the_event(
     (first_key, first_seq), (second_key, second_seq) = (s.split("|") for s in seen)
     assert first_key == second_key == "notify-bucket/raw/orders 2024.csv"
     assert first_seq != "None" and int(first_seq, 16) < int(second_seq, 16)
+
+
+def test_a_multipart_upload_notifies_once(aws: LocalAwsServer, function_arn: str) -> None:
+    # Given a bucket notifying the function of every created object
+    s3 = aws.client("s3")
+    for bucket in ("multipart-bucket", "marker-bucket"):
+        s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_notification_configuration(
+        Bucket="multipart-bucket",
+        NotificationConfiguration={
+            "LambdaFunctionConfigurations": [
+                {"LambdaFunctionArn": function_arn, "Events": ["s3:ObjectCreated:*"]}
+            ]
+        },
+    )
+    before = s3.list_objects_v2(Bucket="marker-bucket", Prefix="events/").get("KeyCount", 0)
+    # When a 9 MB file is uploaded with boto3's defaults (multipart above 8 MB)
+    s3.upload_fileobj(io.BytesIO(b"x" * 9 * 1024**2), "multipart-bucket", "big.csv")
+    # Then the function was invoked once, with the multipart completion event, as on AWS
+    listed = s3.list_objects_v2(Bucket="marker-bucket", Prefix="events/")["Contents"]
+    names = [
+        s3.get_object(Bucket="marker-bucket", Key=o["Key"])["Body"].read().decode()
+        for o in listed
+    ]
+    assert len(names) - before == 1
+    assert "ObjectCreated:CompleteMultipartUpload" in names
+
+
+def test_a_moved_multipart_extension_point_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a moto whose multipart completion no longer stores through put_object
+    monkeypatch.setattr(
+        s3_models.S3Backend, "complete_multipart_upload", lambda self, *a, **k: None
+    )
+    # Then the check says which extension point moved
+    with pytest.raises(LocalModeError, match="complete_multipart_upload changed"):
+        moto_extensions.check()
 
 
 def test_glue_sync_task_runs_the_script_and_reports_state_and_error(
