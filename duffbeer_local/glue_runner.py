@@ -29,7 +29,7 @@ from botocore.exceptions import ClientError
 from duffbeer import manifest as manifest_mod
 from duffbeer.errors import ConfigurationError
 from duffbeer.naming import RUNS_PREFIX
-from duffbeer_local.s3_mirror import BucketMirror, BucketView
+from duffbeer_local.s3_mirror import BucketMirror, BucketView, local_relative
 from glue_jobs.orders.session import LOCAL_DRIVER_JAVA_OPTIONS
 
 # Arguments Glue itself consumes (it never hands them to spark-submit's script as data).
@@ -165,19 +165,21 @@ class GlueRuntime:
     # Staging ------------------------------------------------------------------------------
 
     def _download(self, uri: str, target_dir: Path) -> Path:
-        """Download an object (or every object under a prefix ending in '/')."""
+        """Download an object (or every object under a prefix ending in '/'), always inside
+        `target_dir` whatever the keys look like."""
         bucket, key = _split_s3(uri)
         target_dir.mkdir(parents=True, exist_ok=True)
         if not key.endswith("/"):
-            target = target_dir / Path(key).name
+            name = key.rsplit("/", 1)[-1]
+            target = target_dir / (name if local_relative(name) else "object")
             self._s3.download_file(bucket, key, str(target))
             return target
         paginator = self._s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=bucket, Prefix=key):
             for item in page.get("Contents", []):
-                relative = item["Key"][len(key) :]
-                if not relative or relative.endswith("/"):
-                    continue
+                relative = local_relative(item["Key"][len(key) :])
+                if relative is None:
+                    continue  # a folder marker, or a key that would leave the folder
                 target = target_dir / relative
                 target.parent.mkdir(parents=True, exist_ok=True)
                 self._s3.download_file(bucket, item["Key"], str(target))

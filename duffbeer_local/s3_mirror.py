@@ -27,6 +27,15 @@ _SINGLE_PUT_BYTES = 8 * 1024**2
 _SKIPPED_SUFFIXES = (".crc",)
 
 
+def local_relative(key: str) -> str | None:
+    """The key as a relative path that stays inside its folder, or None when it would not
+    (`..` or `.` segments, empty segments, a leading `/`): such objects are not mirrored."""
+    parts = key.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return None
+    return key
+
+
 @dataclass
 class _Cached:
     etag: str
@@ -60,6 +69,8 @@ class BucketMirror:
         self._index: dict[tuple[str, str], _Cached] = {}
 
     def _cache_path(self, bucket: str, key: str) -> Path:
+        if local_relative(bucket) is None or local_relative(key) is None:
+            raise ValueError(f"s3://{bucket}/{key} cannot be mirrored inside {self._cache_dir}")
         return self._cache_dir / bucket / key
 
     def _listing(self, bucket: str, prefix: str) -> dict[str, str]:
@@ -68,8 +79,9 @@ class BucketMirror:
         for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
             for entry in page.get("Contents", []):
                 key = entry["Key"]
-                if key.endswith("/") or key[len(prefix) :].startswith(self._excluded):
-                    continue
+                relative = key[len(prefix) :]
+                if relative.startswith(self._excluded) or local_relative(relative) is None:
+                    continue  # folder markers and keys that would leave the folder included
                 found[key] = str(entry["ETag"])
         return found
 

@@ -249,3 +249,22 @@ def test_a_large_input_gets_the_full_jit_and_a_heap_sized_from_it(
     args = (tmp_path / "state" / "glue" / "jr_r9" / "spark-submit-args.txt").read_text()
     assert "spark.driver.extraJavaOptions=-XX:Tier4InvocationThreshold=20000" in args
     assert "spark.driver.memory=2400m" in args
+
+
+def test_staging_never_writes_outside_its_folder_whatever_the_keys(
+    runtime: GlueRuntime, s3: RecordingS3, tmp_path: Path
+) -> None:
+    # Given objects whose keys would climb out of a folder, or look absolute, in both the
+    # output bucket and as the input object itself
+    for key in ("../escaped.txt", "runs/../../escaped.txt", "/absolute.txt", "./dot.txt"):
+        s3.put_object(Bucket="processed", Key=key, Body=b"x")
+    s3.put_object(Bucket="input", Key="../../../climb.csv", Body=b"a,b\n1,2\n")
+    # When a run stages them
+    outcome = runtime.run(_spec("../../../climb.csv", "r6"))
+    # Then it ran, and nothing was written beside the state folder
+    assert outcome.state == "SUCCEEDED"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bin", "state"]
+    assert not list(tmp_path.rglob("escaped.txt"))
+    assert not list(tmp_path.rglob("absolute.txt"))
+    staged = tmp_path / "state" / "glue" / "jr_r6" / "input" / "input_path" / "climb.csv"
+    assert staged.read_bytes() == b"a,b\n1,2\n"
