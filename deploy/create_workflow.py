@@ -66,6 +66,14 @@ class CliArgs:
             default=1024**3,
             help="BytesScannedCutoffPerQuery of the workgroup (bytes)",
         )
+        parser.add_argument(
+            "--alert-email",
+            action="append",
+            default=[],
+            metavar="ADDRESS",
+            help="subscribe this address to the alerts topic (repeatable; AWS emails a "
+            "confirmation link first)",
+        )
         parser.add_argument("--build-dir", type=Path, default=DEFAULT_BUILD_DIR)
         parser.add_argument("--outputs-file", type=Path, help="also write the outputs as JSON here")
         parser.add_argument(
@@ -86,6 +94,7 @@ class CliArgs:
             glue_workers=args.glue_workers,
             glue_worker_type=args.glue_worker_type,
             athena_bytes_scanned_cutoff=args.athena_bytes_cutoff,
+            alert_emails=tuple(args.alert_email),
             build_dir=args.build_dir,
         )
         return cls(

@@ -156,6 +156,7 @@ def deploy_stack(options: DeployOptions, reporter: Reporter) -> StackOutputs:
 
     reporter.section("SNS alert topic")
     topic_arn = monitoring.ensure_topic(clients, reporter, arns, _tag_list(tags))
+    monitoring.ensure_email_subscriptions(clients, reporter, topic_arn, options.alert_emails)
 
     reporter.section("S3 buckets")
     storage.ensure_bucket(clients, reporter, options, arns, names.input_bucket, processed=False)

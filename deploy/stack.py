@@ -23,6 +23,7 @@ PLACEHOLDER_ACCOUNT = "<account-id>"
 # Lambda, Glue and Step Functions at once.
 _AFFIX = re.compile(r"^[a-z0-9-]*$")
 _BUCKET_MAX = 63
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,8 @@ class DeployOptions:
     api_burst_limit: int = 100
     api_quota_per_day: int = 100_000
     quarantine_retention_days: int = 90
+    input_version_retention_days: int = 30
+    alert_emails: tuple[str, ...] = ()
     athena_results_retention_days: int = 7
     build_dir: Path = DEFAULT_BUILD_DIR
     tags: tuple[tuple[str, str], ...] = field(default=())
@@ -113,6 +116,9 @@ class DeployOptions:
                 raise ConfigurationError(
                     f"bucket name {bucket!r} is longer than {_BUCKET_MAX} characters"
                 )
+        for address in self.alert_emails:
+            if not _EMAIL.match(address):
+                raise ConfigurationError(f"--alert-email {address!r} is not an email address")
         if self.log_retention_days <= 0 or min(self.glue_workers, self.state_workers) < 2:
             raise ConfigurationError("log retention must be positive and Glue needs >= 2 workers")
 

@@ -39,6 +39,33 @@ def ensure_topic(
     return arn
 
 
+def ensure_email_subscriptions(
+    clients: Clients, reporter: Reporter, topic_arn: str, addresses: tuple[str, ...]
+) -> None:
+    """Subscribe each address to the alerts topic once (AWS emails a confirmation link;
+    the subscription stays pending until it is clicked)."""
+    if not addresses:
+        return
+    sns = clients.sns
+    with aws_errors(f"SNS subscriptions of {topic_arn}"):
+        existing = {
+            subscription["Endpoint"].lower()
+            for page in sns.get_paginator("list_subscriptions_by_topic").paginate(
+                TopicArn=topic_arn
+            )
+            for subscription in page.get("Subscriptions", [])
+            if subscription.get("Protocol") == "email"
+        }
+        for address in addresses:
+            if address.lower() in existing:
+                reporter.record("sns email subscription", address, Change.UNCHANGED)
+                continue
+            sns.subscribe(TopicArn=topic_arn, Protocol="email", Endpoint=address)
+            reporter.record(
+                "sns email subscription", address, Change.CREATED, "confirmation emailed"
+            )
+
+
 def remove_topic(clients: Clients, reporter: Reporter, arns: StackArns) -> None:
     with aws_errors(f"SNS topic {arns.names.topic}"):
         if get_or_none(lambda: clients.sns.get_topic_attributes(TopicArn=arns.topic)) is None:

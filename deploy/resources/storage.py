@@ -24,6 +24,9 @@ _PUBLIC_ACCESS_BLOCK = {
 }
 _OWNERSHIP = {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
 _ABORT_UPLOADS_DAYS = 7
+# The input bucket is versioned so that a run reads exactly the upload its event announced,
+# even if the key is overwritten meanwhile.
+_VERSIONING = {"Status": "Enabled"}
 
 
 def lifecycle_rules(options: DeployOptions, processed: bool) -> list[dict[str, Any]]:
@@ -36,6 +39,19 @@ def lifecycle_rules(options: DeployOptions, processed: bool) -> list[dict[str, A
             "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": _ABORT_UPLOADS_DAYS},
         }
     ]
+    if not processed:
+        # Versions replaced by a newer upload of the same key are kept long enough for any
+        # run of them (and its quarantine copy) to finish, then expire.
+        rules.append(
+            {
+                "ID": "expire-replaced-input-versions",
+                "Filter": {"Prefix": ""},
+                "Status": "Enabled",
+                "NoncurrentVersionExpiration": {
+                    "NoncurrentDays": options.input_version_retention_days
+                },
+            }
+        )
     if processed:
         rules += [
             {
@@ -140,6 +156,18 @@ def ensure_bucket(
             )
         else:
             reporter.record("s3 bucket policy", bucket, Change.SKIPPED, "plain-HTTP endpoint")
+        if not processed:
+            versioning = s3.get_bucket_versioning(Bucket=bucket)
+            _ensure_setting(
+                reporter,
+                bucket,
+                "s3 versioning",
+                current={"Status": versioning.get("Status")},
+                desired=_VERSIONING,
+                put=lambda: s3.put_bucket_versioning(
+                    Bucket=bucket, VersioningConfiguration=_VERSIONING
+                ),
+            )
         rules = lifecycle_rules(options, processed)
         current_rules = get_or_none(lambda: s3.get_bucket_lifecycle_configuration(Bucket=bucket))
         _ensure_setting(
@@ -156,7 +184,14 @@ def ensure_bucket(
 
 def _comparable_rules(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
     # S3 may echo extra defaults; compare only the fields this stack sets.
-    keys = ("ID", "Filter", "Status", "Expiration", "AbortIncompleteMultipartUpload")
+    keys = (
+        "ID",
+        "Filter",
+        "Status",
+        "Expiration",
+        "AbortIncompleteMultipartUpload",
+        "NoncurrentVersionExpiration",
+    )
     return sorted(
         ({key: rule[key] for key in keys if key in rule} for rule in rules),
         key=lambda rule: str(rule.get("ID")),
@@ -164,14 +199,15 @@ def _comparable_rules(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def notification_configuration(function_arn: str) -> dict[str, Any]:
-    """New .csv objects in the input bucket start the pipeline (R2)."""
+    """Every new object in the input bucket reaches start_etl (R2). No suffix filter: S3's
+    filters are case-sensitive, so `.CSV` would be dropped silently; start_etl decides, and an
+    object that is not a CSV fails visibly (quarantine record and alert)."""
     return {
         "LambdaFunctionConfigurations": [
             {
-                "Id": "start-etl-on-csv",
+                "Id": "start-etl-on-object-created",
                 "LambdaFunctionArn": function_arn,
                 "Events": ["s3:ObjectCreated:*"],
-                "Filter": {"Key": {"FilterRules": [{"Name": "suffix", "Value": ".csv"}]}},
             }
         ]
     }

@@ -12,7 +12,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes import S3Event
 from botocore.exceptions import ClientError
 
-from duffbeer import contract, naming
+from duffbeer import naming
 from duffbeer.errors import ExecutionStartError
 
 logger = Logger(child=True)
@@ -22,8 +22,6 @@ class SkipReason(StrEnum):
     NOT_OBJECT_CREATED = "not_object_created"
     FOLDER_MARKER = "folder_marker"
     PIPELINE_PREFIX = "pipeline_prefix"
-    NOT_CSV = "not_csv"
-    EMPTY_OBJECT = "empty_object"
 
 
 @dataclass(frozen=True)
@@ -105,17 +103,18 @@ def input_objects(event: dict[str, Any]) -> list[InputObject]:
 
 
 def skip_reason(obj: InputObject) -> SkipReason | None:
-    """Why an object never starts a batch, or None when it should."""
+    """Why an object never starts a batch, or None when it should.
+
+    Only events that are not uploads, folder markers and the pipeline's own prefixes are
+    skipped. Any other object starts an execution, whatever its name or size: one that is not
+    a `.csv` (any case) or is empty fails in ValidateOrders, which quarantines it with an
+    error report and alerts, so no upload disappears with a log line only."""
     if not obj.event_name.startswith("ObjectCreated:"):
         return SkipReason.NOT_OBJECT_CREATED
     if obj.key.endswith("/"):
         return SkipReason.FOLDER_MARKER
     if naming.is_ignored_input_key(obj.key):
         return SkipReason.PIPELINE_PREFIX
-    if not obj.key.lower().endswith(contract.CSV_EXTENSION):
-        return SkipReason.NOT_CSV
-    if obj.size == 0:
-        return SkipReason.EMPTY_OBJECT
     return None
 
 

@@ -100,13 +100,24 @@ def test_buckets_are_encrypted_private_and_expire_temporary_prefixes(
     }
 
 
-def test_new_csv_objects_trigger_start_etl(stack: tuple[str, StackOutputs]) -> None:
+def test_every_new_object_triggers_start_etl_on_a_versioned_bucket(
+    stack: tuple[str, StackOutputs],
+) -> None:
     s3 = _client(stack, "s3")
     config = s3.get_bucket_notification_configuration(Bucket="duffbeer-input-orders")
     [target] = config["LambdaFunctionConfigurations"]
     assert target["LambdaFunctionArn"] == f"{FN}duffbeer-start-etl"
     assert target["Events"] == ["s3:ObjectCreated:*"]
-    assert target["Filter"]["Key"]["FilterRules"] == [{"Name": "suffix", "Value": ".csv"}]
+    # No suffix filter: S3's is case-sensitive; start_etl and validation decide
+    assert "Filter" not in target
+    assert s3.get_bucket_versioning(Bucket="duffbeer-input-orders")["Status"] == "Enabled"
+    rules = {
+        r["ID"]: r
+        for r in s3.get_bucket_lifecycle_configuration(Bucket="duffbeer-input-orders")["Rules"]
+    }
+    assert rules["expire-replaced-input-versions"]["NoncurrentVersionExpiration"] == {
+        "NoncurrentDays": 30
+    }
     policy = json.loads(
         _client(stack, "lambda").get_policy(FunctionName="duffbeer-start-etl")["Policy"]
     )

@@ -132,10 +132,10 @@ def test_duplicate_delivery_after_the_run_ended_is_logged_not_raised(
     assert list(_executions(sfn, state_machine_arn)) == first.started
 
 
-def test_multi_record_event_starts_every_csv_and_skips_the_rest(
+def test_multi_record_event_starts_one_execution_per_object(
     sfn: Any, state_machine_arn: str
 ) -> None:
-    # Given one notification carrying three records, one of them a .txt file
+    # Given one notification carrying three records: .csv, .CSV and a .txt file
     event = load_event("s3_put_multi_record")
 
     # When start_etl handles it
@@ -143,14 +143,15 @@ def test_multi_record_event_starts_every_csv_and_skips_the_rest(
         input_objects(event), state_machine_arn=state_machine_arn, client=sfn
     )
 
-    # Then both .csv objects (any case of the extension) start an execution
+    # Then every object starts an execution: the .txt file fails visibly in validation
     started = _executions(sfn, state_machine_arn)
     assert sorted(execution["key"] for execution in started.values()) == [
         "incoming/pos-b2b.CSV",
         "incoming/pos-retail.csv",
+        "incoming/readme.txt",
     ]
     assert sorted(summary.started) == sorted(started)
-    assert summary.skipped == {f"s3://{INPUT_BUCKET}/incoming/readme.txt": SkipReason.NOT_CSV}
+    assert summary.skipped == {}
 
 
 def test_percent_encoded_key_is_unquoted_before_use(sfn: Any, state_machine_arn: str) -> None:
@@ -166,12 +167,22 @@ def test_percent_encoded_key_is_unquoted_before_use(sfn: Any, state_machine_arn:
     assert execution["batch_id"] == naming.batch_id_for(INPUT_BUCKET, execution["key"])
 
 
+@pytest.mark.parametrize("sample", ["s3_put_non_csv", "s3_put_empty_object"])
+def test_an_odd_upload_still_starts_an_execution(
+    sfn: Any, state_machine_arn: str, sample: str
+) -> None:
+    # Given an upload that is not a CSV, or is empty: it must not vanish with a log line
+    objects = input_objects(load_event(sample))
+
+    # When start_etl handles it / Then it starts an execution (validation will quarantine it)
+    summary = start_executions(objects, state_machine_arn=state_machine_arn, client=sfn)
+    assert (len(summary.started), summary.skipped) == (1, {})
+
+
 @pytest.mark.parametrize(
     ("sample", "reason"),
     [
         ("s3_put_folder_marker", SkipReason.FOLDER_MARKER),
-        ("s3_put_non_csv", SkipReason.NOT_CSV),
-        ("s3_put_empty_object", SkipReason.EMPTY_OBJECT),
         ("s3_copy_quarantine_prefix", SkipReason.PIPELINE_PREFIX),
     ],
 )
