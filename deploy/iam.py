@@ -115,8 +115,21 @@ def lambda_policy(key: str, arns: StackArns) -> Document:
             _allow("ReportUndeliveredEvents", ["sns:Publish"], [arns.topic]),
         ]
     elif key == "validate_orders":
-        # Reads the header and a bounded sample with ranged GETs; writes nothing.
-        statements += [_read_input(arns)]
+        # Reads the header and a bounded sample with ranged GETs, then copies the exact
+        # version it checked to the run's own input key (a server-side copy).
+        statements += [
+            _read_input(arns),
+            _allow(
+                "CopyUploadToItsRun",
+                # Delete: a copy found to hold other bytes than the ones validated goes.
+                ["s3:PutObject", "s3:DeleteObject"],
+                [
+                    arns.object(
+                        names.processed_bucket, f"{naming.RUNS_PREFIX}*/*/{naming.RUN_INPUT_FILE}"
+                    )
+                ],
+            ),
+        ]
     elif key == "publish_batch":
         statements += [
             # Listing manifests/ too makes a missing pointer a 404 rather than an AccessDenied.
@@ -302,19 +315,14 @@ def _glue_logging(arns: StackArns, log_group: str) -> list[Document]:
 
 
 def glue_policy(arns: StackArns) -> Document:
-    """The transform job's role: read its input and artifacts, write its run, log."""
+    """The transform job's role: read the run's input copy and artifacts, write the run, log."""
     names = arns.names
     return _document(
-        # GetObjectVersion: the job reads exactly the version the S3 event announced.
+        # The job reads the run's copy of the upload (runs/), never the input bucket.
         _allow(
-            "ReadInput",
-            ["s3:GetObject", "s3:GetObjectVersion"],
-            [arns.objects(names.input_bucket)],
-        ),
-        _allow(
-            "ListAndLocateBuckets",
+            "ListAndLocateBucket",
             ["s3:ListBucket", "s3:GetBucketLocation"],
-            [arns.bucket(names.input_bucket), arns.bucket(names.processed_bucket)],
+            [arns.bucket(names.processed_bucket)],
         ),
         _allow(
             "ReadArtifactsAndRuns",

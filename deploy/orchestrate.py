@@ -49,7 +49,10 @@ def function_environment(key: str, names: StackNames, arns: StackArns) -> dict[s
     }
     specific: dict[str, dict[str, str]] = {
         "start_etl": {"STATE_MACHINE_ARN": arns.state_machine},
-        "validate_orders": {"MAX_FILE_BYTES": str(contract.DEFAULT_MAX_FILE_BYTES)},
+        "validate_orders": {
+            "MAX_FILE_BYTES": str(contract.DEFAULT_MAX_FILE_BYTES),
+            "PROCESSED_BUCKET": names.processed_bucket,
+        },
         "publish_batch": {"PROCESSED_BUCKET": names.processed_bucket},
         "plan_state": {"PROCESSED_BUCKET": names.processed_bucket},
         "publish_state": {

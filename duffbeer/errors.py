@@ -53,6 +53,10 @@ class TotalsOutOfRangeError(InvalidFileError):
     """The batch's total sales or volume exceed what its report sums hold exactly."""
 
 
+class InputChangedError(InvalidFileError):
+    """The object is no longer the upload its S3 event announced (overwritten meanwhile)."""
+
+
 class RejectThresholdExceededError(InvalidFileError):
     """Too large a share of the rows was rejected; the batch is not published."""
 

@@ -2,6 +2,7 @@
 
 Layout of the processed bucket (keys relative to the bucket root):
 
+    runs/<batch_id>/<run_id>/input/source.csv      the exact upload the run processes
     runs/<batch_id>/<run_id>/order_lines/point_of_sale_channel=<c>/order_date=<d>/*.parquet
     runs/<batch_id>/<run_id>/reports/<report>/*.parquet
     runs/<batch_id>/<run_id>/rejects/*.parquet
@@ -49,6 +50,8 @@ STATE_PLANS_PREFIX = f"{STATE_PREFIX}plans/"
 STATE_MANIFEST_FILE = "_state.json"
 
 ORDER_LINES_DIR = "order_lines"
+# The run's own copy of the exact upload it processes (written by ValidateOrders).
+RUN_INPUT_FILE = "input/source.csv"
 REPORTS_DIR = "reports"
 REJECTS_DIR = "rejects"
 RUN_MANIFEST_FILE = "_manifest.json"
@@ -131,6 +134,10 @@ def run_prefix(batch_id: str, run_id: str) -> str:
 
 def manifest_key(batch_id: str) -> str:
     return f"{MANIFESTS_PREFIX}{batch_id}.json"
+
+
+def run_input_key(batch_id: str, run_id: str) -> str:
+    return f"{run_prefix(batch_id, run_id)}{RUN_INPUT_FILE}"
 
 
 def run_manifest_key(batch_id: str, run_id: str) -> str:

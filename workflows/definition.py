@@ -222,11 +222,14 @@ def _lambda_retry() -> Any:
 def glue_arguments(config: WorkflowConfig) -> dict[str, str]:
     """The Glue job's arguments as ASL Parameters: every value resolves to a string.
 
-    The version id is not passed: it is null on unversioned buckets and Glue arguments must
-    be strings; the ETag identifies the object the job reads and lands in the manifest.
+    The job reads the run's own copy of the upload that ValidateOrders made from the exact
+    version and ETag the event announced; the original object is recorded as its source.
     """
+    staged = f"States.Format('s3://{config.processed_bucket}/{{}}', $.validation.staged_input)"
     return {
-        "--input_path.$": "States.Format('s3://{}/{}', $.bucket, $.key)",
+        "--input_path.$": staged,
+        "--source_uri.$": "States.Format('s3://{}/{}', $.bucket, $.key)",
+        "--source_version_id.$": "$.validation.source_version_id",
         "--output_path": f"s3://{config.processed_bucket}/",
         "--batch_id.$": "$.batch_id",
         "--run_id.$": _RUN_ID,
@@ -379,7 +382,8 @@ def _batch_steps(config: WorkflowConfig, quarantine: Any) -> list[Any]:
     """Validate -> Transform -> Store: a failure here quarantines the input."""
     validate = _SelectingLambdaStep(
         VALIDATE,
-        comment="File-level checks of the contract on the header and a bounded sample.",
+        comment="File-level checks of the contract on the header and a bounded sample of the "
+        "announced upload, then the run's own copy of it.",
         parameters={
             "FunctionName": config.validate_function_arn,
             "Payload": {
@@ -388,6 +392,7 @@ def _batch_steps(config: WorkflowConfig, quarantine: Any) -> list[Any]:
                 "bucket.$": "$.bucket",
                 "key.$": "$.key",
                 "version_id.$": "$.version_id",
+                "etag.$": "$.etag",
                 "event_time.$": "$.event_time",
             },
         },
@@ -398,6 +403,8 @@ def _batch_steps(config: WorkflowConfig, quarantine: Any) -> list[Any]:
             "columns.$": "$.Payload.columns",
             "extra_columns.$": "$.Payload.extra_columns",
             "ingest_date.$": "$.Payload.ingest_date",
+            "staged_input.$": "$.Payload.staged_input",
+            "source_version_id.$": "$.Payload.source_version_id",
         },
         result_path="$.validation",
         timeout_seconds=config.lambda_timeout_seconds,

@@ -1,13 +1,16 @@
-"""File-level checks of an input CSV on S3, reading only its metadata and a bounded prefix."""
+"""File-level checks of an input CSV on S3, reading only its metadata and a bounded prefix,
+then the run's own copy of exactly the upload the S3 event announced."""
 
 from __future__ import annotations
 
 import codecs
 import csv
 import io
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
+
+from botocore.exceptions import ClientError
 
 from duffbeer import contract
 from duffbeer.errors import (
@@ -15,6 +18,7 @@ from duffbeer.errors import (
     EmptyFileError,
     EncodingError,
     FileTooLargeError,
+    InputChangedError,
     InvalidParameterError,
     MissingColumnsError,
     NotCsvError,
@@ -42,6 +46,11 @@ class ValidationResult:
     sampled_bytes: int
     sampled_rows: int
     ingest_date: str
+    # The run's copy of the upload (processed bucket) and the version it came from ("" for
+    # an unversioned bucket): the Glue job reads the copy, so a later overwrite of the key
+    # cannot change what this run publishes.
+    staged_input: str = ""
+    source_version_id: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -58,19 +67,61 @@ def ingest_date_of(event_time: str) -> str:
     return moment.astimezone(UTC).date().isoformat()
 
 
-def _head(client: Any, bucket: str, key: str, version_id: str | None) -> dict[str, Any]:
+def _unquoted(etag: str | None) -> str:
+    return (etag or "").strip('"')
+
+
+def _changed(bucket: str, key: str, announced: str, found: str) -> InputChangedError:
+    return InputChangedError(
+        f"the object is not the upload its S3 event announced (ETag {found or 'unknown'}, "
+        f"expected {announced}): it was overwritten after the event; the newer upload has a "
+        "run of its own",
+        bucket=bucket,
+        key=key,
+    )
+
+
+def _object_params(
+    bucket: str, key: str, version_id: str | None, etag: str | None
+) -> dict[str, str]:
     params = {"Bucket": bucket, "Key": key}
     if version_id:
         params["VersionId"] = version_id
-    response: dict[str, Any] = client.head_object(**params)
+    if etag:
+        # Also guards the window between the HEAD and a read (an unversioned bucket).
+        params["IfMatch"] = f'"{_unquoted(etag)}"'
+    return params
+
+
+def _precondition_failed(error: ClientError) -> bool:
+    return str(error.response.get("Error", {}).get("Code")) in {"PreconditionFailed", "412"}
+
+
+def _head(
+    client: Any, bucket: str, key: str, version_id: str | None, etag: str | None
+) -> dict[str, Any]:
+    try:
+        response: dict[str, Any] = client.head_object(
+            **_object_params(bucket, key, version_id, etag)
+        )
+    except ClientError as e:
+        if etag and _precondition_failed(e):
+            raise _changed(bucket, key, _unquoted(etag), "") from e
+        raise
+    if etag and _unquoted(response.get("ETag")) != _unquoted(etag):
+        raise _changed(bucket, key, _unquoted(etag), _unquoted(response.get("ETag")))
     return response
 
 
-def _read_prefix(client: Any, bucket: str, key: str, version_id: str | None, length: int) -> bytes:
-    params = {"Bucket": bucket, "Key": key, "Range": f"bytes=0-{length - 1}"}
-    if version_id:
-        params["VersionId"] = version_id
-    body = client.get_object(**params)["Body"]
+def _read_prefix(client: Any, params: dict[str, str], length: int) -> bytes:
+    bucket, key, etag = params["Bucket"], params["Key"], params.get("IfMatch")
+    params = {**params, "Range": f"bytes=0-{length - 1}"}
+    try:
+        body = client.get_object(**params)["Body"]
+    except ClientError as e:
+        if etag and _precondition_failed(e):
+            raise _changed(bucket, key, _unquoted(etag), "") from e
+        raise
     try:
         data: bytes = body.read(length)
     finally:
@@ -112,13 +163,15 @@ def validate_object(
     max_file_bytes: int,
     sample_bytes: int,
     client: Any,
+    etag: str | None = None,
 ) -> ValidationResult:
-    """Run the contract's file-level checks; raise the InvalidFileError subclass naming the
-    first failed check. Reads at most `sample_bytes` of the object."""
+    """Run the contract's file-level checks on the upload the event announced (`version_id`,
+    `etag`); raise the InvalidFileError subclass naming the first failed check. Reads at most
+    `sample_bytes` of the object."""
     if not key.lower().endswith(contract.CSV_EXTENSION):
         raise NotCsvError("the key does not end in .csv", bucket=bucket, key=key)
     ingest_date = ingest_date_of(event_time)
-    head = _head(client, bucket, key, version_id)
+    head = _head(client, bucket, key, version_id, etag)
     size = int(head["ContentLength"])
     if size == 0:
         raise EmptyFileError("the object is empty (0 bytes)", bucket=bucket, key=key)
@@ -130,7 +183,7 @@ def validate_object(
         )
 
     length = min(size, sample_bytes)
-    data = _read_prefix(client, bucket, key, version_id, length)
+    data = _read_prefix(client, _object_params(bucket, key, version_id, etag), length)
     complete = len(data) >= size
     bom = data.startswith(_BOM)
     skip = len(_BOM) if bom else 0
@@ -179,3 +232,34 @@ def validate_object(
         sampled_rows=data_rows,
         ingest_date=ingest_date,
     )
+
+
+def stage_input(
+    result: ValidationResult, *, client: Any, processed_bucket: str, target_key: str
+) -> ValidationResult:
+    """Copy exactly the validated upload to the run's own key in the processed bucket: a
+    server-side copy of its version, refused by S3 if its ETag changed (CopySourceIfMatch).
+    The source is checked again after the copy, so that a store which ignores the copy
+    condition, or an unversioned bucket overwritten during the copy, still cannot give the
+    run other bytes than the ones validated."""
+    source: dict[str, str] = {"Bucket": result.bucket, "Key": result.key}
+    if result.version_id:
+        source["VersionId"] = result.version_id
+    try:
+        client.copy_object(
+            Bucket=processed_bucket,
+            Key=target_key,
+            CopySource=source,
+            CopySourceIfMatch=f'"{result.etag}"',
+            MetadataDirective="COPY",
+        )
+    except ClientError as e:
+        if _precondition_failed(e):
+            raise _changed(result.bucket, result.key, result.etag, "") from e
+        raise
+    try:
+        _head(client, result.bucket, result.key, result.version_id, result.etag)
+    except InputChangedError:
+        client.delete_object(Bucket=processed_bucket, Key=target_key)
+        raise
+    return replace(result, staged_input=target_key, source_version_id=result.version_id or "")

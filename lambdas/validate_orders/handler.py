@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from duffbeer import aws, naming
 from duffbeer.errors import InvalidFileError
-from lambdas.validate_orders.checks import validate_object
+from lambdas.validate_orders.checks import stage_input, validate_object
 from lambdas.validate_orders.config import ValidateConfig
 
 logger = Logger()
@@ -38,10 +38,17 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             bucket=event["bucket"],
             key=event["key"],
             version_id=event.get("version_id"),
+            etag=event.get("etag"),
             event_time=event["event_time"],
             max_file_bytes=settings.max_file_bytes,
             sample_bytes=settings.sample_bytes,
             client=aws.client("s3"),
+        )
+        result = stage_input(
+            result,
+            client=aws.client("s3"),
+            processed_bucket=settings.processed_bucket,
+            target_key=naming.run_input_key(event["batch_id"], event["run_id"]),
         )
     except InvalidFileError as e:
         metrics.add_metric(name="InvalidFiles", unit=MetricUnit.Count, value=1)

@@ -15,17 +15,19 @@ from duffbeer.errors import (
     EmptyFileError,
     EncodingError,
     FileTooLargeError,
+    InputChangedError,
     InvalidFileError,
     MissingColumnsError,
     NotCsvError,
 )
 from lambdas.validate_orders import handler as validate_handler
-from lambdas.validate_orders.checks import validate_object
+from lambdas.validate_orders.checks import stage_input, validate_object
 from tests.events.invocation import LambdaContextStub
 
 pytestmark = pytest.mark.functional
 
 BUCKET = "duffbeer-input-orders"
+PROCESSED = "duffbeer-processed-orders"
 EVENT_TIME = "2026-11-28T23:59:59.999Z"
 HEADER = (
     "client_id,client_name,order_id,product_id,product_description,product_price,"
@@ -51,6 +53,7 @@ def s3() -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket=BUCKET)
+        client.create_bucket(Bucket=PROCESSED)
         yield client
 
 
@@ -104,6 +107,8 @@ def test_valid_file_gives_a_structured_result(s3: Any) -> None:
         "sampled_bytes": len(body.encode()),
         "sampled_rows": 2,
         "ingest_date": "2026-11-28",
+        "staged_input": "",
+        "source_version_id": "",
     }
 
 
@@ -243,11 +248,88 @@ def test_versioned_object_is_validated_at_the_event_version(s3: Any) -> None:
     assert (result.version_id, result.columns) == (good["VersionId"], ALL_COLUMNS)
 
 
+def _versioned(s3: Any) -> None:
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+
+
+def test_the_announced_version_is_copied_to_the_run_even_after_an_overwrite(s3: Any) -> None:
+    # Given an upload announced by its event, then overwritten before the run validates it
+    _versioned(s3)
+    announced = f"{HEADER}\n{ROW}\n".encode()
+    first = s3.put_object(Bucket=BUCKET, Key="in/o.csv", Body=announced)
+    newer = f"{HEADER}\n{ROW.replace('6', '7')}\n".encode()
+    s3.put_object(Bucket=BUCKET, Key="in/o.csv", Body=newer)
+
+    # When the run validates and stages the announced version
+    result = validate_object(
+        bucket=BUCKET,
+        key="in/o.csv",
+        version_id=first["VersionId"],
+        etag=first["ETag"],
+        event_time=EVENT_TIME,
+        max_file_bytes=10_000,
+        sample_bytes=4096,
+        client=s3,
+    )
+    staged = stage_input(
+        result, client=s3, processed_bucket=PROCESSED, target_key="runs/b/r/input/source.csv"
+    )
+
+    # Then the run's copy holds exactly the announced bytes, and says where they came from
+    copy = s3.get_object(Bucket=PROCESSED, Key="runs/b/r/input/source.csv")["Body"].read()
+    assert copy == announced
+    assert (staged.staged_input, staged.source_version_id) == (
+        "runs/b/r/input/source.csv",
+        first["VersionId"],
+    )
+
+
+def test_an_overwritten_upload_of_an_unversioned_bucket_fails_clearly(s3: Any) -> None:
+    # Given an unversioned bucket whose key was overwritten after the event
+    first = s3.put_object(Bucket=BUCKET, Key="in/o.csv", Body=f"{HEADER}\n{ROW}\n".encode())
+    s3.put_object(Bucket=BUCKET, Key="in/o.csv", Body=f"{HEADER}\n{ROW}\n{ROW}\n".encode())
+
+    # When the run validates the announced upload / Then it refuses the newer bytes
+    with pytest.raises(InputChangedError, match="overwritten after the event"):
+        validate_object(
+            bucket=BUCKET,
+            key="in/o.csv",
+            version_id=None,
+            etag=first["ETag"],
+            event_time=EVENT_TIME,
+            max_file_bytes=10_000,
+            sample_bytes=4096,
+            client=s3,
+        )
+
+
+def test_an_overwrite_between_the_checks_and_the_copy_fails_clearly(s3: Any) -> None:
+    # Given an unversioned upload validated, then overwritten before the copy
+    first = s3.put_object(Bucket=BUCKET, Key="in/o.csv", Body=f"{HEADER}\n{ROW}\n".encode())
+    result = validate_object(
+        bucket=BUCKET,
+        key="in/o.csv",
+        version_id=None,
+        etag=first["ETag"],
+        event_time=EVENT_TIME,
+        max_file_bytes=10_000,
+        sample_bytes=4096,
+        client=s3,
+    )
+    s3.put_object(Bucket=BUCKET, Key="in/o.csv", Body=b"other bytes")
+
+    # When it is staged / Then the copy is refused and nothing is written for the run
+    with pytest.raises(InputChangedError):
+        stage_input(result, client=s3, processed_bucket=PROCESSED, target_key="runs/b/r/in.csv")
+    assert "Contents" not in s3.list_objects_v2(Bucket=PROCESSED, Prefix="runs/")
+
+
 def test_handler_raises_the_named_error_for_the_state_machine(
     s3: Any, monkeypatch: pytest.MonkeyPatch, fresh_handler_state: None
 ) -> None:
     # Given the function's environment and a semicolon-delimited file
     monkeypatch.setenv("MAX_FILE_BYTES", "1048576")
+    monkeypatch.setenv("PROCESSED_BUCKET", PROCESSED)
     s3.put_object(Bucket=BUCKET, Key="in/semi.csv", Body=b"a;b;c\n1;2;3\n")
     event = {
         "batch_id": "semi-0123456789ab",

@@ -27,6 +27,7 @@ WORKGROUP = "arn:aws:athena:eu-west-1:111122223333:workgroup/duffbeer-reports"
 ORDER_LINES_TABLE = "arn:aws:glue:eu-west-1:111122223333:table/duffbeer_reports/order_lines"
 OTHER_TABLE = "arn:aws:glue:eu-west-1:111122223333:table/other_db/order_lines"
 STATE_POINTER = "arn:aws:s3:::duffbeer-processed-orders/state/current.json"
+RUN_INPUT = "arn:aws:s3:::duffbeer-processed-orders/runs/b-1/r-1/input/source.csv"
 STATE_OBJECT = (
     "arn:aws:s3:::duffbeer-processed-orders/state/versions/0000000003-0a1b2c3d/client_orders/"
     "client_bucket=7/part-0.parquet"
@@ -106,6 +107,7 @@ def test_no_wildcard_actions_and_star_resources_only_where_aws_requires_them() -
             "arn:aws:sns:eu-west-1:111122223333:duffbeer-alerts",
         ),
         ("duffbeer-validate-orders-role", "s3:GetObject", INPUT_OBJECT),
+        ("duffbeer-validate-orders-role", "s3:PutObject", RUN_INPUT),
         ("duffbeer-publish-batch-role", "s3:GetObject", MANIFEST),
         ("duffbeer-publish-batch-role", "s3:GetObject", RUN_OBJECT),
         ("duffbeer-publish-batch-role", "s3:PutObject", MANIFEST),
@@ -130,8 +132,7 @@ def test_no_wildcard_actions_and_star_resources_only_where_aws_requires_them() -
         ("duffbeer-orders-api-role", "s3:GetObject", STATE_POINTER),
         ("duffbeer-orders-api-role", "s3:GetObject", STATE_OBJECT),
         ("duffbeer-orders-api-role", "s3:PutObject", ATHENA_RESULT),
-        ("duffbeer-glue-role", "s3:GetObject", INPUT_OBJECT),
-        ("duffbeer-glue-role", "s3:GetObjectVersion", INPUT_OBJECT),
+        ("duffbeer-glue-role", "s3:GetObject", RUN_INPUT),
         ("duffbeer-glue-role", "s3:GetObject", ARTIFACT),
         ("duffbeer-glue-role", "s3:PutObject", RUN_OBJECT),
         ("duffbeer-state-job-role", "s3:GetObject", RUN_OBJECT),
@@ -177,7 +178,7 @@ def test_each_role_can_do_its_job(role: str, action: str, resource: str) -> None
         ("duffbeer-orders-api-role", "s3:DeleteObject", RUN_OBJECT),
         ("duffbeer-orders-api-role", "glue:CreateTable", ORDER_LINES_TABLE),
         ("duffbeer-orders-api-role", "states:StartExecution", STATE_MACHINE),
-        # Validation only reads its input.
+        # Validation reads its input and writes only the run's copy of it.
         ("duffbeer-validate-orders-role", "s3:PutObject", RUN_OBJECT),
         ("duffbeer-validate-orders-role", "s3:PutObject", QUARANTINE_OBJECT),
         ("duffbeer-validate-orders-role", "s3:GetObject", MANIFEST),
@@ -210,6 +211,7 @@ def test_each_role_can_do_its_job(role: str, action: str, resource: str) -> None
         ("duffbeer-quarantine-batch-role", "s3:PutObject", RUN_OBJECT),
         ("duffbeer-quarantine-batch-role", "s3:DeleteObject", INPUT_OBJECT),
         ("duffbeer-glue-role", "s3:PutObject", INPUT_OBJECT),
+        ("duffbeer-glue-role", "s3:GetObject", INPUT_OBJECT),
         ("duffbeer-glue-role", "s3:PutObject", QUARANTINE_OBJECT),
         ("duffbeer-glue-role", "s3:PutObject", MANIFEST),
         ("duffbeer-glue-role", "s3:DeleteObject", MANIFEST),

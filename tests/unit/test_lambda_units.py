@@ -40,7 +40,7 @@ def test_configs_read_their_environment() -> None:
 
 def test_config_defaults() -> None:
     env = {"PROCESSED_BUCKET": "duffbeer-processed-orders"}
-    assert ValidateConfig.from_env({}).max_file_bytes == 2 * 1024**3
+    assert ValidateConfig.from_env(env).max_file_bytes == 2 * 1024**3
     assert CatalogConfig.from_env(env).database == "duffbeer_reports"
 
 
@@ -52,8 +52,15 @@ def test_config_defaults() -> None:
             lambda: StartEtlConfig.from_env({"STATE_MACHINE_ARN": "duffbeer-orders-etl"}),
             "not a state machine ARN",
         ),
-        (lambda: ValidateConfig.from_env({"MAX_FILE_BYTES": "2GB"}), "not an integer"),
-        (lambda: ValidateConfig.from_env({"MAX_FILE_BYTES": "0"}), "must be positive"),
+        (
+            lambda: ValidateConfig.from_env({"PROCESSED_BUCKET": "p-b", "MAX_FILE_BYTES": "2GB"}),
+            "not an integer",
+        ),
+        (
+            lambda: ValidateConfig.from_env({"PROCESSED_BUCKET": "p-b", "MAX_FILE_BYTES": "0"}),
+            "must be positive",
+        ),
+        (lambda: ValidateConfig.from_env({}), "PROCESSED_BUCKET"),
         (lambda: PublishConfig.from_env({}), "PROCESSED_BUCKET"),
         (lambda: QuarantineConfig.from_env({"PROCESSED_BUCKET": "Bad_Bucket"}), "bucket name"),
         (

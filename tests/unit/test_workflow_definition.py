@@ -197,7 +197,11 @@ def test_transform_runs_the_glue_job_synchronously_with_string_arguments(
     assert transform["Parameters"] == {
         "JobName": "duffbeer-transform-orders",
         "Arguments": {
-            "--input_path.$": "States.Format('s3://{}/{}', $.bucket, $.key)",
+            "--input_path.$": (
+                "States.Format('s3://duffbeer-processed-orders/{}', $.validation.staged_input)"
+            ),
+            "--source_uri.$": "States.Format('s3://{}/{}', $.bucket, $.key)",
+            "--source_version_id.$": "$.validation.source_version_id",
             "--output_path": "s3://duffbeer-processed-orders/",
             "--batch_id.$": "$.batch_id",
             "--run_id.$": "$$.Execution.Name",
@@ -223,10 +227,14 @@ def test_lambda_steps_pass_the_run_id_and_keep_a_small_result(asl: dict[str, Any
             "bucket.$": "$.bucket",
             "key.$": "$.key",
             "version_id.$": "$.version_id",
+            "etag.$": "$.etag",
             "event_time.$": "$.event_time",
         },
     }
     assert states["ValidateOrders"]["ResultPath"] == "$.validation"
+    assert states["ValidateOrders"]["ResultSelector"]["staged_input.$"] == (
+        "$.Payload.staged_input"
+    )
     assert states["PublishBatch"]["Parameters"]["Payload"] == {
         "batch_id.$": "$.batch_id",
         "run_id.$": "$$.Execution.Name",
