@@ -195,6 +195,36 @@ def http_response(result: InvokeResult) -> tuple[int, dict[str, str], bytes]:
     return status, headers, data
 
 
+# API Gateway refuses payloads above 10 MB (its quota for REST APIs).
+MAX_BODY_BYTES = 10 * 1024**2
+
+
+class _BodyError(Exception):
+    def __init__(self, status: int, body: bytes) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+
+
+def _read_chunked(stream: Any, limit: int) -> bytes:
+    """A chunked request body, refused once it exceeds `limit`."""
+    body = bytearray()
+    while True:
+        size_line = stream.readline(64).split(b";", 1)[0].strip()
+        try:
+            size = int(size_line, 16)
+        except ValueError as e:
+            raise _BodyError(400, b'{"message": "Invalid chunked body"}') from e
+        if size == 0:
+            while stream.readline(1024) not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            return bytes(body)
+        if len(body) + size > limit:
+            raise _BodyError(413, b'{"message": "Request Too Long"}')
+        body += stream.read(size)
+        stream.readline(8)  # the CRLF after the chunk
+
+
 class _HttpServer(ThreadingHTTPServer):
     daemon_threads = True
     # socketserver's default backlog of 5 drops the SYNs of a burst of new clients, which
@@ -314,8 +344,13 @@ class LocalApiServer:
             disable_nagle_algorithm = True
 
             def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
+                try:
+                    body = self._read_body()
+                except _BodyError as e:
+                    # As API Gateway: refuse the request, never read an unbounded body.
+                    self.close_connection = True
+                    self._write(e.status, {"Content-Type": "application/json"}, e.body)
+                    return
                 headers: dict[str, list[str]] = {}
                 for name, value in self.headers.items():
                     headers.setdefault(name.lower(), []).append(value)
@@ -326,16 +361,37 @@ class LocalApiServer:
                 except Exception as e:  # the front's own failure is a 500, never a hang
                     status, out_headers = 500, {"Content-Type": "application/json"}
                     data = json.dumps({"message": f"local API front error: {e}"}).encode()
+                self._write(status, out_headers, data)
+
+            def _read_body(self) -> bytes:
+                if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                    return _read_chunked(self.rfile, MAX_BODY_BYTES)
+                raw = self.headers.get("Content-Length") or "0"
+                if not raw.isdigit():
+                    raise _BodyError(400, b'{"message": "Invalid Content-Length"}')
+                length = int(raw)
+                if length > MAX_BODY_BYTES:
+                    raise _BodyError(413, b'{"message": "Request Too Long"}')
+                return self.rfile.read(length) if length else b""
+
+            def _write(self, status: int, out_headers: dict[str, str], data: bytes) -> None:
                 self.send_response(status)
                 for name, value in out_headers.items():
                     if name.lower() not in ("content-length", "connection"):
                         self.send_header(name, value)
                 self.send_header("Content-Length", str(len(data)))
+                if self.close_connection:
+                    self.send_header("Connection", "close")
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+            def __getattr__(self, name: str) -> Any:
+                # Every method reaches the router (API Gateway answers TRACE, CONNECT or any
+                # other token itself); http.server would answer 501 for undefined do_*.
+                if name.startswith("do_"):
+                    return self._serve
+                raise AttributeError(name)
 
             def log_message(self, format: str, *args: Any) -> None:
                 # Request logs would drown the demo's output; the API function logs its own.

@@ -8,8 +8,10 @@ scenarios, which deliberately act on the sample's lines.
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
+import socket
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -280,3 +282,39 @@ def test_later_batch_changing_statuses_shows_the_current_state(
         {"status": "delivered", "orders": 3, "lines": 3, "sales": 54.0, "share_of_orders": 0.6},
         {"status": "broken", "orders": 1, "lines": 1, "sales": 24.0, "share_of_orders": 0.2},
     ]
+
+
+def _raw_request(url: str, request: bytes) -> tuple[int, bytes]:
+    """Send raw bytes to the local API front and read the status line and body."""
+    host, port = url.removeprefix("http://").split("/", 1)[0].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(request)
+        response = http.client.HTTPResponse(connection)
+        response.begin()
+        return response.status, response.read()
+
+
+@pytest.mark.parametrize("method", ["TRACE", "CONNECT", "PROPFIND", "PATCH", "HEAD"])
+def test_every_method_gets_an_api_gateway_answer_never_501(
+    pipeline: LocalPipeline, method: str
+) -> None:
+    status, body = _raw_request(
+        pipeline.api_url,
+        f"{method} /sales-by-product HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode(),
+    )
+    assert status == 403
+    if method != "HEAD":
+        assert json.loads(body) == {"message": "Missing Authentication Token"}
+
+
+def test_request_bodies_are_bounded(pipeline: LocalPipeline) -> None:
+    # A declared body above API Gateway's 10 MB limit is refused without being read
+    too_long = b"POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 10485761\r\n\r\n"
+    assert _raw_request(pipeline.api_url, too_long) == (413, b'{"message": "Request Too Long"}')
+    # ... and so is a chunked body that grows past it, or a malformed length
+    chunk = b"100000\r\n" + b"x" * 0x100000 + b"\r\n"
+    chunked = b"POST /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    status, _ = _raw_request(pipeline.api_url, chunked + chunk * 11 + b"0\r\n\r\n")
+    assert status == 413
+    bad = b"POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n"
+    assert _raw_request(pipeline.api_url, bad)[0] == 400
