@@ -88,7 +88,7 @@ class ApiConfig:
             )
         if not _DATABASE_NAME.fullmatch(self.state_database):
             raise ConfigurationError(
-                "GLUE_VERSIONS_DATABASE (default: GLUE_DATABASE + '_versions') must be "
+                "VERSIONS_DATABASE (default: GLUE_DATABASE + '_versions') must be "
                 f"1-255 lower-case letters, digits or _, got {self.state_database!r}"
             )
 
@@ -108,7 +108,7 @@ class ApiConfig:
             result_reuse_minutes=_number(
                 values, "ATHENA_RESULT_REUSE_MINUTES", int, DEFAULT_RESULT_REUSE_MINUTES
             ),
-            versions_database=values.get("GLUE_VERSIONS_DATABASE") or None,
+            versions_database=values.get("VERSIONS_DATABASE") or None,
         )
 
     @property

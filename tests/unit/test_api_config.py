@@ -79,7 +79,7 @@ def test_state_settings_default_and_override() -> None:
         {
             "ATHENA_WORKGROUP": "wg",
             "GLUE_DATABASE": "acme_reports",
-            "GLUE_VERSIONS_DATABASE": "acme_state",
+            "VERSIONS_DATABASE": "acme_state",
             "STATE_POINTER_CACHE_S": "2.5",
             "ATHENA_RESULT_REUSE_MINUTES": "0",
         }
@@ -112,13 +112,13 @@ def test_state_settings_default_and_override() -> None:
             "ATHENA_RESULT_REUSE_MINUTES must be from 0 to 10080, got 10081",
         ),
         (
-            {"GLUE_VERSIONS_DATABASE": 'x"; DROP'},
-            "GLUE_VERSIONS_DATABASE (default: GLUE_DATABASE + '_versions') must be 1-255 "
+            {"VERSIONS_DATABASE": 'x"; DROP'},
+            "VERSIONS_DATABASE (default: GLUE_DATABASE + '_versions') must be 1-255 "
             "lower-case letters, digits or _, got 'x\"; DROP'",
         ),
         (
             {"GLUE_DATABASE": "Reports-DB"},
-            "GLUE_VERSIONS_DATABASE (default: GLUE_DATABASE + '_versions') must be 1-255 "
+            "VERSIONS_DATABASE (default: GLUE_DATABASE + '_versions') must be 1-255 "
             "lower-case letters, digits or _, got 'Reports-DB_versions'",
         ),
     ],
