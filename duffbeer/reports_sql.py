@@ -1,283 +1,169 @@
-"""Report SQL shared by the Glue Catalog views (Athena) and the local DuckDB backend.
+"""Report SQL over the maintained state's tables, one text for Athena (Trino) and DuckDB.
 
-The text is written in the subset that Athena (Trino) and DuckDB both accept, so the same
-strings run in AWS and locally. Relations are referenced unqualified; Athena resolves them
-in the `duffbeer_reports` database, DuckDB in the connection where the local backend
-registers `order_lines` over the published Parquet.
+Every query reads the tables of one state version (duffbeer.state), written in the SQL
+subset both engines accept. Table references are placeholders (`{client_report}`) that the
+backend resolves for the version it reads: `"<versions database>"."<table>_v<version>"` on
+Athena, the snapshot's own table locally. Nothing here ranks line versions: the state
+already holds the current lines and the report figures at the grain the routes filter on
+(docs/adr/0015), so a request reads one client partition or one small table.
+
+User values never appear in these strings: they are bound to the positional `?` markers,
+and the optional filters are chosen from constant fragments.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
 
+from duffbeer import contract, state
 from duffbeer.contract import STATUSES
-from duffbeer.naming import ORDER_LINES_TABLE, ORDERS_SUMMARY_VIEW
+from duffbeer.naming import ORDERS_SUMMARY_VIEW
 
-CURRENT_LINES_VIEW = "order_lines_current"
-ORDERS_PER_CLIENT_VIEW = "orders_per_client"
-SALES_BY_PRODUCT_VIEW = "sales_by_product"
-ORDER_STATUS_VIEW = "order_status_report"
+Columns = tuple[tuple[str, str], ...]
 
-# The current version of every line key: the row from the batch whose source object was
-# created last (ties broken by batch id), whatever order the batches were processed in.
-CURRENT_LINES_SQL = f"""
-SELECT client_id, client_name, order_id, product_id, product_description, product_price,
-       product_ccf, product_volume, status, line_total, line_volume_l, batch_id,
-       source_event_time, point_of_sale_channel, order_date
-FROM (
-    SELECT l.*,
-           row_number() OVER (
-               PARTITION BY order_id, product_id
-               ORDER BY source_event_time DESC, batch_id DESC
-           ) AS version_rank
-    FROM {ORDER_LINES_TABLE} l
-) ranked
-WHERE version_rank = 1
-""".strip()
-
-# The seed's summary table: exactly client_id INT, client_name STRING, total_orders INT,
-# total_sales DOUBLE; each order counted once, the latest client name.
-ORDERS_SUMMARY_SQL = f"""
-SELECT CAST(client_id AS INTEGER) AS client_id,
-       max_by(client_name, source_event_time) AS client_name,
-       CAST(count(DISTINCT order_id) AS INTEGER) AS total_orders,
-       CAST(sum(line_total) AS DOUBLE) AS total_sales
-FROM {CURRENT_LINES_VIEW}
-GROUP BY client_id
-""".strip()
-
-ORDERS_PER_CLIENT_SQL = f"""
-SELECT client_id,
-       max_by(client_name, source_event_time) AS client_name,
-       count(DISTINCT order_id) AS total_orders,
-       count(*) AS total_lines,
-       sum(product_ccf) AS total_units,
-       sum(line_total) AS total_sales
-FROM {CURRENT_LINES_VIEW}
-GROUP BY client_id
-""".strip()
-
-SALES_BY_PRODUCT_SQL = f"""
-SELECT product_id,
-       max_by(product_description, source_event_time) AS product_description,
-       point_of_sale_channel,
-       count(DISTINCT order_id) AS orders,
-       sum(product_ccf) AS units,
-       sum(line_total) AS total_sales,
-       sum(line_volume_l) AS total_volume_l
-FROM {CURRENT_LINES_VIEW}
-GROUP BY product_id, point_of_sale_channel
-""".strip()
-
-ORDER_STATUS_SQL = f"""
-SELECT status,
-       count(DISTINCT order_id) AS orders,
-       count(*) AS lines,
-       sum(line_total) AS total_sales
-FROM {CURRENT_LINES_VIEW}
-GROUP BY status
-""".strip()
-
-# Catalog views in creation order (a view may only reference the ones before it).
-CATALOG_VIEWS: dict[str, str] = {
-    CURRENT_LINES_VIEW: CURRENT_LINES_SQL,
-    ORDERS_SUMMARY_VIEW: ORDERS_SUMMARY_SQL,
-    ORDERS_PER_CLIENT_VIEW: ORDERS_PER_CLIENT_SQL,
-    SALES_BY_PRODUCT_VIEW: SALES_BY_PRODUCT_SQL,
-    ORDER_STATUS_VIEW: ORDER_STATUS_SQL,
-}
-
-# --- The REST API's report queries -------------------------------------------------------
-#
-# Each API query reads one small derived relation (one of API_RELATIONS, defined over
-# CURRENT_LINES_VIEW). Athena gets the relation as a WITH clause in front of the query text
-# and computes it per request; the local DuckDB backend materialises every relation once per
-# snapshot of the published batches. The query text after the WITH clause is the same
-# string in both.
-#
-# User-supplied values never appear in these strings: they are bound to the positional `?`
-# markers, and the optional filters are chosen from the constant fragments below.
-
-API_CLIENT_REPORT = "api_client_report"
-API_CLIENT_ORDERS = "api_client_orders"
-API_PRODUCT_DAILY = "api_product_daily"
-API_STATUS_ORDERS = "api_status_orders"
-API_STATUS_DAILY = "api_status_daily"
-
-# Per client: totals (all_statuses = 1, all_channels = 1), per status (all_channels = 1)
-# and per channel (all_statuses = 1).
-CLIENT_REPORT_SQL = f"""
-SELECT client_id, status, point_of_sale_channel,
-       grouping(status) AS all_statuses,
-       grouping(point_of_sale_channel) AS all_channels,
-       max_by(client_name, source_event_time) AS client_name,
-       count(DISTINCT order_id) AS orders,
-       count(*) AS lines,
-       sum(product_ccf) AS units,
-       sum(line_total) AS total_sales
-FROM {CURRENT_LINES_VIEW}
-GROUP BY GROUPING SETS ((client_id), (client_id, status), (client_id, point_of_sale_channel))
-""".strip()
-
-# Lines per status of each order, one column per contract status (`<status>_lines`).
-_STATUS_LINE_COUNTS = ",\n       ".join(
-    f"count_if(status = '{status}') AS {status}_lines" for status in STATUSES
+# The state tables the API reads (order_lines_current and orders_summary serve the views).
+API_TABLES: tuple[str, ...] = (
+    state.CLIENT_REPORT_TABLE,
+    state.CLIENT_ORDERS_TABLE,
+    state.PRODUCT_DAILY_TABLE,
+    state.STATUS_DAILY_TABLE,
+    state.SPANNING_ORDER_CELLS_TABLE,
 )
 
-# Per client and order. An order spanning several days or channels reports the earliest.
-CLIENT_ORDERS_SQL = f"""
-SELECT client_id, order_id,
-       min(order_date) AS order_date,
-       min(point_of_sale_channel) AS point_of_sale_channel,
-       count(*) AS lines,
-       sum(product_ccf) AS units,
-       sum(line_total) AS total_sales,
-       {_STATUS_LINE_COUNTS}
-FROM {CURRENT_LINES_VIEW}
-GROUP BY client_id, order_id
-""".strip()
-
-# Per product, channel and day. In the current lines the line key (order_id, product_id) is
-# unique, so a product's lines within any set of days and channels belong to distinct orders:
-# `orders` is additive and needs no DISTINCT when days are summed.
-PRODUCT_DAILY_SQL = f"""
-SELECT product_id, point_of_sale_channel, order_date,
-       max_by(product_description, source_event_time) AS product_description,
-       max(source_event_time) AS last_event_time,
-       count(*) AS orders,
-       sum(product_ccf) AS units,
-       sum(line_total) AS total_sales,
-       sum(line_volume_l) AS total_volume_l
-FROM {CURRENT_LINES_VIEW}
-GROUP BY product_id, point_of_sale_channel, order_date
-""".strip()
-
-# Per status, channel, day and order: exact distinct orders under any filter.
-STATUS_ORDERS_SQL = f"""
-SELECT status, point_of_sale_channel, order_date, order_id,
-       count(*) AS lines,
-       sum(line_total) AS total_sales
-FROM {CURRENT_LINES_VIEW}
-GROUP BY status, point_of_sale_channel, order_date, order_id
-""".strip()
-
-# Distinct orders per status (all_statuses = 0) and over all statuses (= 1) in each channel
-# and day. Summing them over days and channels is exact only when no order has lines in
-# two (channel, day) cells: see ORDERS_SPANNING_PARTITIONS_SQL.
-STATUS_DAILY_SQL = f"""
-SELECT status, point_of_sale_channel, order_date,
-       grouping(status) AS all_statuses,
-       count(DISTINCT order_id) AS orders,
-       count(*) AS lines,
-       sum(line_total) AS total_sales
-FROM {CURRENT_LINES_VIEW}
-GROUP BY GROUPING SETS ((status, point_of_sale_channel, order_date),
-                        (point_of_sale_channel, order_date))
-""".strip()
-
-# Orders whose current lines lie in more than one (channel, day) partition.
-ORDERS_SPANNING_PARTITIONS_SQL = f"""
-SELECT count(*) AS orders
-FROM (
-    SELECT order_id
-    FROM {CURRENT_LINES_VIEW}
-    GROUP BY order_id
-    HAVING count(DISTINCT point_of_sale_channel) > 1 OR count(DISTINCT order_date) > 1
-) spanning
-""".strip()
-
-API_RELATIONS: dict[str, str] = {
-    API_CLIENT_REPORT: CLIENT_REPORT_SQL,
-    API_CLIENT_ORDERS: CLIENT_ORDERS_SQL,
-    API_PRODUCT_DAILY: PRODUCT_DAILY_SQL,
-    API_STATUS_ORDERS: STATUS_ORDERS_SQL,
-    API_STATUS_DAILY: STATUS_DAILY_SQL,
-}
-
-FILTER_CHANNEL = "point_of_sale_channel = ?"
-FILTER_DATE_FROM = "order_date >= CAST(? AS DATE)"
-FILTER_DATE_TO = "order_date <= CAST(? AS DATE)"
-
-CLIENT_REPORT_API_SQL = f"""
-SELECT status, point_of_sale_channel, all_statuses, all_channels, client_name,
-       orders, lines, units, total_sales
-FROM {API_CLIENT_REPORT}
-WHERE client_id = ?
-""".strip()
-
-# One page of the client's orders in order_id order (keyset paging: order ids are > 0, so
-# the first page binds 0).
-CLIENT_ORDERS_API_SQL = f"""
-SELECT order_id, order_date, point_of_sale_channel, lines, units, total_sales,
-       {", ".join(f"{status}_lines" for status in STATUSES)}
-FROM {API_CLIENT_ORDERS}
-WHERE client_id = ? AND order_id > ?
-ORDER BY order_id
-LIMIT ?
-""".strip()
-
-# One row per product (all_channels = 1) and one per product and channel (all_channels = 0).
-SALES_BY_PRODUCT_API_SQL = f"""
-SELECT product_id, point_of_sale_channel,
-       grouping(point_of_sale_channel) AS all_channels,
-       max_by(product_description, last_event_time) AS product_description,
-       sum(orders) AS orders,
-       sum(units) AS units,
-       sum(total_sales) AS total_sales,
-       sum(total_volume_l) AS total_volume_l
-FROM {API_PRODUCT_DAILY}
-{{where}}
-GROUP BY GROUPING SETS ((product_id), (product_id, point_of_sale_channel))
-""".strip()
-
-# One row per status (all_statuses = 0) and the distinct orders over all statuses (= 1).
-ORDER_STATUS_API_SQL = f"""
-SELECT status,
-       grouping(status) AS all_statuses,
-       count(DISTINCT order_id) AS orders,
-       sum(lines) AS lines,
-       sum(total_sales) AS total_sales
-FROM {API_STATUS_ORDERS}
-{{where}}
-GROUP BY GROUPING SETS ((status), ())
-""".strip()
-
-# The same result from the per-partition counts; exact when no order spans partitions.
-ORDER_STATUS_DAILY_API_SQL = f"""
-SELECT status, all_statuses,
-       sum(orders) AS orders,
-       sum(lines) AS lines,
-       sum(total_sales) AS total_sales
-FROM {API_STATUS_DAILY}
-{{where}}
-GROUP BY status, all_statuses
-""".strip()
+_PLACEHOLDER = re.compile(r"\{(" + "|".join(sorted(state.STATE_TABLES)) + r")\}")
 
 SqlValue = int | str | date
 
 
 @dataclass(frozen=True)
+class ClientBucket:
+    """A `?` bound to the client_bucket partition of a client. The backend computes it from
+    the settings of the state version whose tables it resolves, so the partition and the
+    tables always come from the same version."""
+
+    client_id: int
+
+
+Param = SqlValue | ClientBucket
+
+
+@dataclass(frozen=True)
 class BoundQuery:
-    """A query text, the values for its `?` markers in order, and the API relation it reads.
+    """A query text with table placeholders, the values of its `?` markers in order, and
+    the state tables it reads."""
 
-    `within_partitions` is an equivalent, cheaper query that is exact only when no order has
-    lines in two (channel, day) partitions; a backend that knows this holds may run it.
-    """
-
+    name: str
     sql: str
-    params: tuple[SqlValue, ...]
-    relation: str
-    within_partitions: BoundQuery | None = None
+    params: tuple[Param, ...]
+    tables: tuple[str, ...]
+
+    def render(self, references: Mapping[str, str]) -> str:
+        """The text with every table placeholder replaced by its reference."""
+
+        def reference(match: re.Match[str]) -> str:
+            table = match.group(1)
+            if table not in self.tables:
+                raise KeyError(f"query {self.name} names table {table} it does not declare")
+            return references[table]
+
+        return _PLACEHOLDER.sub(reference, self.sql)
+
+    def bind(self, client_buckets: int) -> tuple[SqlValue, ...]:
+        """The parameter values, client buckets computed with the version's bucket count."""
+        return tuple(
+            state.client_bucket(p.client_id, client_buckets) if isinstance(p, ClientBucket) else p
+            for p in self.params
+        )
+
+
+# --- The REST API's report queries -------------------------------------------------------
+
+FILTER_CHANNEL = "point_of_sale_channel = ?"
+FILTER_DATE_FROM = "order_date >= CAST(? AS DATE)"
+FILTER_DATE_TO = "order_date <= CAST(? AS DATE)"
+
+# One client's totals (all_statuses = all_channels = 1), per status and per channel, read
+# from its client_bucket partition only.
+CLIENT_REPORT_SQL = f"""
+SELECT status, point_of_sale_channel, all_statuses, all_channels, client_name,
+       orders, lines, units, total_sales
+FROM {{{state.CLIENT_REPORT_TABLE}}}
+WHERE client_bucket = ? AND client_id = ?
+""".strip()
+
+# One page of the client's orders in order_id order (keyset paging: order ids are > 0, so
+# the first page binds 0).
+CLIENT_ORDERS_SQL = f"""
+SELECT order_id, order_date, point_of_sale_channel, lines, units, total_sales,
+       {", ".join(f"{status}_lines" for status in STATUSES)}
+FROM {{{state.CLIENT_ORDERS_TABLE}}}
+WHERE client_bucket = ? AND client_id = ? AND order_id > ?
+ORDER BY order_id
+LIMIT ?
+""".strip()
+
+# The recency of a product_daily cell's most recent line, as an orderable row.
+_CELL_RECENCY = "ROW(latest_event_time, latest_batch_id, latest_order_id)"
+
+# One row per product (all_channels = 1) and one per product and channel (all_channels = 0)
+# over the matching days. A product's lines belong to distinct orders (the line key holds
+# the product), so its orders add up over cells. The description is that of the most recent
+# line within the filter.
+SALES_BY_PRODUCT_SQL = f"""
+SELECT product_id, point_of_sale_channel,
+       grouping(point_of_sale_channel) AS all_channels,
+       max_by(product_description, {_CELL_RECENCY}) AS product_description,
+       sum(orders) AS orders,
+       sum(units) AS units,
+       sum(total_sales) AS total_sales,
+       sum(total_volume_l) AS total_volume_l
+FROM {{{state.PRODUCT_DAILY_TABLE}}}
+{{where}}
+GROUP BY GROUPING SETS ((product_id), (product_id, point_of_sale_channel))
+""".strip()
+
+# Per status (all_statuses = 0) and over all statuses (= 1): distinct orders, lines, sales
+# within the filter. status_daily counts an order once per (channel, day) cell, so an order
+# whose lines lie in n matching cells is counted n times; spanning_order_cells holds one row
+# per such order, cell and status (and per order and cell, status null), so per status the
+# excess is its rows minus its distinct orders. Exact for any channel and date filter.
+ORDER_STATUS_SQL = f"""
+SELECT status, all_statuses,
+       sum(orders) AS orders,
+       sum(lines) AS lines,
+       sum(total_sales) AS total_sales
+FROM (
+    SELECT status, all_statuses, orders, lines, total_sales
+    FROM {{{state.STATUS_DAILY_TABLE}}}
+    {{where}}
+    UNION ALL
+    SELECT status,
+           CASE WHEN status IS NULL THEN 1 ELSE 0 END AS all_statuses,
+           count(DISTINCT order_id) - count(*) AS orders,
+           CAST(NULL AS BIGINT) AS lines,
+           CAST(NULL AS DECIMAL(38, 2)) AS total_sales
+    FROM {{{state.SPANNING_ORDER_CELLS_TABLE}}}
+    {{where}}
+    GROUP BY status
+) cells
+GROUP BY status, all_statuses
+""".strip()
+
+CHANNELS_SQL = f"""
+SELECT DISTINCT point_of_sale_channel
+FROM {{{state.STATUS_DAILY_TABLE}}}
+ORDER BY point_of_sale_channel
+""".strip()
 
 
 def _filtered(
-    template: str,
-    relation: str,
-    channel: str | None,
-    date_from: date | None,
-    date_to: date | None,
-) -> BoundQuery:
+    template: str, channel: str | None, date_from: date | None, date_to: date | None
+) -> tuple[str, tuple[SqlValue, ...]]:
+    """The template with its `{where}` lines holding the given filters (or dropped), and
+    the filter values in the order of one `{where}`."""
     parts: list[str] = []
     params: list[SqlValue] = []
     for fragment, value in (
@@ -289,41 +175,191 @@ def _filtered(
             parts.append(fragment)
             params.append(value)
     where = "WHERE " + " AND ".join(parts) if parts else ""
-    return BoundQuery(template.replace("{where}", where), tuple(params), relation)
+    lines = template.replace("{where}", where).split("\n")
+    return "\n".join(line for line in lines if line.strip()), tuple(params)
 
 
 def client_report_query(client_id: int) -> BoundQuery:
-    return BoundQuery(CLIENT_REPORT_API_SQL, (client_id,), API_CLIENT_REPORT)
+    return BoundQuery(
+        state.CLIENT_REPORT_TABLE,
+        CLIENT_REPORT_SQL,
+        (ClientBucket(client_id), client_id),
+        (state.CLIENT_REPORT_TABLE,),
+    )
 
 
 def client_orders_query(client_id: int, after_order_id: int, limit: int) -> BoundQuery:
-    return BoundQuery(CLIENT_ORDERS_API_SQL, (client_id, after_order_id, limit), API_CLIENT_ORDERS)
+    return BoundQuery(
+        state.CLIENT_ORDERS_TABLE,
+        CLIENT_ORDERS_SQL,
+        (ClientBucket(client_id), client_id, after_order_id, limit),
+        (state.CLIENT_ORDERS_TABLE,),
+    )
 
 
 def sales_by_product_query(
     channel: str | None = None, date_from: date | None = None, date_to: date | None = None
 ) -> BoundQuery:
-    return _filtered(SALES_BY_PRODUCT_API_SQL, API_PRODUCT_DAILY, channel, date_from, date_to)
-
-
-def channels_query() -> BoundQuery:
-    """The channels present in the current lines."""
+    sql, params = _filtered(SALES_BY_PRODUCT_SQL, channel, date_from, date_to)
     return BoundQuery(
-        f"SELECT DISTINCT point_of_sale_channel FROM {API_PRODUCT_DAILY} "
-        "ORDER BY point_of_sale_channel",
-        (),
-        API_PRODUCT_DAILY,
+        "sales_by_product",
+        sql,
+        params,
+        (state.PRODUCT_DAILY_TABLE,),
     )
 
 
 def order_status_query(
     channel: str | None = None, date_from: date | None = None, date_to: date | None = None
 ) -> BoundQuery:
-    exact = _filtered(ORDER_STATUS_API_SQL, API_STATUS_ORDERS, channel, date_from, date_to)
-    cheap = _filtered(ORDER_STATUS_DAILY_API_SQL, API_STATUS_DAILY, channel, date_from, date_to)
-    return replace(exact, within_partitions=cheap)
+    sql, params = _filtered(ORDER_STATUS_SQL, channel, date_from, date_to)
+    return BoundQuery(
+        "order_status",
+        sql,
+        # The filter applies to both branches of the union.
+        params + params,
+        (state.STATUS_DAILY_TABLE, state.SPANNING_ORDER_CELLS_TABLE),
+    )
 
 
-def with_relation(query: BoundQuery) -> str:
-    """The query as one statement for Athena: its API relation as a WITH clause."""
-    return f"WITH {query.relation} AS (\n{API_RELATIONS[query.relation]}\n)\n{query.sql}"
+def channels_query() -> BoundQuery:
+    """The channels present in the state."""
+    return BoundQuery("channels", CHANNELS_SQL, (), (state.STATUS_DAILY_TABLE,))
+
+
+# --- The stable Athena views ----------------------------------------------------------------
+#
+# Ad hoc users query stable view names in the main database; each version's publication
+# moves them to that version's tables (docs/adr/0016). Their names, columns and types are
+# those the views over the batch history had, so saved queries keep working. Sums are cast
+# to the declared types, so that Trino and DuckDB agree on them (DuckDB sums bigints to
+# hugeint) and Athena never finds a view stale.
+
+CURRENT_LINES_VIEW = state.CURRENT_LINES_TABLE
+ORDERS_PER_CLIENT_VIEW = "orders_per_client"
+SALES_BY_PRODUCT_VIEW = "sales_by_product"
+ORDER_STATUS_VIEW = "order_status_report"
+
+VIEW_COLUMNS: dict[str, Columns] = {
+    CURRENT_LINES_VIEW: (*contract.CURATED_DATA_COLUMNS, *contract.CURATED_PARTITION_COLUMNS),
+    ORDERS_SUMMARY_VIEW: contract.ORDERS_SUMMARY_COLUMNS,
+    ORDERS_PER_CLIENT_VIEW: (
+        ("client_id", "int"),
+        ("client_name", "string"),
+        ("total_orders", "bigint"),
+        ("total_lines", "bigint"),
+        ("total_units", "bigint"),
+        ("total_sales", contract.SUM_MONEY_TYPE),
+    ),
+    SALES_BY_PRODUCT_VIEW: (
+        ("product_id", "int"),
+        ("product_description", "string"),
+        ("point_of_sale_channel", "string"),
+        ("orders", "bigint"),
+        ("units", "bigint"),
+        ("total_sales", contract.SUM_MONEY_TYPE),
+        ("total_volume_l", contract.SUM_VOLUME_TYPE),
+    ),
+    ORDER_STATUS_VIEW: (
+        ("status", "string"),
+        ("orders", "bigint"),
+        ("lines", "bigint"),
+        ("total_sales", contract.SUM_MONEY_TYPE),
+    ),
+}
+
+_SQL_TYPES = {
+    "int": "INTEGER",
+    "bigint": "BIGINT",
+    "string": "VARCHAR",
+    "date": "DATE",
+    "timestamp": "TIMESTAMP",
+    "double": "DOUBLE",
+}
+
+
+def sql_type(glue_type: str) -> str:
+    """The SQL spelling (Trino and DuckDB alike) of a contract column type."""
+    if glue_type.startswith("decimal("):
+        return glue_type.upper()
+    return _SQL_TYPES[glue_type]
+
+
+_VIEW_TEMPLATES: dict[str, str] = {
+    CURRENT_LINES_VIEW: (
+        "SELECT "
+        + ", ".join(name for name, _ in VIEW_COLUMNS[CURRENT_LINES_VIEW])
+        + f"\nFROM {{{state.CURRENT_LINES_TABLE}}}"
+    ),
+    ORDERS_SUMMARY_VIEW: (
+        "SELECT "
+        + ", ".join(name for name, _ in VIEW_COLUMNS[ORDERS_SUMMARY_VIEW])
+        + f"\nFROM {{{state.ORDERS_SUMMARY_TABLE}}}"
+    ),
+    ORDERS_PER_CLIENT_VIEW: f"""
+SELECT client_id, client_name,
+       orders AS total_orders,
+       lines AS total_lines,
+       units AS total_units,
+       total_sales
+FROM {{{state.CLIENT_REPORT_TABLE}}}
+WHERE all_statuses = 1 AND all_channels = 1
+""".strip(),
+    SALES_BY_PRODUCT_VIEW: f"""
+SELECT product_id,
+       max_by(product_description, {_CELL_RECENCY}) AS product_description,
+       point_of_sale_channel,
+       CAST(sum(orders) AS BIGINT) AS orders,
+       CAST(sum(units) AS BIGINT) AS units,
+       CAST(sum(total_sales) AS {contract.SUM_MONEY_TYPE.upper()}) AS total_sales,
+       CAST(sum(total_volume_l) AS {contract.SUM_VOLUME_TYPE.upper()}) AS total_volume_l
+FROM {{{state.PRODUCT_DAILY_TABLE}}}
+GROUP BY product_id, point_of_sale_channel
+""".strip(),
+    ORDER_STATUS_VIEW: f"""
+SELECT status,
+       CAST(sum(orders) AS BIGINT) AS orders,
+       CAST(sum(lines) AS BIGINT) AS lines,
+       CAST(sum(total_sales) AS {contract.SUM_MONEY_TYPE.upper()}) AS total_sales
+FROM (
+    SELECT status, orders, lines, total_sales
+    FROM {{{state.STATUS_DAILY_TABLE}}}
+    WHERE all_statuses = 0
+    UNION ALL
+    SELECT status,
+           count(DISTINCT order_id) - count(*) AS orders,
+           CAST(NULL AS BIGINT) AS lines,
+           CAST(NULL AS DECIMAL(38, 2)) AS total_sales
+    FROM {{{state.SPANNING_ORDER_CELLS_TABLE}}}
+    WHERE status IS NOT NULL
+    GROUP BY status
+) cells
+GROUP BY status
+""".strip(),
+}
+
+
+def catalog_views(references: Mapping[str, str]) -> dict[str, str]:
+    """The stable views over one state version, in creation order: view name -> SQL.
+
+    `references` maps each state table to its reference, on Athena
+    `"<versions database>"."<versioned_table(table, version)>"`.
+    """
+    return {
+        name: _PLACEHOLDER.sub(lambda m: references[m.group(1)], template)
+        for name, template in _VIEW_TEMPLATES.items()
+    }
+
+
+def empty_view(name: str) -> str:
+    """A view with the columns and types of `name` and no rows: the view before the first
+    state version is published."""
+    columns = ",\n       ".join(
+        f"CAST(NULL AS {sql_type(kind)}) AS {column}" for column, kind in VIEW_COLUMNS[name]
+    )
+    return f"SELECT {columns}\nWHERE 1 = 0"
+
+
+# The views deploy and the Catalog step create before any state version exists; the
+# publication of each version replaces them with catalog_views() of its tables.
+CATALOG_VIEWS: dict[str, str] = {name: empty_view(name) for name in _VIEW_TEMPLATES}

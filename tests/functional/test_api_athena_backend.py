@@ -1,5 +1,7 @@
-"""Athena backend against moto (decorator mode): the exact SQL and ExecutionParameters sent,
-canned results parsed into the reports, a failed query and a query past its deadline."""
+"""Athena backend against moto (decorator mode): the state pointer read from S3, the exact SQL
+naming the published version's tables, the ExecutionParameters and result reuse sent, canned
+results parsed into the reports, no query before the first version, a failed query and a
+query past its deadline."""
 # ruff: noqa: E501  (canned result rows read best one per line)
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from moto.athena.models import QueryResults, athena_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.moto_api import state_manager
 
-from duffbeer.errors import QueryError, QueryTimeoutError
+from duffbeer import naming, state
+from duffbeer.errors import ClientNotFoundError, QueryError, QueryTimeoutError
 from lambdas.api import handler as api_handler
 from lambdas.api.backends.athena import AthenaBackend, Backoff
 from lambdas.api.params import OrdersPage, ReportFilters
@@ -27,22 +30,45 @@ pytestmark = pytest.mark.functional
 REGION = "us-east-1"
 WORKGROUP = "duffbeer-orders"
 DATABASE = "duffbeer_reports"
+VERSIONS_DATABASE = "duffbeer_reports_versions"
+BUCKET = "duffbeer-processed-orders"
+VERSION = "0000000002-bbbbbbb2"
+NEXT_VERSION = "0000000003-ccccccc3"
+CLIENT_BUCKETS = 64  # client 1001 is in client_bucket 1001 mod 64 = 41
 
-EXPECTED_STATUS_SQL = """WITH api_status_orders AS (
-SELECT status, point_of_sale_channel, order_date, order_id,
-       count(*) AS lines,
-       sum(line_total) AS total_sales
-FROM order_lines_current
-GROUP BY status, point_of_sale_channel, order_date, order_id
-)
-SELECT status,
-       grouping(status) AS all_statuses,
-       count(DISTINCT order_id) AS orders,
+EXPECTED_STATUS_SQL = """SELECT status, all_statuses,
+       sum(orders) AS orders,
        sum(lines) AS lines,
        sum(total_sales) AS total_sales
-FROM api_status_orders
-WHERE point_of_sale_channel = ? AND order_date >= CAST(? AS DATE) AND order_date <= CAST(? AS DATE)
-GROUP BY GROUPING SETS ((status), ())"""
+FROM (
+    SELECT status, all_statuses, orders, lines, total_sales
+    FROM "duffbeer_reports_versions"."status_daily_v0000000002_bbbbbbb2"
+    WHERE point_of_sale_channel = ? AND order_date >= CAST(? AS DATE) AND order_date <= CAST(? AS DATE)
+    UNION ALL
+    SELECT status,
+           CASE WHEN status IS NULL THEN 1 ELSE 0 END AS all_statuses,
+           count(DISTINCT order_id) - count(*) AS orders,
+           CAST(NULL AS BIGINT) AS lines,
+           CAST(NULL AS DECIMAL(38, 2)) AS total_sales
+    FROM "duffbeer_reports_versions"."spanning_order_cells_v0000000002_bbbbbbb2"
+    WHERE point_of_sale_channel = ? AND order_date >= CAST(? AS DATE) AND order_date <= CAST(? AS DATE)
+    GROUP BY status
+) cells
+GROUP BY status, all_statuses"""
+
+EXPECTED_CLIENT_REPORT_SQL = """SELECT status, point_of_sale_channel, all_statuses, all_channels, client_name,
+       orders, lines, units, total_sales
+FROM "duffbeer_reports_versions"."client_report_v0000000002_bbbbbbb2"
+WHERE client_bucket = ? AND client_id = ?"""
+
+EXPECTED_CLIENT_ORDERS_SQL = """SELECT order_id, order_date, point_of_sale_channel, lines, units, total_sales,
+       created_lines, delivered_lines, broken_lines
+FROM "duffbeer_reports_versions"."client_orders_v0000000002_bbbbbbb2"
+WHERE client_bucket = ? AND client_id = ? AND order_id > ?
+ORDER BY order_id
+LIMIT ?"""
+
+REUSE_A_WEEK = {"ResultReuseByAgeConfiguration": {"Enabled": True, "MaxAgeInMinutes": 10080}}
 
 
 def column(name: str, kind: str) -> dict[str, Any]:
@@ -63,24 +89,54 @@ def queue_results(columns: list[tuple[str, str]], rows: list[tuple[str | None, .
     )
 
 
+def publish(s3: Any, version: str) -> None:
+    """The state pointer, as PublishState writes it."""
+    pointer: state.StatePointer = {
+        "pointer_format": state.STATE_FORMAT,
+        "version": version,
+        "seq": state.version_seq(version),
+        "published_at": "2026-01-05T00:00:00.000Z",
+        "state_manifest": naming.state_manifest_key(version),
+        "settings": {"client_buckets": CLIENT_BUCKETS, "line_buckets": 4},
+        "history": [],
+    }
+    s3.put_object(Bucket=BUCKET, Key=naming.STATE_POINTER_KEY, Body=state.dumps(pointer).encode())
+
+
 @pytest.fixture
-def athena() -> Iterator[Any]:
+def aws() -> Iterator[tuple[Any, Any, list[dict[str, Any]]]]:
+    """Athena and S3 clients, and every StartQueryExecution request as botocore sent it
+    (moto does not echo the result reuse configuration)."""
     with mock_aws():
-        client = boto3.client("athena", region_name=REGION)
-        client.create_work_group(
+        athena = boto3.client("athena", region_name=REGION)
+        athena.create_work_group(
             Name=WORKGROUP,
             Configuration={"ResultConfiguration": {"OutputLocation": "s3://results/athena/"}},
         )
-        yield client
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket=BUCKET)
+        sent: list[dict[str, Any]] = []
+
+        def keep(params: dict[str, Any], **_: Any) -> None:
+            sent.append(dict(params))
+
+        athena.meta.events.register("provide-client-params.athena.StartQueryExecution", keep)
+        yield athena, s3, sent
 
 
-def backend_for(client: Any, **kwargs: Any) -> AthenaBackend:
+def backend_for(aws: tuple[Any, Any, Any], **kwargs: Any) -> AthenaBackend:
+    athena, s3, _ = aws
     return AthenaBackend(
         database=DATABASE,
+        versions_database=VERSIONS_DATABASE,
         workgroup=WORKGROUP,
-        output_location="s3://duffbeer-processed-orders/athena-results/",
+        bucket=BUCKET,
+        output_location=f"s3://{BUCKET}/athena-results/",
         timeout_s=kwargs.pop("timeout_s", 5.0),
-        client=client,
+        pointer_cache_s=kwargs.pop("pointer_cache_s", 5.0),
+        result_reuse_minutes=kwargs.pop("result_reuse_minutes", 10080),
+        client=athena,
+        s3_client=s3,
         sleep=kwargs.pop("sleep", lambda _: None),
         **kwargs,
     )
@@ -100,23 +156,30 @@ STATUS_COLUMNS = [
 ]
 
 
-def test_status_report_sends_the_shared_sql_with_bound_literals(athena: Any) -> None:
-    # Given Athena will answer with two statuses and the overall distinct orders
+def test_status_report_names_the_published_version_and_binds_literals(aws: Any) -> None:
+    # Given version 2 is published and Athena will answer with two statuses and the overall
+    # distinct orders
+    athena, s3, sent = aws
+    publish(s3, VERSION)
     queue_results(
         STATUS_COLUMNS,
         [("created", "0", "2", "2", "120.00"), ("delivered", "0", "1", "1", "15.005"), (None, "1", "2", "3", "135.00")],
     )
-    service = ReportService(backend_for(athena))
+    service = ReportService(backend_for(aws))
     # When the filtered status report is asked for
     report = service.order_status_report(
         ReportFilters(channel="Retail", date_from=date(2026, 1, 1), date_to=date(2026, 1, 31))
     )
-    # Then one query ran with the exact SQL, the workgroup, the database and quoted literals
+    # Then one query ran over version 2's tables, with the filter bound once per branch
     [execution] = executions(athena)
     assert execution["Query"] == EXPECTED_STATUS_SQL
-    assert execution["ExecutionParameters"] == ["'Retail'", "'2026-01-01'", "'2026-01-31'"]
+    assert execution["ExecutionParameters"] == ["'Retail'", "'2026-01-01'", "'2026-01-31'"] * 2
     assert execution["WorkGroup"] == WORKGROUP
     assert execution["QueryExecutionContext"] == {"Database": DATABASE}
+    # And it asked for result reuse, with the workgroup's own result location
+    [request] = sent
+    assert request["ResultReuseConfiguration"] == REUSE_A_WEEK
+    assert "ResultConfiguration" not in request
     # And the text results are typed and shaped (money rounded half up to cents)
     assert report == {
         "filters": {"channel": "Retail", "date_from": "2026-01-01", "date_to": "2026-01-31"},
@@ -129,11 +192,13 @@ def test_status_report_sends_the_shared_sql_with_bound_literals(athena: Any) -> 
     }
 
 
-def test_unfiltered_report_sends_no_parameters(athena: Any) -> None:
+def test_unfiltered_report_sends_no_parameters(aws: Any) -> None:
     # Given an empty answer
+    athena, s3, _ = aws
+    publish(s3, VERSION)
     queue_results(STATUS_COLUMNS, [(None, "1", "0", None, None)])
     # When the status report is asked for without filters
-    report = ReportService(backend_for(athena)).order_status_report(ReportFilters())
+    report = ReportService(backend_for(aws)).order_status_report(ReportFilters())
     # Then the query has no WHERE clause and no ExecutionParameters
     [execution] = executions(athena)
     assert "WHERE" not in execution["Query"]
@@ -141,8 +206,10 @@ def test_unfiltered_report_sends_no_parameters(athena: Any) -> None:
     assert report["total_orders"] == 0
 
 
-def test_client_report_runs_both_queries_and_parses_the_orders(athena: Any) -> None:
+def test_client_report_reads_one_client_bucket_partition(aws: Any) -> None:
     # Given canned answers for the client's figures and one page of its orders
+    athena, s3, _ = aws
+    publish(s3, VERSION)
     queue_results(
         [
             ("status", "varchar"),
@@ -180,13 +247,13 @@ def test_client_report_runs_both_queries_and_parses_the_orders(athena: Any) -> N
         ],
     )
     # When the report is asked for with pages of two orders
-    report = ReportService(backend_for(athena)).client_report(1001, OrdersPage(limit=2))
-    # Then both queries carry the client id (and the page bounds) as literals
-    sent = sorted((e["Query"].split("\n")[0], e["ExecutionParameters"]) for e in executions(athena))
-    assert sent == [
-        ("WITH api_client_orders AS (", ["1001", "0", "3"]),
-        ("WITH api_client_report AS (", ["1001"]),
-    ]
+    report = ReportService(backend_for(aws)).client_report(1001, OrdersPage(limit=2))
+    # Then both queries read client_bucket 41 of version 2 for client 1001 (and the page)
+    sent = {e["Query"]: e["ExecutionParameters"] for e in executions(athena)}
+    assert sent == {
+        EXPECTED_CLIENT_REPORT_SQL: ["41", "1001"],
+        EXPECTED_CLIENT_ORDERS_SQL: ["41", "1001", "0", "3"],
+    }
     # And the third order only signals that another page exists
     assert report["totals"] == {"orders": 2, "lines": 3, "units": 22, "sales": 49.0}
     assert report["by_status"] == [
@@ -200,6 +267,76 @@ def test_client_report_runs_both_queries_and_parses_the_orders(athena: Any) -> N
     assert report["orders"]["next_cursor"] is not None
 
 
+def test_no_published_version_answers_empty_without_querying(aws: Any) -> None:
+    # Given no state pointer in the bucket
+    athena, _, _ = aws
+    backend = backend_for(aws)
+    app = api_handler.create_app(ReportService(backend))
+    # When every route is asked for
+    client = app.resolve(api_event("/orders/1001"), None)
+    products = app.resolve(api_event("/sales-by-product"), None)
+    statuses = app.resolve(api_event("/order-status-report"), None)
+    # Then the client is unknown, the reports are empty, and Athena ran nothing
+    assert client["statusCode"] == 404
+    assert body(products)["products"] == []
+    assert body(statuses)["total_orders"] == 0
+    assert [s["orders"] for s in body(statuses)["statuses"]] == [0, 0, 0]
+    assert executions(athena) == []
+    assert backend.status()["state_version"] is None
+
+
+def test_the_pointer_is_cached_then_followed_to_the_next_version(aws: Any) -> None:
+    # Given version 2 published, a pointer cache of 5 s and a clock the test moves
+    athena, s3, _ = aws
+    publish(s3, VERSION)
+    now = [100.0]
+    backend = backend_for(aws, clock=lambda: now[0])
+    service = ReportService(backend)
+    for _ in range(3):
+        queue_results(STATUS_COLUMNS, [])
+    # When a report is asked for, the pointer moves, and it is asked for again before and
+    # after the cache expires
+    service.order_status_report(ReportFilters())
+    publish(s3, NEXT_VERSION)
+    now[0] += 4.9
+    service.order_status_report(ReportFilters())
+    now[0] += 0.2
+    service.order_status_report(ReportFilters())
+    # Then two queries read version 2 and the last one the next version
+    versions = sorted(
+        v for e in executions(athena) for v in (VERSION, NEXT_VERSION)
+        if f'_v{v.replace("-", "_")}"' in e["Query"]
+    )
+    assert versions == [VERSION, VERSION, NEXT_VERSION]
+    assert backend.status()["state_version"] == NEXT_VERSION
+
+
+def test_without_result_reuse_the_fallback_result_location_is_sent(aws: Any) -> None:
+    _, s3, sent = aws
+    publish(s3, VERSION)
+    queue_results(STATUS_COLUMNS, [])
+    ReportService(backend_for(aws, result_reuse_minutes=0)).order_status_report(ReportFilters())
+    [request] = sent
+    assert "ResultReuseConfiguration" not in request
+    assert request["ResultConfiguration"] == {"OutputLocation": f"s3://{BUCKET}/athena-results/"}
+
+
+def test_an_invalid_pointer_is_a_502(aws: Any) -> None:
+    # Given a pointer that is not JSON
+    athena, s3, _ = aws
+    s3.put_object(Bucket=BUCKET, Key=naming.STATE_POINTER_KEY, Body=b"{oops")
+    backend = backend_for(aws)
+    # When a report is asked for, directly and through the API
+    with pytest.raises(QueryError, match="is not a valid state pointer"):
+        ReportService(backend).order_status_report(ReportFilters())
+    response = api_handler.create_app(ReportService(backend_for(aws))).resolve(
+        api_event("/order-status-report"), None
+    )
+    # Then it fails as a query failure, and no query ran
+    assert response["statusCode"] == 502
+    assert executions(athena) == []
+
+
 @pytest.fixture
 def queries_stay_queued() -> Iterator[None]:
     state_manager.set_transition(
@@ -211,13 +348,16 @@ def queries_stay_queued() -> Iterator[None]:
         state_manager.unset_transition("athena::execution")
 
 
-def test_failed_query_is_a_query_error_and_a_502(athena: Any, queries_stay_queued: None) -> None:
+def test_failed_query_is_a_query_error_and_a_502(aws: Any, queries_stay_queued: None) -> None:
     # Given Athena reports the query FAILED at the first poll
+    _, s3, _ = aws
+    publish(s3, VERSION)
+
     def fail_running_queries(_: float) -> None:
         for execution in athena_backends[DEFAULT_ACCOUNT_ID][REGION].executions.values():
             execution.status = "FAILED"
 
-    backend = backend_for(athena, sleep=fail_running_queries)
+    backend = backend_for(aws, sleep=fail_running_queries)
     # When the report is asked for directly and through the API
     with pytest.raises(QueryError, match="ended FAILED"):
         ReportService(backend).sales_by_product(ReportFilters())
@@ -228,8 +368,10 @@ def test_failed_query_is_a_query_error_and_a_502(athena: Any, queries_stay_queue
     assert body(response)["message"] == "the report query failed"
 
 
-def test_query_past_its_deadline_is_cancelled(athena: Any, queries_stay_queued: None) -> None:
+def test_query_past_its_deadline_is_cancelled(aws: Any, queries_stay_queued: None) -> None:
     # Given a query that never leaves QUEUED and a clock moved only by the backoff sleeps
+    athena, s3, _ = aws
+    publish(s3, VERSION)
     now = [0.0]
     sleeps: list[float] = []
 
@@ -238,7 +380,7 @@ def test_query_past_its_deadline_is_cancelled(athena: Any, queries_stay_queued: 
         now[0] += seconds
 
     backend = backend_for(
-        athena, timeout_s=3.0, sleep=sleep, clock=lambda: now[0], backoff=Backoff(0.1, 2.0, 1.0)
+        aws, timeout_s=3.0, sleep=sleep, clock=lambda: now[0], backoff=Backoff(0.1, 2.0, 1.0)
     )
     # When the report is asked for
     with pytest.raises(QueryTimeoutError, match="did not finish within 3 s"):
@@ -248,3 +390,11 @@ def test_query_past_its_deadline_is_cancelled(athena: Any, queries_stay_queued: 
     assert sleeps == [0.1, 0.2, 0.4, 0.8, 1.0, 0.5]
     [execution] = executions(athena)
     assert execution["Status"]["State"] == "CANCELLED"
+
+
+def test_client_not_found_when_the_partition_holds_no_rows(aws: Any) -> None:
+    _, s3, _ = aws
+    publish(s3, VERSION)
+    queue_results([("status", "varchar"), ("all_statuses", "integer"), ("all_channels", "integer")], [])
+    with pytest.raises(ClientNotFoundError, match="client 7 has no current order lines"):
+        ReportService(backend_for(aws)).client_report(7)

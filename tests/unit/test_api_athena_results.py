@@ -10,8 +10,9 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from duffbeer.reports_sql import BoundQuery
+from duffbeer import naming, reports_sql
 from lambdas.api.backends.athena import AthenaBackend, literal, parse_value
+from lambdas.api.pointer import PublishedState
 
 COLUMNS = [
     {"Name": "product_id", "Type": "integer"},
@@ -24,6 +25,16 @@ COLUMNS = [
 
 def cells(*values: str | None) -> dict[str, Any]:
     return {"Data": [{} if v is None else {"VarCharValue": v} for v in values]}
+
+
+class PointerStub:
+    """A pointer cache that always holds one published version."""
+
+    def __init__(self, published: PublishedState) -> None:
+        self.last = published
+
+    def get(self) -> PublishedState:
+        return self.last
 
 
 def test_results_are_read_across_pages_and_typed() -> None:
@@ -62,15 +73,21 @@ def test_results_are_read_across_pages_and_typed() -> None:
     )
     backend = AthenaBackend(
         database="duffbeer_reports",
+        versions_database="duffbeer_reports_versions",
         workgroup="wg",
+        bucket="processed",
         output_location=None,
         timeout_s=5.0,
         client=client,
         sleep=lambda _: None,
     )
+    version = "0000000001-aaaaaaa1"
+    backend.pointer = PointerStub(
+        PublishedState(version, 1, 4, naming.state_manifest_key(version), '"e1"')
+    )
     # When the query is fetched
     with stubber:
-        [rows] = backend.fetch([BoundQuery("SELECT 1", (), "api_product_daily")])
+        [rows] = backend.fetch([reports_sql.channels_query()])
     # Then the header row is skipped once and every page's rows are typed
     assert rows == [
         {

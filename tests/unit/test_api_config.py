@@ -1,4 +1,5 @@
 """The API Lambda's configuration: defaults, and every invalid setting refused at cold start."""
+# ruff: noqa: E501  (the parameter tables read best one case per line)
 
 from __future__ import annotations
 
@@ -69,3 +70,60 @@ def test_query_deadline_stays_below_api_gateway_timeout() -> None:
             processed_bucket="b",
             query_timeout_s=29.0,
         )
+
+
+def test_state_settings_default_and_override() -> None:
+    # Given the deployed defaults, then every state setting given
+    default = ApiConfig.from_env({"ATHENA_WORKGROUP": "wg"})
+    given = ApiConfig.from_env(
+        {
+            "ATHENA_WORKGROUP": "wg",
+            "GLUE_DATABASE": "acme_reports",
+            "VERSIONS_DATABASE": "acme_state",
+            "STATE_POINTER_CACHE_S": "2.5",
+            "ATHENA_RESULT_REUSE_MINUTES": "0",
+        }
+    )
+    # Then the versions database follows GLUE_DATABASE unless named, reuse is a week
+    assert (default.state_database, default.pointer_cache_s, default.result_reuse_minutes) == (
+        "duffbeer_reports_versions",
+        5.0,
+        10080,
+    )
+    assert (given.state_database, given.pointer_cache_s, given.result_reuse_minutes) == (
+        "acme_state",
+        2.5,
+        0,
+    )
+    assert ApiConfig.from_env({"ATHENA_WORKGROUP": "wg", "GLUE_DATABASE": "acme"}).state_database == (
+        "acme_versions"
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"STATE_POINTER_CACHE_S": "soon"}, "STATE_POINTER_CACHE_S must be a number, got 'soon'"),
+        ({"STATE_POINTER_CACHE_S": "-1"}, "STATE_POINTER_CACHE_S must be from 0 to 300 seconds, got -1"),
+        ({"STATE_POINTER_CACHE_S": "nan"}, "STATE_POINTER_CACHE_S must be from 0 to 300 seconds, got nan"),
+        ({"ATHENA_RESULT_REUSE_MINUTES": "1.5"}, "ATHENA_RESULT_REUSE_MINUTES must be a number, got '1.5'"),
+        (
+            {"ATHENA_RESULT_REUSE_MINUTES": "10081"},
+            "ATHENA_RESULT_REUSE_MINUTES must be from 0 to 10080, got 10081",
+        ),
+        (
+            {"VERSIONS_DATABASE": 'x"; DROP'},
+            "VERSIONS_DATABASE (default: GLUE_DATABASE + '_versions') must be 1-255 "
+            "lower-case letters, digits or _, got 'x\"; DROP'",
+        ),
+        (
+            {"GLUE_DATABASE": "Reports-DB"},
+            "VERSIONS_DATABASE (default: GLUE_DATABASE + '_versions') must be 1-255 "
+            "lower-case letters, digits or _, got 'Reports-DB_versions'",
+        ),
+    ],
+)
+def test_invalid_state_settings_are_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        ApiConfig.from_env({"ATHENA_WORKGROUP": "wg", **env})
+    assert str(raised.value) == message

@@ -25,7 +25,7 @@ from tests.unit.test_api_support import (
     load_event,
     moto_endpoint,
     s3_client,
-    write_reference_dataset,
+    write_reference_state,
 )
 
 pytestmark = pytest.mark.functional
@@ -72,7 +72,7 @@ class FailingBackend:
 
 @pytest.fixture(scope="module")
 def backend(moto_endpoint: str) -> RecordingBackend:
-    write_reference_dataset(moto_endpoint)
+    write_reference_state(moto_endpoint)
     return RecordingBackend(
         DuckDBBackend(
             bucket=BUCKET,
@@ -124,7 +124,7 @@ def test_lambda_entry_point_answers_the_sample_events(
         # Later tests must not inherit an app or clients bound to this test's server.
         api_handler.default_app.cache_clear()
         aws.client.cache_clear()
-    # Then each answers 200 with JSON built from the published batches
+    # Then each answers 200 with JSON built from the published state version
     assert [r["statusCode"] for r in (client, products, statuses, health)] == [200] * 4
     assert client["multiValueHeaders"]["Content-Type"] == ["application/json"]
     assert body(client)["totals"] == {"orders": 2, "lines": 3, "units": 22, "sales": 49.0}

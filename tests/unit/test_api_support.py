@@ -1,4 +1,5 @@
-"""Shared pieces of the API tests: a moto server, a hand-written published dataset, events."""
+"""Shared pieces of the API tests: a moto server, hand-written state versions laid out as the
+merge job writes them, events."""
 # ruff: noqa: E501  (the hand-written rows read best one line each)
 
 from __future__ import annotations
@@ -6,9 +7,8 @@ from __future__ import annotations
 import copy
 import json
 import socket
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,67 +20,405 @@ import pyarrow.parquet as pq
 import pytest
 from moto.server import ThreadedMotoServer
 
-from duffbeer import manifest, naming
+from duffbeer import naming, state, utc
+from duffbeer.contract import CLIENT_BUCKET_COLUMN
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 BUCKET = "duffbeer-processed-orders"
+CLIENT_BUCKETS = 4
 
-LINE_SCHEMA = pa.schema(
-    [
-        ("client_id", pa.int32()),
-        ("client_name", pa.string()),
-        ("order_id", pa.int32()),
-        ("product_id", pa.int32()),
-        ("product_description", pa.string()),
-        ("product_price", pa.decimal128(12, 2)),
-        ("product_ccf", pa.int32()),
-        ("product_volume", pa.decimal128(8, 3)),
-        ("status", pa.string()),
-        ("line_total", pa.decimal128(18, 2)),
-        ("line_volume_l", pa.decimal128(18, 3)),
-        ("batch_id", pa.string()),
-        ("source_event_time", pa.timestamp("us", tz="UTC")),
-    ]
-)
+Rows = Sequence[tuple[Any, ...]]
 
+T_A = datetime(2026, 1, 1, 10, 0, tzinfo=UTC)  # batch orders-a's upload
+T_B = datetime(2026, 1, 2, 9, 0, tzinfo=UTC)  # batch orders-b's upload, later
+D10, D11, D12 = date(2026, 1, 10), date(2026, 1, 11), date(2026, 1, 12)
+MOE, KWIK, KRUSTY, MALL = "Moe's Tavern", "Kwik-E-Mart", "Krusty Burger", "Springfield Mall"
 
-@dataclass(frozen=True)
-class Line:
-    client_id: int
-    client_name: str
-    order_id: int
-    product_id: int
-    description: str
-    price: str
-    ccf: int
-    volume: str
-    channel: str
-    status: str
-    order_date: str
+V1 = "0000000001-aaaaaaa1"
+V2 = "0000000002-bbbbbbb2"
+
+# --- Version 1: batch orders-a alone --------------------------------------------------------
+# Its current lines (channel and date last, as the partition values of order_lines_current):
+#   1001 5678/102 Duff Classic  2.50 x 6  Retail 01-10 created     15.00  1.980 l
+#   1001 5678/103 Duff Lite     2.00 x 12 Retail 01-10 created     24.00  6.000 l
+#   1002 5679/103 Duff Lite     2.00 x 10 B2B    01-11 delivered   20.00  5.000 l
+#   1003 5680/104 Duff Dry      3.00 x 8  Online 01-11 broken      24.00  2.000 l
+#   1001 5690/102 Duff Classic  2.50 x 4  Online 01-12 delivered   10.00  1.320 l
+# --- Version 2: orders-b on top: (5678, 102) is now delivered, and a new order 5700 --------
+#   1001 5678/102 Duff Classic  2.50 x 6  Retail 01-10 delivered   15.00  1.980 l  (orders-b)
+#   1004 5700/105 Duff Special  4.00 x 24 Retail 01-12 created     96.00 24.000 l  (orders-b)
+# Clients 1002 and 1003 (client_bucket 2 and 3 of 4) are untouched by orders-b: version 2
+# reuses their partitions from version 1's prefix.
 
 
-# Batch A: the first file (S3 event time 2026-01-01 10:00).
-BATCH_A = [
-    Line(1001, "Moe's Tavern", 5678, 102, "Duff Classic", "2.50", 6, "0.330", "Retail", "created", "2026-01-10"),
-    Line(1001, "Moe's Tavern", 5678, 103, "Duff Lite", "2.00", 12, "0.500", "Retail", "created", "2026-01-10"),
-    Line(1002, "Kwik-E-Mart", 5679, 103, "Duff Lite", "2.00", 10, "0.500", "B2B", "delivered", "2026-01-11"),
-    Line(1003, "Krusty Burger", 5680, 104, "Duff Dry", "3.00", 8, "0.250", "Online", "broken", "2026-01-11"),
-    Line(1001, "Moe's Tavern", 5690, 102, "Duff Classic", "2.50", 4, "0.330", "Online", "delivered", "2026-01-12"),
-]
-# Batch B, published run (event time 2026-01-02 09:00): line (5678, 102) is now delivered.
-BATCH_B = [
-    Line(1001, "Moe's Tavern", 5678, 102, "Duff Classic", "2.50", 6, "0.330", "Retail", "delivered", "2026-01-10"),
-    Line(1004, "Springfield Mall", 5700, 105, "Duff Special", "4.00", 24, "1.000", "Retail", "created", "2026-01-12"),
-]
-# Batch B's superseded run, still on S3 but no longer published: must stay invisible.
-BATCH_B_OLD_RUN = [
-    Line(1001, "Moe's Tavern", 5678, 102, "Duff Classic", "2.50", 6, "0.330", "Retail", "broken", "2026-01-10"),
-    Line(1006, "Android's Dungeon", 5999, 102, "Duff Classic", "2.50", 50, "0.330", "Retail", "created", "2026-01-12"),
-]
-# Batch C: its only run failed, nothing published: must stay invisible.
-BATCH_C = [
-    Line(1005, "Lard Lad Donuts", 5800, 102, "Duff Classic", "2.50", 100, "0.330", "Retail", "created", "2026-01-12"),
-]
+def _line(client: int, name: str, order: int, product: int, description: str, price: str, units: int, volume: str, status: str, batch: str, at: datetime, channel: str, day: date) -> tuple[Any, ...]:
+    total = Decimal(price) * units
+    litres = Decimal(volume) * units
+    return (client, name, order, product, description, Decimal(price), units, Decimal(volume), status, total, litres, batch, at, channel, day)
+
+
+V1_ROWS: dict[str, Rows] = {
+    state.CURRENT_LINES_TABLE: [
+        _line(1001, MOE, 5678, 102, "Duff Classic", "2.50", 6, "0.330", "created", "orders-a", T_A, "Retail", D10),
+        _line(1001, MOE, 5678, 103, "Duff Lite", "2.00", 12, "0.500", "created", "orders-a", T_A, "Retail", D10),
+        _line(1002, KWIK, 5679, 103, "Duff Lite", "2.00", 10, "0.500", "delivered", "orders-a", T_A, "B2B", D11),
+        _line(1003, KRUSTY, 5680, 104, "Duff Dry", "3.00", 8, "0.250", "broken", "orders-a", T_A, "Online", D11),
+        _line(1001, MOE, 5690, 102, "Duff Classic", "2.50", 4, "0.330", "delivered", "orders-a", T_A, "Online", D12),
+    ],
+    # client_id, status, channel, all_statuses, all_channels, client_name, orders, lines, units, total_sales
+    state.CLIENT_REPORT_TABLE: [
+        (1001, None, None, 1, 1, MOE, 2, 3, 22, Decimal("49.00")),
+        (1001, "created", None, 0, 1, MOE, 1, 2, 18, Decimal("39.00")),
+        (1001, "delivered", None, 0, 1, MOE, 1, 1, 4, Decimal("10.00")),
+        (1001, None, "Online", 1, 0, MOE, 1, 1, 4, Decimal("10.00")),
+        (1001, None, "Retail", 1, 0, MOE, 1, 2, 18, Decimal("39.00")),
+        (1002, None, None, 1, 1, KWIK, 1, 1, 10, Decimal("20.00")),
+        (1002, "delivered", None, 0, 1, KWIK, 1, 1, 10, Decimal("20.00")),
+        (1002, None, "B2B", 1, 0, KWIK, 1, 1, 10, Decimal("20.00")),
+        (1003, None, None, 1, 1, KRUSTY, 1, 1, 8, Decimal("24.00")),
+        (1003, "broken", None, 0, 1, KRUSTY, 1, 1, 8, Decimal("24.00")),
+        (1003, None, "Online", 1, 0, KRUSTY, 1, 1, 8, Decimal("24.00")),
+    ],
+    # client_id, order_id, order_date, channel, lines, units, total_sales, created/delivered/broken lines, client_name, latest event, batch, product
+    state.CLIENT_ORDERS_TABLE: [
+        (1001, 5678, D10, "Retail", 2, 18, Decimal("39.00"), 2, 0, 0, MOE, T_A, "orders-a", 103),
+        (1001, 5690, D12, "Online", 1, 4, Decimal("10.00"), 0, 1, 0, MOE, T_A, "orders-a", 102),
+        (1002, 5679, D11, "B2B", 1, 10, Decimal("20.00"), 0, 1, 0, KWIK, T_A, "orders-a", 103),
+        (1003, 5680, D11, "Online", 1, 8, Decimal("24.00"), 0, 0, 1, KRUSTY, T_A, "orders-a", 104),
+    ],
+    # product_id, channel, order_date, description, latest event, batch, order, orders, units, total_sales, total_volume_l
+    state.PRODUCT_DAILY_TABLE: [
+        (102, "Retail", D10, "Duff Classic", T_A, "orders-a", 5678, 1, 6, Decimal("15.00"), Decimal("1.980")),
+        (102, "Online", D12, "Duff Classic", T_A, "orders-a", 5690, 1, 4, Decimal("10.00"), Decimal("1.320")),
+        (103, "Retail", D10, "Duff Lite", T_A, "orders-a", 5678, 1, 12, Decimal("24.00"), Decimal("6.000")),
+        (103, "B2B", D11, "Duff Lite", T_A, "orders-a", 5679, 1, 10, Decimal("20.00"), Decimal("5.000")),
+        (104, "Online", D11, "Duff Dry", T_A, "orders-a", 5680, 1, 8, Decimal("24.00"), Decimal("2.000")),
+    ],
+    # status, channel, order_date, all_statuses, orders, lines, total_sales
+    state.STATUS_DAILY_TABLE: [
+        ("created", "Retail", D10, 0, 1, 2, Decimal("39.00")),
+        (None, "Retail", D10, 1, 1, 2, Decimal("39.00")),
+        ("delivered", "B2B", D11, 0, 1, 1, Decimal("20.00")),
+        (None, "B2B", D11, 1, 1, 1, Decimal("20.00")),
+        ("broken", "Online", D11, 0, 1, 1, Decimal("24.00")),
+        (None, "Online", D11, 1, 1, 1, Decimal("24.00")),
+        ("delivered", "Online", D12, 0, 1, 1, Decimal("10.00")),
+        (None, "Online", D12, 1, 1, 1, Decimal("10.00")),
+    ],
+    state.SPANNING_ORDER_CELLS_TABLE: [],
+    # client_id, client_name, total_orders, total_sales
+    state.ORDERS_SUMMARY_TABLE: [
+        (1001, MOE, 2, 49.0),
+        (1002, KWIK, 1, 20.0),
+        (1003, KRUSTY, 1, 24.0),
+    ],
+}
+
+V2_ROWS: dict[str, Rows] = {
+    state.CURRENT_LINES_TABLE: [
+        _line(1001, MOE, 5678, 102, "Duff Classic", "2.50", 6, "0.330", "delivered", "orders-b", T_B, "Retail", D10),
+        _line(1001, MOE, 5678, 103, "Duff Lite", "2.00", 12, "0.500", "created", "orders-a", T_A, "Retail", D10),
+        _line(1002, KWIK, 5679, 103, "Duff Lite", "2.00", 10, "0.500", "delivered", "orders-a", T_A, "B2B", D11),
+        _line(1003, KRUSTY, 5680, 104, "Duff Dry", "3.00", 8, "0.250", "broken", "orders-a", T_A, "Online", D11),
+        _line(1001, MOE, 5690, 102, "Duff Classic", "2.50", 4, "0.330", "delivered", "orders-a", T_A, "Online", D12),
+        _line(1004, MALL, 5700, 105, "Duff Special", "4.00", 24, "1.000", "created", "orders-b", T_B, "Retail", D12),
+    ],
+    state.CLIENT_REPORT_TABLE: [
+        (1001, None, None, 1, 1, MOE, 2, 3, 22, Decimal("49.00")),
+        (1001, "created", None, 0, 1, MOE, 1, 1, 12, Decimal("24.00")),
+        (1001, "delivered", None, 0, 1, MOE, 2, 2, 10, Decimal("25.00")),
+        (1001, None, "Online", 1, 0, MOE, 1, 1, 4, Decimal("10.00")),
+        (1001, None, "Retail", 1, 0, MOE, 1, 2, 18, Decimal("39.00")),
+        (1004, None, None, 1, 1, MALL, 1, 1, 24, Decimal("96.00")),
+        (1004, "created", None, 0, 1, MALL, 1, 1, 24, Decimal("96.00")),
+        (1004, None, "Retail", 1, 0, MALL, 1, 1, 24, Decimal("96.00")),
+    ],
+    state.CLIENT_ORDERS_TABLE: [
+        (1001, 5678, D10, "Retail", 2, 18, Decimal("39.00"), 1, 1, 0, MOE, T_B, "orders-b", 102),
+        (1001, 5690, D12, "Online", 1, 4, Decimal("10.00"), 0, 1, 0, MOE, T_A, "orders-a", 102),
+        (1004, 5700, D12, "Retail", 1, 24, Decimal("96.00"), 1, 0, 0, MALL, T_B, "orders-b", 105),
+    ],
+    state.PRODUCT_DAILY_TABLE: [
+        (102, "Retail", D10, "Duff Classic", T_B, "orders-b", 5678, 1, 6, Decimal("15.00"), Decimal("1.980")),
+        (102, "Online", D12, "Duff Classic", T_A, "orders-a", 5690, 1, 4, Decimal("10.00"), Decimal("1.320")),
+        (103, "Retail", D10, "Duff Lite", T_A, "orders-a", 5678, 1, 12, Decimal("24.00"), Decimal("6.000")),
+        (103, "B2B", D11, "Duff Lite", T_A, "orders-a", 5679, 1, 10, Decimal("20.00"), Decimal("5.000")),
+        (104, "Online", D11, "Duff Dry", T_A, "orders-a", 5680, 1, 8, Decimal("24.00"), Decimal("2.000")),
+        (105, "Retail", D12, "Duff Special", T_B, "orders-b", 5700, 1, 24, Decimal("96.00"), Decimal("24.000")),
+    ],
+    state.STATUS_DAILY_TABLE: [
+        ("created", "Retail", D10, 0, 1, 1, Decimal("24.00")),
+        ("delivered", "Retail", D10, 0, 1, 1, Decimal("15.00")),
+        (None, "Retail", D10, 1, 1, 2, Decimal("39.00")),
+        ("delivered", "B2B", D11, 0, 1, 1, Decimal("20.00")),
+        (None, "B2B", D11, 1, 1, 1, Decimal("20.00")),
+        ("broken", "Online", D11, 0, 1, 1, Decimal("24.00")),
+        (None, "Online", D11, 1, 1, 1, Decimal("24.00")),
+        ("delivered", "Online", D12, 0, 1, 1, Decimal("10.00")),
+        (None, "Online", D12, 1, 1, 1, Decimal("10.00")),
+        ("created", "Retail", D12, 0, 1, 1, Decimal("96.00")),
+        (None, "Retail", D12, 1, 1, 1, Decimal("96.00")),
+    ],
+    state.SPANNING_ORDER_CELLS_TABLE: [],
+    state.ORDERS_SUMMARY_TABLE: [
+        (1001, MOE, 2, 49.0),
+        (1002, KWIK, 1, 20.0),
+        (1003, KRUSTY, 1, 24.0),
+        (1004, MALL, 1, 96.0),
+    ],
+}
+# What version 2 reuses from version 1 (partition values as text).
+V2_REUSED: dict[str, set[tuple[str, ...]]] = {
+    state.CLIENT_REPORT_TABLE: {("2",), ("3",)},
+    state.CLIENT_ORDERS_TABLE: {("2",), ("3",)},
+    state.CURRENT_LINES_TABLE: {("B2B", "2026-01-11"), ("Online", "2026-01-11"), ("Online", "2026-01-12")},
+}
+
+# --- A state with orders spanning cells -----------------------------------------------------
+# All lines from one upload time T_S; orders-t sorts after orders-s, so F is more recent than
+# every orders-s line, and among orders-s lines the higher order id is the more recent.
+#   A 2001 9000/102 Duff Classic         2.50 x 2 Retail 01-10 created    5.00 (orders-s)
+#   B 2001 9000/103 Duff Lite            2.00 x 3 B2B    01-11 created    6.00 (orders-s)
+#   C 2001 9001/102 Duff Classic         2.50 x 4 Retail 01-10 delivered 10.00 (orders-s)
+#   D 2001 9001/104 Duff Dry             3.00 x 1 Retail 01-11 created    3.00 (orders-s)
+#   E 2001 9001/105 Duff Special         4.00 x 2 Retail 01-11 delivered  8.00 (orders-s)
+#   F 2002 9002/103 Duff Lite Renamed    2.00 x 5 Retail 01-11 created   10.00 (orders-t)
+#   G 2002 9003/102 Duff Classic Online  2.50 x 2 Online 01-12 delivered  5.00 (orders-s)
+# Order 9000 lies in (Retail, 01-10) and (B2B, 01-11); 9001 in (Retail, 01-10) and
+# (Retail, 01-11); 9002 and 9003 in one cell each.
+T_S = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
+V_SPAN = "0000000001-cccccccc"
+BARNEY, LENNY = "Barney", "Lenny"
+
+SPANNING_ROWS: dict[str, Rows] = {
+    state.CURRENT_LINES_TABLE: [
+        _line(2001, BARNEY, 9000, 102, "Duff Classic", "2.50", 2, "0.330", "created", "orders-s", T_S, "Retail", D10),
+        _line(2001, BARNEY, 9000, 103, "Duff Lite", "2.00", 3, "0.500", "created", "orders-s", T_S, "B2B", D11),
+        _line(2001, BARNEY, 9001, 102, "Duff Classic", "2.50", 4, "0.330", "delivered", "orders-s", T_S, "Retail", D10),
+        _line(2001, BARNEY, 9001, 104, "Duff Dry", "3.00", 1, "0.250", "created", "orders-s", T_S, "Retail", D11),
+        _line(2001, BARNEY, 9001, 105, "Duff Special", "4.00", 2, "1.000", "delivered", "orders-s", T_S, "Retail", D11),
+        _line(2002, LENNY, 9002, 103, "Duff Lite Renamed", "2.00", 5, "0.500", "created", "orders-t", T_S, "Retail", D11),
+        _line(2002, LENNY, 9003, 102, "Duff Classic Online", "2.50", 2, "0.330", "delivered", "orders-s", T_S, "Online", D12),
+    ],
+    state.CLIENT_REPORT_TABLE: [
+        (2001, None, None, 1, 1, BARNEY, 2, 5, 12, Decimal("32.00")),
+        (2001, "created", None, 0, 1, BARNEY, 2, 3, 6, Decimal("14.00")),
+        (2001, "delivered", None, 0, 1, BARNEY, 1, 2, 6, Decimal("18.00")),
+        (2001, None, "B2B", 1, 0, BARNEY, 1, 1, 3, Decimal("6.00")),
+        (2001, None, "Retail", 1, 0, BARNEY, 2, 4, 9, Decimal("26.00")),
+        (2002, None, None, 1, 1, LENNY, 2, 2, 7, Decimal("15.00")),
+        (2002, "created", None, 0, 1, LENNY, 1, 1, 5, Decimal("10.00")),
+        (2002, "delivered", None, 0, 1, LENNY, 1, 1, 2, Decimal("5.00")),
+        (2002, None, "Online", 1, 0, LENNY, 1, 1, 2, Decimal("5.00")),
+        (2002, None, "Retail", 1, 0, LENNY, 1, 1, 5, Decimal("10.00")),
+    ],
+    state.CLIENT_ORDERS_TABLE: [
+        (2001, 9000, D10, "B2B", 2, 5, Decimal("11.00"), 2, 0, 0, BARNEY, T_S, "orders-s", 103),
+        (2001, 9001, D10, "Retail", 3, 7, Decimal("21.00"), 1, 2, 0, BARNEY, T_S, "orders-s", 105),
+        (2002, 9002, D11, "Retail", 1, 5, Decimal("10.00"), 1, 0, 0, LENNY, T_S, "orders-t", 103),
+        (2002, 9003, D12, "Online", 1, 2, Decimal("5.00"), 0, 1, 0, LENNY, T_S, "orders-s", 102),
+    ],
+    state.PRODUCT_DAILY_TABLE: [
+        (102, "Retail", D10, "Duff Classic", T_S, "orders-s", 9001, 2, 6, Decimal("15.00"), Decimal("1.980")),
+        (102, "Online", D12, "Duff Classic Online", T_S, "orders-s", 9003, 1, 2, Decimal("5.00"), Decimal("0.660")),
+        (103, "B2B", D11, "Duff Lite", T_S, "orders-s", 9000, 1, 3, Decimal("6.00"), Decimal("1.500")),
+        (103, "Retail", D11, "Duff Lite Renamed", T_S, "orders-t", 9002, 1, 5, Decimal("10.00"), Decimal("2.500")),
+        (104, "Retail", D11, "Duff Dry", T_S, "orders-s", 9001, 1, 1, Decimal("3.00"), Decimal("0.250")),
+        (105, "Retail", D11, "Duff Special", T_S, "orders-s", 9001, 1, 2, Decimal("8.00"), Decimal("2.000")),
+    ],
+    state.STATUS_DAILY_TABLE: [
+        ("created", "Retail", D10, 0, 1, 1, Decimal("5.00")),
+        ("delivered", "Retail", D10, 0, 1, 1, Decimal("10.00")),
+        (None, "Retail", D10, 1, 2, 2, Decimal("15.00")),
+        ("created", "B2B", D11, 0, 1, 1, Decimal("6.00")),
+        (None, "B2B", D11, 1, 1, 1, Decimal("6.00")),
+        ("created", "Retail", D11, 0, 2, 2, Decimal("13.00")),
+        ("delivered", "Retail", D11, 0, 1, 1, Decimal("8.00")),
+        (None, "Retail", D11, 1, 2, 3, Decimal("21.00")),
+        ("delivered", "Online", D12, 0, 1, 1, Decimal("5.00")),
+        (None, "Online", D12, 1, 1, 1, Decimal("5.00")),
+    ],
+    # order_id, status, channel, order_date
+    state.SPANNING_ORDER_CELLS_TABLE: [
+        (9000, None, "Retail", D10),
+        (9000, None, "B2B", D11),
+        (9000, "created", "Retail", D10),
+        (9000, "created", "B2B", D11),
+        (9001, None, "Retail", D10),
+        (9001, None, "Retail", D11),
+        (9001, "delivered", "Retail", D10),
+        (9001, "created", "Retail", D11),
+        (9001, "delivered", "Retail", D11),
+    ],
+    state.ORDERS_SUMMARY_TABLE: [
+        (2001, BARNEY, 2, 32.0),
+        (2002, LENNY, 2, 15.0),
+    ],
+}
+
+
+# --- Writing a version as the merge job lays it out -----------------------------------------
+
+_ARROW_TYPES = {
+    "int": pa.int32(),
+    "bigint": pa.int64(),
+    "string": pa.string(),
+    "date": pa.date32(),
+    # The jobs write TIMESTAMP_MICROS in UTC.
+    "timestamp": pa.timestamp("us", tz="UTC"),
+    "double": pa.float64(),
+}
+
+
+def arrow_type(glue_type: str) -> pa.DataType:
+    if glue_type.startswith("decimal("):
+        precision, scale = glue_type[len("decimal(") : -1].split(",")
+        return pa.decimal128(int(precision), int(scale))
+    return _ARROW_TYPES[glue_type]
+
+
+def arrow_table(table: state.StateTable, rows: Rows) -> pa.Table:
+    """The rows (the table's columns in order) as the job's Parquet files hold them."""
+    schema = pa.schema([(name, arrow_type(kind)) for name, kind in table.columns])
+    return pa.table(
+        {name: [row[i] for row in rows] for i, (name, _) in enumerate(table.columns)},
+        schema=schema,
+    )
+
+
+def partition_of(table: state.StateTable, row: tuple[Any, ...], client_buckets: int) -> tuple[str, ...]:
+    """A row's partition values as text: client_bucket from client_id, or the values that
+    follow the columns in the row (order_lines_current's channel and date)."""
+    if table.partition_keys == ((CLIENT_BUCKET_COLUMN, "int"),):
+        return (str(state.client_bucket(row[0], client_buckets)),)
+    return tuple(str(v) for v in row[len(table.columns) :])
+
+
+class StateStore:
+    """Writes state versions under a root: a bucket through pyarrow's S3 filesystem, or a
+    local directory standing for one."""
+
+    def __init__(self, fs: pafs.FileSystem, root: str) -> None:
+        self.fs = fs
+        self.root = root.rstrip("/")
+
+    def put(self, key: str, body: bytes) -> None:
+        path = f"{self.root}/{key}"
+        if isinstance(self.fs, pafs.LocalFileSystem):
+            self.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        with self.fs.open_output_stream(path) as stream:
+            stream.write(body)
+
+    def put_parquet(self, prefix: str, table: pa.Table, token: str) -> None:
+        path = f"{self.root}/{prefix}part-00000-{token}-c000.snappy.parquet"
+        if isinstance(self.fs, pafs.LocalFileSystem):
+            self.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        pq.write_table(table, path, filesystem=self.fs, compression="snappy")
+
+    def write_version(
+        self,
+        version: str,
+        rows: Mapping[str, Rows],
+        *,
+        base: state.StateManifest | None = None,
+        reuse: Mapping[str, set[tuple[str, ...]]] | None = None,
+        batches: Sequence[str] = ("orders-a",),
+        empty_without_files: Sequence[str] = (),
+        client_buckets: int = CLIENT_BUCKETS,
+    ) -> state.StateManifest:
+        """Write every table of one version, then its `_state.json` last.
+
+        Partitions in `reuse` are not written: the manifest points at `base`'s location of
+        them. An empty table in `empty_without_files` gets no file at all; other empty
+        tables one Parquet file without rows (what Spark writes for an empty DataFrame).
+        """
+        reuse = reuse or {}
+        token = version.split("-")[1]
+        tables: dict[str, state.TableLocation] = {}
+        for name, table in state.STATE_TABLES.items():
+            table_rows = list(rows[name])
+            prefix = state.table_prefix(version, name)
+            if not table.partitioned:
+                if table_rows or name not in empty_without_files:
+                    self.put_parquet(prefix, arrow_table(table, table_rows), token)
+                self.put(f"{prefix}_SUCCESS", b"")
+                tables[name] = {"rows": len(table_rows), "location": prefix}
+                continue
+            keys = [key for key, _ in table.partition_keys]
+            groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+            for row in table_rows:
+                groups.setdefault(partition_of(table, row, client_buckets), []).append(row)
+            partitions: list[state.PartitionLocation] = []
+            for values in sorted(reuse.get(name, set())):
+                assert base is not None, "a reused partition needs a base version"
+                [old] = [p for p in base["tables"][name]["partitions"] if tuple(p["values"][k] for k in keys) == values]
+                partitions.append(old)
+            for values, group in sorted(groups.items()):
+                if values in reuse.get(name, set()):
+                    continue
+                where = "".join(f"{k}={v}/" for k, v in zip(keys, values, strict=True))
+                columns_only = [row[: len(table.columns)] for row in group]
+                self.put_parquet(f"{prefix}{where}", arrow_table(table, columns_only), token)
+                partitions.append(
+                    {"values": dict(zip(keys, values, strict=True)), "location": f"{prefix}{where}", "rows": len(group)}
+                )
+            partitions.sort(key=lambda p: tuple(p["values"][k] for k in keys))
+            tables[name] = {"rows": sum(p["rows"] for p in partitions), "partitions": partitions}
+        manifest: state.StateManifest = {
+            "state_format": state.STATE_FORMAT,
+            "version": version,
+            "seq": state.version_seq(version),
+            "base_version": base["version"] if base else None,
+            "created_at": "2026-01-05T00:00:00.000Z",
+            "run_id": f"run-{token}",
+            "settings": {"client_buckets": client_buckets, "line_buckets": 1},
+            "batches": {
+                b: {"run_id": f"{b}-run", "source_event_time": "2026-01-01T10:00:00.000Z", "lines_prefix": f"runs/{b}/{b}-run/order_lines/"}
+                for b in batches
+            },
+            "tables": tables,
+            "counts": {"lines": len(rows[state.CURRENT_LINES_TABLE]), "orders": 0, "clients": 0},
+            "merge": {"changed_batches": list(batches), "withdrawn_batches": [], "touched_partitions": 0, "touched_orders": 0, "fallback_lines": 0, "timings": {}},
+        }
+        self.put(naming.state_manifest_key(version), state.dumps(manifest).encode())
+        return manifest
+
+    def publish(self, manifest: state.StateManifest) -> None:
+        """Move the pointer to the version (one PUT)."""
+        pointer: state.StatePointer = {
+            "pointer_format": state.STATE_FORMAT,
+            "version": manifest["version"],
+            "seq": manifest["seq"],
+            "published_at": utc.iso(datetime(2026, 1, 5, tzinfo=UTC)),
+            "state_manifest": naming.state_manifest_key(manifest["version"]),
+            "settings": manifest["settings"],
+            "history": [],
+        }
+        self.put(naming.STATE_POINTER_KEY, state.dumps(pointer).encode())
+
+
+def write_reference_state(endpoint: str, bucket: str = BUCKET, *, publish: str = V2) -> tuple[state.StateManifest, state.StateManifest]:
+    """Versions 1 and 2 in the bucket, the pointer on `publish`."""
+    s3_client(endpoint).create_bucket(Bucket=bucket)
+    store = StateStore(filesystem(endpoint), bucket)
+    v1 = store.write_version(V1, V1_ROWS)
+    v2 = store.write_version(
+        V2, V2_ROWS, base=v1, reuse=V2_REUSED, batches=("orders-a", "orders-b"),
+        empty_without_files=(state.SPANNING_ORDER_CELLS_TABLE,),
+    )
+    store.publish(v1 if publish == V1 else v2)
+    return v1, v2
+
+
+def write_spanning_state(endpoint: str, bucket: str) -> state.StateManifest:
+    s3_client(endpoint).create_bucket(Bucket=bucket)
+    store = StateStore(filesystem(endpoint), bucket)
+    manifest = store.write_version(V_SPAN, SPANNING_ROWS, batches=("orders-s", "orders-t"))
+    store.publish(manifest)
+    return manifest
+
+
+# --- Servers, clients, events ---------------------------------------------------------------
 
 
 def free_port() -> int:
@@ -108,121 +446,6 @@ def filesystem(endpoint: str) -> pafs.S3FileSystem:
     return pafs.S3FileSystem(
         endpoint_override=endpoint.removeprefix("http://"), scheme="http", region="us-east-1"
     )
-
-
-def write_run(
-    endpoint: str, bucket: str, batch_id: str, run_id: str, event_time: str, lines: list[Line]
-) -> list[manifest.Partition]:
-    """Write one run's lines as the Glue job does: hive partitions, one Parquet file each."""
-    fs = filesystem(endpoint)
-    stamp = datetime.fromisoformat(event_time.replace("Z", "+00:00")).astimezone(UTC)
-    partitions: list[manifest.Partition] = []
-    cells = sorted({(ln.channel, ln.order_date) for ln in lines})
-    for channel, order_date in cells:
-        rows = [ln for ln in lines if (ln.channel, ln.order_date) == (channel, order_date)]
-        location = (
-            f"{naming.run_prefix(batch_id, run_id)}{naming.ORDER_LINES_DIR}/"
-            f"point_of_sale_channel={channel}/order_date={order_date}/"
-        )
-        table = pa.table(
-            {
-                "client_id": [r.client_id for r in rows],
-                "client_name": [r.client_name for r in rows],
-                "order_id": [r.order_id for r in rows],
-                "product_id": [r.product_id for r in rows],
-                "product_description": [r.description for r in rows],
-                "product_price": [Decimal(r.price) for r in rows],
-                "product_ccf": [r.ccf for r in rows],
-                "product_volume": [Decimal(r.volume) for r in rows],
-                "status": [r.status for r in rows],
-                "line_total": [Decimal(r.price) * r.ccf for r in rows],
-                "line_volume_l": [Decimal(r.volume) * r.ccf for r in rows],
-                "batch_id": [batch_id] * len(rows),
-                "source_event_time": [stamp] * len(rows),
-            },
-            schema=LINE_SCHEMA,
-        )
-        pq.write_table(table, f"{bucket}/{location}part-00000.snappy.parquet", filesystem=fs)
-        partitions.append(
-            {
-                "point_of_sale_channel": channel,
-                "order_date": order_date,
-                "location": location,
-                "rows": len(rows),
-            }
-        )
-    s3_client(endpoint).put_object(
-        Bucket=bucket,
-        Key=f"{naming.run_prefix(batch_id, run_id)}{naming.ORDER_LINES_DIR}/_SUCCESS",
-        Body=b"",
-    )
-    return partitions
-
-
-def publish(
-    endpoint: str,
-    bucket: str,
-    batch_id: str,
-    run_id: str,
-    event_time: str,
-    partitions: list[manifest.Partition] | None,
-) -> None:
-    """Write manifests/<batch_id>.json; `partitions=None` stands for a failed first run."""
-    prefix = naming.run_prefix(batch_id, run_id)
-    outputs: manifest.Outputs = {
-        "order_lines": f"{prefix}{naming.ORDER_LINES_DIR}/",
-        "reports": {r: f"{prefix}{naming.REPORTS_DIR}/{r}/" for r in naming.BATCH_REPORTS},
-        "rejects": f"{prefix}{naming.REJECTS_DIR}/",
-    }
-    published: manifest.Published | None = None
-    if partitions is not None:
-        published = {
-            "run_id": run_id,
-            "published_at": event_time,
-            "source_event_time": event_time,
-            "partitions": partitions,
-            "outputs": outputs,
-            "rows_valid": sum(p["rows"] for p in partitions),
-            "total_sales": "0.00",
-        }
-    document: manifest.Manifest = {
-        "manifest_version": manifest.MANIFEST_VERSION,
-        "batch_id": batch_id,
-        "run_id": run_id,
-        "status": naming.STATUS_SUCCEEDED if partitions is not None else naming.STATUS_FAILED,
-        "error": None,
-        "source": {"path": f"s3://input/{batch_id}.csv", "size": 1, "event_time": event_time},
-        "ingest_date": event_time[:10],
-        "started_at": event_time,
-        "finished_at": event_time,
-        "timings": {},
-        "rows_read": 0,
-        "rows_valid": 0,
-        "rows_rejected": 0,
-        "rejects_by_reason": {},
-        "duplicates": 0,
-        "total_sales": "0.00",
-        "total_units": 0,
-        "partitions": partitions or [],
-        "outputs": outputs,
-        "warnings": [],
-        "published": published,
-    }
-    s3_client(endpoint).put_object(
-        Bucket=bucket, Key=naming.manifest_key(batch_id), Body=manifest.dumps(document).encode()
-    )
-
-
-def write_reference_dataset(endpoint: str, bucket: str = BUCKET) -> None:
-    """Batches A and B published (B later), B's older run and batch C unpublished."""
-    s3_client(endpoint).create_bucket(Bucket=bucket)
-    a = write_run(endpoint, bucket, "orders-a", "run-a1", "2026-01-01T10:00:00Z", BATCH_A)
-    publish(endpoint, bucket, "orders-a", "run-a1", "2026-01-01T10:00:00Z", a)
-    write_run(endpoint, bucket, "orders-b", "run-b0", "2026-01-02T09:00:00Z", BATCH_B_OLD_RUN)
-    b = write_run(endpoint, bucket, "orders-b", "run-b1", "2026-01-02T09:00:00Z", BATCH_B)
-    publish(endpoint, bucket, "orders-b", "run-b1", "2026-01-02T09:00:00Z", b)
-    write_run(endpoint, bucket, "orders-c", "run-c1", "2026-01-03T08:00:00Z", BATCH_C)
-    publish(endpoint, bucket, "orders-c", "run-c1", "2026-01-03T08:00:00Z", None)
 
 
 def api_event(

@@ -1,4 +1,5 @@
-"""Athena backend: parameterised report queries in the workgroup, polled under a deadline."""
+"""Athena backend: report queries over the published state version's tables, parameterised,
+run in the workgroup with result reuse and polled under a deadline."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
-from duffbeer import aws
+from duffbeer import aws, state
 from duffbeer.errors import QueryError, QueryTimeoutError
-from duffbeer.reports_sql import BoundQuery, SqlValue, with_relation
+from duffbeer.reports_sql import API_TABLES, BoundQuery, SqlValue
 from lambdas.api.config import ApiConfig
+from lambdas.api.pointer import PointerCache, PublishedState, read_pointer
 from lambdas.api.queries import Row
 
 logger = Logger(child=True)
@@ -62,37 +64,65 @@ class Backoff:
     maximum_s: float = 1.0
 
 
+def table_references(versions_database: str, version: str) -> dict[str, str]:
+    """The quoted Athena name of each API table of one state version."""
+    return {
+        table: f'"{versions_database}"."{state.versioned_table(table, version)}"'
+        for table in API_TABLES
+    }
+
+
 class AthenaBackend:
+    """Each request reads the state pointer (cached for `pointer_cache_s`), then runs its
+    queries against that version's tables in the versions database, so all the queries of
+    one request read one version."""
+
     name = "athena"
 
     def __init__(
         self,
         *,
         database: str,
+        versions_database: str,
         workgroup: str,
+        bucket: str,
         output_location: str | None,
         timeout_s: float,
+        pointer_cache_s: float = 5.0,
+        result_reuse_minutes: int = 0,
         client: Any | None = None,
+        s3_client: Any | None = None,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.database = database
+        self.versions_database = versions_database
         self.workgroup = workgroup
+        self.bucket = bucket
         self.output_location = output_location
         self.timeout_s = timeout_s
+        self.result_reuse_minutes = result_reuse_minutes
         self._client = client
+        self._s3 = s3_client
         self.backoff = backoff or Backoff()
         self._clock = clock
         self._sleep = sleep
+        self.pointer = PointerCache(
+            lambda: read_pointer(self.s3, self.bucket), pointer_cache_s, clock=clock
+        )
 
     @classmethod
     def from_config(cls, config: ApiConfig) -> AthenaBackend:
         return cls(
             database=config.database,
+            versions_database=config.state_database,
             workgroup=config.workgroup,
+            bucket=config.processed_bucket,
             output_location=config.athena_output_location,
             timeout_s=config.query_timeout_s,
+            pointer_cache_s=config.pointer_cache_s,
+            result_reuse_minutes=config.result_reuse_minutes,
         )
 
     @property
@@ -101,36 +131,68 @@ class AthenaBackend:
             self._client = aws.client("athena")
         return self._client
 
+    @property
+    def s3(self) -> Any:
+        if self._s3 is None:
+            self._s3 = aws.client("s3")
+        return self._s3
+
     def fetch(self, queries: Sequence[BoundQuery]) -> list[list[Row]]:
-        """Start every query at once, then wait for all of them under one deadline."""
+        """Start every query at once, then wait for all of them under one deadline. Before
+        the first version is published there is nothing to read: every answer is empty."""
         deadline = self._clock() + self.timeout_s
-        ids = [self._start(query) for query in queries]
+        published = self.pointer.get()
+        if published is None:
+            return [[] for _ in queries]
+        ids = [self._start(query, published) for query in queries]
         self._wait(ids, deadline)
         return [self._results(query_id) for query_id in ids]
 
     def status(self) -> dict[str, Any]:
-        return {"backend": self.name, "database": self.database, "workgroup": self.workgroup}
+        published = self.pointer.last
+        return {
+            "backend": self.name,
+            "database": self.database,
+            "versions_database": self.versions_database,
+            "workgroup": self.workgroup,
+            "state_version": published.version if published else None,
+        }
 
-    def _start(self, query: BoundQuery) -> str:
+    def _start(self, query: BoundQuery, published: PublishedState) -> str:
+        try:
+            text = query.render(table_references(self.versions_database, published.version))
+        except KeyError as e:
+            raise QueryError(f"query {query.name} names a table the API does not read: {e}") from e
         request: dict[str, Any] = {
-            "QueryString": with_relation(query),
+            "QueryString": text,
             "QueryExecutionContext": {"Database": self.database},
             "WorkGroup": self.workgroup,
         }
-        if query.params:
-            request["ExecutionParameters"] = [literal(v) for v in query.params]
-        if self.output_location:
+        params = query.bind(published.client_buckets)
+        if params:
+            request["ExecutionParameters"] = [literal(v) for v in params]
+        if self.result_reuse_minutes:
+            # The text names the version's tables, so a stored result is never one of an
+            # older version. Athena reuses a result only under the workgroup's own result
+            # configuration, so none is given per query (the deployed workgroup sets one).
+            request["ResultReuseConfiguration"] = {
+                "ResultReuseByAgeConfiguration": {
+                    "Enabled": True,
+                    "MaxAgeInMinutes": self.result_reuse_minutes,
+                }
+            }
+        elif self.output_location:
             # Ignored when the workgroup enforces its own result location.
             request["ResultConfiguration"] = {"OutputLocation": self.output_location}
         try:
             query_id: str = self.client.start_query_execution(**request)["QueryExecutionId"]
         except (ClientError, BotoCoreError) as e:
             raise QueryError(
-                f"Athena did not start the {query.relation} query in workgroup "
-                f"{self.workgroup}: {e}"
+                f"Athena did not start the {query.name} query in workgroup {self.workgroup}: {e}"
             ) from e
         logger.debug(
-            "athena query started", extra={"query_id": query_id, "relation": query.relation}
+            "athena query started",
+            extra={"query_id": query_id, "query": query.name, "state_version": published.version},
         )
         return query_id
 

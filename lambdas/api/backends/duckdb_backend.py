@@ -1,11 +1,12 @@
-"""DuckDB backend for local mode: the published Parquet, read through pyarrow's S3 filesystem.
+"""DuckDB backend for local mode: the published state version, read through pyarrow's S3
+filesystem.
 
 The backend keeps a snapshot in the warm process: an in-memory DuckDB database holding the
-current lines of every published batch and the API relations (reports_sql.API_RELATIONS)
-materialised over them, so a request costs a lookup or a small aggregate rather than a
-window over every line. The snapshot is rebuilt only when the set of published manifests
-(their keys and ETags) changes; that set is listed at most every `check_interval_s`, and the
-rebuild runs in the background while requests keep reading the previous snapshot.
+tables the API reads (reports_sql.API_TABLES) of the version the state pointer publishes, so
+a request costs a lookup in one client's rows or an aggregate over a small table, whatever
+the history. A snapshot is one version: it is rebuilt only when the pointer's ETag changes
+(checked at most every `check_interval_s`), in the background while requests keep reading
+the previous one, and swapped in whole.
 """
 
 from __future__ import annotations
@@ -15,74 +16,57 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 from urllib.parse import urlsplit
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
-from duffbeer import aws, manifest, reports_sql
-from duffbeer.contract import CURATED_DATA_COLUMNS, CURATED_PARTITION_COLUMNS
-from duffbeer.errors import BatchNotPublishedError, QueryError
-from duffbeer.naming import MANIFESTS_PREFIX, ORDER_LINES_TABLE
+from duffbeer import aws, reports_sql, state
+from duffbeer.contract import CLIENT_BUCKET_COLUMN
+from duffbeer.errors import QueryError, StateNotPublishedError
 from duffbeer.reports_sql import SqlValue
 from lambdas.api.config import ApiConfig
+from lambdas.api.pointer import PublishedState, read_pointer
 from lambdas.api.queries import Row
 
 logger = Logger(child=True)
 
 PARQUET_SUFFIX = ".parquet"
-_DUCKDB_TYPES = {
-    "int": "INTEGER",
-    "bigint": "BIGINT",
-    "string": "VARCHAR",
-    "date": "DATE",
-    "timestamp": "TIMESTAMP",
-    "double": "DOUBLE",
+# Per-client tables, kept in client order: the zone maps of the sorted columns narrow a
+# client's lookup to the row groups holding it (faster here than an ART index, whose plan
+# joins the rows it finds back to the table).
+_BY_CLIENT = {
+    state.CLIENT_REPORT_TABLE: (CLIENT_BUCKET_COLUMN, "client_id"),
+    state.CLIENT_ORDERS_TABLE: (CLIENT_BUCKET_COLUMN, "client_id", "order_id"),
 }
-# Relations looked up by client: kept in client order with an index on client_id.
-_INDEXED_BY_CLIENT = (reports_sql.API_CLIENT_REPORT, reports_sql.API_CLIENT_ORDERS)
 
-Fingerprint = tuple[tuple[str, str], ...]
 # Answers kept per snapshot (least recently used dropped first); a client's page of orders
 # is the largest answer, at most params.MAX_PAGE_SIZE + 1 rows.
 DEFAULT_CACHE_ENTRIES = 20_000
 
 
-def duckdb_type(glue_type: str) -> str:
-    if glue_type.startswith("decimal("):
-        return glue_type.upper()
-    return _DUCKDB_TYPES[glue_type]
-
-
 @dataclass(frozen=True)
-class PublishedFile:
+class TableFile:
+    """One Parquet file of a state table and the partition values its path stands for."""
+
     key: str
-    point_of_sale_channel: str
-    order_date: date
-
-
-@dataclass(frozen=True)
-class PublishedBatch:
-    batch_id: str
-    run_id: str
-    files: tuple[PublishedFile, ...]
+    partition: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
 class Snapshot:
-    """One immutable view of the published batches; replaced, never modified."""
+    """One state version in memory (or none, before the first publication); replaced,
+    never modified."""
 
     connection: Any
-    fingerprint: Fingerprint
-    batches: int
-    lines: int
-    orders_within_partitions: bool
-    relations: frozenset[str]
+    published: PublishedState | None
+    batches: int = 0
+    lines: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
     built_at: float = field(default_factory=time.time)
     # Answers already computed on this snapshot. Exact, because a snapshot never changes:
-    # a new set of published batches makes a new snapshot with an empty cache.
+    # a new version makes a new snapshot with an empty cache.
     results: OrderedDict[tuple[str, tuple[SqlValue, ...]], list[Row]] = field(
         default_factory=OrderedDict
     )
@@ -90,65 +74,77 @@ class Snapshot:
     hits: int = 0
     misses: int = 0
 
+    @property
+    def etag(self) -> str | None:
+        return self.published.etag if self.published else None
 
-def list_manifests(s3: Any, bucket: str) -> Fingerprint:
-    """The published manifests' keys and ETags: what the snapshot is a function of."""
-    entries: list[tuple[str, str]] = []
+    @property
+    def version(self) -> str | None:
+        return self.published.version if self.published else None
+
+
+def read_state_manifest(s3: Any, bucket: str, published: PublishedState) -> state.StateManifest:
+    """The version manifest the pointer names, checked to be that version's."""
+    key = published.state_manifest
     try:
-        for page in s3.get_paginator("list_objects_v2").paginate(
-            Bucket=bucket, Prefix=MANIFESTS_PREFIX
-        ):
-            contents = page.get("Contents", [])
-            entries.extend((o["Key"], o["ETag"]) for o in contents if o["Key"].endswith(".json"))
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except (ClientError, BotoCoreError) as e:
-        raise QueryError(f"could not list s3://{bucket}/{MANIFESTS_PREFIX}: {e}") from e
-    return tuple(sorted(entries))
-
-
-def published_batches(s3: Any, bucket: str, manifest_keys: Sequence[str]) -> list[PublishedBatch]:
-    """The Parquet files each manifest's `published` block names; unpublished runs (and
-    manifests with nothing published yet) contribute nothing."""
-    batches: list[PublishedBatch] = []
-    for key in manifest_keys:
-        try:
-            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        except (ClientError, BotoCoreError) as e:
-            raise QueryError(f"could not read s3://{bucket}/{key}: {e}") from e
-        try:
-            document = manifest.loads(body)
-        except (ValueError, BatchNotPublishedError) as e:
-            raise QueryError(f"s3://{bucket}/{key} is not a valid manifest: {e}") from e
-        published = manifest.published_block(document)
-        if not published or not published["partitions"]:
-            continue
-        partitions = {p["location"]: p for p in published["partitions"]}
-        files: list[PublishedFile] = []
-        for object_key in _keys_under(s3, bucket, published["outputs"]["order_lines"]):
-            if not object_key.endswith(PARQUET_SUFFIX):
-                continue
-            location = object_key.rsplit("/", 1)[0] + "/"
-            partition = partitions.get(location)
-            if partition is not None:
-                files.append(
-                    PublishedFile(
-                        object_key,
-                        partition["point_of_sale_channel"],
-                        date.fromisoformat(partition["order_date"]),
-                    )
-                )
-        batches.append(PublishedBatch(document["batch_id"], published["run_id"], tuple(files)))
-    return batches
-
-
-def _keys_under(s3: Any, bucket: str, prefix: str) -> list[str]:
+        raise QueryError(f"could not read s3://{bucket}/{key}: {e}") from e
     try:
-        return [
+        document = state.loads_manifest(body)
+    except StateNotPublishedError as e:
+        raise QueryError(f"s3://{bucket}/{key} is not a valid state manifest: {e}") from e
+    if document["version"] != published.version:
+        raise QueryError(
+            f"s3://{bucket}/{key} describes version {document['version']}, "
+            f"but the pointer publishes {published.version}"
+        )
+    return document
+
+
+def table_files(
+    s3: Any, bucket: str, manifest: state.StateManifest, table: state.StateTable
+) -> list[TableFile]:
+    """The Parquet files of one table of a version: under its prefix, or under each of its
+    partitions' locations (a partition may live under an older version's prefix)."""
+    version = manifest["version"]
+    location = manifest["tables"].get(table.name)
+    if location is None:
+        raise QueryError(f"state version {version} lists no table {table.name}")
+    if not table.partitioned:
+        prefix = location.get("location")
+        if prefix is None:
+            raise QueryError(f"state version {version} gives table {table.name} no location")
+        return [TableFile(key) for key in _parquet_keys(s3, bucket, prefix)]
+    keys = [name for name, _ in table.partition_keys]
+    files: list[TableFile] = []
+    for partition in location.get("partitions", []):
+        values = partition["values"]
+        if sorted(values) != sorted(keys):
+            raise QueryError(
+                f"state version {version}: a partition of {table.name} at "
+                f"{partition['location']} has values {values}, expected {keys}"
+            )
+        stamp = tuple((name, str(values[name])) for name in keys)
+        files.extend(
+            TableFile(key, stamp) for key in _parquet_keys(s3, bucket, partition["location"])
+        )
+    return files
+
+
+def _parquet_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
+    try:
+        keys = [
             o["Key"]
             for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
             for o in page.get("Contents", [])
         ]
     except (ClientError, BotoCoreError) as e:
         raise QueryError(f"could not list s3://{bucket}/{prefix}: {e}") from e
+    # Spark's markers (_SUCCESS, .crc) are not data.
+    return sorted(
+        k for k in keys if k.endswith(PARQUET_SUFFIX) and k.rsplit("/", 1)[-1][:1] not in "._"
+    )
 
 
 def s3_filesystem(endpoint_url: str | None, region: str | None) -> Any:
@@ -162,88 +158,89 @@ def s3_filesystem(endpoint_url: str | None, region: str | None) -> Any:
 
 
 def build_snapshot(
-    batches: Sequence[PublishedBatch], bucket: str, filesystem: Any, fingerprint: Fingerprint
+    published: PublishedState | None, s3: Any, bucket: str, filesystem: Any
 ) -> Snapshot:
-    """Load the published lines, keep their current versions, materialise the API relations."""
+    """Load the API's tables of the published version into an in-memory database."""
+    if published is None:
+        return Snapshot(connection=None, published=None)
     import duckdb  # noqa: PLC0415  (local mode only: not in the Lambda bundle)
 
+    manifest = read_state_manifest(s3, bucket, published)
     connection = duckdb.connect(":memory:")
-    columns = (*CURATED_DATA_COLUMNS, *CURATED_PARTITION_COLUMNS)
-    connection.execute(
-        f"CREATE TABLE {ORDER_LINES_TABLE} ("
-        + ", ".join(f"{name} {duckdb_type(kind)}" for name, kind in columns)
-        + ")"
-    )
-    for batch in batches:
-        if batch.files:
-            lines = _read_batch(batch, bucket, filesystem)
-            connection.register("published_batch", lines)
-            connection.execute(
-                f"INSERT INTO {ORDER_LINES_TABLE} BY NAME SELECT * FROM published_batch"
-            )
-            connection.unregister("published_batch")
-    connection.execute(
-        f"CREATE TABLE {reports_sql.CURRENT_LINES_VIEW} AS {reports_sql.CURRENT_LINES_SQL}"
-    )
-    connection.execute(f"DROP TABLE {ORDER_LINES_TABLE}")
-    lines_row = connection.execute(
-        f"SELECT count(*) FROM {reports_sql.CURRENT_LINES_VIEW}"
-    ).fetchone()
-    spanning_row = connection.execute(reports_sql.ORDERS_SPANNING_PARTITIONS_SQL).fetchone()
-    within_partitions = spanning_row is not None and spanning_row[0] == 0
-    relations = set(reports_sql.API_RELATIONS)
-    if within_partitions:
-        # Never read: the status report runs on the per-partition counts instead.
-        relations.discard(reports_sql.API_STATUS_ORDERS)
-    for name in relations:
+    # Timestamps are UTC throughout; the session zone must not shift them when stored.
+    connection.execute("SET TimeZone = 'UTC'")
+    rows: dict[str, int] = {}
+    for name in reports_sql.API_TABLES:
+        table = state.STATE_TABLES[name]
+        files = table_files(s3, bucket, manifest, table)
+        columns = (*table.columns, *table.partition_keys)
+        definition = ", ".join(f"{c} {reports_sql.sql_type(kind)}" for c, kind in columns)
+        connection.execute(f"CREATE TABLE {name}_loaded ({definition})")
+        if files:
+            loaded = _read_table(table, files, bucket, filesystem, manifest["version"])
+            connection.register("loaded_files", loaded)
+            connection.execute(f"INSERT INTO {name}_loaded BY NAME SELECT * FROM loaded_files")
+            connection.unregister("loaded_files")
+        order = ", ".join(_BY_CLIENT.get(name, ()))
         connection.execute(
-            f"CREATE TABLE {name} AS SELECT * FROM ({reports_sql.API_RELATIONS[name]}) ORDER BY ALL"
+            f"CREATE TABLE {name} AS SELECT * FROM {name}_loaded"
+            + (f" ORDER BY {order}" if order else "")
         )
-        if name in _INDEXED_BY_CLIENT:
-            connection.execute(f"CREATE INDEX {name}_client ON {name} (client_id)")
+        connection.execute(f"DROP TABLE {name}_loaded")
+        counted = connection.execute(f"SELECT count(*) FROM {name}").fetchone()
+        rows[name] = int(counted[0]) if counted else 0
     return Snapshot(
         connection=connection,
-        fingerprint=fingerprint,
-        batches=len(batches),
-        lines=int(lines_row[0]) if lines_row else 0,
-        orders_within_partitions=within_partitions,
-        relations=frozenset(relations),
+        published=published,
+        batches=len(manifest["batches"]),
+        lines=int(manifest.get("counts", {}).get("lines", 0)),
+        rows=rows,
     )
 
 
-def _read_batch(batch: PublishedBatch, bucket: str, filesystem: Any) -> Any:
-    """One batch's lines as an Arrow table, partition values taken from its manifest."""
+def _read_table(
+    table: state.StateTable, files: Sequence[TableFile], bucket: str, filesystem: Any, version: str
+) -> Any:
+    """One table's files as an Arrow table, partition columns from the version manifest."""
     import pyarrow as pa  # noqa: PLC0415  (local mode only: not in the Lambda bundle)
     import pyarrow.dataset as ds  # noqa: PLC0415
 
-    paths = [f"{bucket}/{f.key}" for f in batch.files]
+    paths = [f"{bucket}/{f.key}" for f in files]
     file_format = ds.ParquetFileFormat()
     try:
         file_schema = file_format.inspect(paths[0], filesystem=filesystem)
+        # Partition columns are typed by the manifest's text; DuckDB casts on insert.
         schema = pa.schema(
             [
-                *(file_schema.field(name) for name, _ in CURATED_DATA_COLUMNS),
-                pa.field("point_of_sale_channel", pa.string()),
-                pa.field("order_date", pa.date32()),
+                *(file_schema.field(name) for name, _ in table.columns),
+                *(pa.field(name, pa.string()) for name, _ in table.partition_keys),
             ]
+        )
+        partitions = (
+            [_partition_expression(ds, pa, f.partition) for f in files]
+            if table.partitioned
+            else None
         )
         dataset = ds.FileSystemDataset.from_paths(
             paths,
             schema=schema,
             format=file_format,
             filesystem=filesystem,
-            partitions=[
-                (ds.field("point_of_sale_channel") == pa.scalar(f.point_of_sale_channel))
-                & (ds.field("order_date") == pa.scalar(f.order_date, pa.date32()))
-                for f in batch.files
-            ],
+            partitions=partitions,
         )
         return dataset.to_table()
     except (OSError, KeyError, pa.ArrowException) as e:
         raise QueryError(
-            f"could not read the published lines of batch {batch.batch_id} "
-            f"(run {batch.run_id}) from s3://{bucket}: {e}"
+            f"could not read table {table.name} of state version {version} from s3://{bucket}: {e}"
         ) from e
+
+
+def _partition_expression(ds: Any, pa: Any, values: tuple[tuple[str, str], ...]) -> Any:
+    expression = None
+    for name, value in values:
+        term = ds.field(name) == pa.scalar(value, pa.string())
+        expression = term if expression is None else expression & term
+    return expression
 
 
 class DuckDBBackend:
@@ -296,11 +293,12 @@ class DuckDBBackend:
         return self._filesystem
 
     def fetch(self, queries: Sequence[reports_sql.BoundQuery]) -> list[list[Row]]:
+        # One snapshot for every query of the request: its answers are of one version.
         snapshot = self._current()
         return [self._cached(snapshot, query) for query in queries]
 
     def refresh(self) -> bool:
-        """Check the published manifests now; rebuild the snapshot if they changed."""
+        """Check the state pointer now; load its version if it changed."""
         with self._build_lock:
             return self._refresh_locked()
 
@@ -312,10 +310,12 @@ class DuckDBBackend:
             "snapshot": None
             if snapshot is None
             else {
+                "state_version": snapshot.version,
+                "state_seq": snapshot.published.seq if snapshot.published else None,
                 "batches": snapshot.batches,
                 "current_lines": snapshot.lines,
+                "rows": snapshot.rows,
                 "age_s": round(time.time() - snapshot.built_at, 1),
-                "orders_within_partitions": snapshot.orders_within_partitions,
                 "cached_answers": len(snapshot.results),
                 "cache_hits": snapshot.hits,
                 "cache_misses": snapshot.misses,
@@ -325,8 +325,8 @@ class DuckDBBackend:
 
     def _warm(self, snapshot: Snapshot) -> None:
         """Answer the report queries without a date filter (overall and per channel) before
-        the snapshot serves requests: the most frequent ones, and the dearest to compute."""
-        if not self.cache_entries:
+        the snapshot serves requests: the most frequent ones."""
+        if not self.cache_entries or snapshot.published is None:
             return
         channels = [
             row["point_of_sale_channel"]
@@ -340,9 +340,9 @@ class DuckDBBackend:
                 self._cached(snapshot, query)
 
     def _cached(self, snapshot: Snapshot, query: reports_sql.BoundQuery) -> list[Row]:
-        if snapshot.orders_within_partitions and query.within_partitions is not None:
-            query = query.within_partitions
-        key = (query.sql, query.params)
+        if snapshot.published is None:
+            return []  # nothing published yet: every report is empty
+        key = (query.sql, query.bind(snapshot.published.client_buckets))
         with snapshot.results_lock:
             rows = snapshot.results.get(key)
             if rows is not None:
@@ -359,16 +359,19 @@ class DuckDBBackend:
         return rows
 
     def _run(self, snapshot: Snapshot, query: reports_sql.BoundQuery) -> list[Row]:
-        if query.relation not in snapshot.relations:
-            raise QueryError(f"relation {query.relation} is not in the local snapshot")
+        assert snapshot.published is not None  # an empty snapshot answers without a query
+        try:
+            text = query.render({table: table for table in reports_sql.API_TABLES})
+        except KeyError as e:
+            raise QueryError(f"query {query.name} names a table the API does not read: {e}") from e
         cursor = snapshot.connection.cursor()
         try:
-            cursor.execute(query.sql, list(query.params))
+            cursor.execute(text, list(query.bind(snapshot.published.client_buckets)))
             names = [d[0] for d in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
         except Exception as e:
             # duckdb's own error classes are not importable here without the module.
-            raise QueryError(f"local query on {query.relation} failed: {e}") from e
+            raise QueryError(f"local query {query.name} failed: {e}") from e
         finally:
             cursor.close()
 
@@ -406,22 +409,21 @@ class DuckDBBackend:
         # Stamped first, so that an unreachable bucket is retried once per interval, not
         # on every request.
         self._checked_at = self._clock()
-        fingerprint = list_manifests(self.s3, self.bucket)
+        published = read_pointer(self.s3, self.bucket)
         current = self._snapshot
-        if current is not None and current.fingerprint == fingerprint:
+        if current is not None and (published.etag if published else None) == current.etag:
             return False
         started = time.perf_counter()
-        batches = published_batches(self.s3, self.bucket, [key for key, _ in fingerprint])
-        snapshot = build_snapshot(batches, self.bucket, self.filesystem, fingerprint)
+        snapshot = build_snapshot(published, self.s3, self.bucket, self.filesystem)
         self._warm(snapshot)
+        # One assignment: a request reads the previous version or this one, never a mix.
         self._snapshot = snapshot
         self._last_error = None
         logger.info(
             "local snapshot built",
             extra={
-                "batches": snapshot.batches,
-                "current_lines": snapshot.lines,
-                "orders_within_partitions": snapshot.orders_within_partitions,
+                "state_version": snapshot.version,
+                "rows": snapshot.rows,
                 "build_s": round(time.perf_counter() - started, 3),
             },
         )
