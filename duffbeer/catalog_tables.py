@@ -46,43 +46,6 @@ REPORT_COLUMNS: dict[str, Columns] = {
     naming.ORDER_STATUS_REPORT: contract.ORDER_STATUS_COLUMNS,
 }
 
-# Trino types the aggregates of reports_sql produce: count() is bigint, sum() of an integer
-# is bigint and sum() of decimal(p, s) is decimal(38, s). Athena rejects a view whose stored
-# column types differ from what its SQL yields ("view is stale"), so they are spelled out
-# here and a test checks names and order against the SQL.
-_SUM_MONEY = "decimal(38,2)"
-_SUM_VOLUME = "decimal(38,3)"
-VIEW_COLUMNS: dict[str, Columns] = {
-    reports_sql.CURRENT_LINES_VIEW: (
-        *contract.CURATED_DATA_COLUMNS,
-        *contract.CURATED_PARTITION_COLUMNS,
-    ),
-    naming.ORDERS_SUMMARY_VIEW: contract.ORDERS_SUMMARY_COLUMNS,
-    reports_sql.ORDERS_PER_CLIENT_VIEW: (
-        ("client_id", "int"),
-        ("client_name", "string"),
-        ("total_orders", "bigint"),
-        ("total_lines", "bigint"),
-        ("total_units", "bigint"),
-        ("total_sales", _SUM_MONEY),
-    ),
-    reports_sql.SALES_BY_PRODUCT_VIEW: (
-        ("product_id", "int"),
-        ("product_description", "string"),
-        ("point_of_sale_channel", "string"),
-        ("orders", "bigint"),
-        ("units", "bigint"),
-        ("total_sales", _SUM_MONEY),
-        ("total_volume_l", _SUM_VOLUME),
-    ),
-    reports_sql.ORDER_STATUS_VIEW: (
-        ("status", "string"),
-        ("orders", "bigint"),
-        ("lines", "bigint"),
-        ("total_sales", _SUM_MONEY),
-    ),
-}
-
 _PRESTO_TYPES = {"int": "integer", "string": "varchar"}
 
 
@@ -150,17 +113,24 @@ def presto_view_text(sql: str, database: str, columns: Columns) -> str:
     return f"/* Presto View: {encoded} */"
 
 
-def views(database: str) -> dict[str, dict[str, Any]]:
-    """TableInput of every report view (reports_sql.CATALOG_VIEWS), by name."""
+def views(
+    database: str, *, versions_database: str, version: str | None
+) -> dict[str, dict[str, Any]]:
+    """TableInput of every stable view, by name: over the tables of state `version` in the
+    versions database, or (None: nothing published yet) the same columns and no rows."""
+    if version is None:
+        sql_by_view = dict(reports_sql.CATALOG_VIEWS)
+    else:
+        sql_by_view = reports_sql.catalog_views(
+            reports_sql.table_references(versions_database, version)
+        )
     result = {}
-    for name, sql in reports_sql.CATALOG_VIEWS.items():
-        if name not in VIEW_COLUMNS:
-            raise CatalogError(f"view {name} has no declared column types in {__name__}")
-        columns = VIEW_COLUMNS[name]
+    for name, sql in sql_by_view.items():
+        columns = reports_sql.VIEW_COLUMNS[name]
         result[name] = {
             "Name": name,
             "TableType": "VIRTUAL_VIEW",
-            "Parameters": dict(VIEW_PARAMETERS),
+            "Parameters": {**VIEW_PARAMETERS, STATE_VERSION_PARAMETER: version or ""},
             "ViewOriginalText": presto_view_text(sql, database, columns),
             "ViewExpandedText": "/* Presto View */",
             "PartitionKeys": [],
@@ -253,36 +223,3 @@ def state_tables(
         }
         result[table_input["Name"]] = (table_input, partitions)
     return result
-
-
-def empty_state_manifest() -> state.StateManifest:
-    """The state before the first batch: every table, no rows (what the views show then)."""
-    version = state.EMPTY_VERSION
-    tables: dict[str, state.TableLocation] = {}
-    for name, table in state.STATE_TABLES.items():
-        if table.partitioned:
-            tables[name] = state.TableLocation(rows=0, partitions=[])
-        else:
-            tables[name] = state.TableLocation(rows=0, location=state.table_prefix(version, name))
-    return state.StateManifest(
-        state_format=state.STATE_FORMAT,
-        version=version,
-        seq=0,
-        base_version=None,
-        created_at="1970-01-01T00:00:00.000Z",
-        run_id="deploy",
-        settings=state.StateSettings(
-            line_buckets=state.DEFAULT_LINE_BUCKETS, client_buckets=state.DEFAULT_CLIENT_BUCKETS
-        ),
-        batches={},
-        tables=tables,
-        counts={"lines": 0, "orders": 0, "clients": 0},
-        merge=state.MergeFacts(
-            changed_batches=[],
-            withdrawn_batches=[],
-            touched_partitions=0,
-            touched_orders=0,
-            fallback_lines=0,
-            timings={},
-        ),
-    )

@@ -339,6 +339,14 @@ GROUP BY status
 }
 
 
+def table_references(versions_database: str, version: str) -> dict[str, str]:
+    """The quoted Athena name of every table of one state version."""
+    return {
+        table: f'"{versions_database}"."{state.versioned_table(table, version)}"'
+        for table in state.STATE_TABLES
+    }
+
+
 def catalog_views(references: Mapping[str, str]) -> dict[str, str]:
     """The stable views over one state version, in creation order: view name -> SQL.
 

@@ -104,10 +104,6 @@ def is_version_id(text: str) -> bool:
     return _VERSION.match(text) is not None
 
 
-# The tables the catalog shows before the first batch: registered by deploy, never written.
-EMPTY_VERSION = version_id(0, "00000000")
-
-
 def versioned_table(table: str, version: str) -> str:
     """The Glue name of one table of one version, in the versions database."""
     version_seq(version)

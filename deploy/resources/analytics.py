@@ -12,7 +12,7 @@ from deploy.packaging import file_sha256
 from deploy.stack import GLUE_VERSION, DeployOptions, StackNames
 from duffbeer import naming
 from duffbeer.errors import CatalogError, DeploymentError
-from lambdas.catalog_batch.catalog import ensure_catalog
+from lambdas.catalog_batch.catalog import ensure_catalog, published_state_version
 
 GLUE_ARTIFACTS_PREFIX = f"{naming.ARTIFACTS_PREFIX}glue/"
 _SHA_METADATA = "sha256"
@@ -168,6 +168,7 @@ def ensure_catalog_schema(
                 database=database,
                 versions_database=versions_database,
                 bucket=bucket,
+                state_version=published_state_version(clients.s3, bucket),
             )
     except CatalogError as e:
         raise DeploymentError(f"Glue catalog {database}: {e}") from e

@@ -1,10 +1,11 @@
 """Bring the Glue Data Catalog up to date for one batch, idempotently.
 
-Ensures the database, the partitioned tables and the Athena views (created when missing,
-updated only when their definition changed), then makes the batch's partitions match the
-published run of its manifest: missing partitions are created, moved ones (a re-run
-published a new run prefix) get the new location, and partitions the published run no
-longer has are deleted. Running it twice changes nothing the second time.
+Ensures the database and the per-batch tables (created when missing, updated only when their
+definition changed), moves the stable views to the state version the state pointer names
+(never to an older one), then makes the batch's partitions match the published run of its
+manifest: missing partitions are created, moved ones (a re-run published a new run prefix)
+get the new location, and partitions the published run no longer has are deleted. Running it
+twice changes nothing the second time.
 """
 
 from __future__ import annotations
@@ -18,14 +19,9 @@ from botocore.exceptions import ClientError
 
 from duffbeer import catalog_tables as tables
 from duffbeer import manifest as manifests
-from duffbeer import naming
+from duffbeer import naming, objects, state
 from duffbeer.errors import BatchNotPublishedError, InvalidParameterError
-from duffbeer.glue_catalog import (
-    ensure_database,
-    ensure_table,
-    register_state_version,
-    sync_partitions,
-)
+from duffbeer.glue_catalog import ensure_database, ensure_table, get_table, sync_partitions
 
 logger = Logger(child=True)
 
@@ -40,6 +36,8 @@ class SchemaChanges:
     database_created: bool = False
     tables_created: list[str] = field(default_factory=list)
     tables_updated: list[str] = field(default_factory=list)
+    # The state version the stable views show (None: nothing published yet).
+    state_version: str | None = None
 
 
 @dataclass
@@ -47,6 +45,7 @@ class CatalogResult:
     batch_id: str
     run_id: str
     published_run_id: str
+    state_version: str | None = None
     database_created: bool = False
     tables_created: list[str] = field(default_factory=list)
     tables_updated: list[str] = field(default_factory=list)
@@ -58,18 +57,46 @@ class CatalogResult:
         return asdict(self)
 
 
-def ensure_catalog(
-    glue: Any, *, database: str, versions_database: str, bucket: str
-) -> SchemaChanges:
-    """The databases, every table and every view, as defined in duffbeer.catalog_tables
-    (no partitions of the per-batch tables).
+def published_state_version(s3: Any, bucket: str) -> str | None:
+    """The version the state pointer names (None before the first publication)."""
+    stored = objects.read(s3, bucket, naming.STATE_POINTER_KEY)
+    return state.loads_pointer(stored.body)["version"] if stored is not None else None
 
-    Deploy calls it so that the views exist (and answer with no rows, over the empty state
-    version) before the first batch arrives; the Catalog step calls it for each batch.
+
+def _shown_version(glue: Any, database: str, view: str) -> str | None:
+    existing = get_table(glue, database, view)
+    if existing is None:
+        return None
+    shown = existing.get("Parameters", {}).get(tables.STATE_VERSION_PARAMETER)
+    return str(shown) if shown and state.is_version_id(str(shown)) else None
+
+
+def ensure_catalog(
+    glue: Any, *, database: str, versions_database: str, bucket: str, state_version: str | None
+) -> SchemaChanges:
+    """The database, every per-batch table, and every stable view over `state_version`
+    (or, before the first publication, with no rows). A view already showing a later
+    version stays as it is: a late or retried step never moves readers backwards.
+
+    Deploy calls it so that the views exist before the first batch arrives; the Catalog step
+    calls it for each batch.
     """
-    result = SchemaChanges(database_created=ensure_database(glue, database, DATABASE_DESCRIPTION))
-    register_state_version(glue, versions_database, bucket, tables.empty_state_manifest())
-    for table_input in [*tables.base_tables(bucket).values(), *tables.views(database).values()]:
+    result = SchemaChanges(
+        database_created=ensure_database(glue, database, DATABASE_DESCRIPTION),
+        state_version=state_version,
+    )
+    wanted = [*tables.base_tables(bucket).values()]
+    for name, view in tables.views(
+        database, versions_database=versions_database, version=state_version
+    ).items():
+        shown = _shown_version(glue, database, name)
+        if shown is not None and (
+            state_version is None or state.version_seq(shown) > state.version_seq(state_version)
+        ):
+            result.state_version = shown
+            continue
+        wanted.append(view)
+    for table_input in wanted:
         change = ensure_table(glue, database, table_input)
         if change == "created":
             result.tables_created.append(table_input["Name"])
@@ -112,12 +139,17 @@ def catalog_batch(
             extra={"published_run_id": published["run_id"]},
         )
     changes = ensure_catalog(
-        glue, database=database, versions_database=versions_database, bucket=bucket
+        glue,
+        database=database,
+        versions_database=versions_database,
+        bucket=bucket,
+        state_version=published_state_version(s3, bucket),
     )
     result = CatalogResult(
         batch_id=batch_id,
         run_id=run_id,
         published_run_id=published["run_id"],
+        state_version=changes.state_version,
         database_created=changes.database_created,
         tables_created=changes.tables_created,
         tables_updated=changes.tables_updated,

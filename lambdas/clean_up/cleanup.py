@@ -116,7 +116,7 @@ def _stable_view_version(glue: Any, database: str) -> str | None:
 def _kept_versions(
     pointer: state.StatePointer | None, view_version: str | None, now: datetime, grace: Grace
 ) -> set[str]:
-    kept = {state.EMPTY_VERSION}
+    kept: set[str] = set()
     if view_version:
         kept.add(view_version)
     if pointer is not None:

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.functional
 
 BUCKET = "duffbeer-processed-orders"
 DATABASE = "duffbeer_reports"
+VERSIONS = "duffbeer_reports_versions"
 BATCH = "orders-aaaaaaaaaaaa"
 OTHER = "orders-bbbbbbbbbbbb"
 DATE = "2026-11-28"
@@ -68,8 +69,40 @@ def _publish(s3: Any, batch: str, run: str, channels: list[str]) -> None:
 
 def _catalog(glue: Any, s3: Any, batch: str, run: str) -> Any:
     return catalog_batch(
-        batch_id=batch, run_id=run, bucket=BUCKET, database=DATABASE, glue=glue, s3=s3
+        batch_id=batch,
+        run_id=run,
+        bucket=BUCKET,
+        database=DATABASE,
+        versions_database=VERSIONS,
+        glue=glue,
+        s3=s3,
     )
+
+
+def _ensure(glue: Any, version: str | None = None) -> Any:
+    return ensure_catalog(
+        glue, database=DATABASE, versions_database=VERSIONS, bucket=BUCKET, state_version=version
+    )
+
+
+def _point_state_at(s3: Any, version: str) -> None:
+    """The state pointer as PublishState writes it (only the fields the catalog reads)."""
+    pointer = {
+        "pointer_format": 1,
+        "version": version,
+        "seq": int(version[:10]),
+        "published_at": "2026-11-28T08:05:00.000Z",
+        "state_manifest": f"state/versions/{version}/_state.json",
+        "settings": {"line_buckets": 4, "client_buckets": 8},
+        "history": [],
+    }
+    s3.put_object(Bucket=BUCKET, Key="state/current.json", Body=json.dumps(pointer))
+
+
+def _view_sql(glue: Any, name: str) -> str:
+    text = glue.get_table(DatabaseName=DATABASE, Name=name)["Table"]["ViewOriginalText"]
+    document = json.loads(base64.b64decode(text[len("/* Presto View: ") : -len(" */")]))
+    return str(document["originalSql"])
 
 
 def _partitions(glue: Any, table: str) -> dict[tuple[str, ...], str]:
@@ -183,7 +216,8 @@ def test_orders_summary_is_an_athena_view_with_the_seed_columns(aws: tuple[Any, 
     text = view["ViewOriginalText"]
     assert text.startswith("/* Presto View: ") and text.endswith(" */")
     document = json.loads(base64.b64decode(text[len("/* Presto View: ") : -len(" */")]))
-    assert document["originalSql"] == reports_sql.ORDERS_SUMMARY_SQL
+    # Nothing published yet: the seed's columns, no rows
+    assert document["originalSql"] == reports_sql.empty_view("orders_summary")
     assert (document["catalog"], document["schema"]) == ("awsdatacatalog", DATABASE)
     assert document["columns"] == [
         {"name": "client_id", "type": "integer"},
@@ -212,6 +246,7 @@ def test_running_twice_changes_nothing(aws: tuple[Any, Any]) -> None:
         "batch_id": BATCH,
         "run_id": "run-1",
         "published_run_id": "run-1",
+        "state_version": None,
         "database_created": False,
         "tables_created": [],
         "tables_updated": [],
@@ -313,8 +348,8 @@ def test_schema_can_be_ensured_before_the_first_batch(aws: tuple[Any, Any]) -> N
     glue, _ = aws
 
     # When deploy ensures the schema
-    first = ensure_catalog(glue, database=DATABASE, bucket=BUCKET)
-    second = ensure_catalog(glue, database=DATABASE, bucket=BUCKET)
+    first = _ensure(glue)
+    second = _ensure(glue)
 
     # Then every table and view exists once, with no partitions, and a repeat changes nothing
     assert first.database_created is True
@@ -330,7 +365,7 @@ def test_schema_can_be_ensured_before_the_first_batch(aws: tuple[Any, Any]) -> N
 def test_table_created_concurrently_is_compared_not_failed(aws: tuple[Any, Any]) -> None:
     # Given a table another Catalog step created between our read and our create
     glue, _ = aws
-    ensure_catalog(glue, database=DATABASE, bucket=BUCKET)
+    _ensure(glue)
     table_input = tables.base_tables(BUCKET)["order_lines"]
 
     class RacingGlue:
@@ -350,3 +385,31 @@ def test_table_created_concurrently_is_compared_not_failed(aws: tuple[Any, Any])
 
     # When ensure_table runs into AlreadyExists / Then it treats the table as existing
     assert ensure_table(RacingGlue(), DATABASE, table_input) is None
+
+
+def test_views_move_to_the_published_state_and_never_back(aws: tuple[Any, Any]) -> None:
+    # Given a cataloged batch and the state pointer naming version 3
+    glue, s3 = aws
+    _publish(s3, BATCH, "run-1", ["Retail"])
+    _point_state_at(s3, "0000000003-0a1b2c3d")
+
+    # When the Catalog step runs
+    result = _catalog(glue, s3, BATCH, "run-1")
+
+    # Then every stable view reads version 3's tables in the versions database
+    assert result.state_version == "0000000003-0a1b2c3d"
+    for name in reports_sql.VIEW_COLUMNS:
+        view = glue.get_table(DatabaseName=DATABASE, Name=name)["Table"]
+        assert view["Parameters"]["duffbeer_state_version"] == "0000000003-0a1b2c3d"
+    assert f'"{VERSIONS}"."orders_summary_v0000000003_0a1b2c3d"' in _view_sql(
+        glue, "orders_summary"
+    )
+
+    # When a late step of another execution still sees version 2 (or no state at all)
+    before = _view_sql(glue, "sales_by_product")
+    assert _ensure(glue, "0000000002-ffffffff").state_version == "0000000003-0a1b2c3d"
+    assert _ensure(glue, None).state_version == "0000000003-0a1b2c3d"
+    # Then the views stay on version 3; a later version moves them on
+    assert _view_sql(glue, "sales_by_product") == before
+    _ensure(glue, "0000000004-0b0b0b0b")
+    assert "_v0000000004_0b0b0b0b" in _view_sql(glue, "sales_by_product")

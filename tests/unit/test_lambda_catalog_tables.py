@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
 import duckdb
 import pytest
 
 from duffbeer import catalog_tables as tables
-from duffbeer import contract, naming, reports_sql
+from duffbeer import contract, naming, reports_sql, state
 
 # Trino and DuckDB agree on these result types; sum() of an integer is where they differ
 # (Trino: bigint, DuckDB: hugeint), so those columns are compared by name only.
@@ -28,35 +29,62 @@ def _duckdb_type(hive_type: str) -> str:
     return _DUCKDB_TYPES.get(hive_type, hive_type.upper())
 
 
-@pytest.fixture(scope="module")
-def views() -> dict[str, list[tuple[str, str]]]:
-    """Every catalog view created in DuckDB over an empty order_lines of the catalog's schema."""
-    table = tables.base_tables("duffbeer-processed-orders")[naming.ORDER_LINES_TABLE]
-    columns = table["StorageDescriptor"]["Columns"] + table["PartitionKeys"]
+VERSION = "0000000007-0a1b2c3d"
+VERSIONS = "duffbeer_reports_versions"
+
+
+def _view_sql(table_input: dict[str, Any]) -> str:
+    encoded = table_input["ViewOriginalText"].removeprefix("/* Presto View: ").removesuffix(" */")
+    return str(json.loads(base64.b64decode(encoded))["originalSql"])
+
+
+@pytest.fixture(scope="module", params=[None, VERSION], ids=["before-any-state", "a-version"])
+def views(request: pytest.FixtureRequest) -> dict[str, tuple[dict[str, Any], list[Any]]]:
+    """Every stable view's TableInput, and what DuckDB says its SQL returns, over empty tables
+    of one state version (named as in the versions database) or over nothing at all."""
+    version = request.param
     connection = duckdb.connect()
-    definition = ", ".join(f"{c['Name']} {_duckdb_type(c['Type'])}" for c in columns)
-    connection.execute(f"CREATE TABLE {naming.ORDER_LINES_TABLE} ({definition})")
+    connection.execute(f'CREATE SCHEMA "{VERSIONS}"')
+    for name, table in state.STATE_TABLES.items():
+        columns = (*table.columns, *table.partition_keys)
+        definition = ", ".join(f"{c} {_duckdb_type(kind)}" for c, kind in columns)
+        connection.execute(
+            f'CREATE TABLE "{VERSIONS}"."{state.versioned_table(name, VERSION)}" ({definition})'
+        )
     result = {}
-    for name, sql in reports_sql.CATALOG_VIEWS.items():
-        connection.execute(f"CREATE VIEW {name} AS {sql}")
+    for name, table_input in tables.views(
+        "duffbeer_reports", versions_database=VERSIONS, version=version
+    ).items():
+        connection.execute(f"CREATE VIEW {name} AS {_view_sql(table_input)}")
         described = connection.execute(f"DESCRIBE {name}").fetchall()
-        result[name] = [(row[0], row[1]) for row in described]
+        result[name] = (table_input, [(row[0], row[1]) for row in described])
     return result
 
 
-def test_every_catalog_view_declares_the_columns_its_sql_returns(
-    views: dict[str, list[tuple[str, str]]],
+def test_every_stable_view_declares_the_columns_its_sql_returns(
+    views: dict[str, tuple[dict[str, Any], list[Any]]],
 ) -> None:
-    for name, described in views.items():
-        declared = tables.VIEW_COLUMNS[name]
+    assert sorted(views) == sorted(reports_sql.VIEW_COLUMNS)
+    for name, (table_input, described) in views.items():
+        declared = [(c["Name"], c["Type"]) for c in table_input["StorageDescriptor"]["Columns"]]
+        assert declared == list(reports_sql.VIEW_COLUMNS[name]), name
         assert [column for column, _ in described] == [column for column, _ in declared], name
         for (column, duck_type), (_, hive_type) in zip(described, declared, strict=True):
             if column not in _INTEGER_SUMS:
                 assert duck_type == _duckdb_type(hive_type), f"{name}.{column}"
 
 
+def test_views_name_the_version_they_show() -> None:
+    shown = tables.views("duffbeer_reports", versions_database=VERSIONS, version=VERSION)
+    empty = tables.views("duffbeer_reports", versions_database=VERSIONS, version=None)
+    for name in shown:
+        assert shown[name]["Parameters"][tables.STATE_VERSION_PARAMETER] == VERSION
+        assert f'"{VERSIONS}"."' in _view_sql(shown[name])
+        assert empty[name]["Parameters"][tables.STATE_VERSION_PARAMETER] == ""
+
+
 def test_orders_summary_has_exactly_the_seed_schema() -> None:
-    assert tables.VIEW_COLUMNS[naming.ORDERS_SUMMARY_VIEW] == (
+    assert reports_sql.VIEW_COLUMNS[naming.ORDERS_SUMMARY_VIEW] == (
         ("client_id", "int"),
         ("client_name", "string"),
         ("total_orders", "int"),

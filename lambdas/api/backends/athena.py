@@ -13,9 +13,9 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
-from duffbeer import aws, state
+from duffbeer import aws, reports_sql
 from duffbeer.errors import QueryError, QueryTimeoutError
-from duffbeer.reports_sql import API_TABLES, BoundQuery, SqlValue
+from duffbeer.reports_sql import BoundQuery, SqlValue
 from lambdas.api.config import ApiConfig
 from lambdas.api.pointer import PointerCache, PublishedState, read_pointer
 from lambdas.api.queries import Row
@@ -62,14 +62,6 @@ class Backoff:
     first_s: float = 0.1
     factor: float = 2.0
     maximum_s: float = 1.0
-
-
-def table_references(versions_database: str, version: str) -> dict[str, str]:
-    """The quoted Athena name of each API table of one state version."""
-    return {
-        table: f'"{versions_database}"."{state.versioned_table(table, version)}"'
-        for table in API_TABLES
-    }
 
 
 class AthenaBackend:
@@ -160,7 +152,9 @@ class AthenaBackend:
 
     def _start(self, query: BoundQuery, published: PublishedState) -> str:
         try:
-            text = query.render(table_references(self.versions_database, published.version))
+            text = query.render(
+                reports_sql.table_references(self.versions_database, published.version)
+            )
         except KeyError as e:
             raise QueryError(f"query {query.name} names a table the API does not read: {e}") from e
         request: dict[str, Any] = {
