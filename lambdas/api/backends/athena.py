@@ -3,6 +3,8 @@ run in the workgroup with result reuse and polled under a deadline."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -62,6 +64,11 @@ class Backoff:
     first_s: float = 0.1
     factor: float = 2.0
     maximum_s: float = 1.0
+
+
+def reuse_key(parameters: list[str]) -> str:
+    """A digest of a query's execution parameters, distinct for every distinct list."""
+    return hashlib.sha256(json.dumps(parameters).encode("utf-8")).hexdigest()[:32]
 
 
 class AthenaBackend:
@@ -157,18 +164,22 @@ class AthenaBackend:
             )
         except KeyError as e:
             raise QueryError(f"query {query.name} names a table the API does not read: {e}") from e
+        params = [literal(v) for v in query.bind(published.client_buckets)]
         request: dict[str, Any] = {
             "QueryString": text,
             "QueryExecutionContext": {"Database": self.database},
             "WorkGroup": self.workgroup,
         }
-        params = query.bind(published.client_buckets)
         if params:
-            request["ExecutionParameters"] = [literal(v) for v in params]
+            request["ExecutionParameters"] = params
         if self.result_reuse_minutes:
-            # The text names the version's tables, so a stored result is never one of an
-            # older version. Athena reuses a result only under the workgroup's own result
-            # configuration, so none is given per query (the deployed workgroup sets one).
+            # Athena reuses a stored result of the same query string. The text names the
+            # version's tables, so a stored result is never one of an older version; AWS
+            # does not document whether execution parameters are part of the match, so the
+            # text also carries a digest of them (never the values themselves).
+            request["QueryString"] = f"{text}\n/* result key {reuse_key(params)} */"
+            # Athena reuses a result only under the workgroup's own result configuration,
+            # so none is given per query (the deployed workgroup sets one).
             request["ResultReuseConfiguration"] = {
                 "ResultReuseByAgeConfiguration": {
                     "Enabled": True,
