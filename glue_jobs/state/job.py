@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from duffbeer import naming, utc
-from duffbeer.contract import CLIENT_BUCKET_COLUMN, LINE_KEY
+from duffbeer.contract import CLIENT_BUCKET_COLUMN, CURATED_PARTITION_COLUMNS, LINE_KEY
 from duffbeer.errors import StateNotPublishedError
 from duffbeer.state import (
     CLIENT_ORDERS_TABLE,
@@ -24,6 +24,7 @@ from duffbeer.state import (
     PRODUCT_DAILY_TABLE,
     SPANNING_ORDER_CELLS_TABLE,
     STATE_FORMAT,
+    STATE_TABLES,
     STATUS_DAILY_TABLE,
     MergeFacts,
     MergePlan,
@@ -43,7 +44,9 @@ from glue_jobs.state.args import StateJobArgs
 from glue_jobs.state.tables import (
     LINE_COLUMNS,
     PARTITION_NAMES,
+    all_columns,
     conform,
+    ddl,
     empty,
     read_lines,
     read_partitions,
@@ -54,23 +57,25 @@ from glue_jobs.state.write import write_client_buckets, write_current_lines, wri
 Clock = Callable[[], datetime]
 Cell = tuple[str, str]  # (channel, YYYY-MM-DD): a partition of the current lines
 
-
-@dataclass(frozen=True)
-class Touched:
-    """What a merge changes: the touched orders T (as the frame joins look them up), their
-    current lines in the base (before) and in the new version (after, with their origin)."""
-
-    orders: DataFrame
-    before: DataFrame
-    after: DataFrame
-
-
 # Touched orders up to this many are broadcast to the scans that look them up (about
 # 16 bytes each on the wire); beyond it Spark joins by shuffling both sides.
 BROADCAST_ORDERS = 2_000_000
-# Rows per task of the small shuffles (the touched orders' lines) and of the line rewrite.
+# Rows per task of the shuffles over the touched orders' lines, and of the line rewrite.
 ROWS_PER_SHUFFLE_PARTITION = 1_000_000
 ROWS_PER_WRITE_TASK = 700_000
+# Session settings of a merge (the previous values are put back after it). A merge runs
+# some twenty short queries over small frames and sizes its shuffles itself; adaptive
+# execution makes every shuffle stage a job of its own and re-plans around it (measured:
+# a two-line merge ran 828 tasks in 77 jobs with it, 344 tasks in 27 jobs without).
+MERGE_SETTINGS: dict[str, str] = {"spark.sql.adaptive.enabled": "false"}
+SHUFFLE_PARTITIONS = "spark.sql.shuffle.partitions"
+# The small tables' sort order inside their one file.
+SMALL_TABLE_ORDER: dict[str, tuple[str, ...]] = {
+    PRODUCT_DAILY_TABLE: reports.PRODUCT_KEYS,
+    STATUS_DAILY_TABLE: ("all_statuses", *reports.STATUS_GROUP),
+    SPANNING_ORDER_CELLS_TABLE: ("order_id", *reports.CELL, "status"),
+    ORDERS_SUMMARY_TABLE: ("client_id",),
+}
 
 
 def tasks_for(rows: int, cores: int, per_task: int) -> int:
@@ -80,6 +85,31 @@ def tasks_for(rows: int, cores: int, per_task: int) -> int:
 
 def _cell(channel: str, day: date | str) -> Cell:
     return channel, day if isinstance(day, str) else day.isoformat()
+
+
+def _partition_cell(partition: PartitionLocation) -> Cell:
+    values = partition["values"]
+    return _cell(values["point_of_sale_channel"], values["order_date"])
+
+
+def _bucket(partition: PartitionLocation) -> int:
+    return int(partition["values"][CLIENT_BUCKET_COLUMN])
+
+
+def _partitions(table: TableLocation | None) -> list[PartitionLocation]:
+    return list(table.get("partitions", [])) if table is not None else []
+
+
+@dataclass(frozen=True)
+class Touched:
+    """What a merge changes: the touched orders T (as joins look them up), their current
+    lines in the base (before) and in the new version (after, with their origin), and
+    both as signed lines (reports.signed_lines)."""
+
+    orders: DataFrame
+    before: DataFrame
+    after: DataFrame
+    changes: DataFrame
 
 
 class StateMerge:
@@ -110,11 +140,29 @@ class StateMerge:
         self.timings[name] = self.timings.get(name, 0.0) + time.monotonic() - start
 
     def _keep(self, frame: DataFrame) -> DataFrame:
-        """Rows several queries read, computed once. Persisted (memory, spilling to disk)
-        rather than checkpointed locally: a lost executor's blocks are recomputed."""
+        """Rows several queries read, computed by the first of them. Persisted (memory,
+        spilling to disk) rather than checkpointed locally: a lost executor's blocks are
+        recomputed from the plan."""
         kept = frame.persist(StorageLevel.MEMORY_AND_DISK)
         self._kept.append(kept)
         return kept
+
+    @contextmanager
+    def _settings(self, settings: dict[str, str]) -> Iterator[None]:
+        """Session settings for the merge's queries, restored afterwards (the session may
+        be shared: tests, a long-lived local session)."""
+        conf = self.spark.conf
+        previous = {key: conf.get(key, None) for key in (*settings, SHUFFLE_PARTITIONS)}
+        for key, value in settings.items():
+            conf.set(key, value)
+        try:
+            yield
+        finally:
+            for key, value in previous.items():
+                if value is None:
+                    conf.unset(key)
+                else:
+                    conf.set(key, value)
 
     def _read_text(self, key: str) -> str | None:
         return self.storage.read_text(self.args.path(key))
@@ -128,9 +176,7 @@ class StateMerge:
         plan = loads_plan(text)
         version = plan["version"]
         if naming.state_plan_key(version) != self.args.plan_key:
-            raise StateNotPublishedError(
-                f"{self.args.plan_key} holds the plan of version {version}"
-            )
+            raise StateNotPublishedError(f"{self.args.plan_key} holds the plan of {version}")
         built = self._read_text(naming.state_manifest_key(version))
         if built is not None:
             self.log.info("version already built", fields={"version": version})
@@ -139,11 +185,14 @@ class StateMerge:
         if stale is not None:
             # Nothing is written: PublishState finds no version manifest and a moved
             # pointer, and the workflow plans again on the newer state.
-            self.log.warning("plan is stale, nothing written", fields={"reason": stale})
+            self.log.warning(
+                "plan is stale, nothing written", fields={"version": version, "reason": stale}
+            )
             return None
         base = self._read_base(plan)
         try:
-            manifest = self._merge(plan, base)
+            with self._settings(MERGE_SETTINGS):
+                manifest = self._merge(plan, base)
         finally:
             for frame in self._kept:
                 frame.unpersist()
@@ -152,11 +201,7 @@ class StateMerge:
         self.storage.write_text(self.args.path(naming.state_manifest_key(version)), dumps(manifest))
         self.log.info(
             "version built",
-            fields={
-                "version": version,
-                "counts": manifest["counts"],
-                "merge": manifest["merge"],
-            },
+            fields={"version": version, "counts": manifest["counts"], "merge": manifest["merge"]},
         )
         return manifest
 
@@ -165,9 +210,7 @@ class StateMerge:
         base = plan["base"]
         if text is None:
             return (
-                None
-                if base is None
-                else f"no state pointer, the plan is based on {base['version']}"
+                None if base is None else f"no state is published; the plan is on {base['version']}"
             )
         current = loads_pointer(text)["version"]
         if base is None:
@@ -182,9 +225,7 @@ class StateMerge:
             return None
         text = self._read_text(base["state_manifest"])
         if text is None:
-            raise StateNotPublishedError(
-                f"the base version manifest {base['state_manifest']} is missing"
-            )
+            raise StateNotPublishedError(f"the base version's {base['state_manifest']} is missing")
         manifest = loads_manifest(text)
         if manifest["version"] != base["version"] or manifest["settings"] != plan["settings"]:
             raise StateNotPublishedError(
@@ -197,7 +238,6 @@ class StateMerge:
 
     def _merge(self, plan: MergePlan, base: StateManifest | None) -> StateManifest:
         spark, resolve = self.spark, self.args.path
-        version = plan["version"]
         settings = plan["settings"]
         cores = spark.sparkContext.defaultParallelism
         tables: dict[str, TableLocation] = base["tables"] if base is not None else {}
@@ -208,7 +248,7 @@ class StateMerge:
             # A count of Parquet files reads their footers only.
             changed_lines = new_lines.count()
             spark.conf.set(
-                "spark.sql.shuffle.partitions",
+                SHUFFLE_PARTITIONS,
                 str(tasks_for(changed_lines, cores, ROWS_PER_SHUFFLE_PARTITION)),
             )
             base_lines = read_table(
@@ -220,47 +260,31 @@ class StateMerge:
             touched_orders = orders.count()
             lookup = F.broadcast(orders) if touched_orders <= BROADCAST_ORDERS else orders
             before = self._keep(base_lines.join(lookup, on="order_id", how="left_semi"))
-            before.count()
 
         with self._phase("fallback"):
-            fallback = empty(spark, LINE_COLUMNS)
-            fallback_lines = 0
-            if withdrawn:
-                orphans = self._keep(merge.orphan_keys(before, new_lines, withdrawn))
-                if orphans.count():
-                    changed = {c["batch_id"] for c in plan["changes"]}
-                    older = [
-                        live["lines_prefix"]
-                        for batch_id, live in sorted(plan["batches"].items())
-                        if batch_id not in changed
-                    ]
-                    fallback = self._keep(
-                        read_lines(spark, resolve, older).join(
-                            F.broadcast(orphans), on=list(LINE_KEY), how="left_semi"
-                        )
-                    )
-                    fallback_lines = fallback.count()
+            fallback, fallback_lines = self._fallback(plan, before, new_lines, withdrawn)
 
         with self._phase("current_lines"):
             after = self._keep(
                 merge.current_lines(merge.candidates(before, new_lines, fallback, withdrawn))
             )
-            after.count()
-            changed_cells = self._keep(merge.changed_partitions(before, after))
-            cells = {_cell(r[0], r[1]) for r in changed_cells.collect()}
-            row_changes = {
-                _cell(r[0], r[1]): int(r["added"]) - int(r["removed"])
-                for r in merge.partition_row_changes(before, after).collect()
-            }
+            replaced = self._keep(merge.replaced_lines(before, after))
+            changes = self._keep(reports.signed_lines(before, after))
+            facts = merge.partition_changes(before, after, replaced).collect()
+            cells = {_cell(r[0], r[1]) for r in facts if r["changed"]}
+            row_changes = {_cell(r[0], r[1]): int(r["added"]) - int(r["removed"]) for r in facts}
+            moved = (
+                changes.select(reports.SIGN, "order_id").distinct().agg(F.sum(reports.SIGN)).first()
+            )
+            moved_orders = int(moved[0] or 0) if moved is not None else 0
 
-        touched = Touched(orders=lookup, before=before, after=after)
+        touched = Touched(orders=lookup, before=before, after=after, changes=changes)
         with self._phase("order_lines_current"):
             lines_table = self._write_lines(
-                version,
+                plan["version"],
                 tables.get(CURRENT_LINES_TABLE),
                 touched,
                 cells=cells,
-                changed_cells=changed_cells,
                 row_changes=row_changes,
                 buckets=settings["line_buckets"],
                 cores=cores,
@@ -268,37 +292,37 @@ class StateMerge:
 
         with self._phase("client_tables"):
             client_tables, clients, report = self._write_client_tables(
-                version, tables, touched, buckets=settings["client_buckets"]
+                plan["version"], tables, touched, buckets=settings["client_buckets"]
             )
 
         with self._phase("small_tables"):
-            small_tables, counts = self._write_small_tables(
-                version, tables, touched, lines_table=lines_table, clients=clients, report=report
+            small_tables = self._write_small_tables(
+                plan["version"],
+                tables,
+                touched,
+                replaced=replaced,
+                lines_table=lines_table,
+                clients=clients,
+                report=report,
             )
 
         previous = base["counts"] if base is not None else {}
-        distinct_orders = before.select("order_id").distinct().count()
-        counts["lines"] = lines_table["rows"]
-        counts["orders"] = (
-            previous.get("orders", 0)
-            - distinct_orders
-            + after.select("order_id").distinct().count()
-        )
         return StateManifest(
             state_format=STATE_FORMAT,
-            version=version,
+            version=plan["version"],
             seq=plan["seq"],
             base_version=base["version"] if base is not None else None,
             created_at=utc.iso(self.clock()),
             run_id=plan["run_id"],
             settings=settings,
             batches=plan["batches"],
-            tables={
-                CURRENT_LINES_TABLE: lines_table,
-                **client_tables,
-                **small_tables,
+            tables={CURRENT_LINES_TABLE: lines_table, **client_tables, **small_tables},
+            counts={
+                "lines": lines_table["rows"],
+                "orders": previous.get("orders", 0) + moved_orders,
+                # orders_summary has one row per client with a current line.
+                "clients": small_tables[ORDERS_SUMMARY_TABLE]["rows"],
             },
-            counts={k: counts[k] for k in ("lines", "orders", "clients")},
             merge=MergeFacts(
                 changed_batches=[c["batch_id"] for c in plan["changes"]],
                 withdrawn_batches=withdrawn,
@@ -309,6 +333,31 @@ class StateMerge:
             ),
         )
 
+    def _fallback(
+        self, plan: MergePlan, before: DataFrame, new_lines: DataFrame, withdrawn: list[str]
+    ) -> tuple[DataFrame, int]:
+        """The older versions of the line keys a withdrawal leaves without a current version
+        (merge.orphan_keys), from the live batches the plan does not change: the one read
+        of versions that are not current. Nothing is read without such keys."""
+        nothing = empty(self.spark, LINE_COLUMNS), 0
+        if not withdrawn:
+            return nothing
+        orphans = self._keep(merge.orphan_keys(before, new_lines, withdrawn))
+        if not orphans.count():
+            return nothing
+        changed = {c["batch_id"] for c in plan["changes"]}
+        older = [
+            live["lines_prefix"]
+            for batch_id, live in sorted(plan["batches"].items())
+            if batch_id not in changed
+        ]
+        fallback = self._keep(
+            read_lines(self.spark, self.args.path, older).join(
+                F.broadcast(orphans), on=list(LINE_KEY), how="left_semi"
+            )
+        )
+        return fallback, fallback.count()
+
     def _write_lines(
         self,
         version: str,
@@ -316,7 +365,6 @@ class StateMerge:
         touched: Touched,
         *,
         cells: set[Cell],
-        changed_cells: DataFrame,
         row_changes: dict[Cell, int],
         buckets: int,
         cores: int,
@@ -325,16 +373,11 @@ class StateMerge:
         rewritten partition's rows are its base rows less the touched orders' plus their
         current lines there, so they are known before the write."""
         prefix = table_prefix(version, CURRENT_LINES_TABLE)
-        reused: list[PartitionLocation] = []
-        old: list[PartitionLocation] = []
-        for partition in base.get("partitions", []) if base is not None else []:
-            values = partition["values"]
-            cell = _cell(values["point_of_sale_channel"], values["order_date"])
-            (old if cell in cells else reused).append(partition)
+        reused = [p for p in _partitions(base) if _partition_cell(p) not in cells]
+        old = [p for p in _partitions(base) if _partition_cell(p) in cells]
         rows = {cell: row_changes.get(cell, 0) for cell in cells}
         for partition in old:
-            values = partition["values"]
-            rows[_cell(values["point_of_sale_channel"], values["order_date"])] += partition["rows"]
+            rows[_partition_cell(partition)] += partition["rows"]
         if cells:
             base_rows = read_partitions(
                 self.spark,
@@ -343,11 +386,13 @@ class StateMerge:
                 len(PARTITION_NAMES),
                 [p["location"] for p in old],
             )
+            changed = self.spark.createDataFrame(
+                [(channel, date.fromisoformat(day)) for channel, day in sorted(cells)],
+                ddl(CURATED_PARTITION_COLUMNS),
+            )
+            lines = merge.rewritten_lines(base_rows, touched.orders, touched.after, changed)
             write_current_lines(
-                conform(
-                    merge.rewritten_lines(base_rows, touched.orders, touched.after, changed_cells),
-                    LINE_COLUMNS,
-                ),
+                conform(lines, LINE_COLUMNS),
                 self.args.path(prefix),
                 buckets=buckets,
                 tasks=tasks_for(sum(rows.values()), cores, ROWS_PER_WRITE_TASK),
@@ -362,10 +407,7 @@ class StateMerge:
             for (channel, day), count in rows.items()
             if count > 0
         ]
-        partitions = sorted(
-            [*reused, *written],
-            key=lambda p: (p["values"]["point_of_sale_channel"], p["values"]["order_date"]),
-        )
+        partitions = sorted([*reused, *written], key=_partition_cell)
         return TableLocation(rows=sum(p["rows"] for p in partitions), partitions=partitions)
 
     def _write_client_tables(
@@ -380,51 +422,56 @@ class StateMerge:
         client_report; returns both tables, the touched clients and the rewritten
         client_report rows."""
         spark, resolve = self.spark, self.args.path
-        before, after = touched.before, touched.after
-        clients = self._keep(
-            before.select("client_id").unionByName(after.select("client_id")).distinct()
-        )
+        changes = touched.changes
+        clients = self._keep(changes.select("client_id").distinct())
         # client_orders rows per bucket: the base's less the touched orders' (client, order)
         # pairs before, plus their pairs after.
         pairs = (
-            reports.with_client_bucket(before.select("client_id", "order_id").distinct(), buckets)
-            .select(CLIENT_BUCKET_COLUMN, F.lit(-1).alias("change"))
-            .unionByName(
-                reports.with_client_bucket(
-                    after.select("client_id", "order_id").distinct(), buckets
-                ).select(CLIENT_BUCKET_COLUMN, F.lit(1).alias("change"))
+            reports.with_client_bucket(
+                changes.select(reports.SIGN, "client_id", "order_id").distinct(), buckets
             )
             .groupBy(CLIENT_BUCKET_COLUMN)
-            .agg(F.sum("change").alias("change"))
+            .agg(F.sum(reports.SIGN))
+            .collect()
         )
-        changes = {int(r[0]): int(r[1]) for r in pairs.collect()}
-        rewritten = set(changes)
+        order_rows = {int(r[0]): int(r[1]) for r in pairs}
+        rewritten = set(order_rows)
+        for partition in _partitions(tables.get(CLIENT_ORDERS_TABLE)):
+            if _bucket(partition) in rewritten:
+                order_rows[_bucket(partition)] += partition["rows"]
 
-        def in_touched(partition: PartitionLocation) -> bool:
-            return int(partition["values"][CLIENT_BUCKET_COLUMN]) in rewritten
+        def in_rewritten(partition: PartitionLocation) -> bool:
+            return _bucket(partition) in rewritten
 
         base_orders = read_table(
-            spark, resolve, CLIENT_ORDERS_TABLE, tables.get(CLIENT_ORDERS_TABLE), in_touched
+            spark, resolve, CLIENT_ORDERS_TABLE, tables.get(CLIENT_ORDERS_TABLE), in_rewritten
         )
-        recomputed = self._keep(reports.client_orders(after, buckets))
-        kept_orders = base_orders.join(touched.orders, on="order_id", how="left_anti")
-        rewritten_orders = kept_orders.unionByName(recomputed)
+        recomputed = self._keep(reports.client_orders(touched.after, buckets))
+        client_orders = conform(
+            base_orders.join(touched.orders, on="order_id", how="left_anti").unionByName(
+                recomputed
+            ),
+            all_columns(STATE_TABLES[CLIENT_ORDERS_TABLE]),
+        )
         write_client_buckets(
-            rewritten_orders,
+            client_orders,
             resolve(table_prefix(version, CLIENT_ORDERS_TABLE)),
             ("client_id", "order_id"),
         )
-        order_rows = self._client_partitions(tables.get(CLIENT_ORDERS_TABLE), rewritten, changes)
         names = reports.client_names(
-            rewritten_orders.join(F.broadcast(clients), on="client_id", how="left_semi")
+            client_orders.join(F.broadcast(clients), on="client_id", how="left_semi")
         )
 
         base_report = read_table(
-            spark, resolve, CLIENT_REPORT_TABLE, tables.get(CLIENT_REPORT_TABLE), in_touched
+            spark, resolve, CLIENT_REPORT_TABLE, tables.get(CLIENT_REPORT_TABLE), in_rewritten
         )
         report = self._keep(
-            reports.client_report(
-                base_report, before, after, clients=clients, names=names, buckets=buckets
+            conform(
+                reports.with_client_bucket(
+                    reports.client_report(base_report, changes, clients=clients, names=names),
+                    buckets,
+                ),
+                all_columns(STATE_TABLES[CLIENT_REPORT_TABLE]),
             )
         )
         report_rows = {
@@ -448,31 +495,16 @@ class StateMerge:
         )
 
     @staticmethod
-    def _client_partitions(
-        base: TableLocation | None, touched: set[int], changes: dict[int, int]
-    ) -> dict[int, int]:
-        """Rows of each touched bucket after the merge: base rows + change."""
-        rows = {bucket: changes.get(bucket, 0) for bucket in touched}
-        for partition in base.get("partitions", []) if base is not None else []:
-            bucket = int(partition["values"][CLIENT_BUCKET_COLUMN])
-            if bucket in touched:
-                rows[bucket] += partition["rows"]
-        return rows
-
-    @staticmethod
     def _client_table(
         version: str,
         name: str,
         base: TableLocation | None,
-        touched: set[int],
+        rewritten: set[int],
         rows: dict[int, int],
     ) -> TableLocation:
+        """A per-client table: the rewritten buckets that hold rows, the others reused."""
         prefix = table_prefix(version, name)
-        reused = [
-            p
-            for p in (base.get("partitions", []) if base is not None else [])
-            if int(p["values"][CLIENT_BUCKET_COLUMN]) not in touched
-        ]
+        reused = [p for p in _partitions(base) if _bucket(p) not in rewritten]
         written = [
             PartitionLocation(
                 values={CLIENT_BUCKET_COLUMN: str(bucket)},
@@ -482,9 +514,7 @@ class StateMerge:
             for bucket, count in rows.items()
             if count > 0
         ]
-        partitions = sorted(
-            [*reused, *written], key=lambda p: int(p["values"][CLIENT_BUCKET_COLUMN])
-        )
+        partitions = sorted([*reused, *written], key=_bucket)
         return TableLocation(rows=sum(p["rows"] for p in partitions), partitions=partitions)
 
     def _write_small_tables(
@@ -493,95 +523,67 @@ class StateMerge:
         tables: dict[str, TableLocation],
         touched: Touched,
         *,
+        replaced: DataFrame,
         lines_table: TableLocation,
         clients: DataFrame,
         report: DataFrame,
-    ) -> tuple[dict[str, TableLocation], dict[str, int]]:
+    ) -> dict[str, TableLocation]:
         """Rewrite the unpartitioned tables whole: the base rows of untouched groups and the
         touched groups moved or recomputed."""
         spark, resolve = self.spark, self.args.path
-        before, after, orders = touched.before, touched.after, touched.orders
 
         def base(name: str) -> DataFrame:
             return read_table(spark, resolve, name, tables.get(name))
 
-        status = reports.status_daily(base(STATUS_DAILY_TABLE), before, after)
-
-        base_products = base(PRODUCT_DAILY_TABLE)
         figures = self._keep(
-            reports.apply_difference(
-                base_products,
-                reports.product_contributions(before),
-                reports.product_contributions(after),
-                reports.PRODUCT_DAILY_KEYS,
-                reports.PRODUCT_DAILY_MEASURES,
-            )
+            reports.product_daily_figures(base(PRODUCT_DAILY_TABLE), touched.changes, replaced)
         )
-        latest = self._keep(reports.product_latest_checked(base_products, orders, after))
-        unsettled = self._keep(
-            latest.where(~F.col("_settled")).join(
-                figures, on=list(reports.PRODUCT_DAILY_KEYS), how="left_semi"
-            )
-        )
-        if unsettled.count():
-            latest = self._recomputed_latest(latest, unsettled, lines_table)
-        products = reports.product_daily(figures, latest)
-
-        spanning = (
-            base(SPANNING_ORDER_CELLS_TABLE)
-            .join(orders, on="order_id", how="left_anti")
-            .unionByName(reports.spanning_cells(after))
-        )
-        summary = (
-            base(ORDERS_SUMMARY_TABLE)
-            .join(F.broadcast(clients), on="client_id", how="left_anti")
+        unsettled = figures.where(~F.col("_settled"))
+        if unsettled.select(*reports.CELL).distinct().count():
+            figures = self._recompute_latest(figures, unsettled, lines_table)
+        touched_clients = F.broadcast(clients)
+        frames = {
+            PRODUCT_DAILY_TABLE: reports.product_daily(figures),
+            STATUS_DAILY_TABLE: reports.status_daily(base(STATUS_DAILY_TABLE), touched.changes),
+            SPANNING_ORDER_CELLS_TABLE: base(SPANNING_ORDER_CELLS_TABLE)
+            .join(touched.orders, on="order_id", how="left_anti")
+            .unionByName(reports.spanning_cells(touched.after)),
+            ORDERS_SUMMARY_TABLE: base(ORDERS_SUMMARY_TABLE)
+            .join(touched_clients, on="client_id", how="left_anti")
             .unionByName(
                 reports.orders_summary(
-                    report.join(F.broadcast(clients), on="client_id", how="left_semi")
+                    report.join(touched_clients, on="client_id", how="left_semi")
                 )
-            )
-        )
-        written: dict[str, TableLocation] = {}
-        counts: dict[str, int] = {}
-        for name, frame, keys in (
-            (PRODUCT_DAILY_TABLE, products, reports.PRODUCT_DAILY_KEYS),
-            (STATUS_DAILY_TABLE, status, ("all_statuses", *reports.STATUS_DAILY_KEYS)),
-            (
-                SPANNING_ORDER_CELLS_TABLE,
-                spanning,
-                ("order_id", "point_of_sale_channel", "order_date", "status"),
             ),
-            (ORDERS_SUMMARY_TABLE, summary, ("client_id",)),
-        ):
-            rows = self._keep(frame)
+        }
+        written: dict[str, TableLocation] = {}
+        for name, frame in frames.items():
+            rows = self._keep(conform(frame, STATE_TABLES[name].columns))
             count = rows.count()
             prefix = table_prefix(version, name)
-            write_small(rows, resolve(prefix), keys)
+            write_small(rows, resolve(prefix), SMALL_TABLE_ORDER[name])
             written[name] = TableLocation(rows=count, location=prefix)
-            counts[name] = count
-        return written, {"clients": counts[ORDERS_SUMMARY_TABLE]}
+        return written
 
-    def _recomputed_latest(
-        self, latest: DataFrame, unsettled: DataFrame, lines_table: TableLocation
+    def _recompute_latest(
+        self, figures: DataFrame, unsettled: DataFrame, lines_table: TableLocation
     ) -> DataFrame:
-        """The latest line of the cells where the base's went away and nothing newer came:
+        """The latest line of the cells where the base's went away and nothing newer came,
         from those cells' lines in the new version (rare: a withdrawn batch held it)."""
-        cells = {
-            _cell(r["point_of_sale_channel"], r["order_date"])
-            for r in unsettled.select(*PARTITION_NAMES).distinct().collect()
-        }
-        locations = [
-            p["location"]
-            for p in lines_table.get("partitions", [])
-            if _cell(p["values"]["point_of_sale_channel"], p["values"]["order_date"]) in cells
-        ]
+        cells = {_cell(r[0], r[1]) for r in unsettled.select(*reports.CELL).distinct().collect()}
         lines = read_partitions(
-            self.spark, self.args.path, LINE_COLUMNS, len(PARTITION_NAMES), locations
+            self.spark,
+            self.args.path,
+            LINE_COLUMNS,
+            len(PARTITION_NAMES),
+            [p["location"] for p in _partitions(lines_table) if _partition_cell(p) in cells],
         )
-        keys = list(reports.PRODUCT_DAILY_KEYS)
+        keys = list(reports.PRODUCT_KEYS)
         recomputed = reports.product_latest(lines.join(unsettled, on=keys, how="left_semi"))
         return (
-            latest.join(unsettled, on=keys, how="left_anti")
-            .select(*keys, "_latest")
-            .unionByName(recomputed)
+            figures.join(
+                recomputed.withColumnRenamed("_latest", "_recomputed"), on=keys, how="left"
+            )
+            .withColumn("_latest", F.coalesce("_recomputed", "_latest"))
+            .drop("_recomputed")
         )

@@ -90,25 +90,39 @@ def candidates(
     return kept.unionByName(found)
 
 
-def changed_partitions(before: DataFrame, after: DataFrame) -> DataFrame:
-    """The (channel, day) partitions a merge rewrites: where a base line is replaced or
-    removed, and where a new version lands (a key may move between partitions)."""
+def replaced_lines(before: DataFrame, after: DataFrame) -> DataFrame:
+    """The base lines of the touched orders that the merge replaces or removes (their keys
+    and partitions): every one whose key is not current from the base any more."""
     unchanged = after.where(F.col(ORIGIN_COLUMN) == FROM_BASE).select(*LINE_KEY)
-    replaced = before.join(unchanged, on=list(LINE_KEY), how="left_anti")
-    landed = after.where(F.col(ORIGIN_COLUMN) == FROM_BATCHES)
-    return replaced.select(*PARTITION_NAMES).unionByName(landed.select(*PARTITION_NAMES)).distinct()
+    return before.join(unchanged, on=list(LINE_KEY), how="left_anti").select(
+        *LINE_KEY, *PARTITION_NAMES
+    )
 
 
-def partition_row_changes(before: DataFrame, after: DataFrame) -> DataFrame:
-    """Per partition, the rows the merge removes (the touched orders' base lines) and adds
-    (their current lines): a rewritten partition holds base rows - removed + added."""
-    return (
-        before.select(*PARTITION_NAMES, F.lit(1).alias("removed"), F.lit(0).alias("added"))
-        .unionByName(
-            after.select(*PARTITION_NAMES, F.lit(0).alias("removed"), F.lit(1).alias("added"))
+def partition_changes(before: DataFrame, after: DataFrame, replaced: DataFrame) -> DataFrame:
+    """Per (channel, day) partition of the touched orders' lines: the rows the merge removes
+    (their base lines) and adds (their current lines), and whether it changes at all:
+    where a base line is replaced or removed, or a new version lands (a key may move
+    between partitions). A rewritten partition holds base rows - removed + added."""
+
+    def flagged(frame: DataFrame, removed: int, added: int, changed: Column) -> DataFrame:
+        return frame.select(
+            *PARTITION_NAMES,
+            F.lit(removed).alias("removed"),
+            F.lit(added).alias("added"),
+            changed.cast("int").alias("changed"),
         )
+
+    return (
+        flagged(before, 1, 0, F.lit(False))
+        .unionByName(flagged(after, 0, 1, F.col(ORIGIN_COLUMN) == FROM_BATCHES))
+        .unionByName(flagged(replaced, 0, 0, F.lit(True)))
         .groupBy(*PARTITION_NAMES)
-        .agg(F.sum("removed").alias("removed"), F.sum("added").alias("added"))
+        .agg(
+            F.sum("removed").alias("removed"),
+            F.sum("added").alias("added"),
+            F.max("changed").alias("changed"),
+        )
     )
 
 

@@ -2,7 +2,8 @@
 
 Additive figures (lines, units, sales, and distinct orders, since every line of a touched
 order is in both `before` and `after`) move by the difference after - before of the
-touched orders' contributions, so a merge never re-reads the untouched orders' lines.
+touched orders' contributions, so a merge never re-reads the untouched orders' lines. The
+difference is taken from one frame of signed lines (`signed_lines`: before -1, after +1).
 """
 
 from __future__ import annotations
@@ -29,18 +30,13 @@ from duffbeer.contract import (
 from glue_jobs.state.tables import PARTITION_NAMES, conform
 
 CELL: tuple[str, ...] = PARTITION_NAMES
-CLIENT_REPORT_KEYS = (
-    "client_id",
-    "status",
-    "point_of_sale_channel",
-    "all_statuses",
-    "all_channels",
-)
-CLIENT_REPORT_MEASURES = ("orders", "lines", "units", "total_sales")
-STATUS_DAILY_KEYS = ("status", *CELL, "all_statuses")
-STATUS_DAILY_MEASURES = ("orders", "lines", "total_sales")
-PRODUCT_DAILY_KEYS = ("product_id", *CELL)
-PRODUCT_DAILY_MEASURES = ("orders", "units", "total_sales", "total_volume_l")
+CHANNEL = "point_of_sale_channel"
+SIGN = "_sign"
+CLIENT_GROUP = ("status", CHANNEL, "all_statuses", "all_channels")
+STATUS_GROUP = ("status", *CELL, "all_statuses")
+PRODUCT_KEYS = ("product_id", *CELL)
+# product_daily's latest line of a cell, as one comparable value.
+_LATEST_FIELDS = ("latest_event_time", "latest_batch_id", "latest_order_id", "product_description")
 _NO_TEXT = F.lit(None).cast("string")
 
 
@@ -53,85 +49,242 @@ def with_client_bucket(frame: DataFrame, buckets: int) -> DataFrame:
     return frame.withColumn(CLIENT_BUCKET_COLUMN, client_bucket(buckets))
 
 
-def _sales() -> Column:
-    return F.sum("line_total").cast(SUM_MONEY_TYPE)
+def signed_lines(before: DataFrame, after: DataFrame) -> DataFrame:
+    """The touched orders' lines before (sign -1) and after (sign +1) the merge."""
+    columns = (
+        "client_id",
+        "order_id",
+        "product_id",
+        "product_description",
+        "status",
+        *CELL,
+        "product_ccf",
+        "line_total",
+        "line_volume_l",
+        BATCH_ID_COLUMN,
+        SOURCE_EVENT_TIME_COLUMN,
+    )
+    return before.select(*columns, F.lit(-1).alias(SIGN)).unionByName(
+        after.select(*columns, F.lit(1).alias(SIGN))
+    )
 
 
-# --- Additive figures: contributions and their difference ---------------------------------
+def _signed(value: Column) -> Column:
+    """A figure of an aggregated signed group, negative for the lines before."""
+    return F.when(F.col(SIGN) < 0, F.negative(value)).otherwise(value)
 
 
-def apply_difference(
-    base: DataFrame,
-    before: DataFrame,
-    after: DataFrame,
-    keys: Sequence[str],
-    measures: Sequence[str],
+def _grouped(frame: DataFrame, keys: Sequence[str], measures: Sequence[str]) -> DataFrame:
+    """Sum the measures per key and drop the keys left with no line; a grouping treats null
+    keys as equal (a join would not)."""
+    counted = "lines" if "lines" in measures else "orders"
+    return (
+        frame.groupBy(*keys).agg(*(F.sum(m).alias(m) for m in measures)).where(F.col(counted) > 0)
+    )
+
+
+def _per_order_difference(
+    changes: DataFrame, owner: Sequence[str], groups: Column, group_keys: Sequence[str]
 ) -> DataFrame:
-    """base + after - before per key, without the keys left with no line. The three inputs
-    share `keys` and `measures`; a union and a grouping treat null keys as equal (a join
-    would not)."""
-    signed = (
-        base.select(*keys, *measures)
-        .unionByName(after.select(*keys, *measures))
-        .unionByName(before.select(*keys, *(F.negative(F.col(m)).alias(m) for m in measures)))
-    )
-    return (
-        signed.groupBy(*keys)
-        .agg(*(F.sum(m).alias(m) for m in measures))
-        .where(F.col("lines" if "lines" in measures else "orders") > 0)
-    )
-
-
-def client_contributions(lines: DataFrame) -> DataFrame:
-    """Per client: totals, per status and per channel (CLIENT_REPORT_KEYS), of some lines."""
-
-    def group(status: Column, channel: Column, all_statuses: int, all_channels: int) -> DataFrame:
-        return lines.groupBy(
-            "client_id",
-            status.alias("status"),
-            channel.alias("point_of_sale_channel"),
-            F.lit(all_statuses).alias("all_statuses"),
-            F.lit(all_channels).alias("all_channels"),
-        ).agg(
-            F.countDistinct("order_id").alias("orders"),
-            F.count(F.lit(1)).alias("lines"),
-            F.sum("product_ccf").cast("bigint").alias("units"),
-            _sales().alias("total_sales"),
+    """Per owner key and group: after - before of distinct orders, lines, units and sales.
+    Each line counts in every group of `groups` (an array of structs with `group_keys`)."""
+    per_order = (
+        changes.select(
+            *owner, "order_id", SIGN, "product_ccf", "line_total", F.explode(groups).alias("_g")
         )
-
-    return (
-        group(_NO_TEXT, _NO_TEXT, 1, 1)
-        .unionByName(group(F.col("status"), _NO_TEXT, 0, 1))
-        .unionByName(group(_NO_TEXT, F.col("point_of_sale_channel"), 1, 0))
-    )
-
-
-def status_contributions(lines: DataFrame) -> DataFrame:
-    """Per (channel, day) cell, per status (all_statuses = 0) and over all (= 1)."""
-
-    def group(status: Column, all_statuses: int) -> DataFrame:
-        return lines.groupBy(
-            status.alias("status"), *CELL, F.lit(all_statuses).alias("all_statuses")
-        ).agg(
-            F.countDistinct("order_id").alias("orders"),
-            F.count(F.lit(1)).alias("lines"),
-            _sales().alias("total_sales"),
+        .select(
+            *owner,
+            "order_id",
+            SIGN,
+            "product_ccf",
+            "line_total",
+            *(F.col(f"_g.{k}").alias(k) for k in group_keys),
         )
-
-    return group(F.col("status"), 0).unionByName(group(_NO_TEXT, 1))
-
-
-def product_contributions(lines: DataFrame) -> DataFrame:
-    """Per product and cell: lines (= orders, by the line key), units, sales, volume."""
-    return lines.groupBy(*PRODUCT_DAILY_KEYS).agg(
-        F.count(F.lit(1)).alias("orders"),
-        F.sum("product_ccf").cast("bigint").alias("units"),
-        _sales().alias("total_sales"),
-        F.sum("line_volume_l").cast(SUM_VOLUME_TYPE).alias("total_volume_l"),
+        .groupBy(SIGN, *owner, *group_keys, "order_id")
+        .agg(
+            F.count(F.lit(1)).alias("lines"),
+            F.sum("product_ccf").alias("units"),
+            F.sum("line_total").alias("total_sales"),
+        )
+    )
+    return per_order.select(
+        *owner,
+        *group_keys,
+        F.col(SIGN).cast("bigint").alias("orders"),
+        _signed(F.col("lines")).alias("lines"),
+        _signed(F.col("units")).alias("units"),
+        _signed(F.col("total_sales")).cast(SUM_MONEY_TYPE).alias("total_sales"),
     )
 
 
-# --- Tables --------------------------------------------------------------------------------
+def client_report(
+    base: DataFrame, changes: DataFrame, *, clients: DataFrame, names: DataFrame
+) -> DataFrame:
+    """The client_report rows of the touched buckets: the base rows of untouched clients as
+    they were, the touched clients' rows moved by their orders' difference and named from
+    `names` (CLIENT_REPORT_COLUMNS; client_bucket is added by the caller)."""
+    touched = F.broadcast(clients)
+    groups = F.array(
+        F.struct(
+            _NO_TEXT.alias("status"),
+            _NO_TEXT.alias(CHANNEL),
+            F.lit(1).alias("all_statuses"),
+            F.lit(1).alias("all_channels"),
+        ),
+        F.struct(
+            F.col("status").alias("status"),
+            _NO_TEXT.alias(CHANNEL),
+            F.lit(0).alias("all_statuses"),
+            F.lit(1).alias("all_channels"),
+        ),
+        F.struct(
+            _NO_TEXT.alias("status"),
+            F.col(CHANNEL).alias(CHANNEL),
+            F.lit(1).alias("all_statuses"),
+            F.lit(0).alias("all_channels"),
+        ),
+    )
+    measures = ("orders", "lines", "units", "total_sales")
+    keys = ("client_id", *CLIENT_GROUP)
+    difference = _per_order_difference(changes, ("client_id",), groups, CLIENT_GROUP)
+    moved = _grouped(
+        base.join(touched, on="client_id", how="left_semi")
+        .select(*keys, *measures)
+        .unionByName(difference),
+        keys,
+        measures,
+    ).join(names, on="client_id", how="left")
+    kept = base.join(touched, on="client_id", how="left_anti")
+    return conform(kept, CLIENT_REPORT_COLUMNS).unionByName(conform(moved, CLIENT_REPORT_COLUMNS))
+
+
+def status_daily(base: DataFrame, changes: DataFrame) -> DataFrame:
+    """Per status and cell (all_statuses = 0) and per cell (= 1): distinct orders, lines,
+    sales, moved by the touched orders' difference."""
+    groups = F.array(
+        F.struct(
+            F.col("status").alias("status"),
+            *(F.col(c).alias(c) for c in CELL),
+            F.lit(0).alias("all_statuses"),
+        ),
+        F.struct(
+            _NO_TEXT.alias("status"),
+            *(F.col(c).alias(c) for c in CELL),
+            F.lit(1).alias("all_statuses"),
+        ),
+    )
+    measures = ("orders", "lines", "total_sales")
+    difference = _per_order_difference(changes, (), groups, STATUS_GROUP)
+    moved = _grouped(
+        base.select(*STATUS_GROUP, *measures).unionByName(
+            difference.select(*STATUS_GROUP, *measures)
+        ),
+        STATUS_GROUP,
+        measures,
+    )
+    return conform(moved, STATUS_DAILY_COLUMNS)
+
+
+def _latest_struct(time: str, batch: str, order: str) -> Column:
+    return F.struct(
+        F.col(time).alias("latest_event_time"),
+        F.col(batch).alias("latest_batch_id"),
+        F.col(order).alias("latest_order_id"),
+        F.col("product_description").alias("product_description"),
+    )
+
+
+def product_daily_figures(base: DataFrame, changes: DataFrame, replaced: DataFrame) -> DataFrame:
+    """Per product and cell: the figures moved by the difference, the most recent line
+    found without reading untouched lines (`_latest`) and whether it is certain
+    (`_settled`).
+
+    Every untouched line of a cell is older than the base row's latest line. If that line
+    is still current, the cell's latest is the greater of it and the touched orders'
+    current lines (the +1 lines); if it was replaced or removed (`replaced`: line keys),
+    the touched orders' most recent line is the answer only when it is newer still.
+    Otherwise (rare: a withdrawn batch held the latest line) the cell is recomputed from
+    its lines by the caller.
+    """
+    gone = base.join(
+        F.broadcast(
+            replaced.select(F.col("order_id").alias("latest_order_id"), "product_id").withColumn(
+                "_gone", F.lit(True)
+            )
+        ),
+        on=["latest_order_id", "product_id"],
+        how="left",
+    ).select(
+        *PRODUCT_KEYS,
+        "orders",
+        "units",
+        "total_sales",
+        "total_volume_l",
+        F.when(F.col("_gone").isNull(), _latest_struct(*_LATEST_FIELDS[:3])).alias("_kept"),
+        F.when(F.col("_gone"), _latest_struct(*_LATEST_FIELDS[:3])).alias("_gone"),
+    )
+    new_latest = _latest_struct(SOURCE_EVENT_TIME_COLUMN, BATCH_ID_COLUMN, "order_id")
+    moved = changes.select(
+        *PRODUCT_KEYS,
+        F.col(SIGN).cast("bigint").alias("orders"),
+        _signed(F.col("product_ccf").cast("bigint")).alias("units"),
+        _signed(F.col("line_total")).cast(SUM_MONEY_TYPE).alias("total_sales"),
+        _signed(F.col("line_volume_l")).cast(SUM_VOLUME_TYPE).alias("total_volume_l"),
+        F.when(F.col(SIGN) > 0, new_latest).alias("_kept"),
+        F.lit(None).cast(new_latest_type()).alias("_gone"),
+    )
+    figures = (
+        gone.unionByName(moved)
+        .groupBy(*PRODUCT_KEYS)
+        .agg(
+            F.sum("orders").alias("orders"),
+            F.sum("units").alias("units"),
+            F.sum("total_sales").alias("total_sales"),
+            F.sum("total_volume_l").alias("total_volume_l"),
+            F.max("_kept").alias("_latest"),
+            F.max("_gone").alias("_gone"),
+        )
+        .where(F.col("orders") > 0)
+    )
+    return figures.select(
+        *PRODUCT_KEYS,
+        "orders",
+        "units",
+        "total_sales",
+        "total_volume_l",
+        "_latest",
+        F.coalesce(
+            F.col("_gone").isNull() | (F.col("_latest") > F.col("_gone")), F.lit(False)
+        ).alias("_settled"),
+    )
+
+
+def new_latest_type() -> str:
+    return (
+        "struct<latest_event_time:timestamp,latest_batch_id:string,"
+        "latest_order_id:int,product_description:string>"
+    )
+
+
+def product_latest(lines: DataFrame) -> DataFrame:
+    """Per product and cell, the most recent line's recency and description (`_latest`)."""
+    return lines.groupBy(*PRODUCT_KEYS).agg(
+        F.max(_latest_struct(SOURCE_EVENT_TIME_COLUMN, BATCH_ID_COLUMN, "order_id")).alias(
+            "_latest"
+        )
+    )
+
+
+def product_daily(figures: DataFrame) -> DataFrame:
+    rows = figures.select(
+        *PRODUCT_KEYS,
+        *(F.col(f"_latest.{name}").alias(name) for name in _LATEST_FIELDS),
+        "orders",
+        "units",
+        "total_sales",
+        "total_volume_l",
+    )
+    return conform(rows, PRODUCT_DAILY_COLUMNS)
 
 
 def client_orders(lines: DataFrame, buckets: int) -> DataFrame:
@@ -142,10 +295,10 @@ def client_orders(lines: DataFrame, buckets: int) -> DataFrame:
     ).alias("_latest")
     rows = lines.groupBy("client_id", "order_id").agg(
         F.min("order_date").alias("order_date"),
-        F.min("point_of_sale_channel").alias("point_of_sale_channel"),
+        F.min(CHANNEL).alias(CHANNEL),
         F.count(F.lit(1)).alias("lines"),
         F.sum("product_ccf").alias("units"),
-        _sales().alias("total_sales"),
+        F.sum("line_total").cast(SUM_MONEY_TYPE).alias("total_sales"),
         *(
             F.sum(F.when(F.col("status") == status, 1).otherwise(0)).alias(f"{status}_lines")
             for status in STATUSES
@@ -177,135 +330,27 @@ def client_names(orders: DataFrame) -> DataFrame:
     )
 
 
-def client_report(
-    base: DataFrame,
-    before: DataFrame,
-    after: DataFrame,
-    *,
-    clients: DataFrame,
-    names: DataFrame,
-    buckets: int,
-) -> DataFrame:
-    """The client_report rows of the touched buckets: the base rows of untouched clients as
-    they were, the touched clients' base rows moved by their orders' difference, named
-    from `names` (CLIENT_REPORT_COLUMNS, plus client_bucket)."""
-    touched = F.broadcast(clients)
-    kept = base.join(touched, on="client_id", how="left_anti")
-    moved = apply_difference(
-        base.join(touched, on="client_id", how="left_semi"),
-        client_contributions(before),
-        client_contributions(after),
-        CLIENT_REPORT_KEYS,
-        CLIENT_REPORT_MEASURES,
-    ).join(names, on="client_id", how="left")
-    return with_client_bucket(
-        conform(kept, CLIENT_REPORT_COLUMNS).unionByName(conform(moved, CLIENT_REPORT_COLUMNS)),
-        buckets,
-    )
-
-
-def status_daily(base: DataFrame, before: DataFrame, after: DataFrame) -> DataFrame:
-    moved = apply_difference(
-        base,
-        status_contributions(before),
-        status_contributions(after),
-        STATUS_DAILY_KEYS,
-        STATUS_DAILY_MEASURES,
-    )
-    return conform(moved, STATUS_DAILY_COLUMNS)
-
-
-# product_daily's latest line of a cell, as one comparable value.
-_LATEST_FIELDS = ("latest_event_time", "latest_batch_id", "latest_order_id", "product_description")
-
-
-def _latest_of_lines() -> Column:
-    return F.max(
-        F.struct(
-            F.col(SOURCE_EVENT_TIME_COLUMN).alias("latest_event_time"),
-            F.col(BATCH_ID_COLUMN).alias("latest_batch_id"),
-            F.col("order_id").alias("latest_order_id"),
-            "product_description",
-        )
-    )
-
-
-def product_latest(lines: DataFrame) -> DataFrame:
-    """Per product and cell, the most recent line's recency and description (`_latest`)."""
-    return lines.groupBy(*PRODUCT_DAILY_KEYS).agg(_latest_of_lines().alias("_latest"))
-
-
-def product_latest_checked(base: DataFrame, orders: DataFrame, after: DataFrame) -> DataFrame:
-    """Per product and cell of the new version: the most recent line found without reading
-    the untouched lines, and whether that is certain (`_settled`).
-
-    The base row's latest line stays the cell's most recent unless it belonged to a touched
-    order and is no longer current there; every untouched line is older than it. So the new
-    latest is the greater of the base's (when still current) and the touched orders'
-    current lines'; when the base's is gone and nothing newer replaces it, the cell must
-    be recomputed from its lines.
-    """
-    still_there = after.select(
-        F.col("order_id").alias("latest_order_id"),
-        "product_id",
-        F.col(BATCH_ID_COLUMN).alias("latest_batch_id"),
-        F.col(SOURCE_EVENT_TIME_COLUMN).alias("latest_event_time"),
-        *CELL,
-        F.lit(True).alias("_current"),
-    )
-    touched = orders.select(
-        F.col("order_id").alias("latest_order_id"), F.lit(True).alias("_touched")
-    )
-    checked = (
-        base.join(F.broadcast(touched), on="latest_order_id", how="left")
-        .join(
-            still_there,
-            on=["latest_order_id", "product_id", "latest_batch_id", "latest_event_time", *CELL],
-            how="left",
-        )
-        .select(
-            *PRODUCT_DAILY_KEYS,
-            F.struct(*_LATEST_FIELDS).alias("_base"),
-            (F.col("_touched").isNull() | F.col("_current").isNotNull()).alias("_kept"),
-        )
-    )
-    merged = checked.join(product_latest(after), on=list(PRODUCT_DAILY_KEYS), how="full")
-    base_wins = F.col("_kept") & (F.col("_latest").isNull() | (F.col("_base") > F.col("_latest")))
-    return merged.select(
-        *PRODUCT_DAILY_KEYS,
-        F.when(base_wins, F.col("_base")).otherwise(F.col("_latest")).alias("_latest"),
-        (
-            F.col("_base").isNull()
-            | F.col("_kept")
-            | (F.col("_latest").isNotNull() & (F.col("_latest") > F.col("_base")))
-        ).alias("_settled"),
-    )
-
-
-def product_daily(figures: DataFrame, latest: DataFrame) -> DataFrame:
-    """product_daily from its additive figures and its cells' latest lines."""
-    rows = figures.join(latest, on=list(PRODUCT_DAILY_KEYS), how="left").select(
-        *PRODUCT_DAILY_KEYS,
-        *(F.col(f"_latest.{name}").alias(name) for name in _LATEST_FIELDS),
-        *PRODUCT_DAILY_MEASURES,
-    )
-    return conform(rows, PRODUCT_DAILY_COLUMNS)
-
-
 def spanning_cells(lines: DataFrame) -> DataFrame:
     """The cells of the orders whose lines lie in more than one (channel, day) cell: one row
-    per order and cell (status null) and per order, cell and status."""
-    cells = lines.select("order_id", *CELL).distinct()
-    spanning = cells.groupBy("order_id").count().where(F.col("count") > 1).select("order_id")
-    spread = lines.join(spanning, on="order_id", how="left_semi")
-    per_cell = spread.select("order_id", _NO_TEXT.alias("status"), *CELL)
-    per_status = spread.select("order_id", "status", *CELL)
-    return conform(per_cell.unionByName(per_status).distinct(), SPANNING_ORDER_CELLS_COLUMNS)
+    per order and cell (status null) and per order, cell and status (one grouping)."""
+    per_order = lines.groupBy("order_id").agg(F.collect_set(F.struct("status", *CELL)).alias("_s"))
+    cells = F.array_distinct(
+        F.transform(
+            "_s",
+            lambda s: F.struct(_NO_TEXT.alias("status"), *(s[c].alias(c) for c in CELL)),
+        )
+    )
+    rows = (
+        per_order.where(F.size(cells) > 1)
+        .select("order_id", F.explode(F.concat("_s", cells)).alias("_r"))
+        .select("order_id", "_r.*")
+    )
+    return conform(rows, SPANNING_ORDER_CELLS_COLUMNS)
 
 
-def orders_summary(totals: DataFrame) -> DataFrame:
+def orders_summary(report: DataFrame) -> DataFrame:
     """The seed's summary from client_report's totals rows."""
-    rows = totals.where((F.col("all_statuses") == 1) & (F.col("all_channels") == 1)).select(
+    rows = report.where((F.col("all_statuses") == 1) & (F.col("all_channels") == 1)).select(
         "client_id",
         "client_name",
         F.col("orders").alias("total_orders"),
