@@ -158,11 +158,11 @@ class StateMerge:
         try:
             yield
         finally:
-            for key, value in previous.items():
-                if value is None:
+            for key, old in previous.items():
+                if old is None:
                     conf.unset(key)
                 else:
-                    conf.set(key, value)
+                    conf.set(key, old)
 
     def _read_text(self, key: str) -> str | None:
         return self.storage.read_text(self.args.path(key))
