@@ -37,7 +37,10 @@ STATUS_GROUP = ("status", *CELL, "all_statuses")
 PRODUCT_KEYS = ("product_id", *CELL)
 # product_daily's latest line of a cell, as one comparable value.
 _LATEST_FIELDS = ("latest_event_time", "latest_batch_id", "latest_order_id", "product_description")
-_NO_TEXT = F.lit(None).cast("string")
+
+
+def _no_text() -> Column:
+    return F.lit(None).cast("string")
 
 
 def client_bucket(buckets: int) -> Column:
@@ -126,19 +129,19 @@ def client_report(
     touched = F.broadcast(clients)
     groups = F.array(
         F.struct(
-            _NO_TEXT.alias("status"),
-            _NO_TEXT.alias(CHANNEL),
+            _no_text().alias("status"),
+            _no_text().alias(CHANNEL),
             F.lit(1).alias("all_statuses"),
             F.lit(1).alias("all_channels"),
         ),
         F.struct(
             F.col("status").alias("status"),
-            _NO_TEXT.alias(CHANNEL),
+            _no_text().alias(CHANNEL),
             F.lit(0).alias("all_statuses"),
             F.lit(1).alias("all_channels"),
         ),
         F.struct(
-            _NO_TEXT.alias("status"),
+            _no_text().alias("status"),
             F.col(CHANNEL).alias(CHANNEL),
             F.lit(1).alias("all_statuses"),
             F.lit(0).alias("all_channels"),
@@ -168,7 +171,7 @@ def status_daily(base: DataFrame, changes: DataFrame) -> DataFrame:
             F.lit(0).alias("all_statuses"),
         ),
         F.struct(
-            _NO_TEXT.alias("status"),
+            _no_text().alias("status"),
             *(F.col(c).alias(c) for c in CELL),
             F.lit(1).alias("all_statuses"),
         ),
@@ -337,7 +340,7 @@ def spanning_cells(lines: DataFrame) -> DataFrame:
     cells = F.array_distinct(
         F.transform(
             "_s",
-            lambda s: F.struct(_NO_TEXT.alias("status"), *(s[c].alias(c) for c in CELL)),
+            lambda s: F.struct(_no_text().alias("status"), *(s[c].alias(c) for c in CELL)),
         )
     )
     rows = (
