@@ -16,6 +16,7 @@ state job's tests use to drive it the way the workflow does.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -94,21 +95,17 @@ def write_run(
     rows = lines.num_rows
     stamped = lines.drop_columns(
         [c for c in ("batch_id", "source_event_time") if c in lines.column_names]
-    ).append_column("batch_id", pa.array([batch_id] * rows, pa.string()))
+    )
+    stamped = stamped.append_column("batch_id", pa.repeat(pa.scalar(batch_id), rows))
     stamped = stamped.append_column(
-        "source_event_time", pa.array([event_time] * rows, pa.timestamp("us", tz="UTC"))
+        "source_event_time", pa.repeat(pa.scalar(event_time, pa.timestamp("us", tz="UTC")), rows)
     )
     ordered = stamped.sort_by([("point_of_sale_channel", "ascending"), ("order_date", "ascending")])
-    channels = ordered["point_of_sale_channel"].to_pylist() if rows else []
-    days = ordered["order_date"].to_pylist() if rows else []
     data = ordered.select(CURATED_SCHEMA.names).cast(CURATED_SCHEMA)
     partitions: list[manifest.Partition] = []
-    start = 0
-    while start < rows:
-        end = start
-        while end < rows and (channels[end], days[end]) == (channels[start], days[start]):
-            end += 1
-        channel, day = channels[start], days[start].isoformat()
+    for start, end in _runs(ordered):
+        channel = ordered["point_of_sale_channel"][start].as_py()
+        day = ordered["order_date"][start].as_py().isoformat()
         location = (
             f"{lines_prefix}point_of_sale_channel={escape_partition_value(channel)}/"
             f"order_date={day}/"
@@ -121,7 +118,6 @@ def write_run(
                 point_of_sale_channel=channel, order_date=day, location=location, rows=end - start
             )
         )
-        start = end
     (root / lines_prefix).mkdir(parents=True, exist_ok=True)
     key = source_key or f"{batch_id}.csv"
     outputs = manifest.Outputs(
@@ -161,6 +157,18 @@ def write_run(
     )
     _write_json(root / naming.run_manifest_key(batch_id, run_id), manifest.dumps(run))
     return run
+
+
+def _runs(ordered: pa.Table) -> list[tuple[int, int]]:
+    """The [start, end) row ranges of equal (channel, date) in lines sorted by both."""
+    if ordered.num_rows == 0:
+        return []
+    channel = pc.dictionary_encode(ordered["point_of_sale_channel"]).combine_chunks().indices
+    codes = np.asarray(channel.to_numpy(zero_copy_only=False), dtype=np.int64)
+    days = np.asarray(ordered["order_date"].cast(pa.int32()).to_numpy(), dtype=np.int64)
+    cuts = np.flatnonzero((codes[1:] != codes[:-1]) | (days[1:] != days[:-1])) + 1
+    bounds = [0, *cuts.tolist(), ordered.num_rows]
+    return list(itertools.pairwise(bounds))
 
 
 def read_pointer(root: Path, batch_id: str) -> manifest.Manifest | None:
