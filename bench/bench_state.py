@@ -78,12 +78,13 @@ def timed_merge(
         raise RuntimeError(f"nothing to merge under {root}")
     log = root.parent / f"bench-state-merge-{attempt}.log"
     try:
-        seconds = run_merge(root, plan, driver_memory=driver_memory, log=log)
+        cpu: list[float] = []
+        seconds = run_merge(root, plan, driver_memory=driver_memory, log=log, cpu=cpu)
         built = json.loads((root / naming.state_manifest_key(plan["version"])).read_text())
     finally:
         pointer.write_text(published)
         (root / naming.manifest_key(batch["batch_id"])).unlink()
-    return {"seconds": seconds, "batch": batch, "manifest": built}
+    return {"seconds": seconds, "cpu": cpu[0], "batch": batch, "manifest": built}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -112,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"  run {attempt}/{ns.repeat}: {result['batch']['lines']:,} lines "
             f"({result['batch']['updates']:,} updates) into {state['lines']:,}: "
-            f"{result['seconds']:.1f} s whole spark-submit process, "
+            f"{result['seconds']:.1f} s whole spark-submit process ({result['cpu']:.0f} CPU s), "
             f"load average {os.getloadavg()[0]:.1f}; touched {merge['touched_orders']:,} orders, "
             f"{merge['touched_partitions']} partitions; phases (s): {phases}",
             flush=True,

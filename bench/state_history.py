@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -269,15 +270,19 @@ def run_merge(
     driver_memory: str = "6g",
     java_options: str = "",
     log: Path | None = None,
+    cpu: list[float] | None = None,
 ) -> float:
     """MergeState: the maintain_state job on `plan`, in this process's SparkSession or (no
-    session) as its own spark-submit process; returns its wall seconds."""
+    session) as its own spark-submit process; returns its wall seconds (and appends the
+    process's CPU seconds to `cpu`, when given, for a spark-submit run)."""
     started = time.monotonic()
     if spark is not None:
         from glue_jobs.maintain_state import main  # noqa: PLC0415
 
         main(job_argv(root, plan), spark)
         return time.monotonic() - started
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    children_cpu = before.ru_utime + before.ru_stime
     env = {
         **os.environ,
         "PYSPARK_PYTHON": sys.executable,
@@ -290,6 +295,9 @@ def run_merge(
     with open(log or os.devnull, "w") as out:
         done = subprocess.run(command, cwd=ROOT, env=env, stdout=out, stderr=out, check=False)
     seconds = time.monotonic() - started
+    if cpu is not None:
+        used = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(used.ru_utime + used.ru_stime - children_cpu)
     if done.returncode != 0:
         raise RuntimeError(
             f"maintain_state exited {done.returncode}" + (f"; see {log}" if log else "")

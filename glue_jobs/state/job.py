@@ -259,8 +259,20 @@ class StateMerge:
             orders = self._keep(merge.touched_orders(new_lines, base_lines, withdrawn))
             touched_orders = orders.count()
             lookup = F.broadcast(orders) if touched_orders <= BROADCAST_ORDERS else orders
+            # One scan of the base's current lines (all columns: the touched orders' lines
+            # are rewritten and reported from these rows).
             before = self._keep(base_lines.join(lookup, on="order_id", how="left_semi"))
+            before_lines = before.count()
 
+        self.log.info(
+            "touched orders found",
+            fields={
+                "changed_lines": changed_lines,
+                "touched_orders": touched_orders,
+                "base_lines_of_touched_orders": before_lines,
+                "withdrawn_batches": withdrawn,
+            },
+        )
         with self._phase("fallback"):
             fallback, fallback_lines = self._fallback(plan, before, new_lines, withdrawn)
 
