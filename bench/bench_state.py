@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shutil
 import statistics
 import sys
@@ -73,7 +74,9 @@ def timed_merge(
     history.rng = np.random.default_rng(100 + attempt)
     history.index = 1000 + attempt
     batch = history.next_batch(batch_lines, update_share)
-    plan = plan_state(root, run_id=f"bench-{attempt}", token=f"{attempt + 16:08x}", now=utc.now())
+    # A fresh version each run: the same id would find the version built and stop at once.
+    token = secrets.token_hex(4)
+    plan = plan_state(root, run_id=f"bench-{attempt}", token=token, now=utc.now())
     if plan is None:
         raise RuntimeError(f"nothing to merge under {root}")
     log = root.parent / f"bench-state-merge-{attempt}.log"
@@ -84,6 +87,10 @@ def timed_merge(
     finally:
         pointer.write_text(published)
         (root / naming.manifest_key(batch["batch_id"])).unlink()
+        shutil.rmtree(root / naming.state_version_prefix(plan["version"]), ignore_errors=True)
+        shutil.rmtree(
+            root / naming.run_prefix(batch["batch_id"], batch["run_id"]), ignore_errors=True
+        )
     return {"seconds": seconds, "cpu": cpu[0], "batch": batch, "manifest": built}
 
 
