@@ -27,8 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from bench.jvm_class_archive import archive_option, ensure_archive
 from bench.state_history import History, current_manifest, plan_state, publish_state, run_merge
 from duffbeer import naming, utc
+from glue_jobs.orders.session import LOCAL_DRIVER_JAVA_OPTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 READY = "bench-state-ready.json"
@@ -62,7 +64,12 @@ def build_state(root: Path, lines: int, driver_memory: str) -> dict[str, Any]:
 
 
 def timed_merge(
-    root: Path, batch_lines: int, update_share: float, attempt: int, driver_memory: str
+    root: Path,
+    batch_lines: int,
+    update_share: float,
+    attempt: int,
+    driver_memory: str,
+    java_options: str,
 ) -> dict[str, Any]:
     """Publish a new batch, merge it with spark-submit (timed), then restore the state."""
     pointer = root / naming.STATE_POINTER_KEY
@@ -82,7 +89,9 @@ def timed_merge(
     log = root.parent / f"bench-state-merge-{attempt}.log"
     try:
         cpu: list[float] = []
-        seconds = run_merge(root, plan, driver_memory=driver_memory, log=log, cpu=cpu)
+        seconds = run_merge(
+            root, plan, driver_memory=driver_memory, java_options=java_options, log=log, cpu=cpu
+        )
         built = json.loads((root / naming.state_manifest_key(plan["version"])).read_text())
     finally:
         pointer.write_text(published)
@@ -102,6 +111,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--driver-memory", default="6g")
     parser.add_argument("--work-dir", type=Path, default=ROOT / "build" / "bench")
+    parser.add_argument(
+        "--no-class-archive",
+        action="store_true",
+        help="run the job's JVM without the class-data archive (bench/jvm_class_archive.py)",
+    )
     ns = parser.parse_args(argv)
     root = ns.work_dir / f"state-{ns.state_lines}"
     state = build_state(root, ns.state_lines, ns.driver_memory)
@@ -111,9 +125,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         "not timed below)",
         flush=True,
     )
+    java_options = ""
+    if not ns.no_class_archive:
+        # The transform bench's JVM class-data archive (bench/jvm_class_archive.py): most of
+        # the classes a merge loads are Spark's, which the transform loads too.
+        archive, spent = ensure_archive(
+            Path(sys.executable).parent / "spark-submit",
+            " ".join(LOCAL_DRIVER_JAVA_OPTIONS),
+            ROOT / "build" / "jvm",
+        )
+        origin = f"made in {spent:.1f} s, not timed" if spent else "reused"
+        print(f"JVM class-data archive: {archive} ({origin})")
+        java_options = archive_option(archive)
     runs = []
     for attempt in range(1, ns.repeat + 1):
-        result = timed_merge(root, ns.batch_lines, ns.update_share, attempt, ns.driver_memory)
+        result = timed_merge(
+            root, ns.batch_lines, ns.update_share, attempt, ns.driver_memory, java_options
+        )
         runs.append(result["seconds"])
         merge = result["manifest"]["merge"]
         phases = ", ".join(f"{k} {v:.1f}" for k, v in merge["timings"].items())

@@ -39,7 +39,7 @@ from duffbeer.state import (
 )
 from glue_jobs.orders.logs import JobLogger
 from glue_jobs.orders.storage import HadoopStorage
-from glue_jobs.state import merge, reports, write
+from glue_jobs.state import merge, reports
 from glue_jobs.state.args import StateJobArgs
 from glue_jobs.state.tables import (
     LINE_COLUMNS,
@@ -67,15 +67,7 @@ ROWS_PER_WRITE_TASK = 700_000
 # some twenty short queries over small frames and sizes its shuffles itself; adaptive
 # execution makes every shuffle stage a job of its own and re-plans around it (measured:
 # a two-line merge ran 828 tasks in 77 jobs with it, 344 tasks in 27 jobs without).
-MERGE_SETTINGS: dict[str, str] = {
-    "spark.sql.adaptive.enabled": "false",
-    # The line rewrite gives each task whole (partition, bucket) groups in no order; with
-    # an open file per group a task writes them as they come, instead of sorting all the
-    # rewritten lines by partition and bucket first (write.write_current_lines). Spark only
-    # does so when the write's sort is not planned ahead.
-    "spark.sql.optimizer.plannedWrite.enabled": "false",
-    "spark.sql.maxConcurrentOutputFileWriters": str(write.MAX_OPEN_FILES_PER_TASK),
-}
+MERGE_SETTINGS: dict[str, str] = {"spark.sql.adaptive.enabled": "false"}
 SHUFFLE_PARTITIONS = "spark.sql.shuffle.partitions"
 # The small tables' sort order inside their one file.
 SMALL_TABLE_ORDER: dict[str, tuple[str, ...]] = {

@@ -10,10 +10,6 @@ from pyspark.sql import functions as F
 from duffbeer.contract import CLIENT_BUCKET_COLUMN, CURRENT_LINES_BUCKET_COLUMN
 from glue_jobs.state.tables import PARTITION_NAMES
 
-# Open files a task of the line rewrite may hold (one per partition and bucket it writes;
-# 150 partitions x 4 buckets over 16 tasks is about 40). Beyond it Spark sorts the rest.
-MAX_OPEN_FILES_PER_TASK = 1000
-
 
 def line_bucket(buckets: int) -> Column:
     """The Spark bucket of a current line: what bucketBy computes, pmod(hash(client_id), n),

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import SparkSession
 
@@ -246,6 +246,17 @@ def process(spark: SparkSession, root: Path, uploads: list[Upload]) -> None:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(uploads=uploads_strategy)
+@example(
+    # b.csv corrected without line (1, 1), whose older version is a.csv's; c.csv, created
+    # before both, arrives last; a failed upload of a.csv is never published.
+    uploads=[
+        Upload("orders/a.csv", 1, (Line(1, 1), Line(2, 1, client_id=2)), failed=False),
+        Upload("orders/b.csv", 3, (Line(1, 1, status="delivered"), Line(1, 2)), failed=False),
+        Upload("orders/b.csv", 5, (Line(1, 2, status="broken", channel="Online"),), failed=False),
+        Upload("orders/c.csv", 0, (Line(1, 1, status="broken"), Line(2, 1, units=3)), failed=False),
+        Upload("orders/a.csv", 6, (Line(1, 1, client_id=3),), failed=True),
+    ]
+)
 def test_state_equals_the_contract_over_the_whole_history(
     spark: SparkSession, uploads: list[Upload]
 ) -> None:
