@@ -287,9 +287,10 @@ def test_later_batch_changing_statuses_shows_the_current_state(
 def _raw_request(url: str, request: bytes) -> tuple[int, bytes]:
     """Send raw bytes to the local API front and read the status line and body."""
     host, port = url.removeprefix("http://").split("/", 1)[0].split(":")
+    method = request.split(b" ", 1)[0].decode()
     with socket.create_connection((host, int(port)), timeout=10) as connection:
         connection.sendall(request)
-        response = http.client.HTTPResponse(connection)
+        response = http.client.HTTPResponse(connection, method=method)
         response.begin()
         return response.status, response.read()
 
