@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -98,6 +98,19 @@ def _bucket(partition: PartitionLocation) -> int:
 
 def _partitions(table: TableLocation | None) -> list[PartitionLocation]:
     return list(table.get("partitions", [])) if table is not None else []
+
+
+def _untouched_until(plan: MergePlan) -> datetime | None:
+    """The latest upload time a line of an untouched order may carry: that of the newest
+    live batch the plan does not change (None: there is none), plus a millisecond, since
+    the documents keep milliseconds and the lines may keep microseconds."""
+    changed = {c["batch_id"] for c in plan["changes"]}
+    times = [
+        utc.parse(live["source_event_time"])
+        for batch_id, live in plan["batches"].items()
+        if batch_id not in changed
+    ]
+    return max(times) + timedelta(milliseconds=1) if times else None
 
 
 @dataclass(frozen=True)
@@ -304,7 +317,11 @@ class StateMerge:
 
         with self._phase("client_tables"):
             client_tables, clients, report = self._write_client_tables(
-                plan["version"], tables, touched, buckets=settings["client_buckets"]
+                plan["version"],
+                tables,
+                touched,
+                buckets=settings["client_buckets"],
+                untouched_until=_untouched_until(plan),
             )
 
         with self._phase("small_tables"):
@@ -429,6 +446,7 @@ class StateMerge:
         touched: Touched,
         *,
         buckets: int,
+        untouched_until: datetime | None,
     ) -> tuple[dict[str, TableLocation], DataFrame, DataFrame]:
         """Rewrite the client_bucket partitions of the touched clients in client_orders and
         client_report; returns both tables, the touched clients and the rewritten
@@ -470,9 +488,7 @@ class StateMerge:
             resolve(table_prefix(version, CLIENT_ORDERS_TABLE)),
             ("client_id", "order_id"),
         )
-        names = reports.client_names(
-            client_orders.join(F.broadcast(clients), on="client_id", how="left_semi")
-        )
+        names = self._client_names(client_orders, recomputed, clients, untouched_until)
 
         base_report = read_table(
             spark, resolve, CLIENT_REPORT_TABLE, tables.get(CLIENT_REPORT_TABLE), in_rewritten
@@ -505,6 +521,34 @@ class StateMerge:
             clients,
             report,
         )
+
+    def _client_names(
+        self,
+        client_orders: DataFrame,
+        recomputed: DataFrame,
+        clients: DataFrame,
+        untouched_until: datetime | None,
+    ) -> DataFrame:
+        """The touched clients' names: from the most recent of their current lines.
+
+        A client's untouched orders' lines come from the live batches the plan leaves as
+        they are, uploaded at `untouched_until` at the latest; a touched line uploaded after
+        that is the client's most recent. Only the clients without one (an older upload
+        processed late, a client whose lines moved away) are looked up in all their
+        client_orders rows of the new version.
+        """
+        newest = self._keep(reports.client_latest(recomputed))
+        settled = (
+            newest
+            if untouched_until is None
+            else newest.where(F.col("_n.latest_event_time") > F.lit(untouched_until))
+        )
+        open_clients = self._keep(clients.join(settled, on="client_id", how="left_anti"))
+        names = reports.client_names(settled)
+        if open_clients.count():
+            rows = client_orders.join(F.broadcast(open_clients), on="client_id", how="left_semi")
+            names = names.unionByName(reports.client_names(reports.client_latest(rows)))
+        return names
 
     @staticmethod
     def _client_table(

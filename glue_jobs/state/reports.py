@@ -318,19 +318,20 @@ def client_orders(lines: DataFrame, buckets: int) -> DataFrame:
     return with_client_bucket(conform(named, CLIENT_ORDERS_COLUMNS), buckets)
 
 
-def client_names(orders: DataFrame) -> DataFrame:
-    """Each client's name: the one on its most recent current line, i.e. on its client_orders
-    row with the greatest (latest_event_time, latest_batch_id, order_id, latest_product_id)."""
+def client_latest(orders: DataFrame) -> DataFrame:
+    """Per client, its client_orders row of greatest (latest_event_time, latest_batch_id,
+    order_id, latest_product_id): its most recent current line's recency and name (`_n`)."""
     latest = F.max(
         F.struct(
             "latest_event_time", "latest_batch_id", "order_id", "latest_product_id", "client_name"
         )
     )
-    return (
-        orders.groupBy("client_id")
-        .agg(latest.alias("_n"))
-        .select("client_id", F.col("_n.client_name").alias("client_name"))
-    )
+    return orders.groupBy("client_id").agg(latest.alias("_n"))
+
+
+def client_names(latest: DataFrame) -> DataFrame:
+    """Each client's name, from `client_latest`."""
+    return latest.select("client_id", F.col("_n.client_name").alias("client_name"))
 
 
 def spanning_cells(lines: DataFrame) -> DataFrame:

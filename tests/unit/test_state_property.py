@@ -241,6 +241,7 @@ def process(spark: SparkSession, root: Path, uploads: list[Upload]) -> None:
 
 @settings(
     max_examples=6,
+    database=None,
     derandomize=True,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
