@@ -24,6 +24,9 @@ SEEDED = {
     (INPUT, "incoming/orders.csv"): b"client_id,client_name\n",
     (PROCESSED, "manifests/orders-1.json"): b"{}",
     (PROCESSED, "runs/orders-1/run-1/order_lines/part-0.parquet"): b"PAR1",
+    (PROCESSED, "runs/orders-1/run-1/input/source.csv"): b"client_id,client_name\n",
+    (PROCESSED, "state/current.json"): b"{}",
+    (PROCESSED, "state/versions/0000000001-0a1b2c3d/product_daily/part-0.parquet"): b"PAR1",
 }
 
 Session = dict[str, Any]
@@ -56,10 +59,14 @@ def roles(
         "start-etl",
         "validate-orders",
         "publish-batch",
+        "plan-state",
+        "publish-state",
         "catalog-batch",
+        "clean-up",
         "quarantine-batch",
         "orders-api",
         "glue",
+        "state-job",
         "states",
     ):
         credentials = sts.assume_role(
@@ -97,31 +104,57 @@ def _delete(key: str) -> Callable[[Any], Any]:
 INPUT_CSV = f"{INPUT}/incoming/orders.csv"
 MANIFEST = f"{PROCESSED}/manifests/orders-1.json"
 RUN_FILE = f"{PROCESSED}/runs/orders-1/run-1/order_lines/part-0.parquet"
+RUN_INPUT = f"{PROCESSED}/runs/orders-1/run-1/input/source.csv"
+POINTER = f"{PROCESSED}/state/current.json"
+STATE_FILE = f"{PROCESSED}/state/versions/0000000001-0a1b2c3d/product_daily/part-0.parquet"
+NEW_VERSION_FILE = f"{PROCESSED}/state/versions/0000000002-0a1b2c3d/product_daily/part-0.parquet"
+PLAN = f"{PROCESSED}/state/plans/0000000002-0a1b2c3d.json"
 
 CASES = [
     # (role, what, call, allowed)
     ("validate-orders", "reads its input", _get(INPUT_CSV), True),
-    ("validate-orders", "cannot write the processed bucket", _put(f"{PROCESSED}/runs/x"), False),
+    ("validate-orders", "copies its input to the run", _put(RUN_INPUT), True),
+    ("validate-orders", "cannot write run outputs", _put(f"{PROCESSED}/runs/b/r/x"), False),
     ("validate-orders", "cannot write the input bucket", _put(f"{INPUT}/x.csv"), False),
-    ("orders-api", "reads published data", _get(RUN_FILE), True),
+    ("orders-api", "reads the state pointer", _get(POINTER), True),
+    ("orders-api", "reads the published state", _get(STATE_FILE), True),
     ("orders-api", "writes Athena results", _put(f"{PROCESSED}/athena-results/q.csv"), True),
+    ("orders-api", "cannot read the batch history", _get(RUN_FILE), False),
     ("orders-api", "cannot write the input bucket", _put(f"{INPUT}/x.csv"), False),
     ("orders-api", "cannot write runs", _put(f"{PROCESSED}/runs/orders-1/x"), False),
-    ("orders-api", "cannot replace a manifest", _put(MANIFEST), False),
-    ("orders-api", "cannot delete data", _delete(RUN_FILE), False),
+    ("orders-api", "cannot move the state pointer", _put(POINTER), False),
+    ("orders-api", "cannot delete data", _delete(STATE_FILE), False),
     ("quarantine-batch", "reads the failed input", _get(INPUT_CSV), True),
     ("quarantine-batch", "writes quarantine", _put(f"{PROCESSED}/quarantine/b/r/x.csv"), True),
     ("quarantine-batch", "cannot write runs", _put(f"{PROCESSED}/runs/b/r/x"), False),
     ("publish-batch", "reads manifests", _get(MANIFEST), True),
-    ("publish-batch", "deletes superseded runs", _delete(f"{PROCESSED}/runs/old/r/x"), True),
-    ("publish-batch", "cannot delete a manifest", _delete(MANIFEST), False),
+    ("publish-batch", "writes batch pointers", _put(MANIFEST), True),
+    ("publish-batch", "cannot delete runs", _delete(RUN_FILE), False),
+    ("publish-batch", "cannot move the state pointer", _put(POINTER), False),
+    ("plan-state", "reads the state pointer", _get(POINTER), True),
+    ("plan-state", "writes plans", _put(PLAN), True),
+    ("plan-state", "cannot move the state pointer", _put(POINTER), False),
+    ("publish-state", "moves the state pointer", _put(POINTER), True),
+    ("publish-state", "cannot write state data", _put(NEW_VERSION_FILE), False),
+    ("publish-state", "cannot write batch pointers", _put(MANIFEST), False),
     ("catalog-batch", "reads manifests", _get(MANIFEST), True),
+    ("catalog-batch", "reads the state pointer", _get(POINTER), True),
     ("catalog-batch", "cannot read the input", _get(INPUT_CSV), False),
-    ("glue", "reads its input", _get(INPUT_CSV), True),
+    ("clean-up", "deletes superseded runs", _delete(f"{PROCESSED}/runs/old/r/x"), True),
+    ("clean-up", "deletes old state versions", _delete(f"{PROCESSED}/state/versions/v/x"), True),
+    ("clean-up", "cannot delete a batch pointer", _delete(MANIFEST), False),
+    ("clean-up", "cannot delete the state pointer", _delete(POINTER), False),
+    ("glue", "reads the run's input copy", _get(RUN_INPUT), True),
     ("glue", "writes runs", _put(f"{PROCESSED}/runs/orders-1/run-2/x"), True),
-    ("glue", "writes manifests", _put(f"{PROCESSED}/manifests/orders-2.json"), True),
+    ("glue", "cannot read the input bucket", _get(INPUT_CSV), False),
+    ("glue", "cannot write manifests", _put(f"{PROCESSED}/manifests/orders-2.json"), False),
     ("glue", "cannot write the input bucket", _put(f"{INPUT}/x.csv"), False),
     ("glue", "cannot write quarantine", _put(f"{PROCESSED}/quarantine/x"), False),
+    ("state-job", "reads published runs", _get(RUN_FILE), True),
+    ("state-job", "reads the state", _get(STATE_FILE), True),
+    ("state-job", "writes new versions", _put(NEW_VERSION_FILE), True),
+    ("state-job", "cannot move the state pointer", _put(POINTER), False),
+    ("state-job", "cannot write batch pointers", _put(MANIFEST), False),
     ("start-etl", "cannot read order files", _get(INPUT_CSV), False),
     ("states", "cannot read order files", _get(INPUT_CSV), False),
 ]

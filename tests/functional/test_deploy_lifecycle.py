@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from deploy.create_workflow import deploy, destroy, main
-from deploy.stack import DeployOptions
+from deploy.stack import FUNCTIONS, DeployOptions
 
 pytestmark = pytest.mark.functional
 
@@ -204,5 +204,5 @@ def test_stacks_with_different_suffixes_live_side_by_side(moto_server: str, tmp_
     left = _leftovers(moto_server)
     assert left["buckets"] == ["duffbeer-input-orders", "duffbeer-processed-orders"]
     assert left["state_machines"] == ["duffbeer-orders-etl"]
-    assert len(left["functions"]) == 6
+    assert len(left["functions"]) == len(FUNCTIONS)
     assert left["databases"] == ["duffbeer_reports"]

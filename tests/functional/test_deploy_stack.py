@@ -59,14 +59,21 @@ def test_outputs_name_every_resource(stack: tuple[str, StackOutputs]) -> None:
         "start_etl": f"{FN}duffbeer-start-etl",
         "validate_orders": f"{FN}duffbeer-validate-orders",
         "publish_batch": f"{FN}duffbeer-publish-batch",
+        "plan_state": f"{FN}duffbeer-plan-state",
+        "publish_state": f"{FN}duffbeer-publish-state",
         "catalog_batch": f"{FN}duffbeer-catalog-batch",
+        "clean_up": f"{FN}duffbeer-clean-up",
         "quarantine_batch": f"{FN}duffbeer-quarantine-batch",
         "orders_api": f"{FN}duffbeer-orders-api",
     }
     assert outputs.topic_arn == TOPIC
-    assert (outputs.glue_job_name, outputs.database, outputs.workgroup) == (
+    assert (outputs.glue_job_name, outputs.state_job_name) == (
         "duffbeer-transform-orders",
+        "duffbeer-maintain-state",
+    )
+    assert (outputs.database, outputs.versions_database, outputs.workgroup) == (
         "duffbeer_reports",
+        "duffbeer_reports_versions",
         "duffbeer-reports",
     )
     assert outputs.api_url == f"https://{outputs.api_id}.execute-api.{REGION}.amazonaws.com/v1"
@@ -151,15 +158,38 @@ def test_functions_have_their_handler_environment_layer_and_role(
         ),
         "duffbeer-validate-orders": (
             "lambdas.validate_orders.handler.handler",
-            {"MAX_FILE_BYTES": str(2 * 1024**3)},
+            {"MAX_FILE_BYTES": str(2 * 1024**3), "PROCESSED_BUCKET": "duffbeer-processed-orders"},
         ),
         "duffbeer-publish-batch": (
             "lambdas.publish_batch.handler.handler",
             {"PROCESSED_BUCKET": "duffbeer-processed-orders"},
         ),
+        "duffbeer-plan-state": (
+            "lambdas.plan_state.handler.handler",
+            {"PROCESSED_BUCKET": "duffbeer-processed-orders"},
+        ),
+        "duffbeer-publish-state": (
+            "lambdas.publish_state.handler.handler",
+            {
+                "PROCESSED_BUCKET": "duffbeer-processed-orders",
+                "VERSIONS_DATABASE": "duffbeer_reports_versions",
+            },
+        ),
         "duffbeer-catalog-batch": (
             "lambdas.catalog_batch.handler.handler",
-            {"PROCESSED_BUCKET": "duffbeer-processed-orders", "GLUE_DATABASE": "duffbeer_reports"},
+            {
+                "PROCESSED_BUCKET": "duffbeer-processed-orders",
+                "GLUE_DATABASE": "duffbeer_reports",
+                "VERSIONS_DATABASE": "duffbeer_reports_versions",
+            },
+        ),
+        "duffbeer-clean-up": (
+            "lambdas.clean_up.handler.handler",
+            {
+                "PROCESSED_BUCKET": "duffbeer-processed-orders",
+                "GLUE_DATABASE": "duffbeer_reports",
+                "VERSIONS_DATABASE": "duffbeer_reports_versions",
+            },
         ),
         "duffbeer-quarantine-batch": (
             "lambdas.quarantine_batch.handler.handler",
@@ -170,6 +200,7 @@ def test_functions_have_their_handler_environment_layer_and_role(
             {
                 "QUERY_BACKEND": "athena",
                 "GLUE_DATABASE": "duffbeer_reports",
+                "VERSIONS_DATABASE": "duffbeer_reports_versions",
                 "ATHENA_WORKGROUP": "duffbeer-reports",
                 "PROCESSED_BUCKET": "duffbeer-processed-orders",
             },
@@ -199,11 +230,15 @@ def test_every_log_group_has_a_retention_period(stack: tuple[str, StackOutputs])
         "/aws/lambda/duffbeer-start-etl": 30,
         "/aws/lambda/duffbeer-validate-orders": 30,
         "/aws/lambda/duffbeer-publish-batch": 30,
+        "/aws/lambda/duffbeer-plan-state": 30,
+        "/aws/lambda/duffbeer-publish-state": 30,
         "/aws/lambda/duffbeer-catalog-batch": 30,
+        "/aws/lambda/duffbeer-clean-up": 30,
         "/aws/lambda/duffbeer-quarantine-batch": 30,
         "/aws/lambda/duffbeer-orders-api": 30,
         "/aws/vendedlogs/states/duffbeer-orders-etl": 30,
         "/aws-glue/jobs/duffbeer-transform-orders": 30,
+        "/aws-glue/jobs/duffbeer-maintain-state": 30,
     }
 
 
@@ -216,9 +251,13 @@ def test_deployed_definition_is_the_workflows_output(stack: tuple[str, StackOutp
             role_arn=f"arn:aws:iam::{ACCOUNT}:role/duffbeer-states-role",
             validate_function_arn=f"{FN}duffbeer-validate-orders",
             publish_function_arn=f"{FN}duffbeer-publish-batch",
+            plan_state_function_arn=f"{FN}duffbeer-plan-state",
+            publish_state_function_arn=f"{FN}duffbeer-publish-state",
             catalog_function_arn=f"{FN}duffbeer-catalog-batch",
+            clean_up_function_arn=f"{FN}duffbeer-clean-up",
             quarantine_function_arn=f"{FN}duffbeer-quarantine-batch",
             glue_job_name="duffbeer-transform-orders",
+            state_job_name="duffbeer-maintain-state",
             processed_bucket="duffbeer-processed-orders",
             failure_topic_arn=TOPIC,
             region=REGION,
@@ -349,10 +388,14 @@ def test_failures_alarm_to_the_topic(stack: tuple[str, StackOutputs]) -> None:
             "duffbeer-start-etl-errors",
             "duffbeer-validate-orders-errors",
             "duffbeer-publish-batch-errors",
+            "duffbeer-plan-state-errors",
+            "duffbeer-publish-state-errors",
             "duffbeer-catalog-batch-errors",
+            "duffbeer-clean-up-errors",
             "duffbeer-quarantine-batch-errors",
             "duffbeer-orders-api-errors",
             "duffbeer-rows-rejected",
+            "duffbeer-cleanup-errors",
         ]
     )
     assert {alarm["AlarmActions"][0] for alarm in alarms.values()} == {TOPIC}
@@ -365,6 +408,9 @@ def test_failures_alarm_to_the_topic(stack: tuple[str, StackOutputs]) -> None:
     rejected = alarms["duffbeer-rows-rejected"]
     assert (rejected["Namespace"], rejected["MetricName"]) == ("DuffBeerOrders", "RowsRejected")
     assert rejected["Dimensions"] == [{"Name": "service", "Value": "duffbeer-publish-batch"}]
+    cleanup = alarms["duffbeer-cleanup-errors"]
+    assert (cleanup["Namespace"], cleanup["MetricName"]) == ("DuffBeerOrders", "CleanupErrors")
+    assert cleanup["Dimensions"] == [{"Name": "service", "Value": "duffbeer-clean-up"}]
 
 
 def test_glue_job_failures_reach_the_topic_through_eventbridge(
@@ -376,7 +422,7 @@ def test_glue_job_failures_reach_the_topic_through_eventbridge(
         "source": ["aws.glue"],
         "detail-type": ["Glue Job State Change"],
         "detail": {
-            "jobName": ["duffbeer-transform-orders"],
+            "jobName": ["duffbeer-transform-orders", "duffbeer-maintain-state"],
             "state": ["FAILED", "TIMEOUT", "ERROR"],
         },
     }
@@ -407,10 +453,14 @@ def test_roles_trust_their_service_and_carry_one_inline_policy(
         "duffbeer-start-etl-role": "lambda.amazonaws.com",
         "duffbeer-validate-orders-role": "lambda.amazonaws.com",
         "duffbeer-publish-batch-role": "lambda.amazonaws.com",
+        "duffbeer-plan-state-role": "lambda.amazonaws.com",
+        "duffbeer-publish-state-role": "lambda.amazonaws.com",
         "duffbeer-catalog-batch-role": "lambda.amazonaws.com",
+        "duffbeer-clean-up-role": "lambda.amazonaws.com",
         "duffbeer-quarantine-batch-role": "lambda.amazonaws.com",
         "duffbeer-orders-api-role": "lambda.amazonaws.com",
         "duffbeer-glue-role": "glue.amazonaws.com",
+        "duffbeer-state-job-role": "glue.amazonaws.com",
         "duffbeer-states-role": "states.amazonaws.com",
     }
     api_policy = iam.get_role_policy(
@@ -421,8 +471,8 @@ def test_roles_trust_their_service_and_carry_one_inline_policy(
         "WriteOwnLogs",
         "QueryThroughWorkgroup",
         "ReadCatalog",
-        "ReadPublishedData",
-        "ListPublishedData",
+        "ReadPublishedState",
+        "ListPublishedState",
         "LocateBucketForAthena",
         "WriteAthenaResults",
     ]

@@ -1,11 +1,12 @@
 """The deployed definition executed by moto's Step Functions interpreter, with real handlers.
 
 A LocalAwsServer (duffbeer_local) runs the uploaded Lambda zips in worker processes and fixes
-moto's `.sync` integration. The Glue job itself is not run here (its own tests and the e2e
-suite cover it): the run moto records succeeds at once, and the success-path test writes
-what the job would have published for the run beforehand. Everything else is real: the
-trigger names the execution, Validate reads the CSV, Store verifies the manifest, Catalog
-writes the Glue catalog, and the failure path quarantines, notifies and fails.
+moto's `.sync` integration. The Glue jobs themselves are not run here (their own tests and the e2e
+suite cover them): the runs moto records succeed at once, and the publication test writes
+what the transform would have written for the run beforehand. Everything else is real: the
+trigger names the execution, Validate reads the CSV and copies it to the run, Store writes
+the batch pointer, PlanState plans the merge, PublishState finds no version from a state job
+that wrote nothing, and both failure paths notify and fail (only the first quarantines).
 """
 
 from __future__ import annotations
@@ -30,7 +31,15 @@ pytestmark = pytest.mark.functional
 
 INPUT = "duffbeer-input-orders"
 PROCESSED = "duffbeer-processed-orders"
-FUNCTIONS = ("validate_orders", "publish_batch", "catalog_batch", "quarantine_batch")
+FUNCTIONS = (
+    "validate_orders",
+    "publish_batch",
+    "plan_state",
+    "publish_state",
+    "catalog_batch",
+    "clean_up",
+    "quarantine_batch",
+)
 SAMPLE = (
     b"client_id,client_name,order_id,product_id,product_description,product_price,"
     b"product_ccf,product_volume,point_of_sale_channel,status\n"
@@ -107,20 +116,25 @@ def _deploy(aws: LocalAwsServer, build: Path) -> Stack:
         Endpoint=queue_arn,
         Attributes={"RawMessageDelivery": "true"},
     )
-    aws.client("glue").create_job(
-        Name="duffbeer-transform-orders",
-        Role=role_arn,
-        Command={"Name": "glueetl", "ScriptLocation": f"s3://{PROCESSED}/artifacts/t.py"},
-        GlueVersion="5.0",
-    )
+    for job in ("duffbeer-transform-orders", "duffbeer-maintain-state"):
+        aws.client("glue").create_job(
+            Name=job,
+            Role=role_arn,
+            Command={"Name": "glueetl", "ScriptLocation": f"s3://{PROCESSED}/artifacts/t.py"},
+            GlueVersion="5.0",
+        )
     config = WorkflowConfig(
         state_machine_name="duffbeer-orders-etl",
         role_arn=role_arn,
         validate_function_arn=arns["validate_orders"],
         publish_function_arn=arns["publish_batch"],
+        plan_state_function_arn=arns["plan_state"],
+        publish_state_function_arn=arns["publish_state"],
         catalog_function_arn=arns["catalog_batch"],
+        clean_up_function_arn=arns["clean_up"],
         quarantine_function_arn=arns["quarantine_batch"],
         glue_job_name="duffbeer-transform-orders",
+        state_job_name="duffbeer-maintain-state",
         processed_bucket=PROCESSED,
         failure_topic_arn=topic_arn,
     )
@@ -177,8 +191,8 @@ def _visited(stack: Stack, arn: str) -> list[str]:
     ]
 
 
-def _publish_as_the_job_would(stack: Stack, batch_id: str, run_id: str) -> None:
-    """The outputs and batch manifest the Glue job writes for a successful run."""
+def _write_as_the_job_would(stack: Stack, batch_id: str, run_id: str) -> None:
+    """The outputs and run manifest the Glue job writes for a successful run."""
     s3 = stack.client("s3")
     root = naming.run_prefix(batch_id, run_id)
     partitions = []
@@ -201,15 +215,6 @@ def _publish_as_the_job_would(stack: Stack, batch_id: str, run_id: str) -> None:
         "reports": reports,
         "rejects": f"{root}rejects/",
     }
-    published = {
-        "run_id": run_id,
-        "published_at": "2026-11-28T08:01:00+00:00",
-        "source_event_time": "2026-11-28T08:00:00+00:00",
-        "partitions": partitions,
-        "outputs": outputs,
-        "rows_valid": 2,
-        "total_sales": "39.00",
-    }
     manifest = {
         "manifest_version": 1,
         "batch_id": batch_id,
@@ -226,54 +231,66 @@ def _publish_as_the_job_would(stack: Stack, batch_id: str, run_id: str) -> None:
         "rows_rejected": 0,
         "partitions": partitions,
         "outputs": outputs,
-        "published": published,
+        "total_sales": "39.00",
+        "published": None,
     }
     body = json.dumps(manifest).encode()
     s3.put_object(Bucket=PROCESSED, Key=naming.run_manifest_key(batch_id, run_id), Body=body)
-    s3.put_object(Bucket=PROCESSED, Key=naming.manifest_key(batch_id), Body=body)
 
 
-def test_success_path_validates_transforms_publishes_and_catalogs(stack: Stack) -> None:
-    # Given a valid orders file whose Glue run publishes its outputs
+def test_batch_is_published_then_a_merge_that_wrote_nothing_fails_without_quarantine(
+    stack: Stack,
+) -> None:
+    # Given a valid orders file whose Glue run writes its outputs, and a state job that
+    # writes nothing (moto records its run as succeeded without running it)
     key = "incoming/orders-2026-11-28.csv"
     obj = _upload(stack, key, SAMPLE)
     batch_id, run_id = obj.batch_id, obj.execution_name
-    _publish_as_the_job_would(stack, batch_id, run_id)
+    _write_as_the_job_would(stack, batch_id, run_id)
 
     # When its execution runs
     execution = _start(stack, obj)
     described = _wait(stack, execution)
 
-    # Then every step ran in order and the execution succeeded with a small output
-    assert described["status"] == "SUCCEEDED", described
+    # Then the batch is validated, transformed and published, the merge is planned and run,
+    # and PublishState refuses a version that does not exist: the execution fails through
+    # the notification that does not quarantine the (valid) input
+    assert described["status"] == "FAILED", described
+    assert described["error"] == "StateNotPublishedError"
     assert _visited(stack, execution) == [
         "ValidateOrders",
         "TransformOrders",
         "PublishBatch",
-        "CatalogBatch",
-        "BatchSucceeded",
+        "StartStateUpdate",
+        "PlanState",
+        "StateChanged",
+        "MergeState",
+        "PublishState",
+        "NotifyStateFailure",
+        "BatchFailed",
     ]
-    output = json.loads(described["output"])
-    assert output["validation"]["ingest_date"] == "2026-11-28"
-    assert output["validation"]["columns"][:2] == ["client_id", "client_name"]
-    assert output["transform"]["state"] == "SUCCEEDED"
-    assert output["store"] == {
-        "rows_read": 2,
-        "rows_valid": 2,
-        "rows_rejected": 0,
-        "partitions": 2,
-        "deleted_objects": 0,
-    }
-    assert output["catalog"] == {
-        "partitions_created": 6,
-        "partitions_updated": 0,
-        "partitions_deleted": 0,
-    }
-    # ... the Glue job got the run's arguments as strings
+    s3 = stack.client("s3")
+    pointer = json.loads(
+        s3.get_object(Bucket=PROCESSED, Key=naming.manifest_key(batch_id))["Body"].read()
+    )
+    assert (pointer["run_id"], pointer["published"]["run_id"]) == (run_id, run_id)
+    quarantine = s3.list_objects_v2(Bucket=PROCESSED, Prefix=naming.QUARANTINE_PREFIX)
+    assert quarantine.get("KeyCount", 0) == 0
+    assert s3.list_objects_v2(Bucket=PROCESSED, Prefix=naming.STATE_POINTER_KEY).get(
+        "KeyCount", 0
+    ) == 0
+    notice = _notice(stack, run_id)
+    assert (notice["batch_id"], notice["error"]) == (batch_id, "StateNotPublishedError")
+    assert "re-run the execution" in notice["action"]
+    # ... the transform read the run's own copy of the upload, recording the original
+    copy = s3.get_object(Bucket=PROCESSED, Key=naming.run_input_key(batch_id, run_id))
+    assert copy["Body"].read() == SAMPLE
     runs = stack.client("glue").get_job_runs(JobName="duffbeer-transform-orders")["JobRuns"]
     arguments = next(r["Arguments"] for r in runs if r["Arguments"]["--run_id"] == run_id)
     assert arguments == {
-        "--input_path": f"s3://{INPUT}/{key}",
+        "--input_path": f"s3://{PROCESSED}/{naming.run_input_key(batch_id, run_id)}",
+        "--source_uri": f"s3://{INPUT}/{key}",
+        "--source_version_id": "",
         "--output_path": f"s3://{PROCESSED}/",
         "--batch_id": batch_id,
         "--run_id": run_id,
@@ -282,14 +299,11 @@ def test_success_path_validates_transforms_publishes_and_catalogs(stack: Stack) 
         "--source_etag": obj.etag,
         "--max_reject_ratio": "0.05",
     }
-    # ... and Athena can see the batch
-    partitions = stack.client("glue").get_partitions(
-        DatabaseName="duffbeer_reports", TableName="order_lines"
-    )["Partitions"]
-    assert sorted(tuple(p["Values"]) for p in partitions) == [
-        ("B2B", "2026-11-28", batch_id),
-        ("Retail", "2026-11-28", batch_id),
-    ]
+    # ... and the state job was given the plan PlanState wrote
+    state_runs = stack.client("glue").get_job_runs(JobName="duffbeer-maintain-state")["JobRuns"]
+    [plan_key] = [r["Arguments"]["--plan_key"] for r in state_runs]
+    plan = json.loads(s3.get_object(Bucket=PROCESSED, Key=plan_key)["Body"].read())
+    assert [c["batch_id"] for c in plan["changes"]] == [batch_id]
 
 
 @pytest.mark.parametrize(
