@@ -6,18 +6,22 @@ import json
 import re
 from functools import lru_cache
 from http import HTTPStatus
-from typing import Annotated, Any
+from typing import Annotated, Any, NotRequired
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from duffbeer.contract import STATUSES
+# pydantic (the OpenAPI schema of the error body) needs this TypedDict before Python 3.12.
+from typing_extensions import TypedDict
+
+from duffbeer.contract import CHANNEL_FILTER_PATTERN, INT_MAX, STATUSES
 from duffbeer.errors import (
     ClientNotFoundError,
     InvalidParameterError,
@@ -44,16 +48,79 @@ ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("GET", re.compile(r"/openapi\.json")),
 )
 
+# The parameters' exact schemas are declared for the OpenAPI document only: the handlers
+# validate them (lambdas/api/params.py), so that every error says what was wrong.
+_DATE = {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
 ChannelParam = Annotated[
     str | None,
-    Query(description="Only this point-of-sale channel (known channels match in any case)."),
+    Query(
+        description="Only this point-of-sale channel (known channels match in any case).",
+        json_schema_extra={
+            "type": "string",
+            # The filter's pattern, without two hyphens in a row (no SQL comment look-alike).
+            "pattern": "^(?!.*--)" + CHANNEL_FILTER_PATTERN.pattern.removeprefix("^"),
+        },
+    ),
 ]
 DateFromParam = Annotated[
-    str | None, Query(description="Only order dates on or after this day (YYYY-MM-DD).")
+    str | None,
+    Query(
+        description="Only order dates on or after this day (YYYY-MM-DD); not after date_to.",
+        json_schema_extra=_DATE,
+    ),
 ]
 DateToParam = Annotated[
-    str | None, Query(description="Only order dates on or before this day (YYYY-MM-DD).")
+    str | None,
+    Query(
+        description="Only order dates on or before this day (YYYY-MM-DD).",
+        json_schema_extra=_DATE,
+    ),
 ]
+
+
+class ErrorBody(TypedDict):
+    """The JSON body of every error. API Gateway's own answers (a missing or wrong API key,
+    a method the API does not define) carry the message only."""
+
+    message: str
+    status: NotRequired[int]
+    error: NotRequired[str]
+
+
+_ERRORS: dict[HTTPStatus, str] = {
+    HTTPStatus.BAD_REQUEST: "A malformed, unknown or repeated parameter (the message names it).",
+    HTTPStatus.FORBIDDEN: "From API Gateway: no or a wrong x-api-key, or a method this API "
+    "does not define.",
+    HTTPStatus.NOT_FOUND: "The client has no current order lines.",
+    HTTPStatus.METHOD_NOT_ALLOWED: "A method other than GET on this path (the Allow header "
+    "names GET).",
+    HTTPStatus.INTERNAL_SERVER_ERROR: "An unexpected error; the message holds the request id.",
+    HTTPStatus.BAD_GATEWAY: "The report query failed.",
+    HTTPStatus.GATEWAY_TIMEOUT: "The report query did not finish in time; try again.",
+}
+
+
+def _responses(*errors: HTTPStatus) -> dict[int, OpenAPIResponse]:
+    """The documented answers of a route: 200 (its return type) and `errors`."""
+    documented: dict[int, OpenAPIResponse] = {200: {"description": "The report."}}
+    for status in errors:
+        response: OpenAPIResponse = {
+            "description": _ERRORS[status],
+            "content": {content_types.APPLICATION_JSON: {"model": ErrorBody}},
+        }
+        if status is HTTPStatus.METHOD_NOT_ALLOWED:
+            response["headers"] = {"Allow": {"schema": {"type": "string"}}}
+        documented[status.value] = response
+    return documented
+
+
+_ALWAYS = (
+    HTTPStatus.BAD_REQUEST,
+    HTTPStatus.FORBIDDEN,
+    HTTPStatus.METHOD_NOT_ALLOWED,
+    HTTPStatus.INTERNAL_SERVER_ERROR,
+)
+_QUERIES = (HTTPStatus.BAD_GATEWAY, HTTPStatus.GATEWAY_TIMEOUT)
 
 
 def _error(status: HTTPStatus, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -81,19 +148,41 @@ def create_app(service: ReportService) -> APIGatewayRestResolver:
         "/orders/<client_id>",
         summary="A client's totals, by status and by channel; optionally its orders, paged.",
         tags=["reports"],
+        responses=_responses(*_ALWAYS, HTTPStatus.NOT_FOUND, *_QUERIES),
     )
     def client_orders(
-        client_id: Annotated[str, Path(description="The client id, a positive integer.")],
+        client_id: Annotated[
+            str,
+            Path(
+                description="The client id, a positive integer.",
+                json_schema_extra={"type": "integer", "minimum": 1, "maximum": INT_MAX},
+            ),
+        ],
         include: Annotated[
-            str | None, Query(description="'orders' adds the client's orders, paged.")
+            str | None,
+            Query(
+                description="'orders' adds the client's orders, paged.",
+                json_schema_extra={"type": "string", "enum": [params.INCLUDE_ORDERS]},
+            ),
         ] = None,
         limit: Annotated[
             str | None,
-            Query(description=f"Orders per page, 1-{params.MAX_PAGE_SIZE} (default "
-                  f"{params.DEFAULT_PAGE_SIZE})."),
+            Query(
+                description=f"Orders per page, 1-{params.MAX_PAGE_SIZE} (default "
+                f"{params.DEFAULT_PAGE_SIZE}); only with include=orders.",
+                json_schema_extra={
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": params.MAX_PAGE_SIZE,
+                },
+            ),
         ] = None,
         cursor: Annotated[
-            str | None, Query(description="next_cursor of the previous page.")
+            str | None,
+            Query(
+                description="next_cursor of the previous page; only with include=orders.",
+                json_schema_extra={"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+            ),
         ] = None,
     ) -> ClientReport:
         query_names(params.CLIENT_PARAMS)
@@ -104,6 +193,7 @@ def create_app(service: ReportService) -> APIGatewayRestResolver:
         "/sales-by-product",
         summary="Per product: orders, units, sales and volume, by channel; by sales, descending.",
         tags=["reports"],
+        responses=_responses(*_ALWAYS, *_QUERIES),
     )
     def sales_by_product(
         channel: ChannelParam = None, date_from: DateFromParam = None, date_to: DateToParam = None
@@ -115,6 +205,7 @@ def create_app(service: ReportService) -> APIGatewayRestResolver:
         "/order-status-report",
         summary=f"Per status ({', '.join(STATUSES)}): orders, lines, sales, share of orders.",
         tags=["reports"],
+        responses=_responses(*_ALWAYS, *_QUERIES),
     )
     def order_status_report(
         channel: ChannelParam = None, date_from: DateFromParam = None, date_to: DateToParam = None
@@ -122,7 +213,12 @@ def create_app(service: ReportService) -> APIGatewayRestResolver:
         query_names(params.FILTER_PARAMS)
         return service.order_status_report(params.parse_filters(channel, date_from, date_to))
 
-    @app.get("/health", summary="Liveness and the query backend in use.", tags=["operations"])
+    @app.get(
+        "/health",
+        summary="Liveness and the query backend in use.",
+        tags=["operations"],
+        responses=_responses(*_ALWAYS),
+    )
     def health() -> dict[str, Any]:
         query_names(())
         return {"status": "ok", **service.backend.status()}
@@ -191,12 +287,46 @@ def create_app(service: ReportService) -> APIGatewayRestResolver:
     return app
 
 
+_REFERENCE = re.compile(r'"#/components/schemas/([^"]+)"')
+
+
+def _plain_parameter(schema: dict[str, Any]) -> dict[str, Any]:
+    """A parameter's schema as HTTP carries it: never null, whole numbers as integers."""
+    schema.pop("anyOf", None)
+    for bound in ("minimum", "maximum"):
+        if isinstance(schema.get(bound), float) and schema[bound].is_integer():
+            schema[bound] = int(schema[bound])
+    return schema
+
+
 def openapi_document(app: APIGatewayRestResolver) -> str:
-    return app.get_openapi_json_schema(
-        title=API_TITLE,
-        version=API_VERSION,
-        description="The current-state order reports of the Duff Beer orders pipeline.",
+    """The OpenAPI document of the routes, tidied where the resolver's defaults do not fit
+    this API: request validation errors are 400s here (not the resolver's 422), and query
+    parameters are absent or strings of their declared shape (never null)."""
+    document = json.loads(
+        app.get_openapi_json_schema(
+            title=API_TITLE,
+            version=API_VERSION,
+            description="The current-state order reports of the Duff Beer orders pipeline. "
+            "API Gateway answers requests without a valid x-api-key, and methods the API does "
+            "not define, with 403.",
+        )
     )
+    for path in document.get("paths", {}).values():
+        for operation in path.values():
+            operation.get("responses", {}).pop("422", None)
+            for parameter in operation.get("parameters", []):
+                _plain_parameter(parameter["schema"])
+    # Keep only the component schemas the routes use (directly or through one another).
+    schemas = document.get("components", {}).get("schemas", {})
+    used: set[str] = set()
+    found = set(_REFERENCE.findall(json.dumps(document.get("paths", {}))))
+    while found - used:
+        used |= found
+        found = {ref for name in used for ref in _REFERENCE.findall(json.dumps(schemas[name]))}
+    for name in set(schemas) - used:
+        del schemas[name]
+    return json.dumps(document)
 
 
 @lru_cache(maxsize=1)

@@ -361,3 +361,38 @@ def test_openapi_document_lists_the_routes_and_parameters(call: Any) -> None:
         ("limit", "query"),
         ("cursor", "query"),
     ]
+
+
+def test_openapi_document_declares_every_status_a_route_can_answer(call: Any) -> None:
+    document = body(call(api_event("/openapi.json")))
+    statuses = {
+        path: sorted(operation["get"]["responses"]) for path, operation in document["paths"].items()
+    }
+    assert statuses == {
+        "/orders/{client_id}": ["200", "400", "403", "404", "405", "500", "502", "504"],
+        "/sales-by-product": ["200", "400", "403", "405", "500", "502", "504"],
+        "/order-status-report": ["200", "400", "403", "405", "500", "502", "504"],
+        "/health": ["200", "400", "403", "405", "500"],
+    }
+    # Every error has the one error body; a 405 also says which method to use
+    client = document["paths"]["/orders/{client_id}"]["get"]["responses"]
+    for status in ("400", "403", "404", "405", "500", "502", "504"):
+        schema = client[status]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/ErrorBody"}, status
+    assert client["405"]["headers"] == {"Allow": {"schema": {"type": "string"}}}
+    error_body = document["components"]["schemas"]["ErrorBody"]
+    assert error_body["required"] == ["message"]
+    assert set(error_body["properties"]) == {"message", "status", "error"}
+    # Parameters are documented with the shapes the handlers accept, never as nullable
+    parameters = {
+        p["name"]: p["schema"]
+        for p in document["paths"]["/orders/{client_id}"]["get"]["parameters"]
+        + document["paths"]["/sales-by-product"]["get"]["parameters"]
+    }
+    assert (parameters["client_id"]["type"], parameters["client_id"]["maximum"]) == (
+        "integer",
+        2147483647,
+    )
+    assert parameters["date_from"]["format"] == "date"
+    assert parameters["include"]["enum"] == ["orders"]
+    assert all("anyOf" not in schema for schema in parameters.values())
