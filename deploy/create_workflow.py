@@ -150,7 +150,7 @@ def console_execution_input(
         "bucket": input_bucket,
         "key": key,
         "etag": etag,
-        "version_id": None,
+        "version_id": "<VersionId of the object (the input bucket is versioned)>",
         "size": "<ContentLength of the object>",
         "event_time": "<now, e.g. 2026-11-28T08:00:00.000Z>",
         "batch_id": batch_id,

@@ -130,7 +130,7 @@ def plan(options: DeployOptions) -> list[PlanStep]:
         ),
         PlanStep("Step Functions state machine", (arns.state_machine,)),
         PlanStep(
-            "S3 notification (.csv) -> start_etl",
+            "S3 notification (every object created) -> start_etl",
             (f"{names.input_bucket} -> {names.function('start_etl')}",),
         ),
         PlanStep(
