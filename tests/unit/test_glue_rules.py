@@ -11,7 +11,7 @@ import pytest
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
-from glue_jobs.orders.job import materialize
+from glue_jobs.orders.job import keep
 from glue_jobs.orders.read import parse_header, read_orders
 from glue_jobs.orders.reports import (
     client_sales,
@@ -47,9 +47,9 @@ def checked(spark: SparkSession, tmp_path: Path, text: str) -> DataFrame:
     path.write_bytes(text.encode("utf-8"))
     data = path.read_bytes()
     layout = parse_header(data, file_size=len(data), where=str(path))
-    # Kept as a local checkpoint like the job keeps them: aggregating straight over the
+    # Kept like the job keeps them: aggregating straight over the
     # rules would generate one method too large for Spark to compile.
-    rows = materialize(
+    rows = keep(
         validate(
             read_orders(spark, [str(path)], layout),
             has_order_date=layout.has_order_date,
