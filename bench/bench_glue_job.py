@@ -30,15 +30,20 @@ ROOT = Path(__file__).resolve().parents[1]
 TIME = "/usr/bin/time"
 SAMPLE = ROOT / "data" / "sample" / "orders.csv"
 JOB = "glue-job (spark-submit)"
-# JVM flags for a short local run: C2 compiles only code that is really hot. In a run of a
-# minute the JIT otherwise spends about half the process CPU compiling Spark's planner and
-# generated code that runs a few times (measured: 1M rows, 77 -> 67 CPU s, 41 -> 37 s).
+# JVM flags for local runs, chosen by input size as the local runner chooses them
+# (duffbeer_local.glue_runner.GlueSettings). A large file: C2 compiles only code that is
+# really hot; in a run of a minute the JIT otherwise spends about half the process CPU
+# compiling Spark's planner and generated code that runs a few times (measured: 1M rows,
+# 77 -> 67 CPU s, 41 -> 37 s). A small one (up to SMALL_INPUT_BYTES): C1 only, as almost
+# nothing runs long enough to repay a C2 compilation.
 JAVA_OPTIONS: tuple[str, ...] = (
     "-XX:Tier4InvocationThreshold=20000",
     "-XX:Tier4MinInvocationThreshold=2000",
     "-XX:Tier4CompileThreshold=40000",
     "-XX:Tier4BackEdgeThreshold=160000",
 )
+SMALL_INPUT_JAVA_OPTIONS: tuple[str, ...] = ("-XX:TieredStopAtLevel=1",)
+SMALL_INPUT_BYTES = 64 * 1024**2
 # The job's own run manifest (the run id is the bench's).
 RUN_MANIFEST = Path("runs") / "bench" / "bench-run" / "_manifest.json"
 
@@ -241,16 +246,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ns = parser.parse_args(argv)
     ns.work_dir.mkdir(parents=True, exist_ok=True)
-    java_options = " ".join(JAVA_OPTIONS)
+    archive = ""
     if not ns.no_class_archive and JOB in ns.engines.split(","):
-        archive, spent = ensure_archive(
-            Path(sys.executable).parent / "spark-submit", java_options, ROOT / "build" / "jvm"
+        made, spent = ensure_archive(
+            Path(sys.executable).parent / "spark-submit",
+            " ".join(SMALL_INPUT_JAVA_OPTIONS),
+            ROOT / "build" / "jvm",
         )
         origin = f"made in {spent:.1f} s, not timed" if spent else "reused"
-        print(f"JVM class-data archive: {archive} ({origin})")
-        java_options = f"{java_options} {archive_option(archive)}"
+        print(f"JVM class-data archive: {made} ({origin})")
+        archive = archive_option(made)
     results: list[Result] = []
     for rows, source, wanted in _sources(ns):
+        small = source.stat().st_size <= SMALL_INPUT_BYTES
+        flags = SMALL_INPUT_JAVA_OPTIONS if small else JAVA_OPTIONS
+        java_options = " ".join((*flags, archive)).strip()
         engines = _engines(source, ns.work_dir / "out", ns.driver_memory, java_options)
         runs: dict[str, list[Result]] = {}
         for attempt in range(1, ns.repeat + 1):
