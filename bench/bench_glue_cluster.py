@@ -46,7 +46,7 @@ def _report(name: str, result: RunResult, reference: Path, out: Path) -> None:
     )
     status = "ok" if result.returncode == 0 else f"FAILED (exit {result.returncode}, {result.log})"
     print(
-        f"  {name:<28} {result.seconds:7.1f} s  {status:<4} outputs {same}"
+        f"  {name:<36} {result.seconds:7.1f} s  {status:<4} outputs {same}"
         + (f"; {kills}" if kills else ""),
         flush=True,
     )
@@ -73,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         job_command("local[2]", source, reference, submit_options=("--driver-memory", "6g")),
         work / "local.log",
     )
-    print(f"  {'local[2] (reference)':<28} {local.seconds:7.1f} s", flush=True)
+    print(f"  {'local[2] (reference)':<36} {local.seconds:7.1f} s", flush=True)
     if local.returncode != 0:
         print(f"  the reference run failed: {local.log}")
         return 1

@@ -211,9 +211,7 @@ class ExecutorKiller(threading.Thread):
     job's phase name, which its Spark jobs carry as their description) has had a task
     running for the phase's seconds, the executor running that task gets SIGKILL."""
 
-    def __init__(
-        self, cluster: StandaloneCluster, ui_port: int, phases: dict[str, float]
-    ) -> None:
+    def __init__(self, cluster: StandaloneCluster, ui_port: int, phases: dict[str, float]) -> None:
         super().__init__(daemon=True, name="executor-killer")
         self.cluster = cluster
         self.api = f"http://{LOOPBACK}:{ui_port}/api/v1/applications"
