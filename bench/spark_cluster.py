@@ -206,10 +206,18 @@ class Kill:
     seconds_into_run: float
 
 
+# A kill point that is no phase: the moment the job logs its checked rows' figures, when
+# the rows are kept and no later phase has started reading them.
+ROWS_KEPT = "rows_kept"
+_ROWS_KEPT_LOG_LINE = b'"message": "rows checked"'
+
+
 class ExecutorKiller(threading.Thread):
-    """Kills one executor in each of `phases`, in order: once a stage of the phase (the
-    job's phase name, which its Spark jobs carry as their description) has had a task
-    running for the phase's seconds, the executor running that task gets SIGKILL."""
+    """Kills one executor at each of `phases`, in order. For a phase of the job (its name,
+    which its Spark jobs carry as their description): once a stage of the phase has had a
+    task running for the phase's seconds, the executor running that task gets SIGKILL.
+    For ROWS_KEPT: as soon as the run's log says the rows are checked, the executor with
+    the lowest id."""
 
     def __init__(self, cluster: StandaloneCluster, ui_port: int, phases: dict[str, float]) -> None:
         super().__init__(daemon=True, name="executor-killer")
@@ -220,6 +228,13 @@ class ExecutorKiller(threading.Thread):
         self._done = threading.Event()
         self._t0 = time.monotonic()
         self._first_seen: dict[tuple[int, int], float] = {}
+        self.log: Path | None = None  # the run's log, set by run_job
+
+    def _rows_kept(self) -> tuple[int, str] | None:
+        if self.log is None or _ROWS_KEPT_LOG_LINE not in self.log.read_bytes():
+            return None
+        alive = sorted(self.cluster.executor_pids(), key=int)
+        return (-1, alive[0]) if alive else None
 
     def _running_task(self, app: str, phase: str) -> tuple[int, str] | None:
         """(stage, executor) of a task of the phase seen running for the phase's seconds."""
@@ -241,8 +256,11 @@ class ExecutorKiller(threading.Thread):
         pending = list(self.phases)
         while pending and not self._done.is_set():
             with contextlib.suppress(OSError, ValueError, KeyError, IndexError):
-                apps = get_json(self.api)
-                hit = self._running_task(apps[0]["id"], pending[0]) if apps else None
+                if pending[0] == ROWS_KEPT:
+                    hit = self._rows_kept()
+                else:
+                    apps = get_json(self.api)
+                    hit = self._running_task(apps[0]["id"], pending[0]) if apps else None
                 pid = self.cluster.executor_pids().get(hit[1]) if hit else None
                 if hit is not None and pid is not None:
                     os.kill(pid, signal.SIGKILL)
@@ -280,6 +298,7 @@ def run_job(
             start_new_session=True,
         )
         if killer is not None:
+            killer.log = log
             killer.start()
         try:
             process.wait(timeout=timeout)
