@@ -195,9 +195,6 @@ class BatchRun:
         partitions = shuffle_partitions(size, cores)
         split = split_bytes(size, cores)
         self.spark.conf.set("spark.sql.adaptive.enabled", "false")
-        # The kept rows as plain columns: compressing them cost more CPU (to build, and to
-        # read back in every later pass) than it saved; 5M rows take 270 MB either way.
-        self.spark.conf.set("spark.sql.inMemoryColumnarStorage.compressed", "false")
         self.spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
         self.spark.conf.set("spark.sql.files.maxPartitionBytes", str(split))
         self.log.info(
