@@ -25,10 +25,27 @@ from pathlib import Path
 
 from bench.generate_orders import generate_orders
 from bench.jvm_class_archive import archive_option, ensure_archive
-from glue_jobs.orders.session import LOCAL_DRIVER_JAVA_OPTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 TIME = "/usr/bin/time"
+SAMPLE = ROOT / "data" / "sample" / "orders.csv"
+JOB = "glue-job (spark-submit)"
+# JVM flags for local runs, chosen by input size as the local runner chooses them
+# (duffbeer_local.glue_runner.GlueSettings). A large file: C2 compiles only code that is
+# really hot; in a run of a minute the JIT otherwise spends about half the process CPU
+# compiling Spark's planner and generated code that runs a few times (measured: 1M rows,
+# 77 -> 67 CPU s, 41 -> 37 s). A small one (up to SMALL_INPUT_BYTES): C1 only, as almost
+# nothing runs long enough to repay a C2 compilation.
+JAVA_OPTIONS: tuple[str, ...] = (
+    "-XX:Tier4InvocationThreshold=20000",
+    "-XX:Tier4MinInvocationThreshold=2000",
+    "-XX:Tier4CompileThreshold=40000",
+    "-XX:Tier4BackEdgeThreshold=160000",
+)
+SMALL_INPUT_JAVA_OPTIONS: tuple[str, ...] = ("-XX:TieredStopAtLevel=1",)
+SMALL_INPUT_BYTES = 64 * 1024**2
+# The job's own run manifest (the run id is the bench's).
+RUN_MANIFEST = Path("runs") / "bench" / "bench-run" / "_manifest.json"
 
 
 @dataclass(frozen=True)
@@ -68,7 +85,7 @@ def _engines(
 ) -> dict[str, list[str]]:
     python = sys.executable
     return {
-        "glue-job (spark-submit)": [
+        JOB: [
             str(Path(python).parent / "spark-submit"),
             "--master",
             "local[2]",
@@ -99,8 +116,8 @@ def _engines(
 
 def _counts(engine: str, out: Path, stdout: str) -> tuple[int | None, int | None]:
     try:
-        if engine.startswith("glue"):
-            data = json.loads((out / "manifests" / "bench.json").read_text())
+        if engine == JOB:
+            data = json.loads((out / RUN_MANIFEST).read_text())
         else:
             data = json.loads(stdout.strip().splitlines()[-1])
         return int(data["rows_valid"]), int(data["rows_rejected"])
@@ -112,7 +129,7 @@ def job_phases(out: Path) -> str:
     """The job's own seconds per phase, from its manifest (the rest of its wall time is the
     JVM, Python and Spark session starting and stopping)."""
     try:
-        timings = json.loads((out / "manifests" / "bench.json").read_text())["timings"]
+        timings = json.loads((out / RUN_MANIFEST).read_text())["timings"]
     except (OSError, ValueError, KeyError):
         return ""
     return ", ".join(f"{phase} {seconds:.1f}" for phase, seconds in timings.items())
@@ -175,7 +192,7 @@ def _print_ratios(results: list[Result]) -> None:
     sizes = sorted({r.rows for r in results})
     for rows in sizes:
         at = {r.engine: r for r in results if r.rows == rows}
-        glue, pandas, duck = (at.get(k) for k in ("glue-job (spark-submit)", "pandas", "duckdb"))
+        glue, pandas, duck = (at.get(k) for k in (JOB, "pandas", "duckdb"))
         if glue and pandas and duck:
             print(
                 f"{rows:>10} rows: glue job / duckdb = {glue.seconds / duck.seconds:.2f}x, "
@@ -183,7 +200,7 @@ def _print_ratios(results: list[Result]) -> None:
             )
     if len(sizes) >= 2:
         small, large = sizes[0], sizes[-1]
-        for engine in ("glue-job (spark-submit)", "pandas", "duckdb"):
+        for engine in (JOB, "pandas", "duckdb"):
             a = next((r for r in results if r.rows == small and r.engine == engine), None)
             b = next((r for r in results if r.rows == large and r.engine == engine), None)
             if a and b:
@@ -193,13 +210,34 @@ def _print_ratios(results: list[Result]) -> None:
                 )
 
 
+def _sources(ns: argparse.Namespace) -> list[tuple[int, Path, list[str]]]:
+    """(rows, file, engines) per size: the bundled 5-row sample for the job alone, then
+    the generated files; pandas only up to --pandas-max-rows (it holds the file in memory)."""
+    wanted = ns.engines.split(",")
+    sizes: list[tuple[int, Path, list[str]]] = []
+    if ns.sample and JOB in wanted:
+        sizes.append((5, SAMPLE, [JOB]))
+    for rows in (int(r) for r in ns.rows.split(",") if r):
+        source = ns.work_dir / f"orders-{rows}-dirty{ns.dirty_fraction}-seed1.csv"
+        if not source.exists():
+            made = generate_orders(source, rows, dirty_fraction=ns.dirty_fraction, seed=1)
+            print(f"generated {made.path} ({made.bytes / 1e6:.0f} MB, {made.dirty_rows} dirty)")
+        engines = [e for e in wanted if e != "pandas" or rows <= ns.pandas_max_rows]
+        sizes.append((rows, source, engines))
+    return sizes
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", default="1000000,5000000")
+    parser.add_argument("--rows", default="100000,5000000,20000000")
     parser.add_argument("--dirty-fraction", type=float, default=0.02)
     parser.add_argument("--work-dir", type=Path, default=ROOT / "build" / "bench")
     parser.add_argument("--driver-memory", default="6g")
-    parser.add_argument("--engines", default="glue-job (spark-submit),pandas,duckdb")
+    parser.add_argument("--engines", default=f"{JOB},pandas,duckdb")
+    parser.add_argument("--pandas-max-rows", type=int, default=5_000_000)
+    parser.add_argument(
+        "--no-sample", dest="sample", action="store_false", help="skip the 5-row sample run"
+    )
     parser.add_argument("--repeat", type=int, default=1, help="runs per engine and size")
     parser.add_argument(
         "--no-class-archive",
@@ -208,32 +246,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ns = parser.parse_args(argv)
     ns.work_dir.mkdir(parents=True, exist_ok=True)
-    wanted = ns.engines.split(",")
-    java_options = " ".join(LOCAL_DRIVER_JAVA_OPTIONS)
-    if not ns.no_class_archive and any(e.startswith("glue") for e in wanted):
-        archive, spent = ensure_archive(
-            Path(sys.executable).parent / "spark-submit", java_options, ROOT / "build" / "jvm"
+    archive = ""
+    if not ns.no_class_archive and JOB in ns.engines.split(","):
+        made, spent = ensure_archive(
+            Path(sys.executable).parent / "spark-submit",
+            " ".join(SMALL_INPUT_JAVA_OPTIONS),
+            ROOT / "build" / "jvm",
         )
         origin = f"made in {spent:.1f} s, not timed" if spent else "reused"
-        print(f"JVM class-data archive: {archive} ({origin})")
-        java_options = f"{java_options} {archive_option(archive)}"
+        print(f"JVM class-data archive: {made} ({origin})")
+        archive = archive_option(made)
     results: list[Result] = []
-    for rows in (int(r) for r in ns.rows.split(",")):
-        source = ns.work_dir / f"orders-{rows}-dirty{ns.dirty_fraction}-seed1.csv"
-        if not source.exists():
-            made = generate_orders(source, rows, dirty_fraction=ns.dirty_fraction, seed=1)
-            print(f"generated {made.path} ({made.bytes / 1e6:.0f} MB, {made.dirty_rows} dirty)")
+    for rows, source, wanted in _sources(ns):
+        small = source.stat().st_size <= SMALL_INPUT_BYTES
+        flags = SMALL_INPUT_JAVA_OPTIONS if small else JAVA_OPTIONS
+        java_options = " ".join((*flags, archive)).strip()
         engines = _engines(source, ns.work_dir / "out", ns.driver_memory, java_options)
         runs: dict[str, list[Result]] = {}
         for attempt in range(1, ns.repeat + 1):
-            for engine, template in engines.items():
-                if engine not in wanted:
-                    continue
+            for engine in wanted:
                 out = ns.work_dir / f"out-{rows}-{engine.split()[0]}"
-                command = [c if c != str(ns.work_dir / "out") else str(out) for c in template]
+                command = [
+                    c if c != str(ns.work_dir / "out") else str(out) for c in engines[engine]
+                ]
                 result = run_engine(engine, command, rows, out, ns.work_dir)
                 runs.setdefault(engine, []).append(result)
-                phases = job_phases(out) if engine.startswith("glue") else ""
+                phases = job_phases(out) if engine == JOB else ""
                 print(
                     f"  {rows} rows, {engine}, run {attempt}/{ns.repeat}: {result.seconds:.1f} s, "
                     f"{result.rows_per_second:,.0f} rows/s, load average {os.getloadavg()[0]:.1f}"

@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from bench.bench_glue_job import JAVA_OPTIONS
 from bench.jvm_class_archive import archive_option, ensure_archive
 from bench.state_history import History, current_manifest, plan_state, publish_state, run_merge
 from duffbeer import naming, utc
-from glue_jobs.orders.session import LOCAL_DRIVER_JAVA_OPTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 READY = "bench-state-ready.json"
@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the classes a merge loads are Spark's, which the transform loads too.
         archive, spent = ensure_archive(
             Path(sys.executable).parent / "spark-submit",
-            " ".join(LOCAL_DRIVER_JAVA_OPTIONS),
+            " ".join(JAVA_OPTIONS),
             ROOT / "build" / "jvm",
         )
         origin = f"made in {spent:.1f} s, not timed" if spent else "reused"

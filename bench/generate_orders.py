@@ -208,7 +208,7 @@ def generate_orders(
     dirty_kind = np.arange(len(dirty)) % len(reasons)
     counts: Counter[str] = Counter()
     with target.open("wb") as out:
-        out.write((",".join(header) + "\n").encode())
+        out.write((",".join(header) + ("\r\n" if crlf else "\n")).encode())
         for start in range(0, rows, CHUNK_ROWS):
             count = min(CHUNK_ROWS, rows - start)
             selected = (dirty >= start) & (dirty < start + count)

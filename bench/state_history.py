@@ -244,9 +244,9 @@ def job_argv(root: Path, plan: state.MergePlan) -> list[str]:
 def spark_submit_command(
     root: Path, plan: state.MergePlan, *, driver_memory: str = "6g", java_options: str = ""
 ) -> list[str]:
-    from glue_jobs.orders.session import LOCAL_DRIVER_JAVA_OPTIONS  # noqa: PLC0415
+    from bench.bench_glue_job import JAVA_OPTIONS  # noqa: PLC0415
 
-    options = " ".join((*LOCAL_DRIVER_JAVA_OPTIONS, java_options)).strip()
+    options = " ".join((*JAVA_OPTIONS, java_options)).strip()
     return [
         str(Path(sys.executable).parent / "spark-submit"),
         "--master",

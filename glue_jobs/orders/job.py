@@ -1,13 +1,16 @@
-"""The transform of one batch: read -> validate -> de-duplicate -> write the run's outputs."""
+"""The transform of one batch: inspect -> parse and check -> write the run's outputs."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from duffbeer import manifest as manifest_io
 from duffbeer.contract import MAX_BATCH_TOTAL_SALES, MAX_BATCH_TOTAL_VOLUME_L
@@ -20,17 +23,20 @@ from duffbeer.errors import (
     RejectThresholdExceededError,
     TotalsOutOfRangeError,
 )
-from duffbeer.manifest import ErrorInfo, Manifest, Partition
+from duffbeer.manifest import ErrorInfo, Manifest, Outputs, Partition
 from duffbeer.naming import BATCH_REPORTS, run_manifest_key
 from glue_jobs.orders.args import JobArgs
 from glue_jobs.orders.logs import JobLogger
 from glue_jobs.orders.manifests import RunFacts, build_manifest, run_outputs
 from glue_jobs.orders.read import (
     HEAD_BYTES,
+    ROW_ID_COLUMN,
     HeaderLayout,
     check_size,
+    line_separator,
     parse_header,
     read_orders,
+    refuse_hidden_names,
 )
 from glue_jobs.orders.reports import (
     REPORT_BUILDERS,
@@ -66,22 +72,25 @@ def join_path(root: str, key: str) -> str:
     return f"{root}/{key}"
 
 
-def materialize(frame: DataFrame, *, now: bool = True) -> DataFrame:
-    """The frame's rows kept in executor memory (spilling to disk), under a plan that starts
-    from them: computed now, or (now=False) by the first query that reads them."""
-    return frame.localCheckpoint(eager=now)
+def keep(frame: DataFrame) -> DataFrame:
+    """The frame's rows kept in executor memory (spilling to disk), filled by the first
+    query that reads them. A cache, not a checkpoint: blocks lost with an executor are
+    computed again from the frame's plan, so the run survives losing a worker."""
+    return frame.persist(StorageLevel.MEMORY_AND_DISK)
 
 
-def release(frame: DataFrame) -> None:
-    """Free the rows kept by `materialize` before the session ends (Spark would otherwise
-    keep them until the frame is garbage-collected)."""
-    # A local checkpoint is a LogicalRDD over a persisted RDD; DataFrame.unpersist only
-    # knows about cached plans, so the RDD is unpersisted directly.
-    plan = frame._jdf.queryExecution().analyzed()
-    if plan.nodeName() == "LogicalRDD":
-        # Blocking: a removal still under way when the session stops logs a
-        # RejectedExecutionException for every block.
-        plan.rdd().unpersist(True)
+@dataclass
+class Checked:
+    """The parsed, checked and de-duplicated rows of a batch, and their statistics."""
+
+    rows: DataFrame
+    stats: BatchStats
+    kept: list[DataFrame]
+
+    def release(self) -> None:
+        # Blocking: a removal still under way when the session stops logs an error per block.
+        for frame in self.kept:
+            frame.unpersist(blocking=True)
 
 
 class BatchRun:
@@ -105,9 +114,15 @@ class BatchRun:
 
     @contextmanager
     def _phase(self, name: str) -> Iterator[None]:
+        """Time a phase for the manifest; its Spark jobs carry its name (Spark UI, logs)."""
         start = time.monotonic()
-        yield
-        self.facts.timings[name] = self.facts.timings.get(name, 0.0) + time.monotonic() - start
+        self.spark.sparkContext.setJobDescription(name)
+        try:
+            yield
+        finally:
+            self.spark.sparkContext.setJobDescription(None)  # type: ignore[arg-type]
+            elapsed = time.monotonic() - start
+            self.facts.timings[name] = self.facts.timings.get(name, 0.0) + elapsed
 
     def run(self) -> Manifest:
         started = self.clock()
@@ -124,16 +139,17 @@ class BatchRun:
             raise failure from e
         return self._finish(started, None)
 
-    def _inspect(self) -> tuple[list[str], HeaderLayout]:
+    def _inspect(self) -> tuple[list[str], HeaderLayout, str]:
+        """The input's files, their common header layout and line separator, from the
+        listing and the first bytes of each file (no Spark job)."""
         files = self.storage.list_inputs(self.args.input_path)
         self.facts.size = check_size(
             files, max_bytes=self.args.max_file_bytes, where=self.args.input_path
         )
+        refuse_hidden_names(files, where=self.args.input_path)
+        heads = {f.path: self.storage.read_head(f.path, HEAD_BYTES) for f in files}
         layouts = {
-            f.path: parse_header(
-                self.storage.read_head(f.path, HEAD_BYTES), file_size=f.size, where=f.path
-            )
-            for f in files
+            f.path: parse_header(heads[f.path], file_size=f.size, where=f.path) for f in files
         }
         distinct = {layout.file_columns for layout in layouts.values()}
         if len(distinct) > 1:
@@ -143,93 +159,132 @@ class BatchRun:
         layout = next(iter(layouts.values()))
         if layout.extra_columns:
             self.facts.warnings.append(f"extra columns ignored: {', '.join(layout.extra_columns)}")
-        return [f.path for f in files], layout
+        return [f.path for f in files], layout, line_separator(heads[files[0].path])
 
     def _transform(self) -> None:
-        args = self.args
         with self._phase("inspect"):
-            paths, layout = self._inspect()
+            paths, layout, line_sep = self._inspect()
+        self._size_session()
+        with self._phase("parse_validate"):
+            checked = self._parse(paths, layout, line_sep)
+        try:
+            self._record(checked.stats)
+            self._check_file(checked.stats)
+            with self._phase("rejects"):
+                self._write_rejects(checked)
+            self._check_reject_ratio(checked.stats)
+            lines = curated_lines(
+                checked.rows,
+                batch_id=self.args.batch_id,
+                source_event_time=self.args.source_event_time,
+            )
+            with self._phase("order_lines"):
+                write_order_lines(conform_curated(lines), self._output("order_lines"))
+            with self._phase("reports"):
+                self._write_reports(lines)
+        finally:
+            checked.release()
+
+    def _size_session(self) -> None:
+        """Read splits and shuffle partitions sized from the input and the cores, and no
+        adaptive execution: the shuffles are sized already, and an adaptive query that
+        reads a kept frame twice fills it twice, in parallel (each read is a query stage
+        of its own)."""
+        size = self.facts.size or 0
         cores = self.spark.sparkContext.defaultParallelism
-        partitions = shuffle_partitions(self.facts.size or 0, cores)
+        partitions = shuffle_partitions(size, cores)
+        split = split_bytes(size, cores)
+        self.spark.conf.set("spark.sql.adaptive.enabled", "false")
         self.spark.conf.set("spark.sql.shuffle.partitions", str(partitions))
-        split = split_bytes(self.facts.size or 0, cores)
         self.spark.conf.set("spark.sql.files.maxPartitionBytes", str(split))
         self.log.info(
             "input checked",
             fields={
-                "input_path": args.input_path,
-                "files": len(paths),
-                "bytes": self.facts.size,
+                "input_path": self.args.input_path,
+                "bytes": size,
+                "cores": cores,
                 "shuffle_partitions": partitions,
                 "split_bytes": split,
                 "warnings": self.facts.warnings,
             },
         )
-        # The one parse: rules and reasons evaluated once per row, the rows kept in memory
-        # as a local checkpoint. The checkpoint also cuts the query plan: every later query
-        # starts from it instead of re-planning (and re-generating code for) the rules.
-        with self._phase("parse_validate"):
-            parsed = materialize(
-                validate(
-                    read_orders(self.spark, paths, layout),
-                    has_order_date=layout.has_order_date,
-                    ingest_date=args.ingest_date,
-                ),
-                now=False,
+
+    def _parse(self, paths: list[str], layout: HeaderLayout, line_sep: str) -> Checked:
+        """Parse line by line (splittable); a file whose quoted fields hold line breaks is
+        parsed again as multi-line records (one task per file)."""
+        checked = self._check(paths, layout, multi_line=False, line_sep=line_sep)
+        if checked.stats.quoted_line_breaks:
+            self.log.info(
+                "quoted line breaks found, parsing multi-line records",
+                fields={"lines": checked.stats.quoted_line_breaks},
             )
-        kept = [parsed]
+            checked.release()
+            checked = self._check(paths, layout, multi_line=True, line_sep=line_sep)
+        return checked
+
+    def _check(
+        self, paths: list[str], layout: HeaderLayout, *, multi_line: bool, line_sep: str
+    ) -> Checked:
+        """Parse, apply the rules, mark the duplicates and gather the statistics. The
+        checked rows are kept; the first query (the duplicate keys, through the
+        statistics) fills them."""
+        rows = read_orders(self.spark, paths, layout, multi_line=multi_line, line_sep=line_sep)
+        if multi_line:
+            # One task read each file: spread the rules over every core.
+            cores = self.spark.sparkContext.defaultParallelism
+            rows = rows.repartition(cores, F.col(ROW_ID_COLUMN))
+        args = self.args
+        parsed = keep(
+            validate(rows, has_order_date=layout.has_order_date, ingest_date=args.ingest_date)
+        )
+        duplicates = keep(duplicate_keys(parsed))
+        final = mark_duplicates(parsed, duplicates)
+        return Checked(final, batch_stats(final), [parsed, duplicates])
+
+    @property
+    def _outputs(self) -> Outputs:
+        return run_outputs(self.args.batch_id, self.args.run_id)
+
+    def _output(self, name: str) -> str:
+        """Where an output of this run goes: `order_lines`, `rejects` or a report's name."""
+        outputs = self._outputs
+        keys = {
+            "order_lines": outputs["order_lines"],
+            "rejects": outputs["rejects"],
+            **outputs["reports"],
+        }
+        return join_path(self.args.output_path, keys[name])
+
+    def _write_rejects(self, checked: Checked) -> None:
+        rows = checked.rows
+        rejects = add_details(rows.where(rows[REASON_COLUMN].isNotNull()))
+        write_rejects(
+            conform_rejects(
+                with_source_row(self.spark, rejects, checked.stats.blocks), self.args.batch_id
+            ),
+            checked.stats.rows_rejected,
+            self._output("rejects"),
+        )
+
+    def _check_reject_ratio(self, stats: BatchStats) -> None:
+        ratio = stats.rows_rejected / stats.rows_read
+        if ratio > self.args.max_reject_ratio:
+            raise RejectThresholdExceededError(
+                f"{self.args.input_path}: {stats.rows_rejected} of {stats.rows_read} rows "
+                f"rejected ({ratio:.2%}), above the limit of {self.args.max_reject_ratio:.2%}; "
+                f"rejects kept in {self._outputs['rejects']}"
+            )
+
+    def _write_reports(self, lines: DataFrame) -> None:
+        """The three reports' figures (a few thousand rows) in one go, kept, then a small
+        write for each."""
+        totals = keep(report_totals(lines))
         try:
-            with self._phase("parse_validate"):
-                # The first query over the parsed rows, so the parse feeds it directly: the
-                # file is parsed, checked, kept and its line keys aggregated in one pass.
-                # Only the keys of repeated lines (usually a handful) are kept; marking
-                # them is a broadcast join on top of the parsed rows.
-                duplicates = materialize(duplicate_keys(parsed))
-                kept.append(duplicates)
-                final = mark_duplicates(parsed, duplicates)
-                stats = batch_stats(final)
-            self._record(stats)
-            self._check_file(stats)
-            outputs = run_outputs(args.batch_id, args.run_id)
-            with self._phase("rejects"):
-                rejects = add_details(final.where(final[REASON_COLUMN].isNotNull()))
-                write_rejects(
-                    conform_rejects(
-                        with_source_row(self.spark, rejects, stats.blocks), args.batch_id
-                    ),
-                    stats.rows_rejected,
-                    join_path(args.output_path, outputs["rejects"]),
-                )
-            ratio = stats.rows_rejected / stats.rows_read
-            if ratio > args.max_reject_ratio:
-                raise RejectThresholdExceededError(
-                    f"{args.input_path}: {stats.rows_rejected} of {stats.rows_read} rows "
-                    f"rejected ({ratio:.2%}), above the limit of {args.max_reject_ratio:.2%}; "
-                    f"rejects kept in {outputs['rejects']}"
-                )
-            # The valid lines are derived from the kept rows for each of the four writes
-            # (order lines and three reports): a filter and a projection of rows already in
-            # memory cost less than building a second cache of them.
-            lines = curated_lines(
-                final, batch_id=args.batch_id, source_event_time=args.source_event_time
-            )
-            with self._phase("order_lines"):
-                write_order_lines(
-                    conform_curated(lines), join_path(args.output_path, outputs["order_lines"])
-                )
-            with self._phase("reports"):
-                # The three reports' figures (a few thousand rows) in one go, then a small
-                # write for each.
-                totals = materialize(report_totals(lines))
-                kept.append(totals)
-                for name in BATCH_REPORTS:
-                    build, keys = REPORT_BUILDERS[name]
-                    write_report(
-                        build(totals), keys, join_path(args.output_path, outputs["reports"][name])
-                    )
+            for name in BATCH_REPORTS:
+                build, keys = REPORT_BUILDERS[name]
+                write_report(build(totals), keys, self._output(name))
         finally:
-            for frame in kept:
-                release(frame)
+            totals.unpersist(blocking=True)
 
     def _record(self, stats: BatchStats) -> None:
         facts = self.facts

@@ -32,6 +32,8 @@ from glue_jobs.orders.storage import InputFile
 # Bytes read on the driver to find and check the header (and sniff the encoding).
 HEAD_BYTES = 64 * 1024
 OTHER_DELIMITERS: tuple[str, ...] = (";", "\t", "|")
+# Characters Spark (Hadoop's glob) gives a meaning in a path it reads.
+_GLOB_CHARACTERS = frozenset("\\*?[]{}")
 
 # Columns added to every parsed row: where it came from and its position in read order.
 CORRUPT_COLUMN = "_corrupt_record"
@@ -116,20 +118,52 @@ def check_size(files: Sequence[InputFile], *, max_bytes: int, where: str) -> int
     return total
 
 
+def refuse_hidden_names(files: Sequence[InputFile], *, where: str) -> None:
+    """Spark skips a file whose name starts with `_` or `.` even when it is named
+    explicitly (it takes it for a marker or a temporary): refuse it rather than read
+    nothing and call the file empty."""
+    hidden = [f.path for f in files if f.path.rsplit("/", 1)[-1].startswith(("_", "."))]
+    if hidden:
+        raise InvalidFileError(
+            f"{where}: Spark does not read files whose names start with '_' or '.': {hidden[0]}"
+        )
+
+
+def exact_path(path: str) -> str:
+    """The path as a pattern that matches only itself: Spark expands glob characters
+    (`*?[]{}` and backslash) in the paths it reads, which could read other objects."""
+    return "".join(f"\\{c}" if c in _GLOB_CHARACTERS else c for c in path)
+
+
+def line_separator(head: bytes) -> str:
+    """The file's line separator, as its header line ends (CRLF or LF)."""
+    line, newline, _ = head.partition(b"\n")
+    return "\r\n" if newline and line.endswith(b"\r") else "\n"
+
+
 def csv_schema(layout: HeaderLayout) -> StructType:
     """Every field as text (rules are applied afterwards), plus the corrupt-record column."""
     fields = [StructField(name, StringType(), True) for name in layout.file_columns]
     return StructType([*fields, StructField(CORRUPT_COLUMN, StringType(), True)])
 
 
-def read_orders(spark: SparkSession, paths: Sequence[str], layout: HeaderLayout) -> DataFrame:
+def read_orders(
+    spark: SparkSession,
+    paths: Sequence[str],
+    layout: HeaderLayout,
+    *,
+    multi_line: bool = False,
+    line_sep: str = "\n",
+) -> DataFrame:
     """Parse the CSV once with an explicit schema: the contract's columns as raw text, a
     corrupt-record column for rows with the wrong field count, and their read position.
 
-    Records are lines (multiLine off) so that a large file splits across cores; a quoted
-    field spanning lines therefore shows up as malformed rows instead of being joined.
+    By default records are lines, so a large file splits across cores; a quoted field
+    spanning lines then shows up as malformed rows that `quoted_line_break` recognises.
+    With `multi_line` each file is parsed whole by one task, records as RFC 4180 reads
+    them (a quoted line break is kept as it is in the file, `line_sep` being the file's).
     """
-    raw = (
+    reader = (
         spark.read.option("header", "true")
         .option("enforceSchema", "true")
         .option("sep", CSV_DELIMITER)
@@ -138,10 +172,17 @@ def read_orders(spark: SparkSession, paths: Sequence[str], layout: HeaderLayout)
         .option("encoding", "UTF-8")
         .option("mode", "PERMISSIVE")
         .option("columnNameOfCorruptRecord", CORRUPT_COLUMN)
-        .option("multiLine", "false")
-        .schema(csv_schema(layout))
-        .csv(list(paths))
+        .option("multiLine", str(multi_line).lower())
     )
+    if multi_line:
+        reader = reader.option("lineSep", line_sep)
+    raw = reader.schema(csv_schema(layout)).csv([exact_path(p) for p in paths])
+    if multi_line:
+        # The line reader skips blank lines (only spaces or control characters); the
+        # multi-line parser keeps them as one-field records. Dropped here, before the
+        # rows are numbered.
+        corrupt = F.col(CORRUPT_COLUMN)
+        raw = raw.where(corrupt.isNull() | ~corrupt.rlike("^[\\x00-\\x20]*$"))
     present: list[Column] = [
         F.col(name) if name in layout.file_columns else F.lit(None).cast("string").alias(name)
         for name in INPUT_COLUMN_NAMES
@@ -153,3 +194,20 @@ def read_orders(spark: SparkSession, paths: Sequence[str], layout: HeaderLayout)
         F.col("_metadata.file_block_start").alias(BLOCK_COLUMN),
         F.monotonically_increasing_id().alias(ROW_ID_COLUMN),
     )
+
+
+# A complete field: quoted (doubled quotes inside) or unquoted (a quote only after its
+# first character, which Spark's parser reads as text).
+_FIELD = '(?:"(?:[^"]|"")*"|(?:[^",][^,]*)?)'
+# A line that ends inside a quoted field, or one that starts inside a quoted field and
+# closes it: the two ends of a record whose quoted field holds a line break, as the line
+# reader cuts it.
+_OPENS_QUOTE = f'^(?:{_FIELD},)*"(?:[^"]|"")*$'
+_CLOSES_QUOTE = f'^(?:[^"]|"")*"(?:,{_FIELD})*$'
+
+
+def quoted_line_break(corrupt: Column) -> Column:
+    """Whether a malformed line (its corrupt-record text) is one end of a quoted field
+    cut at a line break. Evaluated for malformed lines only, so it costs nothing per
+    good row."""
+    return corrupt.isNotNull() & (corrupt.rlike(_OPENS_QUOTE) | corrupt.rlike(_CLOSES_QUOTE))

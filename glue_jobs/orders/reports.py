@@ -24,18 +24,10 @@ from duffbeer.naming import (
     PRODUCT_CHANNEL_SALES_REPORT,
 )
 from glue_jobs.orders.read import ROW_ID_COLUMN
-from glue_jobs.orders.validate import REASON_COLUMN, line_cents, line_millilitres, typed
+from glue_jobs.orders.validate import REASON_COLUMN, line_total, line_volume, typed
 
 PARTITION_NAMES: tuple[str, ...] = tuple(name for name, _ in CURATED_PARTITION_COLUMNS)
 _DERIVED = ("line_total", "line_volume_l", BATCH_ID_COLUMN, SOURCE_EVENT_TIME_COLUMN)
-# Internal columns of the curated lines (dropped by conform_curated): the line's total in
-# cents and its volume in millilitres, as whole numbers for the report sums. Spark sums a
-# decimal(18,s) into a decimal(28,s) buffer held as a BigInteger in every aggregation slot
-# (an allocation and a byte-array copy per row); a bigint sum is a plain add. Spark would
-# let a bigint sum wrap around silently, so the job refuses a batch whose totals exceed
-# contract.MAX_BATCH_TOTAL_SALES / MAX_BATCH_TOTAL_VOLUME_L before any report is built.
-LINE_CENTS_COLUMN = "_line_cents"
-LINE_ML_COLUMN = "_line_ml"
 
 
 def _conform(df: DataFrame, columns: tuple[tuple[str, str], ...]) -> DataFrame:
@@ -54,23 +46,23 @@ def curated_lines(checked: DataFrame, *, batch_id: str, source_event_time: datet
     }
     lines = valid.select(
         *(column.alias(name) for name, column in values.items()),
-        # Exact decimals: (12,2) x int and (8,3) x int fit the (18,2)/(18,3) contract types.
-        (F.col(typed("product_price")) * F.col(typed("product_ccf")))
-        .cast(LINE_TOTAL_TYPE)
-        .alias("line_total"),
-        (F.col(typed("product_volume")) * F.col(typed("product_ccf")))
-        .cast(LINE_VOLUME_TYPE)
-        .alias("line_volume_l"),
+        line_total().alias("line_total"),
+        line_volume().alias("line_volume_l"),
         F.lit(batch_id).alias(BATCH_ID_COLUMN),
         F.lit(source_event_time).cast("timestamp").alias(SOURCE_EVENT_TIME_COLUMN),
         F.col(ROW_ID_COLUMN),
-        line_cents().alias(LINE_CENTS_COLUMN),
-        line_millilitres().alias(LINE_ML_COLUMN),
     )
     return lines
 
 
-def _from_whole(total: Column, per_unit: int, kind: str) -> Column:
+def whole_units(column: str, per_unit: int) -> str:
+    """SQL for a line amount in whole cents (100) or millilitres (1000), a bigint, exact.
+    Why: Spark sums decimals through a BigDecimal per row; bigints made the reports 3x faster.
+    A batch whose totals could overflow a bigint sum is refused before (TotalsOutOfRangeError)."""
+    return f"CAST({column} * {per_unit} AS BIGINT)"
+
+
+def from_whole_units(total: Column, per_unit: int, kind: str) -> Column:
     """A sum of whole cents or millilitres back as an exact decimal of the contract type."""
     return (total.cast("decimal(38,0)") / per_unit).cast(kind)
 
@@ -97,7 +89,7 @@ def report_totals(lines: DataFrame) -> DataFrame:
     First level, one grouping-sets aggregation (one scan, one shuffle): per (client, order)
     and per (status, order), since those reports count distinct orders, and per (product,
     channel), which needs no per-order level (the line key makes a product's orders its
-    lines). Only fixed-width values are aggregated (whole cents and millilitres, the read
+    lines). Only numbers are aggregated (counts, whole cents and millilitres, the read
     position of the first line), so Spark hash-aggregates instead of sorting the lines.
     Second level: per report key. Then the client name and product description as on the
     key's first line read (they can vary between rows of a batch): the small result is
@@ -112,8 +104,8 @@ def report_totals(lines: DataFrame) -> DataFrame:
           {", ".join(_KEY_COLUMNS)},
           count(1) AS lines,
           sum(product_ccf) AS units,
-          sum({LINE_CENTS_COLUMN}) AS cents,
-          sum({LINE_ML_COLUMN}) AS ml,
+          sum({whole_units("line_total", 100)}) AS cents,
+          sum({whole_units("line_volume_l", 1000)}) AS ml,
           min({ROW_ID_COLUMN}) AS {ROW_ID_COLUMN}
         FROM {{lines}}
         GROUP BY GROUPING SETS (
@@ -146,7 +138,7 @@ def client_sales(totals: DataFrame) -> DataFrame:
         F.col("orders").alias("total_orders"),
         F.col("lines").alias("total_lines"),
         F.col("units").alias("total_units"),
-        _from_whole(F.col("cents"), 100, LINE_TOTAL_TYPE).alias("total_sales"),
+        from_whole_units(F.col("cents"), 100, LINE_TOTAL_TYPE).alias("total_sales"),
     )
     return _conform(report, CLIENT_SALES_COLUMNS)
 
@@ -160,8 +152,8 @@ def product_channel_sales(totals: DataFrame) -> DataFrame:
         "point_of_sale_channel",
         F.col("lines").alias("orders"),
         "units",
-        _from_whole(F.col("cents"), 100, LINE_TOTAL_TYPE).alias("total_sales"),
-        _from_whole(F.col("ml"), 1000, LINE_VOLUME_TYPE).alias("total_volume_l"),
+        from_whole_units(F.col("cents"), 100, LINE_TOTAL_TYPE).alias("total_sales"),
+        from_whole_units(F.col("ml"), 1000, LINE_VOLUME_TYPE).alias("total_volume_l"),
     )
     return _conform(report, PRODUCT_CHANNEL_SALES_COLUMNS)
 
@@ -173,7 +165,7 @@ def order_status(totals: DataFrame) -> DataFrame:
         "status",
         "orders",
         "lines",
-        _from_whole(F.col("cents"), 100, LINE_TOTAL_TYPE).alias("total_sales"),
+        from_whole_units(F.col("cents"), 100, LINE_TOTAL_TYPE).alias("total_sales"),
     )
     return _conform(report, ORDER_STATUS_COLUMNS)
 

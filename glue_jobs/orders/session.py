@@ -26,18 +26,6 @@ MAX_SPLIT_BYTES = 128 * 1024**2
 MIN_SPLIT_BYTES = 4 * 1024**2
 
 
-# JVM flags for a short local run (spark-submit --driver-java-options): C2 compiles only
-# code that is really hot. In a one-minute job the JIT otherwise spends about half the
-# process CPU compiling Spark's planner and generated code that runs a few times
-# (measured: 1M rows, 77 -> 67 CPU s, 41 -> 37 s wall).
-LOCAL_DRIVER_JAVA_OPTIONS: tuple[str, ...] = (
-    "-XX:Tier4InvocationThreshold=20000",
-    "-XX:Tier4MinInvocationThreshold=2000",
-    "-XX:Tier4CompileThreshold=40000",
-    "-XX:Tier4BackEdgeThreshold=160000",
-)
-
-
 def spark_settings() -> dict[str, str]:
     """Session settings the job relies on; the test fixture builds its session with these."""
     return {

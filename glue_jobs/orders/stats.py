@@ -6,15 +6,21 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from pyspark.sql import Column, DataFrame, Row, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from glue_jobs.orders.read import BLOCK_COLUMN, FILE_COLUMN, ROW_ID_COLUMN
+from glue_jobs.orders.read import (
+    BLOCK_COLUMN,
+    CORRUPT_COLUMN,
+    FILE_COLUMN,
+    ROW_ID_COLUMN,
+    quoted_line_break,
+)
 from glue_jobs.orders.validate import (
     BAD_UTF8_COLUMN,
     REASON_COLUMN,
-    line_cents,
-    line_millilitres,
+    line_total,
+    line_volume,
     typed,
 )
 
@@ -42,32 +48,14 @@ class BatchStats:
     total_units: int
     partition_rows: dict[tuple[str, date], int]
     undecodable_rows: int
+    # Malformed lines that are the ends of a quoted field cut at a line break: the file
+    # must be parsed again as multi-line records.
+    quoted_line_breaks: int
     blocks: tuple[BlockOffset, ...]
 
     @property
     def rows_rejected(self) -> int:
         return sum(self.rejects_by_reason.values())
-
-
-# The low half of a bigint; the high half is what an arithmetic shift by 32 leaves.
-_LOW_32_BITS = (1 << 32) - 1
-
-
-def _exact_sum(values: Column, name: str) -> tuple[Column, Column]:
-    """A sum of bigints that cannot wrap, as two bigint sums: of each value's high 32 bits
-    and of its low 32 bits (the total is high x 2^32 + low, added exactly on the driver).
-    Whole cents and millilitres are non-negative and under 2^60 (validate.line_cents), so
-    the low sum could only wrap past 2^31 rows and the high sum past 2^35, and a group lies
-    within one input split (at most 128 MiB, a few million rows). Summed as decimals
-    instead, every row goes through a BigDecimal (half of this query's time)."""
-    return (
-        F.sum(F.shiftright(values, 32)).alias(f"{name}_high"),
-        F.sum(values.bitwiseAND(F.lit(_LOW_32_BITS))).alias(f"{name}_low"),
-    )
-
-
-def _exact_total(row: Row, name: str) -> int:
-    return (int(row[f"{name}_high"] or 0) << 32) + int(row[f"{name}_low"] or 0)
 
 
 def batch_stats(checked: DataFrame) -> BatchStats:
@@ -83,32 +71,35 @@ def batch_stats(checked: DataFrame) -> BatchStats:
     ).agg(
         F.count(F.lit(1)).alias("rows"),
         F.min(ROW_ID_COLUMN).alias("first_row_id"),
-        *_exact_sum(F.when(valid, line_cents()), "cents"),
-        *_exact_sum(F.when(valid, line_millilitres()), "ml"),
+        F.sum(F.when(valid, line_total())).alias("sales"),
+        F.sum(F.when(valid, line_volume())).alias("volume_l"),
         F.sum(F.when(valid, F.col(typed("product_ccf")).cast("bigint"))).alias("units"),
         F.sum(F.col(BAD_UTF8_COLUMN).cast("int")).alias("undecodable"),
+        F.sum(quoted_line_break(F.col(CORRUPT_COLUMN)).cast("int")).alias("quoted_breaks"),
     )
     rows = grouped.collect()
 
     rejects: dict[str, int] = {}
     partitions: dict[tuple[str, date], int] = {}
     blocks: dict[tuple[int, int], tuple[int, int]] = {}  # (rows, first row id)
-    cents = 0
-    millilitres = 0
+    sales = Decimal("0.00")
+    volume_l = Decimal("0.000")
     units = 0
     undecodable = 0
+    quoted_breaks = 0
     for row in rows:
         count = int(row["rows"])
         reason = row[REASON_COLUMN]
         if reason is None:
             key = (str(row["channel"]), row["order_date"])
             partitions[key] = partitions.get(key, 0) + count
-            cents += _exact_total(row, "cents")
-            millilitres += _exact_total(row, "ml")
+            sales += row["sales"] or 0
+            volume_l += row["volume_l"] or 0
             units += int(row["units"] or 0)
         else:
             rejects[reason] = rejects.get(reason, 0) + count
         undecodable += int(row["undecodable"] or 0)
+        quoted_breaks += int(row["quoted_breaks"] or 0)
         block = (int(row[FILE_COLUMN]), int(row[BLOCK_COLUMN]))
         seen_rows, seen_first = blocks.get(block, (0, int(row["first_row_id"])))
         blocks[block] = (seen_rows + count, min(seen_first, int(row["first_row_id"])))
@@ -117,11 +108,12 @@ def batch_stats(checked: DataFrame) -> BatchStats:
         rows_read=rows_read,
         rows_valid=sum(partitions.values()),
         rejects_by_reason=rejects,
-        total_sales=Decimal(cents).scaleb(-2),
-        total_volume_l=Decimal(millilitres).scaleb(-3),
+        total_sales=sales,
+        total_volume_l=volume_l,
         total_units=units,
         partition_rows=partitions,
         undecodable_rows=undecodable,
+        quoted_line_breaks=quoted_breaks,
         blocks=block_offsets(blocks),
     )
 

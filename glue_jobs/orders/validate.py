@@ -19,6 +19,8 @@ from duffbeer.contract import (
     INT_MAX,
     INTEGER_PATTERN,
     LINE_KEY,
+    LINE_TOTAL_TYPE,
+    LINE_VOLUME_TYPE,
     MAX_LINE_TOTAL,
     MAX_PRICE_ANY_QUANTITY,
     PRICE_PATTERN,
@@ -268,19 +270,11 @@ def mark_duplicates(checked: DataFrame, duplicates: DataFrame) -> DataFrame:
     ).drop(_LINE_KEY_COLUMN, DUPLICATE_OF_COLUMN)
 
 
-def _whole(unit_value: str, per_unit: int) -> Column:
-    """unit_value x quantity in hundredths/thousandths, exact: the unit value has at most
-    2 (price) or 3 (volume) decimals, so unit_value x per_unit is a whole number. For a valid
-    row it fits a bigint: the line total is at most contract.MAX_LINE_TOTAL (under 2^60
-    cents) and a volume below 10^5 l times a quantity below 2^31 is under 2^58 ml."""
-    return (F.col(typed(unit_value)) * per_unit).cast("bigint") * F.col(typed("product_ccf"))
+def line_total() -> Column:
+    """A valid row's price x quantity, exact (the quantity rule keeps it within its type)."""
+    return (F.col(typed("product_price")) * F.col(typed("product_ccf"))).cast(LINE_TOTAL_TYPE)
 
 
-def line_cents() -> Column:
-    """A valid row's line total in whole cents (bigint)."""
-    return _whole("product_price", 100)
-
-
-def line_millilitres() -> Column:
-    """A valid row's line volume in whole millilitres (bigint)."""
-    return _whole("product_volume", 1000)
+def line_volume() -> Column:
+    """A valid row's volume x quantity in litres, exact."""
+    return (F.col(typed("product_volume")) * F.col(typed("product_ccf"))).cast(LINE_VOLUME_TYPE)

@@ -18,11 +18,21 @@ from duffbeer.errors import (
     EmptyFileError,
     EncodingError,
     FileTooLargeError,
+    InvalidFileError,
     MissingColumnsError,
     RejectThresholdExceededError,
     TotalsOutOfRangeError,
 )
 from glue_jobs.orders import session
+from glue_jobs.orders.read import (
+    BLOCK_COLUMN,
+    HEAD_BYTES,
+    ROW_ID_COLUMN,
+    line_separator,
+    parse_header,
+    read_orders,
+)
+from glue_jobs.orders.storage import HadoopStorage
 from glue_jobs.transform_orders import main
 
 pytestmark = pytest.mark.spark
@@ -506,3 +516,154 @@ def test_source_uri_names_the_staged_object(spark: SparkSession, tmp_path: Path)
         "bucket": "duff-raw",
         "key": "incoming/orders.csv",
     }
+
+
+# Object keys with characters Spark's path globbing gives a meaning to, and others that
+# URIs escape, as local paths (a deep prefix included). Each lies next to decoys that a
+# globbed path would also read.
+ODD_NAMES = [
+    "orders*.csv",
+    "orders?.csv",
+    "orders[1].csv",
+    "orders{a,b}.csv",
+    "orders\\[1].csv",
+    "my orders+1%20%.csv",
+    "bestellungen-äöü-日本.csv",
+    "co:lon.csv",
+    "a/b/c/d/e/f/g/orders.csv",
+]
+DECOYS = ["ordersX.csv", "orders1.csv", "ordersa.csv", "ordersb.csv", "orders.csv"]
+
+
+def _odd_tree(root: Path, name: str) -> Path:
+    """The sample under `name`, decoys of 50 rows each beside it (and in its folder)."""
+    target = root / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    decoy = f"{HEADER}\n" + "".join(
+        f"9,Decoy,{i},1,Duff,1.00,1,1,Retail,created\n" for i in range(1, 51)
+    )
+    for folder in {root, target.parent}:
+        for other in DECOYS:
+            if folder / other != target:
+                (folder / other).write_text(decoy)
+    target.write_bytes(SAMPLE.read_bytes())
+    return target
+
+
+@pytest.mark.parametrize("name", ODD_NAMES)
+def test_the_job_reads_exactly_the_key_it_is_given(
+    spark: SparkSession, tmp_path: Path, name: str
+) -> None:
+    # Given the sample saved under an odd name, next to files a glob of it would match
+    source = _odd_tree(tmp_path / "in", name)
+    # When the file is listed, checked and parsed as the job does
+    files = HadoopStorage(spark).list_inputs(str(source))
+    head = source.read_bytes()
+    layout = parse_header(head, file_size=len(head), where=name)
+    rows = read_orders(spark, [f.path for f in files], layout)
+    # Then exactly that file is read: its five rows and its size, no decoy
+    assert [f.size for f in files] == [len(head)]
+    assert sorted(r.client_id for r in rows.select("client_id").collect()) == [
+        "1001",
+        "1002",
+        "1003",
+        "1004",
+        "1005",
+    ]
+
+
+def test_an_odd_key_end_to_end(spark: SparkSession, tmp_path: Path) -> None:
+    # Given the sample under a deep prefix and a name made of glob characters, next to a
+    # decoy far above the size limit that the glob would match
+    name = "in/2026/11/28/day one/orders [1]{a,b}*?+%20 é.csv"
+    source = _odd_tree(tmp_path, name)
+    (source.parent / "orders 1a.csv").write_text(f"{HEADER}\n" + "x" * 5000)
+    out = tmp_path / "processed"
+    # When the job runs on it with a limit the sample fits but the decoy does not
+    manifest = run_job(spark, source, out, "b", "r", "--max_file_bytes", "1000")
+    # Then it publishes the sample's figures and records the object as named
+    assert (manifest["status"], manifest["rows_read"], manifest["total_sales"]) == (
+        "SUCCEEDED",
+        5,
+        "174.00",
+    )
+    assert manifest["source"]["path"] == str(source)
+    assert manifest["source"]["size"] == SAMPLE.stat().st_size
+
+
+@pytest.mark.parametrize("name", ["_orders.csv", ".orders.csv"])
+def test_a_name_spark_would_skip_is_refused(spark: SparkSession, tmp_path: Path, name: str) -> None:
+    # Given the sample under a name Spark takes for a marker or a temporary file
+    source = make_file(tmp_path / name, SAMPLE.read_bytes())
+    out = tmp_path / "processed"
+    # When the job runs on it
+    # Then it refuses it by name, rather than reading no row and calling the file empty
+    with pytest.raises(InvalidFileError, match=r"Spark does not read files whose names start"):
+        run_job(spark, source, out, "b", "r")
+    assert on_disk(out, "b", "r")["error"]["type"] == "InvalidFileError"
+
+
+def test_quoted_line_breaks_are_part_of_their_field(
+    spark: SparkSession, tmp_path: Path, assert_rows: AssertRows
+) -> None:
+    # Given a CRLF file whose quoted fields hold line breaks (CRLF, a bare LF, a blank line,
+    # one in the last column), a line of spaces, a quoted comma and a short row
+    rows = [
+        '1001,"Moe\'s\r\nTavern",5678,102,Duff Classic,2.50,6,0.33,Retail,created',
+        '1002,Kwik-E-Mart,5679,103,"Duff\nLite",2.00,12,0.5,B2B,delivered',
+        "   ",
+        '1003,"Krusty, ""The""\r\n\r\nBurger",5680,104,Duff Dry,3.00,8,0.25,Online,broken',
+        "1004,Springfield Mall,5681,105,Duff Special,4.00,24,1.00,Retail",
+        '1005,Moe\'s Tavern,5682,102,Duff Classic,2.50,6,0.33,B2B,"created\r\n"',
+    ]
+    source = make_file(tmp_path / "orders.csv", "\r\n".join([HEADER, *rows, ""]).encode())
+    out = tmp_path / "processed"
+    # When the job runs on it
+    manifest = run_job(spark, source, out, "b", "r", "--max_reject_ratio", "0.5")
+    # Then each quoted line break stays in its field, as it was in the file; the records
+    # are numbered as records; the short row is still malformed; the spaces are skipped
+    assert (manifest["rows_read"], manifest["rows_valid"]) == (5, 3)
+    assert manifest["rejects_by_reason"] == {"bad_status": 1, "malformed_row": 1}
+    curated = spark.read.parquet(str(out / "runs/b/r/order_lines"))
+    assert_rows(
+        curated.select("client_id", "client_name", "product_description"),
+        [
+            Row(client_id=1001, client_name="Moe's\r\nTavern", product_description="Duff Classic"),
+            Row(client_id=1002, client_name="Kwik-E-Mart", product_description="Duff\nLite"),
+            Row(
+                client_id=1003,
+                client_name='Krusty, "The"\r\n\r\nBurger',
+                product_description="Duff Dry",
+            ),
+        ],
+    )
+    rejects = spark.read.parquet(str(out / "runs/b/r/rejects"))
+    assert_rows(
+        rejects.select("client_id", "status", "reject_reason", "source_row"),
+        [
+            Row(client_id="1004", status=None, reject_reason="malformed_row", source_row=4),
+            Row(client_id="1005", status="created\r\n", reject_reason="bad_status", source_row=5),
+        ],
+    )
+
+
+def test_multi_line_parse_of_a_file_without_line_breaks_matches_the_line_parse(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    # Given a generated CRLF file with dirty rows of every kind and quoted fields
+    source = tmp_path / "gen.csv"
+    generate_orders(source, 2000, dirty_fraction=0.05, seed=5, crlf=True)
+    head = source.read_bytes()[:HEAD_BYTES]
+    layout = parse_header(head, file_size=source.stat().st_size, where="gen.csv")
+    separator = line_separator(head)
+    assert separator == "\r\n"
+    # When it is parsed line by line and as multi-line records
+    by_line, by_record = (
+        read_orders(spark, [str(source)], layout, multi_line=multi, line_sep="\r\n")
+        .drop(BLOCK_COLUMN, ROW_ID_COLUMN)
+        .collect()
+        for multi in (False, True)
+    )
+    # Then both give the same rows in the same order
+    assert by_record == by_line
+    assert len(by_line) == 2000

@@ -11,8 +11,8 @@ import pytest
 from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
-from glue_jobs.orders.job import materialize
-from glue_jobs.orders.read import parse_header, read_orders
+from glue_jobs.orders.job import keep
+from glue_jobs.orders.read import ROW_ID_COLUMN, parse_header, read_orders
 from glue_jobs.orders.reports import (
     client_sales,
     conform_curated,
@@ -47,9 +47,9 @@ def checked(spark: SparkSession, tmp_path: Path, text: str) -> DataFrame:
     path.write_bytes(text.encode("utf-8"))
     data = path.read_bytes()
     layout = parse_header(data, file_size=len(data), where=str(path))
-    # Kept as a local checkpoint like the job keeps them: aggregating straight over the
+    # Kept like the job keeps them: aggregating straight over the
     # rules would generate one method too large for Spark to compile.
-    rows = materialize(
+    rows = keep(
         validate(
             read_orders(spark, [str(path)], layout),
             has_order_date=layout.has_order_date,
@@ -69,60 +69,62 @@ def with_field(column: str, value: str) -> str:
     return ",".join(fields.values()).replace("5678,", "9999,", 1)
 
 
-@pytest.mark.parametrize(
-    ("column", "value", "reason"),
-    [
-        ("client_id", "0", "bad_client_id"),
-        ("client_id", "-3", "bad_client_id"),
-        ("client_id", "12.0", "bad_client_id"),
-        ("client_id", "2147483648", "bad_client_id"),
-        ("client_name", "   ", "bad_client_name"),
-        ("order_id", "abc", "bad_order_id"),
-        ("product_id", "0", "bad_product_id"),
-        ("product_description", '"  "', "bad_product_description"),
-        ("product_price", "-1.00", "bad_price"),
-        ("product_price", '"2,50"', "bad_price"),
-        ("product_price", "2.505", "bad_price"),
-        ("product_ccf", "0", "bad_quantity"),
-        ("product_ccf", "1.5", "bad_quantity"),
-        ("product_volume", "0", "bad_volume"),
-        ("product_volume", "0.3333", "bad_volume"),
-        ("point_of_sale_channel", "  ", "bad_channel"),
-        ("status", "shipped", "bad_status"),
-        ("order_date", "2026-02-30", "bad_date"),
-        ("order_date", "2026-00-10", "bad_date"),
-        ("order_date", "27/11/2026", "bad_date"),
-        ("order_date", "2026-11-27T10:00", "bad_date"),
-        ("order_date", "", "bad_date"),
-        ("client_id", "", "missing_field"),
-        ("client_name", "", "missing_field"),
-        ("status", '""', "missing_field"),
-    ],
-)
+# One row breaking a single rule each; all of them are checked in one file (one Spark run).
+RULE_CASES = [
+    ("client_id", "0", "bad_client_id"),
+    ("client_id", "-3", "bad_client_id"),
+    ("client_id", "12.0", "bad_client_id"),
+    ("client_id", "2147483648", "bad_client_id"),
+    ("client_name", "   ", "bad_client_name"),
+    ("order_id", "abc", "bad_order_id"),
+    ("product_id", "0", "bad_product_id"),
+    ("product_description", '"  "', "bad_product_description"),
+    ("product_price", "-1.00", "bad_price"),
+    ("product_price", '"2,50"', "bad_price"),
+    ("product_price", "2.505", "bad_price"),
+    ("product_ccf", "0", "bad_quantity"),
+    ("product_ccf", "1.5", "bad_quantity"),
+    ("product_volume", "0", "bad_volume"),
+    ("product_volume", "0.3333", "bad_volume"),
+    ("point_of_sale_channel", "  ", "bad_channel"),
+    ("status", "shipped", "bad_status"),
+    ("order_date", "2026-02-30", "bad_date"),
+    ("order_date", "2026-00-10", "bad_date"),
+    ("order_date", "27/11/2026", "bad_date"),
+    ("order_date", "2026-11-27T10:00", "bad_date"),
+    ("order_date", "", "bad_date"),
+    ("client_id", "", "missing_field"),
+    ("client_name", "", "missing_field"),
+    ("status", '""', "missing_field"),
+]
+
+
+@pytest.fixture(scope="module")
+def rule_rows(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> list[Row]:
+    """One valid row, then one row per case (order 9000 + case), checked in file order."""
+    bad = [
+        with_field(column, value).replace("9999,", f"{9000 + i},", 1)
+        for i, (column, value, _) in enumerate(RULE_CASES)
+    ]
+    text = "\n".join([HEADER, GOOD, *bad]) + "\n"
+    result = checked(spark, tmp_path_factory.mktemp("rules"), text)
+    return result.orderBy(ROW_ID_COLUMN).select("order_id", "product_id", REASON_COLUMN).collect()
+
+
+@pytest.mark.parametrize(("column", "value", "reason"), RULE_CASES)
 def test_each_rule_rejects_with_its_reason(
-    spark: SparkSession,
-    tmp_path: Path,
-    assert_rows: AssertRows,
-    column: str,
-    value: str,
-    reason: str,
+    rule_rows: list[Row], column: str, value: str, reason: str
 ) -> None:
-    # Given one valid row and one row breaking a single rule (order 9999)
-    bad = with_field(column, value)
-    # When the file is checked
-    result = checked(spark, tmp_path, f"{HEADER}\n{GOOD}\n{bad}\n")
-    # Then only the broken row is rejected, with that rule's reason
-    bad_order_id = "9999" if column != "order_id" else value
-    assert_rows(
-        reasons(result),
-        [
-            Row(order_id="5678", product_id="102", reject_reason=None),
-            Row(
-                order_id=bad_order_id,
-                product_id="102" if column != "product_id" else value,
-                reject_reason=reason,
-            ),
-        ],
+    # Given one valid row and rows breaking a single rule each
+    case = [c[:2] for c in RULE_CASES].index((column, value))
+    # When the file is checked (rule_rows)
+    # Then the valid row is kept and the row breaking this rule has its reason
+    assert rule_rows[0] == Row(order_id="5678", product_id="102", reject_reason=None)
+    order_id = str(9000 + case) if column != "order_id" else value
+    assert rule_rows[1 + case] == Row(
+        order_id=order_id,
+        product_id="102" if column != "product_id" else value,
+        reject_reason=reason,
     )
 
 
