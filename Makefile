@@ -11,7 +11,7 @@ export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 
-.PHONY: setup prereqs test lint typecheck lint-asl pytest demo serve bench clean
+.PHONY: setup prereqs test lint typecheck lint-asl pytest demo serve bench glue-docker clean
 
 prereqs:
 	@scripts/check_prereqs.sh $(PYTHON)
@@ -52,6 +52,10 @@ serve: setup
 
 bench: setup
 	$(PY) -m bench
+
+# The transform job in AWS's Glue 5.0 image: runs it when docker is present, else prints it.
+glue-docker: setup
+	@PY=$(PY) scripts/glue_docker.sh
 
 clean:
 	rm -rf build .local .pytest_cache .mypy_cache .ruff_cache spark-warehouse
