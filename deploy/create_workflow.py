@@ -10,12 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-if __package__ in (None, ""):
-    # Run as a script: import from the project root, as `python -m deploy.create_workflow`
-    # would, and keep deploy/ itself off the path (deploy/packaging.py would shadow the
-    # `packaging` distribution that setuptools imports).
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
-
 from deploy.console import execution_request, head_object
 from deploy.core import Change, Clients, Reporter, aws_errors
 from deploy.orchestrate import deploy_stack, destroy_stack, plan
