@@ -35,14 +35,8 @@ from lambdas.api.queries import ClientReport, OrderStatusReport, ReportService, 
 API_TITLE = "Duff Beer orders reports"
 API_VERSION = "1.0.0"
 
-# Every route, for telling a wrong method (405) from an unknown path (404).
-ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("GET", re.compile(r"/orders/[^/]+")),
-    ("GET", re.compile(r"/sales-by-product")),
-    ("GET", re.compile(r"/order-status-report")),
-    ("GET", re.compile(r"/health")),
-    ("GET", re.compile(r"/openapi\.json")),
-)
+# A route's path parameter (`<client_id>`), in the resolver's path templates.
+_PARAMETER = re.compile(r"<\w+>")
 
 # The parameters' exact schemas are declared for the OpenAPI document only: the handlers
 # validate them (lambdas/api/params.py), so that every error says what was wrong.
@@ -260,7 +254,7 @@ def create_app(service: ReportService) -> APIGatewayRestResolver:
     def not_found(_: NotFoundError) -> Response:
         method = app.current_event.http_method
         path = app.current_event.path
-        allowed = sorted({m for m, pattern in ROUTES if pattern.fullmatch(path)})
+        allowed = allowed_methods(app, path)
         if method in allowed:
             # The path has a route's shape, but its parameter holds characters the router
             # never matches (quotes, control characters): a malformed parameter.
@@ -281,6 +275,20 @@ def create_app(service: ReportService) -> APIGatewayRestResolver:
         return _error(HTTPStatus.INTERNAL_SERVER_ERROR, f"internal error (request {request_id})")
 
     return app
+
+
+def allowed_methods(app: APIGatewayRestResolver, path: str) -> list[str]:
+    """The methods of the resolver's own routes whose path template fits `path`, whatever its
+    parameters hold. The resolver keeps its routes in `_static_routes` and `_dynamic_routes`
+    and offers no public list; Powertools has no 405 of its own."""
+    routes = app._static_routes + app._dynamic_routes
+    return sorted(
+        {
+            route.method
+            for route in routes
+            if re.fullmatch(_PARAMETER.sub("[^/]+", re.escape(route.path)), path)
+        }
+    )
 
 
 _REFERENCE = re.compile(r'"#/components/schemas/([^"]+)"')
