@@ -2,7 +2,7 @@
 time to import each handler module from them as Lambda does. Figures are printed, never
 asserted.
 
-    python -m bench.bench_lambda_cold_start [--runs 5] [--keep <folder>]
+    python -m bench.bench_lambda_cold_start [--runs 5] [--keep <folder>] [--trace-disabled]
 
 The layer and each function zip are built by deploy's own build functions, extracted, and
 each handler module is imported in a fresh `python -S` whose import path is the function's
@@ -10,7 +10,8 @@ code, then the layer's python/, then the libraries the Lambda Python runtime shi
 botocore and their dependencies, linked from this environment): nothing else from this
 environment or the repository is importable. LAMBDA_TASK_ROOT is set as on Lambda, so the
 Powertools Tracer is active (as with X-Ray tracing on) unless the function sets
-POWERTOOLS_TRACE_DISABLED. The machine's load average is printed next to the medians.
+POWERTOOLS_TRACE_DISABLED (--trace-disabled sets it, as local mode does). The machine's
+load average is printed next to the medians.
 """
 
 from __future__ import annotations
@@ -85,8 +86,12 @@ def _runtime_folder(folder: Path) -> Path:
     return folder
 
 
-def import_seconds(module: str, path: Sequence[Path], runs: int) -> list[float]:
+def import_seconds(
+    module: str, path: Sequence[Path], runs: int, trace_disabled: bool = False
+) -> list[float]:
     env = {**ENVIRONMENT, "PYTHONPATH": os.pathsep.join(str(p) for p in path)}
+    if trace_disabled:
+        env["POWERTOOLS_TRACE_DISABLED"] = "true"
     env["LAMBDA_TASK_ROOT"] = str(path[0])
     times = []
     for _ in range(runs):
@@ -107,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--keep", type=Path, default=None, help="build here and keep the zips")
+    parser.add_argument("--trace-disabled", action="store_true", help="Tracer off (local mode)")
     args = parser.parse_args(argv)
     builds = _builds()
     with tempfile.TemporaryDirectory() as tmp:
@@ -124,7 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             archive = builds.build_lambda_zip(spec.package, work / "zips")  # type: ignore[attr-defined]
             code = _extract(archive, work / "code" / spec.package)
             module = spec.handler.rpartition(".")[0]
-            times = import_seconds(module, [code, layer / "python", runtime], args.runs)
+            paths = [code, layer / "python", runtime]
+            times = import_seconds(module, paths, args.runs, args.trace_disabled)
             print(
                 f"{spec.package:<18}{archive.stat().st_size / 1e3:>9.1f}"
                 f"{statistics.median(times):>17.3f}{min(times):>8.3f}{max(times):>8.3f}"
