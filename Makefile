@@ -17,9 +17,10 @@ prereqs:
 	@scripts/check_prereqs.sh $(PYTHON)
 
 # Re-installs only when a requirements file changes.
-$(VENV_STAMP): requirements.txt requirements-dev.txt constraints.txt | prereqs
+$(VENV_STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml | prereqs
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
 $(NODE_STAMP): package.json package-lock.json

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from deploy.core import Clients, aws_errors
-from duffbeer import naming
+from duffbeer import naming, utc
 
 
 def execution_request(
@@ -28,8 +28,7 @@ def execution_request(
         "etag": etag,
         "version_id": version_id,
         "size": int(head["ContentLength"]),
-        "event_time": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.")
-        + f"{now.microsecond // 1000:03d}Z",
+        "event_time": utc.iso(now),
         "batch_id": batch_id,
         "sequencer": sequencer,
     }

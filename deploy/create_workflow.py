@@ -7,21 +7,14 @@ import json
 import os
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
-
-if __package__ in (None, ""):
-    # Run as a script: import from the project root, as `python -m deploy.create_workflow`
-    # would, and keep deploy/ itself off the path (deploy/packaging.py would shadow the
-    # `packaging` distribution that setuptools imports).
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from deploy.console import execution_request, head_object
 from deploy.core import Change, Clients, Reporter, aws_errors
 from deploy.orchestrate import deploy_stack, destroy_stack, plan
 from deploy.stack import DEFAULT_BUILD_DIR, DeployOptions, StackArns, StackNames, StackOutputs
-from duffbeer import naming
+from duffbeer import naming, utc
 from duffbeer.errors import DuffBeerError
 
 EXAMPLE_KEY = "orders.csv"
@@ -190,7 +183,7 @@ def print_execution_request(options: DeployOptions, key: str, out: TextIO) -> No
     names = StackNames.build(options.prefix, options.suffix)
     clients = Clients(options.region, options.endpoint_url)
     head = head_object(clients, names.input_bucket, key)
-    name, document = execution_request(names.input_bucket, key, head, datetime.now(UTC))
+    name, document = execution_request(names.input_bucket, key, head, utc.now())
     with aws_errors("STS GetCallerIdentity (credentials)"):
         account = str(clients.sts.get_caller_identity()["Account"])
     arn = StackArns(names, account, options.region).state_machine

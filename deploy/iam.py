@@ -51,6 +51,15 @@ def _lambda_logs(arns: StackArns, key: str) -> Document:
     )
 
 
+# X-Ray active tracing (functions and state machine). X-Ray supports no resource-level
+# permissions for these actions: AWS documents Resource "*".
+_XRAY_ACTIONS = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+
+
+def _send_traces() -> Document:
+    return _allow("SendTraces", _XRAY_ACTIONS, ["*"])
+
+
 def _read_input(arns: StackArns) -> Document:
     # GetObjectVersion: the event names a version when the input bucket is versioned, and the
     # functions then read exactly that version.
@@ -106,7 +115,7 @@ def _versions_catalog_resources(arns: StackArns) -> list[str]:
 def lambda_policy(key: str, arns: StackArns) -> Document:
     """The inline policy of one function's role: exactly what its code calls."""
     names = arns.names
-    statements: list[Document] = [_lambda_logs(arns, key)]
+    statements: list[Document] = [_lambda_logs(arns, key), _send_traces()]
     if key == "start_etl":
         # The S3 event carries everything the execution input needs: no S3 access at all.
         # Lambda delivers events that failed every retry to the alert topic as this role.
@@ -390,6 +399,7 @@ def state_machine_policy(arns: StackArns) -> Document:
             [arns.glue_job, arns.state_job],
         ),
         _allow("PublishFailures", ["sns:Publish"], [arns.topic]),
+        _send_traces(),
         # CloudWatch Logs delivery for Step Functions supports no resource-level
         # permissions (AWS documents Resource "*" for these actions).
         _allow(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy import iam, packaging
+from deploy import artifacts, iam
 from deploy.core import Clients, Reporter, aws_errors
 from deploy.resources import analytics, api, compute, identity, monitoring, storage, workflow
 from deploy.stack import (
@@ -20,8 +20,8 @@ from deploy.stack import (
 from duffbeer import contract, naming
 from workflows.definition import WorkflowConfig, definition_json
 
-GLUE_SCRIPT = packaging.PROJECT_DIR / "glue_jobs" / "transform_orders.py"
-STATE_SCRIPT = packaging.PROJECT_DIR / "glue_jobs" / "maintain_state.py"
+GLUE_SCRIPT = artifacts.PROJECT_DIR / "glue_jobs" / "transform_orders.py"
+STATE_SCRIPT = artifacts.PROJECT_DIR / "glue_jobs" / "maintain_state.py"
 S3_TRIGGER_STATEMENT = "s3-input-bucket-invokes"
 API_STATEMENT = "apigateway-invokes"
 
@@ -179,7 +179,7 @@ def deploy_stack(options: DeployOptions, reporter: Reporter) -> StackOutputs:
 
     reporter.section("Lambda layer and functions")
     layer_arn = compute.ensure_layer(
-        clients, reporter, names.layer, packaging.build_layer_zip(build_dir)
+        clients, reporter, names.layer, artifacts.build_layer_zip(build_dir)
     )
     function_arns: dict[str, str] = {}
     for spec in FUNCTIONS:
@@ -190,7 +190,7 @@ def deploy_stack(options: DeployOptions, reporter: Reporter) -> StackOutputs:
             layer_arn,
             function_environment(spec.key, names, arns),
         )
-        zip_path = packaging.build_lambda_zip(spec.package, build_dir)
+        zip_path = artifacts.build_lambda_zip(spec.package, build_dir)
         function_arns[spec.key] = compute.ensure_function(
             clients, reporter, desired, zip_path, tags
         )
@@ -201,7 +201,7 @@ def deploy_stack(options: DeployOptions, reporter: Reporter) -> StackOutputs:
         reporter,
         names.processed_bucket,
         f"{analytics.GLUE_ARTIFACTS_PREFIX}duffbeer_libs.zip",
-        packaging.build_glue_libs_zip(build_dir),
+        artifacts.build_glue_libs_zip(build_dir),
     )
     for job_name, script, role, definition in (
         (names.glue_job, GLUE_SCRIPT, "glue", analytics.transform_job_definition),

@@ -11,6 +11,10 @@ class ConfigurationError(DuffBeerError):
     """A setting is missing or invalid (raised once, at cold start or job start)."""
 
 
+class InvalidPayloadError(DuffBeerError):
+    """A Lambda step's payload does not match its model; the message names each wrong field."""
+
+
 class DeploymentError(DuffBeerError):
     """Provisioning or removing a stack resource failed; the message names it and the AWS error."""
 

@@ -19,11 +19,11 @@ import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from duffbeer import utc
 from duffbeer.errors import LocalModeError
 from duffbeer_local import moto_extensions
 from duffbeer_local.lambda_runner import InvokeResult, LambdaRuntime
@@ -134,7 +134,7 @@ def proxy_event(
     source_ip: str,
 ) -> dict[str, Any]:
     """The REST API (v1) Lambda proxy integration event for one request."""
-    now = datetime.now(UTC)
+    now = utc.now()
     is_text = True
     try:
         text = body.decode("utf-8") if body else None

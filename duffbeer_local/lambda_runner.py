@@ -12,6 +12,7 @@ Lambda function error payload (errorType, errorMessage, stackTrace).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -37,6 +38,14 @@ BOOTSTRAP = Path(__file__).with_name("lambda_bootstrap.py")
 INIT_TIMEOUT_SECONDS = 10.0
 # How long to wait for an invocation's last log line once its response has arrived.
 LOG_WAIT_SECONDS = 2.0
+
+
+@functools.cache
+def _site_packages(python: str) -> tuple[str, ...]:
+    """The site-packages folders of `python` (they stand for the Lambda runtime's libraries)."""
+    code = "import sysconfig; p = sysconfig.get_paths(); print(p['purelib']); print(p['platlib'])"
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout
+    return tuple(dict.fromkeys(line for line in out.splitlines() if line))
 
 
 @dataclass(frozen=True)
@@ -281,6 +290,8 @@ class LambdaRuntime:
                     [str(code), *(str(p) for p in self.layer_paths(spec))]
                 ),
                 "PYTHONUNBUFFERED": "1",
+                # No X-Ray daemon here: the functions' Powertools Tracer stays off.
+                "POWERTOOLS_TRACE_DISABLED": "true",
                 "LAMBDA_TASK_ROOT": str(code),
                 "_HANDLER": spec.handler,
                 "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
@@ -326,10 +337,13 @@ class LambdaRuntime:
 
     def _start_worker(self, spec: FunctionSpec, env: dict[str, str], code: Path) -> _Worker:
         self._log_dir.mkdir(parents=True, exist_ok=True)
-        # -P: the bootstrap's folder must not shadow the function's own modules.
+        # -P: the bootstrap's folder must not shadow the function's own modules. -S: no .pth
+        # file runs, so an editable install of the project cannot put its packages on the
+        # path; the interpreter's site-packages are appended as plain folders instead.
+        runtime = os.pathsep.join(_site_packages(self._settings.python))
         worker = _Worker(
-            [self._settings.python, "-P", str(BOOTSTRAP)],
-            env,
+            [self._settings.python, "-S", "-P", str(BOOTSTRAP)],
+            {**env, "PYTHONPATH": os.pathsep.join(filter(None, [env["PYTHONPATH"], runtime]))},
             code,
             self._log_dir / f"{spec.name}.log",
         )

@@ -8,20 +8,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-
-try:
-    from glue_jobs.state.args import StateJobArgs
-except ModuleNotFoundError:
-    # spark-submit from a checkout without --py-files: the repository root is our parent.
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from glue_jobs.state.args import StateJobArgs
 
 from pyspark.sql import SparkSession
 
 from duffbeer.state import StateManifest
 from glue_jobs.orders.logs import job_logger
 from glue_jobs.orders.session import open_runtime
+from glue_jobs.state.args import StateJobArgs
 from glue_jobs.state.job import StateMerge
 
 

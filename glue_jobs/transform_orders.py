@@ -11,18 +11,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-
-try:
-    from glue_jobs.orders.args import JobArgs
-except ModuleNotFoundError:
-    # spark-submit from a checkout without --py-files: the repository root is our parent.
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from glue_jobs.orders.args import JobArgs
 
 from pyspark.sql import SparkSession
 
 from duffbeer.manifest import Manifest
+from glue_jobs.orders.args import JobArgs
 from glue_jobs.orders.job import run_batch
 from glue_jobs.orders.logs import job_logger
 from glue_jobs.orders.session import open_runtime

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-"$PY" -c "from pathlib import Path; from deploy.packaging import build_glue_libs_zip; build_glue_libs_zip(Path('build'))"
+"$PY" -c "from pathlib import Path; from deploy.artifacts import build_glue_libs_zip; build_glue_libs_zip(Path('build'))"
 workspace=/home/hadoop/workspace
 command=(docker run --rm -v "$PWD":"$workspace"/ --name glue5_spark_submit
   public.ecr.aws/glue/aws-glue-libs:5

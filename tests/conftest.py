@@ -15,6 +15,8 @@ for _name, _value in {
 }.items():
     os.environ[_name] = _value
 os.environ.pop("AWS_PROFILE", None)
+# Deploy sets the Lambdas' metrics namespace; handlers called in-process need it too.
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "DuffBeerOrders")
 # A test that needs an endpoint points AWS_ENDPOINT_URL at its own 127.0.0.1 server.
 os.environ.pop("AWS_ENDPOINT_URL", None)
 

@@ -7,10 +7,6 @@ import logging
 import sys
 from pathlib import Path
 
-# Run as a script (`python workflows/export.py DIR`, as the Makefile does): make the
-# repository root importable so that `workflows` and `duffbeer` resolve.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from workflows.definition import (
     WorkflowConfig,
     build_definition,

@@ -7,8 +7,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from deploy.artifacts import file_sha256
 from deploy.core import Change, Clients, Reporter, aws_errors, canonical, error_code, get_or_none
-from deploy.packaging import file_sha256
 from deploy.stack import GLUE_VERSION, DeployOptions, StackNames
 from duffbeer import naming
 from duffbeer.errors import CatalogError, DeploymentError

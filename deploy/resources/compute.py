@@ -9,6 +9,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from deploy.artifacts import code_sha256
 from deploy.core import (
     Change,
     Clients,
@@ -18,7 +19,6 @@ from deploy.core import (
     get_or_none,
     retry_on,
 )
-from deploy.packaging import code_sha256
 from deploy.stack import LAMBDA_ARCHITECTURE, LAMBDA_RUNTIME, FunctionSpec
 
 # A role created seconds ago is not yet assumable by Lambda (IAM is eventually consistent).
@@ -95,6 +95,8 @@ def function_configuration(
         "MemorySize": spec.memory,
         "Environment": {"Variables": environment},
         "Layers": [layer_arn],
+        # X-Ray traces each invocation; the Powertools Tracer adds the handler's subsegments.
+        "TracingConfig": {"Mode": "Active"},
     }
 
 
@@ -108,6 +110,7 @@ def _configuration_differs(current: dict[str, Any], desired: dict[str, Any]) -> 
         )
         or current_env != desired["Environment"]["Variables"]
         or current_layers != desired["Layers"]
+        or current.get("TracingConfig", {}).get("Mode") != desired["TracingConfig"]["Mode"]
     )
 
 

@@ -31,6 +31,10 @@ def _comparable_logging(config: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
+# X-Ray traces every execution, joined with the functions' traces.
+TRACING = {"enabled": True}
+
+
 def ensure_state_machine(
     clients: Clients,
     reporter: Reporter,
@@ -42,7 +46,8 @@ def ensure_state_machine(
     logging: dict[str, Any],
     tags: list[dict[str, str]],
 ) -> str:
-    """CreateStateMachine, or UpdateStateMachine when the definition, role or logging changed.
+    """CreateStateMachine, or UpdateStateMachine when the definition, role, logging or tracing
+    changed.
 
     The SDK's Workflow.create() returns an existing machine unchanged, so updates go through
     UpdateStateMachine directly; the definition itself is the SDK's output from workflows/.
@@ -59,6 +64,7 @@ def ensure_state_machine(
                     roleArn=role_arn,
                     type="STANDARD",
                     loggingConfiguration=logging,
+                    tracingConfiguration=TRACING,
                     tags=tags,
                 ),
             )
@@ -71,12 +77,15 @@ def ensure_state_machine(
             changes.append("role")
         if _comparable_logging(current.get("loggingConfiguration")) != _comparable_logging(logging):
             changes.append("logging")
+        if not current.get("tracingConfiguration", {}).get("enabled"):
+            changes.append("tracing")
         if changes:
             sfn.update_state_machine(
                 stateMachineArn=arn,
                 definition=definition,
                 roleArn=role_arn,
                 loggingConfiguration=logging,
+                tracingConfiguration=TRACING,
             )
     reporter.record(
         "state machine", name, Change.UPDATED if changes else Change.UNCHANGED, ", ".join(changes)

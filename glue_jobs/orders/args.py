@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 
 from awsglue.utils import GlueArgumentError, getResolvedOptions
 
+from duffbeer import utc
 from duffbeer.contract import DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_REJECT_RATIO
 from duffbeer.errors import ConfigurationError
 
@@ -49,12 +50,11 @@ def _parse_date(value: str) -> date:
 
 
 def _parse_time(value: str) -> datetime:
+    # An S3 event time is UTC; a naive value is taken to be UTC as well.
     try:
-        parsed = datetime.fromisoformat(value)
+        return utc.parse(value)
     except ValueError as e:
         raise ConfigurationError(f"--source_event_time {value!r} is not ISO-8601") from e
-    # An S3 event time is UTC; a naive value is taken to be UTC as well.
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def new_run_id(now: datetime) -> str:
@@ -84,7 +84,7 @@ class JobArgs:
     @classmethod
     def from_args(cls, argv: Sequence[str], now: datetime | None = None) -> JobArgs:
         """Parse `sys.argv` with Glue's getResolvedOptions (optional names only if present)."""
-        clock = now or datetime.now(UTC)
+        clock = now or utc.now()
         names = [*REQUIRED_ARGS, *(n for n in OPTIONAL_ARGS if _present(argv, n))]
         try:
             raw: dict[str, str] = getResolvedOptions(list(argv), names)

@@ -6,13 +6,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from duffbeer import manifest as manifest_io
+from duffbeer import utc
 from duffbeer.contract import MAX_BATCH_TOTAL_SALES, MAX_BATCH_TOTAL_VOLUME_L
 from duffbeer.errors import (
     BatchNotPublishedError,
@@ -64,10 +65,6 @@ from glue_jobs.orders.write import (
 Clock = Callable[[], datetime]
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def join_path(root: str, key: str) -> str:
     return f"{root}/{key}"
 
@@ -103,7 +100,7 @@ class BatchRun:
         log: JobLogger,
         *,
         storage: HadoopStorage | None = None,
-        clock: Clock = _utc_now,
+        clock: Clock = utc.now,
     ) -> None:
         self.args = args
         self.spark = spark
@@ -372,7 +369,7 @@ class BatchRun:
 
 
 def run_batch(
-    args: JobArgs, spark: SparkSession, log: JobLogger, *, clock: Clock = _utc_now
+    args: JobArgs, spark: SparkSession, log: JobLogger, *, clock: Clock = utc.now
 ) -> Manifest:
     """Transform one batch into its run's outputs and run manifest; raises a duffbeer.errors
     class on failure, after writing a FAILED run manifest."""

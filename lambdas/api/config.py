@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
-import os
+import math
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TypeVar
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from duffbeer.errors import ConfigurationError
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticUseDefault
+from pydantic_settings import SettingsConfigDict
+
 from duffbeer.naming import (
     ATHENA_RESULTS_PREFIX,
     DATABASE,
     DEFAULT_PROCESSED_BUCKET,
     versions_database,
 )
+from duffbeer.settings import Settings
 
 BACKEND_ATHENA = "athena"
 BACKEND_DUCKDB = "duckdb"
@@ -40,76 +49,108 @@ MAX_RESULT_REUSE_MINUTES = 10080
 _DATABASE_NAME = re.compile(r"[a-z0-9_]{1,255}")
 
 
-@dataclass(frozen=True)
-class ApiConfig:
-    backend: str
-    database: str
-    workgroup: str
-    processed_bucket: str
-    region: str | None = None
-    endpoint_url: str | None = None
-    query_timeout_s: float = DEFAULT_QUERY_TIMEOUT_S
-    snapshot_check_s: float = DEFAULT_SNAPSHOT_CHECK_S
-    pointer_cache_s: float = DEFAULT_POINTER_CACHE_S
-    result_reuse_minutes: int = DEFAULT_RESULT_REUSE_MINUTES
-    # None: naming.versions_database(database).
-    versions_database: str | None = None
+def _number(raw: Any, info: ValidationInfo) -> Any:
+    """A number from its text; an empty text stands for the default."""
+    if not isinstance(raw, str):
+        return raw
+    if not raw.strip():
+        raise PydanticUseDefault
+    kind = int if info.field_name == "result_reuse_minutes" else float
+    try:
+        return kind(raw.strip())
+    except ValueError as e:
+        raise ValueError(f"must be a number, got {raw!r}") from e
 
-    def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise ConfigurationError(
-                f"QUERY_BACKEND must be one of {', '.join(BACKENDS)}, got {self.backend!r}"
-            )
-        if not self.database:
-            raise ConfigurationError("GLUE_DATABASE must not be empty")
+
+def _none_if_empty(raw: Any) -> Any:
+    return raw or None
+
+
+Number = BeforeValidator(_number)
+Optional = BeforeValidator(_none_if_empty)
+
+
+class ApiConfig(Settings):
+    # An empty GLUE_DATABASE or PROCESSED_BUCKET is refused, not defaulted.
+    model_config = SettingsConfigDict(env_ignore_empty=False)
+
+    backend: str = Field(default=BACKEND_ATHENA, validation_alias="QUERY_BACKEND")
+    database: str = Field(default=DATABASE, validation_alias="GLUE_DATABASE")
+    workgroup: str = Field(default="", validation_alias="ATHENA_WORKGROUP")
+    processed_bucket: str = Field(
+        default=DEFAULT_PROCESSED_BUCKET, validation_alias="PROCESSED_BUCKET"
+    )
+    region: Annotated[str | None, Optional] = Field(
+        default=None, validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION")
+    )
+    endpoint_url: Annotated[str | None, Optional] = Field(
+        default=None, validation_alias="AWS_ENDPOINT_URL"
+    )
+    query_timeout_s: Annotated[float, Number] = DEFAULT_QUERY_TIMEOUT_S
+    snapshot_check_s: Annotated[float, Number] = DEFAULT_SNAPSHOT_CHECK_S
+    pointer_cache_s: Annotated[float, Number] = Field(
+        default=DEFAULT_POINTER_CACHE_S, validation_alias="STATE_POINTER_CACHE_S"
+    )
+    result_reuse_minutes: Annotated[int, Number] = Field(
+        default=DEFAULT_RESULT_REUSE_MINUTES, validation_alias="ATHENA_RESULT_REUSE_MINUTES"
+    )
+    # None: naming.versions_database(database).
+    versions_database: Annotated[str | None, Optional] = Field(
+        default=None, validation_alias="VERSIONS_DATABASE"
+    )
+
+    @field_validator("backend", mode="before")
+    @classmethod
+    def _backend(cls, raw: Any) -> Any:
+        backend = raw.strip().lower() if isinstance(raw, str) else raw
+        if backend not in BACKENDS:
+            raise ValueError(f"must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        return backend
+
+    @field_validator("database", "processed_bucket")
+    @classmethod
+    def _not_empty(cls, value: str) -> str:
+        if not value:
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        parts = urlsplit(value or "")
+        if value is not None and (parts.scheme not in ("http", "https") or not parts.netloc):
+            raise ValueError(f"must be an http(s) URL, got {value!r}")
+        return value
+
+    @field_validator("pointer_cache_s")
+    @classmethod
+    def _pointer_cache(cls, value: float) -> float:
+        if math.isnan(value) or not 0 <= value <= MAX_POINTER_CACHE_S:
+            raise ValueError(f"must be from 0 to {MAX_POINTER_CACHE_S:g} seconds, got {value:g}")
+        return value
+
+    @field_validator("result_reuse_minutes")
+    @classmethod
+    def _result_reuse(cls, value: int) -> int:
+        if not 0 <= value <= MAX_RESULT_REUSE_MINUTES:
+            raise ValueError(f"must be from 0 to {MAX_RESULT_REUSE_MINUTES}, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ApiConfig:
+        # Whole messages: these name more than one setting.
         if self.backend == BACKEND_ATHENA and not self.workgroup:
-            raise ConfigurationError("ATHENA_WORKGROUP is required with QUERY_BACKEND=athena")
-        if not self.processed_bucket:
-            raise ConfigurationError("PROCESSED_BUCKET must not be empty")
-        if self.endpoint_url is not None:
-            parts = urlsplit(self.endpoint_url)
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise ConfigurationError(
-                    f"AWS_ENDPOINT_URL must be an http(s) URL, got {self.endpoint_url!r}"
-                )
+            raise ValueError("ATHENA_WORKGROUP is required with QUERY_BACKEND=athena")
         if not 0 < self.query_timeout_s < 29:
-            raise ConfigurationError("the query timeout must be between 0 and 29 seconds")
+            raise ValueError("the query timeout must be between 0 and 29 seconds")
         if self.snapshot_check_s < 0:
-            raise ConfigurationError("the snapshot check interval must not be negative")
-        if not 0 <= self.pointer_cache_s <= MAX_POINTER_CACHE_S:
-            raise ConfigurationError(
-                f"STATE_POINTER_CACHE_S must be from 0 to {MAX_POINTER_CACHE_S:g} seconds, "
-                f"got {self.pointer_cache_s:g}"
-            )
-        if not 0 <= self.result_reuse_minutes <= MAX_RESULT_REUSE_MINUTES:
-            raise ConfigurationError(
-                f"ATHENA_RESULT_REUSE_MINUTES must be from 0 to {MAX_RESULT_REUSE_MINUTES}, "
-                f"got {self.result_reuse_minutes}"
-            )
+            raise ValueError("the snapshot check interval must not be negative")
         if not _DATABASE_NAME.fullmatch(self.state_database):
-            raise ConfigurationError(
+            raise ValueError(
                 "VERSIONS_DATABASE (default: GLUE_DATABASE + '_versions') must be "
                 f"1-255 lower-case letters, digits or _, got {self.state_database!r}"
             )
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ApiConfig:
-        values = os.environ if env is None else env
-        return cls(
-            backend=values.get("QUERY_BACKEND", BACKEND_ATHENA).strip().lower(),
-            database=values.get("GLUE_DATABASE", DATABASE),
-            workgroup=values.get("ATHENA_WORKGROUP", ""),
-            processed_bucket=values.get("PROCESSED_BUCKET", DEFAULT_PROCESSED_BUCKET),
-            region=values.get("AWS_REGION") or values.get("AWS_DEFAULT_REGION") or None,
-            endpoint_url=values.get("AWS_ENDPOINT_URL") or None,
-            pointer_cache_s=_number(
-                values, "STATE_POINTER_CACHE_S", float, DEFAULT_POINTER_CACHE_S
-            ),
-            result_reuse_minutes=_number(
-                values, "ATHENA_RESULT_REUSE_MINUTES", int, DEFAULT_RESULT_REUSE_MINUTES
-            ),
-            versions_database=values.get("VERSIONS_DATABASE") or None,
-        )
+        return self
 
     @property
     def athena_output_location(self) -> str:
@@ -119,16 +160,3 @@ class ApiConfig:
     def state_database(self) -> str:
         """The Glue database of the versioned state tables."""
         return self.versions_database or versions_database(self.database)
-
-
-_N = TypeVar("_N", int, float)
-
-
-def _number(values: Mapping[str, str], name: str, kind: type[_N], default: _N) -> _N:
-    raw = values.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return kind(raw)
-    except ValueError as e:
-        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from e

@@ -8,14 +8,12 @@ from functools import lru_cache
 from http import HTTPStatus
 from typing import Annotated, Any, NotRequired
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 # pydantic (the OpenAPI schema of the error body) needs this TypedDict before Python 3.12.
@@ -28,6 +26,7 @@ from duffbeer.errors import (
     QueryError,
     QueryTimeoutError,
 )
+from duffbeer.telemetry import Measure, emit, entry_point, logger
 from lambdas.api import params
 from lambdas.api.backends import create_backend
 from lambdas.api.config import ApiConfig
@@ -36,17 +35,8 @@ from lambdas.api.queries import ClientReport, OrderStatusReport, ReportService, 
 API_TITLE = "Duff Beer orders reports"
 API_VERSION = "1.0.0"
 
-logger = Logger()
-metrics = Metrics()
-
-# Every route, for telling a wrong method (405) from an unknown path (404).
-ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("GET", re.compile(r"/orders/[^/]+")),
-    ("GET", re.compile(r"/sales-by-product")),
-    ("GET", re.compile(r"/order-status-report")),
-    ("GET", re.compile(r"/health")),
-    ("GET", re.compile(r"/openapi\.json")),
-)
+# A route's path parameter (`<client_id>`), in the resolver's path templates.
+_PARAMETER = re.compile(r"<\w+>")
 
 # The parameters' exact schemas are declared for the OpenAPI document only: the handlers
 # validate them (lambdas/api/params.py), so that every error says what was wrong.
@@ -251,20 +241,20 @@ def create_app(service: ReportService) -> APIGatewayRestResolver:
     @app.exception_handler(QueryTimeoutError)
     def query_timeout(e: QueryTimeoutError) -> Response:
         logger.error("report query timed out", extra={"error": str(e)})
-        metrics.add_metric(name="ReportQueryTimeout", unit=MetricUnit.Count, value=1)
+        emit([Measure("ReportQueryTimeout", 1)])
         return _error(HTTPStatus.GATEWAY_TIMEOUT, "the report query took too long; try again")
 
     @app.exception_handler(QueryError)
     def query_failed(e: QueryError) -> Response:
         logger.error("report query failed", extra={"error": str(e)})
-        metrics.add_metric(name="ReportQueryFailed", unit=MetricUnit.Count, value=1)
+        emit([Measure("ReportQueryFailed", 1)])
         return _error(HTTPStatus.BAD_GATEWAY, "the report query failed")
 
     @app.not_found
     def not_found(_: NotFoundError) -> Response:
         method = app.current_event.http_method
         path = app.current_event.path
-        allowed = sorted({m for m, pattern in ROUTES if pattern.fullmatch(path)})
+        allowed = allowed_methods(app, path)
         if method in allowed:
             # The path has a route's shape, but its parameter holds characters the router
             # never matches (quotes, control characters): a malformed parameter.
@@ -285,6 +275,20 @@ def create_app(service: ReportService) -> APIGatewayRestResolver:
         return _error(HTTPStatus.INTERNAL_SERVER_ERROR, f"internal error (request {request_id})")
 
     return app
+
+
+def allowed_methods(app: APIGatewayRestResolver, path: str) -> list[str]:
+    """The methods of the resolver's own routes whose path template fits `path`, whatever its
+    parameters hold. The resolver keeps its routes in `_static_routes` and `_dynamic_routes`
+    and offers no public list; Powertools has no 405 of its own."""
+    routes = app._static_routes + app._dynamic_routes
+    return sorted(
+        {
+            route.method
+            for route in routes
+            if re.fullmatch(_PARAMETER.sub("[^/]+", re.escape(route.path)), path)
+        }
+    )
 
 
 _REFERENCE = re.compile(r'"#/components/schemas/([^"]+)"')
@@ -335,7 +339,6 @@ def default_app() -> APIGatewayRestResolver:
     return create_app(ReportService(create_backend(ApiConfig.from_env())))
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@metrics.log_metrics
+@entry_point(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return default_app().resolve(event, context)

@@ -11,17 +11,20 @@ twice changes nothing the second time.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
+from pydantic import ConfigDict, Field
 
 from duffbeer import catalog_tables as tables
 from duffbeer import manifest as manifests
 from duffbeer import naming, objects, state
 from duffbeer.errors import BatchNotPublishedError, InvalidParameterError
 from duffbeer.glue_catalog import ensure_database, ensure_table, get_table, sync_partitions
+from duffbeer.steps import Payload
+from duffbeer.telemetry import Measure
 
 logger = Logger(child=True)
 
@@ -40,21 +43,27 @@ class SchemaChanges:
     state_version: str | None = None
 
 
-@dataclass
-class CatalogResult:
+class CatalogResult(Payload):
+    # Counted up partition by partition.
+    model_config = ConfigDict(frozen=False)
+
     batch_id: str
     run_id: str
     published_run_id: str
     state_version: str | None = None
     database_created: bool = False
-    tables_created: list[str] = field(default_factory=list)
-    tables_updated: list[str] = field(default_factory=list)
+    tables_created: list[str] = Field(default_factory=list)
+    tables_updated: list[str] = Field(default_factory=list)
     partitions_created: int = 0
     partitions_updated: int = 0
     partitions_deleted: int = 0
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def measures(self) -> list[Measure]:
+        return [
+            Measure("PartitionsCreated", self.partitions_created),
+            Measure("PartitionsUpdated", self.partitions_updated),
+            Measure("PartitionsDeleted", self.partitions_deleted),
+        ]
 
 
 def published_state_version(s3: Any, bucket: str) -> str | None:

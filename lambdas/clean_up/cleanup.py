@@ -20,32 +20,42 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ConfigDict, Field
 
 from duffbeer import catalog_tables, glue_catalog, naming, objects, state, utc
 from duffbeer import manifest as manifests
 from duffbeer.errors import DuffBeerError
+from duffbeer.steps import Payload
+from duffbeer.telemetry import Measure
 
 logger = Logger(child=True)
 
 _VERSIONED_TABLE = re.compile(r"^(?P<table>.+)_v(?P<seq>\d{10})_(?P<token>[0-9a-f]{8})$")
 
 
-@dataclass
-class CleanUpResult:
-    deleted_runs: list[str] = field(default_factory=list)
-    deleted_versions: list[str] = field(default_factory=list)
+class CleanUpResult(Payload):
+    # Filled in as objects are deleted.
+    model_config = ConfigDict(frozen=False)
+
+    deleted_runs: list[str] = Field(default_factory=list)
+    deleted_versions: list[str] = Field(default_factory=list)
     dropped_tables: int = 0
     deleted_objects: int = 0
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = Field(default_factory=list)
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def measures(self) -> list[Measure]:
+        return [
+            Measure("SupersededRunsDeleted", len(self.deleted_runs)),
+            Measure("StateVersionsDeleted", len(self.deleted_versions)),
+            # Alarmed: leftovers are invisible to readers, and the next run retries them.
+            Measure("CleanupErrors", len(self.errors)),
+        ]
 
 
 @dataclass(frozen=True)

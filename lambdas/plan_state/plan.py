@@ -8,7 +8,6 @@ merge; the plan is written to `state/plans/<version>.json` for the MergeState jo
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,12 +16,13 @@ from aws_lambda_powertools import Logger
 from duffbeer import manifest as manifests
 from duffbeer import naming, objects, state
 from duffbeer.errors import BatchNotPublishedError, StateNotPublishedError
+from duffbeer.steps import Payload
+from duffbeer.telemetry import Measure
 
 logger = Logger(child=True)
 
 
-@dataclass
-class PlanResult:
+class PlanResult(Payload):
     changed: bool
     # The version the plan builds, or (nothing to merge) the current one; None: no state yet.
     version: str | None
@@ -30,8 +30,8 @@ class PlanResult:
     changes: int = 0
     withdrawn: int = 0
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def measures(self) -> list[Measure]:
+        return [Measure("StateMergesPlanned", int(self.changed))]
 
 
 def read_pointer(

@@ -12,15 +12,17 @@ superseded runs go in the CleanUp step, after the catalog has moved on (ADR 0016
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit
 
 from duffbeer import manifest as manifests
 from duffbeer import naming, objects, utc
 from duffbeer.errors import BatchNotPublishedError
+from duffbeer.steps import Payload
+from duffbeer.telemetry import Measure
 
 logger = Logger(child=True)
 
@@ -29,8 +31,7 @@ logger = Logger(child=True)
 MAX_ATTEMPTS = 5
 
 
-@dataclass
-class PublishResult:
+class PublishResult(Payload):
     batch_id: str
     run_id: str
     outcome: str  # manifest.PUBLISH, ALREADY_PUBLISHED or SUPERSEDED
@@ -45,8 +46,19 @@ class PublishResult:
     transform_seconds: float | None
     conflicts: int = 0
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def measures(self) -> list[Measure]:
+        measures = [
+            Measure("BatchesPublished", int(self.outcome == manifests.PUBLISH)),
+            Measure("RowsRead", self.rows_read),
+            Measure("RowsValid", self.rows_valid),
+            Measure("RowsRejected", self.rows_rejected),
+            Measure("BatchLatency", max(self.latency_seconds, 0.0), MetricUnit.Seconds),
+            Measure("PublicationConflicts", self.conflicts),
+        ]
+        if self.transform_seconds is not None:
+            seconds = self.transform_seconds
+            measures.append(Measure("TransformDuration", seconds, MetricUnit.Seconds))
+        return measures
 
 
 def _load(stored: objects.StoredObject, where: str) -> manifests.Manifest:

@@ -2,48 +2,34 @@
 
 from __future__ import annotations
 
-import os
-from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from datetime import timedelta
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from duffbeer import aws, naming
+from duffbeer import aws, settings, utc
+from duffbeer.steps import parse_event
+from duffbeer.telemetry import emit, entry_point, logger
 from lambdas.publish_state.config import PublishStateConfig
-from lambdas.publish_state.publish import PUBLISHED, publish_state
+from lambdas.publish_state.publish import PublishStateEvent, publish_state
 
-logger = Logger()
-# Deploy sets POWERTOOLS_METRICS_NAMESPACE; the default keeps metrics valid without it.
-metrics = Metrics(
-    namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or naming.METRICS_NAMESPACE
-)
+config = settings.loader(PublishStateConfig)
 
 
-@lru_cache(maxsize=1)
-def config() -> PublishStateConfig:
-    return PublishStateConfig.from_env()
-
-
-@logger.inject_lambda_context(log_event=False, clear_state=True)
-@metrics.log_metrics
+@entry_point()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings = config()
-    logger.append_keys(batch_id=event["batch_id"], execution_name=event["run_id"])
+    step = parse_event(event, PublishStateEvent)
+    logger.append_keys(**step.log_keys)
     result = publish_state(
-        version=event["version"],
-        plan_key=event["plan_key"],
-        bucket=settings.processed_bucket,
+        version=step.version,
+        plan_key=step.plan_key,
+        bucket=config().processed_bucket,
         s3=aws.client("s3"),
         glue=aws.client("glue"),
-        versions_database=settings.versions_database,
-        now=datetime.now(UTC),
-        reader_grace=timedelta(seconds=settings.reader_grace_seconds),
+        versions_database=config().versions_database,
+        now=utc.now(),
+        reader_grace=timedelta(seconds=config().reader_grace_seconds),
     )
-    published = int(result.outcome == PUBLISHED)
-    metrics.add_metric(name="StateVersionsPublished", unit=MetricUnit.Count, value=published)
-    metrics.add_metric(name="CurrentLines", unit=MetricUnit.Count, value=result.lines)
+    emit(result.measures())
     logger.info("State version published", extra=result.as_dict())
     return result.as_dict()

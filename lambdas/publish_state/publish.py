@@ -10,7 +10,6 @@ the workflow plan again. A retry after the pointer moved to this version is a no
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,6 +17,8 @@ from aws_lambda_powertools import Logger
 
 from duffbeer import glue_catalog, naming, objects, state, utc
 from duffbeer.errors import StateConflictError, StateNotPublishedError
+from duffbeer.steps import Payload, StepEvent
+from duffbeer.telemetry import Measure
 
 logger = Logger(child=True)
 
@@ -25,8 +26,14 @@ PUBLISHED = "published"
 ALREADY_PUBLISHED = "already_published"
 
 
-@dataclass
-class PublishStateResult:
+class PublishStateEvent(StepEvent):
+    """The plan to publish (PlanState's result)."""
+
+    version: str
+    plan_key: str
+
+
+class PublishStateResult(Payload):
     version: str
     seq: int
     outcome: str
@@ -36,8 +43,11 @@ class PublishStateResult:
     tables_registered: int
     partitions_registered: int
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def measures(self) -> list[Measure]:
+        return [
+            Measure("StateVersionsPublished", int(self.outcome == PUBLISHED)),
+            Measure("CurrentLines", self.lines),
+        ]
 
 
 def _read_pointer(client: Any, bucket: str) -> tuple[state.StatePointer | None, str | None]:

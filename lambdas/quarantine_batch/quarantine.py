@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
+from pydantic import BeforeValidator
 
 from duffbeer import errors, naming
+from duffbeer.steps import InputEvent, Payload
+from duffbeer.telemetry import Measure
 
 logger = Logger(child=True)
 
@@ -26,28 +28,21 @@ REPORT_VERSION = 1
 _ERROR_CLASS = re.compile(r"\b([A-Z][A-Za-z]+Error)\b")
 
 
-@dataclass(frozen=True)
-class FailedRun:
+class FailedRun(InputEvent):
     """What the state machine knows about the failure (its Catch output and the input)."""
 
-    batch_id: str
-    run_id: str
-    bucket: str
-    key: str
-    version_id: str | None
-    event_time: str
-    error: str
-    cause: str
+    # The Catch's Error and Cause; either may be null.
+    error: Annotated[str, BeforeValidator(lambda value: value or "Unknown")] = "Unknown"
+    cause: Annotated[str, BeforeValidator(lambda value: value or "")] = ""
 
 
-@dataclass(frozen=True)
-class QuarantineResult:
+class QuarantineResult(Payload):
     location: str | None  # s3:// URI of the copy; None when the input could not be copied
     report: str  # s3:// URI of error.json
     reason: str
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def measures(self) -> list[Measure]:
+        return [Measure("QuarantinedFiles", 1)]
 
 
 def _project_error(name: str) -> bool:

@@ -2,44 +2,25 @@
 
 from __future__ import annotations
 
-import os
-from functools import lru_cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from duffbeer import aws, naming
+from duffbeer import aws, settings
+from duffbeer.telemetry import Measure, emit, entry_point, logger
 from lambdas.start_etl.config import StartEtlConfig
 from lambdas.start_etl.trigger import input_objects, start_executions
 
-logger = Logger()
-# Deploy sets POWERTOOLS_METRICS_NAMESPACE; the default keeps metrics valid without it.
-metrics = Metrics(
-    namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or naming.METRICS_NAMESPACE
-)
+config = settings.loader(StartEtlConfig)
 
 
-@lru_cache(maxsize=1)
-def config() -> StartEtlConfig:
-    return StartEtlConfig.from_env()
-
-
-@logger.inject_lambda_context(log_event=False, clear_state=True)
-@metrics.log_metrics
+@entry_point()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings = config()
     objects = input_objects(event)
-    metrics.add_metric(name="RecordsReceived", unit=MetricUnit.Count, value=len(objects))
+    emit([Measure("RecordsReceived", len(objects))])
     summary = start_executions(
-        objects,
-        state_machine_arn=settings.state_machine_arn,
-        client=aws.client("stepfunctions"),
+        objects, state_machine_arn=config().state_machine_arn, client=aws.client("stepfunctions")
     )
-    metrics.add_metric(name="ExecutionsStarted", unit=MetricUnit.Count, value=len(summary.started))
-    metrics.add_metric(
-        name="DuplicateDeliveries", unit=MetricUnit.Count, value=len(summary.duplicates)
-    )
-    metrics.add_metric(name="ObjectsIgnored", unit=MetricUnit.Count, value=len(summary.skipped))
+    emit(summary.measures())
+    logger.info("Records handled", extra=summary.as_dict())
     return summary.as_dict()

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.data_classes import S3Event
 from botocore.exceptions import ClientError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from duffbeer import naming
 from duffbeer.errors import ExecutionStartError
+from duffbeer.steps import Payload, parse_event
+from duffbeer.telemetry import Measure
 
 logger = Logger(child=True)
 
@@ -24,8 +25,44 @@ class SkipReason(StrEnum):
     PIPELINE_PREFIX = "pipeline_prefix"
 
 
-@dataclass(frozen=True)
-class InputObject:
+class S3ObjectRef(BaseModel):
+    """The object of an S3 notification record; its key arrives URL-encoded."""
+
+    key: Annotated[str, AfterValidator(unquote_plus)]
+    size: Annotated[int, BeforeValidator(lambda value: value or 0)] = 0
+    eTag: Annotated[str, BeforeValidator(lambda value: value or "")] = ""
+    versionId: str | None = None
+    sequencer: Annotated[str, BeforeValidator(lambda value: value or "")] = ""
+
+
+class S3BucketRef(BaseModel):
+    name: str
+
+
+class S3Entity(BaseModel):
+    bucket: S3BucketRef
+    object: S3ObjectRef
+
+
+class S3Record(BaseModel):
+    eventName: str
+    # Kept as S3 wrote it: it goes into the execution input as is.
+    eventTime: str
+    s3: S3Entity
+
+
+class S3Notification(BaseModel):
+    """The fields of an S3 event notification the trigger uses.
+
+    Not Powertools' S3Model: that one requires fields this trigger never reads (request
+    parameters, response elements, owner identity), parses the event time into a datetime,
+    and keeps keys URL-encoded. S3's `s3:TestEvent` has no Records.
+    """
+
+    Records: list[S3Record] = Field(default_factory=list)
+
+
+class InputObject(Payload):
     """One created object, as the S3 event describes it (key already unquoted)."""
 
     bucket: str
@@ -62,44 +99,41 @@ class InputObject:
         }
 
 
-@dataclass
-class TriggerSummary:
+class TriggerSummary(Payload):
     """What one invocation did with each record (the handler turns it into metrics)."""
 
-    started: list[str] = field(default_factory=list)
-    duplicates: list[str] = field(default_factory=list)
-    skipped: dict[str, SkipReason] = field(default_factory=dict)
-    failed: dict[str, str] = field(default_factory=dict)
+    # Filled in record by record.
+    model_config = ConfigDict(frozen=False)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "started": self.started,
-            "duplicates": self.duplicates,
-            "skipped": {key: reason.value for key, reason in self.skipped.items()},
-            "failed": self.failed,
-        }
+    started: list[str] = Field(default_factory=list)
+    duplicates: list[str] = Field(default_factory=list)
+    skipped: dict[str, SkipReason] = Field(default_factory=dict)
+    failed: dict[str, str] = Field(default_factory=dict)
+
+    def measures(self) -> list[Measure]:
+        return [
+            Measure("ExecutionsStarted", len(self.started)),
+            Measure("DuplicateDeliveries", len(self.duplicates)),
+            Measure("ObjectsIgnored", len(self.skipped)),
+        ]
 
 
-def input_objects(event: dict[str, Any]) -> list[InputObject]:
-    """Every record of an S3 notification; S3's `s3:TestEvent` has none."""
-    if "Records" not in event:
-        return []
-    objects = []
-    for record in S3Event(event).records:
-        s3_object = record.s3.get_object
-        objects.append(
-            InputObject(
-                bucket=record.s3.bucket.name,
-                key=unquote_plus(s3_object.key),
-                etag=s3_object.etag,
-                version_id=s3_object.version_id,
-                size=int(s3_object.get("size") or 0),
-                event_time=record.event_time,
-                sequencer=s3_object.get("sequencer") or "",
-                event_name=record.event_name,
-            )
+def input_objects(event: Any) -> list[InputObject]:
+    """Every record of an S3 notification, in order; S3's `s3:TestEvent` has none."""
+    notification = parse_event(event, S3Notification)
+    return [
+        InputObject(
+            bucket=record.s3.bucket.name,
+            key=record.s3.object.key,
+            etag=record.s3.object.eTag,
+            version_id=record.s3.object.versionId,
+            size=record.s3.object.size,
+            event_time=record.eventTime,
+            sequencer=record.s3.object.sequencer,
+            event_name=record.eventName,
         )
-    return objects
+        for record in notification.Records
+    ]
 
 
 def skip_reason(obj: InputObject) -> SkipReason | None:

@@ -6,13 +6,12 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
-from duffbeer import contract
+from duffbeer import contract, utc
 from duffbeer.errors import (
     DelimiterError,
     EmptyFileError,
@@ -23,14 +22,22 @@ from duffbeer.errors import (
     MissingColumnsError,
     NotCsvError,
 )
+from duffbeer.steps import InputEvent, Payload
+from duffbeer.telemetry import Measure
 
 _BOM = codecs.BOM_UTF8
 # Delimiters people export by mistake (spreadsheet locales, TSV, pipes).
 _OTHER_DELIMITERS: tuple[str, ...] = (";", "\t", "|")
 
 
-@dataclass(frozen=True)
-class ValidationResult:
+class ValidateEvent(InputEvent):
+    """The upload the S3 event announced: its version and ETag pin the bytes to check."""
+
+    etag: str | None = None
+    event_time: str
+
+
+class ValidationResult(Payload):
     """What the checks found; the state machine keeps it under $.validation."""
 
     bucket: str
@@ -52,19 +59,16 @@ class ValidationResult:
     staged_input: str = ""
     source_version_id: str = ""
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def measures(self) -> list[Measure]:
+        return [Measure("ValidFiles", 1), Measure("InputBytes", self.size, MetricUnit.Bytes)]
 
 
 def ingest_date_of(event_time: str) -> str:
     """The UTC date of the S3 event time (the batch's ingest date, per the contract)."""
     try:
-        moment = datetime.fromisoformat(event_time)
+        return utc.parse(event_time).date().isoformat()
     except (TypeError, ValueError) as e:
         raise InvalidParameterError(f"event_time {event_time!r} is not an ISO-8601 time") from e
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).date().isoformat()
 
 
 def _unquoted(etag: str | None) -> str:
@@ -262,4 +266,6 @@ def stage_input(
     except InputChangedError:
         client.delete_object(Bucket=processed_bucket, Key=target_key)
         raise
-    return replace(result, staged_input=target_key, source_version_id=result.version_id or "")
+    return result.model_copy(
+        update={"staged_input": target_key, "source_version_id": result.version_id or ""}
+    )

@@ -2,61 +2,47 @@
 
 from __future__ import annotations
 
-import os
-from functools import lru_cache
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from duffbeer import aws, naming
+from duffbeer import aws, naming, settings
 from duffbeer.errors import InvalidFileError
-from lambdas.validate_orders.checks import stage_input, validate_object
+from duffbeer.steps import parse_event
+from duffbeer.telemetry import Measure, emit, entry_point, logger
+from lambdas.validate_orders.checks import ValidateEvent, stage_input, validate_object
 from lambdas.validate_orders.config import ValidateConfig
 
-logger = Logger()
-# Deploy sets POWERTOOLS_METRICS_NAMESPACE; the default keeps metrics valid without it.
-metrics = Metrics(
-    namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or naming.METRICS_NAMESPACE
-)
+config = settings.loader(ValidateConfig)
 
 
-@lru_cache(maxsize=1)
-def config() -> ValidateConfig:
-    return ValidateConfig.from_env()
-
-
-@logger.inject_lambda_context(log_event=False, clear_state=True)
-@metrics.log_metrics
+@entry_point()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings = config()
-    logger.append_keys(batch_id=event.get("batch_id"), execution_name=event.get("run_id"))
-    where = f"s3://{event['bucket']}/{event['key']}"
+    step = parse_event(event, ValidateEvent)
+    logger.append_keys(**step.log_keys)
+    where = f"s3://{step.bucket}/{step.key}"
     try:
         result = validate_object(
-            bucket=event["bucket"],
-            key=event["key"],
-            version_id=event.get("version_id"),
-            etag=event.get("etag"),
-            event_time=event["event_time"],
-            max_file_bytes=settings.max_file_bytes,
-            sample_bytes=settings.sample_bytes,
+            bucket=step.bucket,
+            key=step.key,
+            version_id=step.version_id,
+            etag=step.etag,
+            event_time=step.event_time,
+            max_file_bytes=config().max_file_bytes,
+            sample_bytes=config().sample_bytes,
             client=aws.client("s3"),
         )
         result = stage_input(
             result,
             client=aws.client("s3"),
-            processed_bucket=settings.processed_bucket,
-            target_key=naming.run_input_key(event["batch_id"], event["run_id"]),
+            processed_bucket=config().processed_bucket,
+            target_key=naming.run_input_key(step.batch_id, step.run_id),
         )
     except InvalidFileError as e:
-        metrics.add_metric(name="InvalidFiles", unit=MetricUnit.Count, value=1)
-        metrics.add_metadata(key="error", value=type(e).__name__)
+        emit([Measure("InvalidFiles", 1)], metadata={"error": type(e).__name__})
         logger.warning("Input file rejected", extra={"object": where, "error": type(e).__name__})
         raise
-    metrics.add_metric(name="ValidFiles", unit=MetricUnit.Count, value=1)
-    metrics.add_metric(name="InputBytes", unit=MetricUnit.Bytes, value=result.size)
+    emit(result.measures())
     if result.extra_columns:
         logger.warning(
             "Extra columns are ignored", extra={"object": where, "columns": result.extra_columns}

@@ -219,6 +219,14 @@ def test_functions_have_their_handler_environment_layer_and_role(
         assert [layer["Arn"] for layer in config["Layers"]] == [
             f"arn:aws:lambda:{REGION}:{ACCOUNT}:layer:duffbeer-powertools:1"
         ]
+        assert config["TracingConfig"] == {"Mode": "Active"}
+
+
+def test_the_state_machine_is_traced(stack: tuple[str, StackOutputs]) -> None:
+    described = _client(stack, "stepfunctions").describe_state_machine(
+        stateMachineArn=STATE_MACHINE
+    )
+    assert described["tracingConfiguration"] == {"enabled": True}
 
 
 def test_every_log_group_has_a_retention_period(stack: tuple[str, StackOutputs]) -> None:
@@ -469,6 +477,7 @@ def test_roles_trust_their_service_and_carry_one_inline_policy(
     sids = [statement["Sid"] for statement in api_policy["PolicyDocument"]["Statement"]]
     assert sids == [
         "WriteOwnLogs",
+        "SendTraces",
         "QueryThroughWorkgroup",
         "ReadCatalog",
         "ReadPublishedState",

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from deploy.packaging import build_lambda_zip
+from deploy.artifacts import build_lambda_zip
 from duffbeer import naming
 from duffbeer_local.server import LocalAwsServer
 from lambdas.start_etl.trigger import InputObject, input_objects, start_executions

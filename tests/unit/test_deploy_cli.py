@@ -101,7 +101,7 @@ def test_script_runs_from_any_directory_with_its_own_imports(tmp_path: Path) -> 
         timeout=120,
         check=False,
     )
-    # Then it plans (deploy/packaging.py does not shadow the `packaging` distribution)
+    # Then it plans (the installed package resolves; nothing shadows the `packaging` distribution)
     assert result.returncode == 0, result.stderr
     assert "duffbeer-input-orders" in result.stdout
 

@@ -15,6 +15,7 @@ ACCOUNT = "111122223333"
 REGION = "eu-west-1"
 ARNS = StackArns(StackNames.build(), ACCOUNT, REGION)
 ROLES = iam.role_documents(ARNS)
+GLUE_ROLES = {"duffbeer-glue-role", "duffbeer-state-job-role"}
 
 INPUT_OBJECT = "arn:aws:s3:::duffbeer-input-orders/incoming/orders.csv"
 RUN_OBJECT = "arn:aws:s3:::duffbeer-processed-orders/runs/b-1/r-1/order_lines/x.parquet"
@@ -94,7 +95,7 @@ def test_no_wildcard_actions_and_star_resources_only_where_aws_requires_them() -
                 assert "*" not in action, action
             if "*" in statement["Resource"]:
                 star_resource_sids.add(statement["Sid"])
-    assert star_resource_sids == {"PublishJobMetrics", "DeliverExecutionLogs"}
+    assert star_resource_sids == {"PublishJobMetrics", "DeliverExecutionLogs", "SendTraces"}
 
 
 @pytest.mark.parametrize(
@@ -164,6 +165,19 @@ def test_no_wildcard_actions_and_star_resources_only_where_aws_requires_them() -
 )
 def test_each_role_can_do_its_job(role: str, action: str, resource: str) -> None:
     assert _allowed(role, action, resource)
+
+
+def test_the_functions_and_the_state_machine_send_traces_and_the_jobs_do_not() -> None:
+    # Given every role / Then exactly the traced ones (Lambda and Step Functions) write X-Ray
+    tracing = {
+        role
+        for role in ROLES
+        if all(
+            _allowed(role, action, "*")
+            for action in ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
+        )
+    }
+    assert tracing == {role for role in ROLES if role not in GLUE_ROLES}
 
 
 @pytest.mark.parametrize(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import re
 
 import pytest
 
-from duffbeer.errors import ConfigurationError, InvalidParameterError
+from duffbeer.errors import ConfigurationError, InvalidParameterError, InvalidPayloadError
 from lambdas.catalog_batch.config import CatalogConfig
 from lambdas.publish_batch.config import PublishConfig
 from lambdas.quarantine_batch.config import QuarantineConfig
@@ -15,7 +17,7 @@ from lambdas.start_etl.config import StartEtlConfig
 from lambdas.start_etl.trigger import SkipReason, input_objects, skip_reason
 from lambdas.validate_orders.checks import ingest_date_of
 from lambdas.validate_orders.config import ValidateConfig
-from tests.events.invocation import load_event
+from tests.events.invocation import LambdaContextStub, load_event
 
 SM_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:duffbeer-orders-etl"
 
@@ -143,3 +145,46 @@ def test_explain_names_the_project_error_behind_a_failure(
     error: str, cause: str, expected: tuple[str, str]
 ) -> None:
     assert explain(error, cause) == expected
+
+
+@pytest.mark.parametrize(
+    ("module", "event", "field"),
+    [
+        ("publish_batch", {"run_id": "r"}, "batch_id"),
+        ("plan_state", {"batch_id": "b"}, "run_id"),
+        ("publish_state", {"batch_id": "b", "run_id": "r", "version": "v"}, "plan_key"),
+        ("catalog_batch", {"batch_id": 7, "run_id": "r"}, "batch_id"),
+        ("clean_up", {}, "batch_id"),
+        (
+            "validate_orders",
+            {"batch_id": "b", "run_id": "r", "bucket": "i", "key": "k"},
+            "event_time",
+        ),
+        ("quarantine_batch", {"batch_id": "b", "run_id": "r", "bucket": "i"}, "key"),
+        ("start_etl", {"Records": [{"eventName": "ObjectCreated:Put"}]}, "Records.0.eventTime"),
+    ],
+)
+def test_a_malformed_payload_fails_the_step_naming_the_field(
+    module: str, event: dict[str, object], field: str
+) -> None:
+    # Given a step payload with a field missing or of the wrong type
+    handler = importlib.import_module(f"lambdas.{module}.handler")
+    # When the step runs / Then it fails before any work, naming the field
+    with pytest.raises(InvalidPayloadError, match=rf"\b{re.escape(field)}: "):
+        handler.handler(event, LambdaContextStub())
+
+
+def test_the_quarantine_record_keeps_a_payload_error() -> None:
+    # Given the Catch output of a step that refused its payload
+    cause = json.dumps(
+        {
+            "errorType": "InvalidPayloadError",
+            "errorMessage": "ValidateEvent: event_time: Field required",
+            "stackTrace": [],
+        }
+    )
+    # When the quarantine explains it / Then the error and the field are recorded as given
+    assert explain("InvalidPayloadError", cause) == (
+        "InvalidPayloadError",
+        "ValidateEvent: event_time: Field required",
+    )

@@ -1,4 +1,4 @@
-"""Reproducible deployment archives (deploy/packaging.py)."""
+"""Reproducible deployment archives (deploy/artifacts.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy import packaging
+from deploy import artifacts
 from duffbeer.errors import ConfigurationError
 
 
@@ -42,7 +42,7 @@ def test_lambda_zip_holds_the_handler_package_and_the_shared_package_only(
     project: Path, tmp_path: Path
 ) -> None:
     # Given a project tree / When the start_etl zip is built
-    path = packaging.build_lambda_zip("start_etl", tmp_path / "out", root=project)
+    path = artifacts.build_lambda_zip("start_etl", tmp_path / "out", root=project)
     # Then it holds lambdas/__init__.py, its own package and duffbeer/, no bytecode
     with zipfile.ZipFile(path) as archive:
         assert archive.namelist() == [
@@ -60,20 +60,20 @@ def test_rebuilding_gives_identical_bytes_and_a_change_gives_a_new_hash(
     project: Path, tmp_path: Path
 ) -> None:
     # Given a zip built once
-    first = packaging.build_lambda_zip("start_etl", tmp_path / "a", root=project)
-    first_sha = packaging.code_sha256(first)
+    first = artifacts.build_lambda_zip("start_etl", tmp_path / "a", root=project)
+    first_sha = artifacts.code_sha256(first)
     # When it is rebuilt later from the same sources
     (project / "duffbeer" / "naming.py").touch()
-    second = packaging.build_lambda_zip("start_etl", tmp_path / "b", root=project)
+    second = artifacts.build_lambda_zip("start_etl", tmp_path / "b", root=project)
     # Then the bytes are the same; an edited source changes the hash
     assert first.read_bytes() == second.read_bytes()
     (project / "duffbeer" / "naming.py").write_text("NAME = 2\n")
-    third = packaging.build_lambda_zip("start_etl", tmp_path / "c", root=project)
-    assert packaging.code_sha256(third) != first_sha
+    third = artifacts.build_lambda_zip("start_etl", tmp_path / "c", root=project)
+    assert artifacts.code_sha256(third) != first_sha
 
 
 def test_glue_libs_zip_holds_duffbeer_and_glue_jobs(project: Path, tmp_path: Path) -> None:
-    path = packaging.build_glue_libs_zip(tmp_path, root=project)
+    path = artifacts.build_glue_libs_zip(tmp_path, root=project)
     with zipfile.ZipFile(path) as archive:
         assert archive.namelist() == [
             "duffbeer/__init__.py",
@@ -85,12 +85,12 @@ def test_glue_libs_zip_holds_duffbeer_and_glue_jobs(project: Path, tmp_path: Pat
 
 def test_missing_package_is_a_configuration_error(project: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="lambdas/nope"):
-        packaging.build_lambda_zip("nope", tmp_path, root=project)
+        artifacts.build_lambda_zip("nope", tmp_path, root=project)
 
 
 def test_layer_holds_powertools_and_its_dependencies_under_python(tmp_path: Path) -> None:
     # Given this environment's pinned Powertools / When the layer is built
-    path = packaging.build_layer_zip(tmp_path)
+    path = artifacts.build_layer_zip(tmp_path)
     # Then Lambda finds the packages under python/, without bytecode
     with zipfile.ZipFile(path) as archive:
         names = set(archive.namelist())
@@ -104,7 +104,7 @@ def test_layer_holds_powertools_and_its_dependencies_under_python(tmp_path: Path
 
 def test_the_real_functions_package_from_the_repository(tmp_path: Path) -> None:
     # Given the repository's own API package / When zipped
-    path = packaging.build_lambda_zip("api", tmp_path)
+    path = artifacts.build_lambda_zip("api", tmp_path)
     with zipfile.ZipFile(path) as archive:
         names = set(archive.namelist())
     # Then the handler string lambdas.api.handler.handler resolves inside the zip

@@ -18,8 +18,9 @@ _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 _FILE_MODE = 0o644 << 16
 
 # Third-party code the functions import that the Lambda Python runtime lacks (it ships boto3,
-# botocore and jmespath). pydantic is what Powertools' API resolver needs for request
-# validation and the OpenAPI document.
+# botocore and jmespath). pydantic is what Powertools' API resolver and Parser need (request
+# validation, the OpenAPI document, the step payload models); pydantic-settings reads the
+# functions' settings; aws-xray-sdk (with wrapt) is the Tracer's X-Ray client.
 LAYER_DISTRIBUTIONS: tuple[str, ...] = (
     "aws-lambda-powertools",
     "typing-extensions",
@@ -27,6 +28,10 @@ LAYER_DISTRIBUTIONS: tuple[str, ...] = (
     "pydantic-core",
     "annotated-types",
     "typing-inspection",
+    "pydantic-settings",
+    "python-dotenv",
+    "aws-xray-sdk",
+    "wrapt",
 )
 POWERTOOLS_VERSION = "3.37.0"
 # Compiled wheels must match the functions' runtime and architecture.
