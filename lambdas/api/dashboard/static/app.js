@@ -42,6 +42,11 @@
 
   const money = (value) => Number(value).toFixed(2);
   const percent = (share) => (Number(share) * 100).toFixed(1) + " %";
+  /* Times from the API are UTC ISO-8601; shown to the second. */
+  const when = (iso) => {
+    const time = new Date(iso);
+    return Number.isNaN(time.getTime()) ? String(iso) : time.toISOString().slice(0, 19).replace("T", " ") + " UTC";
+  };
   const count = (value) => (value === null || value === undefined ? "–" : String(value));
 
   function setState(value) {
@@ -200,12 +205,13 @@
   }
 
   function renderDaily(report) {
+    // Bars, not a line: days without current lines are absent, and a line would suggest
+    // sales between the days shown.
     drawChart("daily", {
-      type: "line",
+      type: "bar",
       data: {
         labels: report.days.map((d) => d.date),
-        datasets: [{ label: "sales", data: report.days.map((d) => d.sales), borderColor: "#4a6fa5",
-          backgroundColor: "#4a6fa5", tension: 0, pointRadius: 3 }],
+        datasets: [{ label: "sales", data: report.days.map((d) => d.sales), backgroundColor: "#4a6fa5" }],
       },
       options: { plugins: { legend: { display: false } }, scales: { y: { beginAtZero: true } } },
     });
@@ -300,7 +306,7 @@
         ? el("span", {}, el("span", { className: "error-name" }, b.error.name), ": " + b.error.message)
         : "";
       const status = el("span", { className: "status status-" + b.status }, b.status);
-      return [b.finished_at || b.recorded_at, b.file || b.batch_id, status, count(b.rows_read),
+      return [when(b.finished_at || b.recorded_at), b.file || b.batch_id, status, count(b.rows_read),
         count(b.rows_valid), count(b.rows_rejected), reasons, error];
     });
     const headers = [{ label: "Finished" }, { label: "File", wrap: true }, { label: "Status" },
