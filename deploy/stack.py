@@ -254,6 +254,10 @@ class StackNames:
         )
 
     @property
+    def operations_dashboard(self) -> str:
+        return f"{self.stack}-operations"
+
+    @property
     def usage_plan(self) -> str:
         return f"{self.api}-plan"
 
@@ -369,6 +373,8 @@ class StackOutputs:
     api_url: str
     api_key_id: str
     layer_version_arn: str
+    # The CloudWatch console page of the operations dashboard.
+    operations_dashboard_url: str = ""
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -388,4 +394,5 @@ class StackOutputs:
             "api_url": self.api_url,
             "api_key_id": self.api_key_id,
             "layer_version_arn": self.layer_version_arn,
+            "operations_dashboard_url": self.operations_dashboard_url,
         }
