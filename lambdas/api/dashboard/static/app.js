@@ -211,7 +211,8 @@
       type: "bar",
       data: {
         labels: report.days.map((d) => d.date),
-        datasets: [{ label: "sales", data: report.days.map((d) => d.sales), backgroundColor: "#4a6fa5" }],
+        datasets: [{ label: "sales", data: report.days.map((d) => d.sales), backgroundColor: "#4a6fa5",
+          maxBarThickness: 48 }],
       },
       options: { plugins: { legend: { display: false } }, scales: { y: { beginAtZero: true } } },
     });
@@ -231,7 +232,8 @@
       type: "bar",
       data: {
         labels: report.clients.map(clientLabel),
-        datasets: [{ label: "sales", data: report.clients.map((c) => c.sales), backgroundColor: "#d98c1f" }],
+        datasets: [{ label: "sales", data: report.clients.map((c) => c.sales), backgroundColor: "#d98c1f",
+          maxBarThickness: 28 }],
       },
       options: { indexAxis: "y", plugins: { legend: { display: false } } },
     });
