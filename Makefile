@@ -11,7 +11,7 @@ export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 
-.PHONY: setup prereqs test lint typecheck lint-asl pytest demo serve bench glue-docker clean
+.PHONY: setup prereqs browser test lint typecheck lint-asl pytest demo serve screenshot bench glue-docker clean
 
 prereqs:
 	@scripts/check_prereqs.sh $(PYTHON)
@@ -23,10 +23,16 @@ $(VENV_STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.t
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
+# npm brings the ASL linter, the chart library vendored into the API zip and the headless
+# Chromium of the browser tests (all pinned in package-lock.json).
 $(NODE_STAMP): package.json package-lock.json
-	@command -v npm >/dev/null 2>&1 || { echo "error: npm not found; make test lints the state machine with the npm package asl-validator. Install Node.js 18+." >&2; exit 1; }
+	@command -v npm >/dev/null 2>&1 || { echo "error: npm not found; the ASL lint, the reports page's chart library and the browser tests come from npm packages. Install Node.js 20+ (e.g. apt-get install nodejs npm)." >&2; exit 1; }
 	npm ci --silent --no-audit --no-fund
 	@touch $@
+
+# The headless Chromium of the browser tests: unpacked from the npm package, or Debian's.
+browser: setup $(NODE_STAMP)
+	@scripts/check_prereqs.sh --browser $(PY)
 
 setup: prereqs $(VENV_STAMP)
 
@@ -40,16 +46,20 @@ lint-asl: setup $(NODE_STAMP)
 	$(PY) workflows/export.py build/workflow
 	node_modules/.bin/asl-validator --json-path build/workflow/orders_etl.asl.json
 
-pytest: setup
+pytest: setup $(NODE_STAMP) browser
 	$(PY) -m pytest
 
 test: lint typecheck lint-asl pytest
 
-demo: setup
+demo: setup $(NODE_STAMP)
 	$(PY) -m duffbeer_local demo
 
-serve: setup
+serve: setup $(NODE_STAMP)
 	$(PY) -m duffbeer_local serve --port $(PORT) $(FILES)
+
+# The README's picture of the reports page over the demo data.
+screenshot: setup $(NODE_STAMP) browser
+	$(PY) -m duffbeer_local screenshot --out docs/images/dashboard.png
 
 bench: setup
 	$(PY) -m bench

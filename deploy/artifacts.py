@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib.metadata
+import json
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
@@ -34,6 +35,14 @@ LAYER_DISTRIBUTIONS: tuple[str, ...] = (
     "wrapt",
 )
 POWERTOOLS_VERSION = "3.37.0"
+# Browser code a function serves, copied from node_modules at build time (no CDN): the
+# reports page's chart library, with its licence (docs/adr/0044).
+VENDORED_FILES: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "api": (
+        ("chart.js", "dist/chart.umd.min.js", "lambdas/api/dashboard/vendor/chart.umd.min.js"),
+        ("chart.js", "LICENSE.md", "lambdas/api/dashboard/vendor/chart.js.LICENSE.md"),
+    ),
+}
 # Compiled wheels must match the functions' runtime and architecture.
 _LAMBDA_WHEEL_TAGS = ("cp311-cp311-manylinux", "py3-none-any", "py2.py3-none-any")
 
@@ -63,12 +72,45 @@ def _write_zip(dest: Path, entries: Iterable[tuple[Path, str]]) -> Path:
     return dest
 
 
+def vendored_npm_file(root: Path, package: str, path: str) -> Path:
+    """A file of an npm package installed by `npm ci`, checked to be the version that
+    package-lock.json pins (the deployed page must serve exactly that code)."""
+    installed = root / "node_modules" / package
+    try:
+        lock = json.loads((root / "package-lock.json").read_text())
+        pinned = lock["packages"][f"node_modules/{package}"]["version"]
+    except (OSError, ValueError, KeyError) as e:
+        raise ConfigurationError(f"package-lock.json does not pin {package}") from e
+    try:
+        version = json.loads((installed / "package.json").read_text())["version"]
+    except (OSError, ValueError, KeyError) as e:
+        raise ConfigurationError(
+            f"{package} is not installed under {root / 'node_modules'}: run npm ci"
+        ) from e
+    if version != pinned:
+        raise ConfigurationError(
+            f"{package} {version} is installed; package-lock.json pins {pinned}: run npm ci"
+        )
+    if not (installed / path).is_file():
+        raise ConfigurationError(f"{package} {version} has no {path}")
+    return installed / path
+
+
+def _vendored_files(root: Path, package_name: str) -> list[tuple[Path, str]]:
+    entries = []
+    for npm_package, path, arcname in VENDORED_FILES.get(package_name, ()):
+        entries.append((vendored_npm_file(root, npm_package, path), arcname))
+    return entries
+
+
 def build_lambda_zip(package_name: str, dest_dir: Path, root: Path = PROJECT_DIR) -> Path:
-    """lambdas/__init__.py, lambdas/<package_name>/ and duffbeer/, ready for CreateFunction."""
+    """lambdas/__init__.py, lambdas/<package_name>/, duffbeer/ and the function's vendored
+    browser files, ready for CreateFunction."""
     init = root / "lambdas" / "__init__.py"
     entries = [(init, "lambdas/__init__.py")] if init.exists() else []
     entries += _source_files(root, f"lambdas/{package_name}")
     entries += _source_files(root, "duffbeer")
+    entries += _vendored_files(root, package_name)
     return _write_zip(dest_dir / f"lambda_{package_name}.zip", entries)
 
 

@@ -277,6 +277,26 @@ def lambda_policy(key: str, arns: StackArns) -> Document:
                 "ListPublishedState",
                 [naming.STATE_PREFIX, naming.ATHENA_RESULTS_PREFIX],
             ),
+            # GET /batches: the run manifests and quarantine reports it lists and reads,
+            # and the batch pointers that say which run is published.
+            _list_processed(
+                arns, "ListBatchHistory", [naming.RUNS_PREFIX, naming.QUARANTINE_PREFIX]
+            ),
+            _allow(
+                "ReadBatchHistory",
+                ["s3:GetObject"],
+                [
+                    arns.objects(names.processed_bucket, naming.MANIFESTS_PREFIX),
+                    arns.object(
+                        names.processed_bucket,
+                        f"{naming.RUNS_PREFIX}*/{naming.RUN_MANIFEST_FILE}",
+                    ),
+                    arns.object(
+                        names.processed_bucket,
+                        f"{naming.QUARANTINE_PREFIX}*/{naming.ERROR_REPORT_FILE}",
+                    ),
+                ],
+            ),
             _allow(
                 "LocateBucketForAthena",
                 ["s3:GetBucketLocation"],

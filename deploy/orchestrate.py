@@ -141,6 +141,7 @@ def plan(options: DeployOptions) -> list[PlanStep]:
             "Alarms -> SNS and the Glue failure rule",
             (*names.alarms, names.glue_failure_rule),
         ),
+        PlanStep("CloudWatch operations dashboard", (names.operations_dashboard,)),
     ]
 
 
@@ -276,6 +277,8 @@ def deploy_stack(options: DeployOptions, reporter: Reporter) -> StackOutputs:
     reporter.section("Alarms")
     monitoring.ensure_alarms(clients, reporter, arns)
     monitoring.ensure_glue_failure_rule(clients, reporter, arns, _tag_list(tags))
+    reporter.section("Operations dashboard")
+    dashboard_url = monitoring.ensure_dashboard(clients, reporter, arns)
 
     return StackOutputs(
         region=options.region,
@@ -294,6 +297,7 @@ def deploy_stack(options: DeployOptions, reporter: Reporter) -> StackOutputs:
         api_url=api_outputs.url,
         api_key_id=api_outputs.api_key_id,
         layer_version_arn=layer_arn,
+        operations_dashboard_url=dashboard_url,
     )
 
 
@@ -306,6 +310,7 @@ def destroy_stack(options: DeployOptions, reporter: Reporter, *, force: bool) ->
     reporter.section("Alarms and rules")
     monitoring.remove_alarms(clients, reporter, names)
     monitoring.remove_glue_failure_rule(clients, reporter, names)
+    monitoring.remove_dashboard(clients, reporter, names)
     reporter.section("REST API")
     api.remove_api(clients, reporter, names)
     reporter.section("Step Functions state machine")

@@ -65,15 +65,27 @@ WORKFLOW_FUNCTIONS: dict[str, str] = {
     "quarantine_function_arn": "quarantine_batch",
 }
 
+DASHBOARD_ROUTE = "/dashboard"
+# The page's own files (lambdas/api/dashboard ASSET_TYPES), each a route of its own.
+DASHBOARD_ASSETS: tuple[str, ...] = ("app.js", "app.css", "chart.umd.min.js")
+DASHBOARD_ROUTES: tuple[str, ...] = (
+    DASHBOARD_ROUTE,
+    *(f"{DASHBOARD_ROUTE}/{asset}" for asset in DASHBOARD_ASSETS),
+)
 API_ROUTES: tuple[str, ...] = (
     "/orders/{client_id}",
     "/sales-by-product",
     "/order-status-report",
+    "/daily-sales",
+    "/top-clients",
+    "/batches",
     "/health",
     "/openapi.json",
+    *DASHBOARD_ROUTES,
 )
-# Routes that answer without an API key: liveness probes and the API's own description.
-PUBLIC_ROUTES: frozenset[str] = frozenset({"/health", "/openapi.json"})
+# Routes that answer without an API key: liveness probes, the API's own description and the
+# reports page with its files (the page asks for the key and sends it on the data routes).
+PUBLIC_ROUTES: frozenset[str] = frozenset({"/health", "/openapi.json", *DASHBOARD_ROUTES})
 
 
 @dataclass(frozen=True)
@@ -242,6 +254,10 @@ class StackNames:
         )
 
     @property
+    def operations_dashboard(self) -> str:
+        return f"{self.stack}-operations"
+
+    @property
     def usage_plan(self) -> str:
         return f"{self.api}-plan"
 
@@ -357,6 +373,8 @@ class StackOutputs:
     api_url: str
     api_key_id: str
     layer_version_arn: str
+    # The CloudWatch console page of the operations dashboard.
+    operations_dashboard_url: str = ""
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -376,4 +394,5 @@ class StackOutputs:
             "api_url": self.api_url,
             "api_key_id": self.api_key_id,
             "layer_version_arn": self.layer_version_arn,
+            "operations_dashboard_url": self.operations_dashboard_url,
         }

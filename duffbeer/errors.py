@@ -101,5 +101,9 @@ class LocalModeError(DuffBeerError):
     """The local runtime (moto server and its extensions) cannot run as required."""
 
 
+class BrowserMissingError(LocalModeError):
+    """No headless Chromium for the reports page's tests and screenshot."""
+
+
 class ExecutionStartError(DuffBeerError):
     """A workflow execution could not be started for one or more input objects."""

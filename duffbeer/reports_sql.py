@@ -222,6 +222,67 @@ def order_status_query(
     )
 
 
+# Per day over the matching products and channels: units and sales (for the daily chart).
+DAILY_SALES_SQL = f"""
+SELECT order_date, sum(units) AS units, sum(total_sales) AS total_sales
+FROM {{{state.PRODUCT_DAILY_TABLE}}}
+{{where}}
+GROUP BY order_date
+ORDER BY order_date
+""".strip()
+
+# The clients with the most sales, over all channels or in one; optionally only those whose
+# name contains a text or whose id is a number. client_report is small (one row per client,
+# status and channel), so this reads every client_bucket partition. The name comes from the
+# client's totals row, which always carries it.
+TOP_CLIENTS_SQL = f"""
+SELECT c.client_id, t.client_name, c.orders, c.lines, c.units, c.total_sales
+FROM {{{state.CLIENT_REPORT_TABLE}}} c
+JOIN {{{state.CLIENT_REPORT_TABLE}}} t
+  ON t.client_id = c.client_id AND t.all_statuses = 1 AND t.all_channels = 1
+WHERE c.all_statuses = 1 AND {{scope}}
+{{search}}
+ORDER BY c.total_sales DESC, c.client_id
+LIMIT ?
+""".strip()
+_TOP_CLIENTS_ALL = "c.all_channels = 1"
+_TOP_CLIENTS_CHANNEL = "c.all_channels = 0 AND c.point_of_sale_channel = ?"
+# `!` escapes the LIKE wildcards of the user's text, which is bound, never formatted in.
+_TOP_CLIENTS_SEARCH = (
+    "AND (lower(t.client_name) LIKE ? ESCAPE '!' OR CAST(c.client_id AS VARCHAR) = ?)"
+)
+
+
+def daily_sales_query(
+    channel: str | None = None, date_from: date | None = None, date_to: date | None = None
+) -> BoundQuery:
+    sql, params = _filtered(DAILY_SALES_SQL, channel, date_from, date_to)
+    return BoundQuery("daily_sales", sql, params, (state.PRODUCT_DAILY_TABLE,))
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern matching names that contain `text` (lower-cased), wildcards escaped."""
+    escaped = text.lower().replace("!", "!!").replace("%", "!%").replace("_", "!_")
+    return f"%{escaped}%"
+
+
+def top_clients_query(channel: str | None, search: str | None, limit: int) -> BoundQuery:
+    params: list[SqlValue] = []
+    scope = _TOP_CLIENTS_ALL
+    if channel is not None:
+        scope = _TOP_CLIENTS_CHANNEL
+        params.append(channel)
+    where_search = ""
+    if search is not None:
+        where_search = _TOP_CLIENTS_SEARCH
+        params += [like_pattern(search), search]
+    sql = TOP_CLIENTS_SQL.replace("{scope}", scope).replace("{search}", where_search)
+    lines = [line for line in sql.split("\n") if line.strip()]
+    return BoundQuery(
+        "top_clients", "\n".join(lines), (*params, limit), (state.CLIENT_REPORT_TABLE,)
+    )
+
+
 def channels_query() -> BoundQuery:
     """The channels present in the state."""
     return BoundQuery("channels", CHANNELS_SQL, (), (state.STATUS_DAILY_TABLE,))

@@ -1,4 +1,4 @@
-"""The local-mode CLI: python -m duffbeer_local demo | serve | runs | loadtest."""
+"""The local-mode CLI: python -m duffbeer_local demo | serve | runs | loadtest | screenshot."""
 
 from __future__ import annotations
 
@@ -17,15 +17,18 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from deploy.stack import DASHBOARD_ROUTE
 from duffbeer.errors import DuffBeerError
+from duffbeer_local import browser
 from duffbeer_local.executions import execution_history, failure_of
 from duffbeer_local.loadtest import measure
 from duffbeer_local.pipeline import RUNS_ROUTE, LocalPipeline, LocalSettings
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 SAMPLE = PROJECT_DIR / "data" / "sample" / "orders.csv"
-DEMO_ROUTES = ("/orders/1001", "/sales-by-product", "/order-status-report")
+DEMO_ROUTES = ("/orders/1001", "/sales-by-product", "/order-status-report", "/batches")
 INBOX_POLL_S = 1.0
+SCREENSHOT = PROJECT_DIR / "docs" / "images" / "dashboard.png"
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class CliArgs:
     api_key: str = ""
     clients: int = 20
     requests: int = 100
+    out: Path = SCREENSHOT
 
     @classmethod
     def from_args(cls, argv: Sequence[str]) -> CliArgs:
@@ -61,6 +65,11 @@ class CliArgs:
         )
         serve.add_argument("--port", type=int, default=8080)
         serve.add_argument("files", nargs="*", type=Path, metavar="FILE")
+        shot = commands.add_parser(
+            "screenshot", help="deploy, process the sample, save a PNG of the reports page, exit"
+        )
+        shot.add_argument("--file", type=Path, default=SAMPLE, help="the orders file to process")
+        shot.add_argument("--out", type=Path, default=SCREENSHOT, help="where to write the PNG")
         runs = commands.add_parser("runs", help="the run history of a running `serve`")
         runs.add_argument("--port", type=int, default=8080)
         load = commands.add_parser(
@@ -73,7 +82,7 @@ class CliArgs:
         parsed = parser.parse_args(list(argv))
         files = tuple(getattr(parsed, "files", ()) or ())
         missing = [str(f) for f in (*files, getattr(parsed, "file", SAMPLE)) if not f.is_file()]
-        if missing and parsed.command in ("demo", "serve"):
+        if missing and parsed.command in ("demo", "serve", "screenshot"):
             parser.error(f"no such file: {', '.join(missing)}")
         return cls(
             command=parsed.command,
@@ -84,6 +93,7 @@ class CliArgs:
             api_key=getattr(parsed, "api_key", ""),
             clients=getattr(parsed, "clients", 20),
             requests=getattr(parsed, "requests", 100),
+            out=getattr(parsed, "out", SCREENSHOT),
         )
 
 
@@ -146,8 +156,29 @@ def demo(args: CliArgs) -> int:
             failed = failed or status != 200
             _print(f"GET {route} -> {status}")
             _print(json.dumps(body, indent=2))
+        page_status = pipeline.dashboard_status()
+        failed = failed or page_status != 200
+        _print(f"GET {DASHBOARD_ROUTE} and its files -> {page_status}")
         _print(f"demo finished in {time.monotonic() - started:.1f} s")
+        # The key rides in the #fragment, which browsers never send; the page moves it to
+        # session storage. The demo's server stops with it: `make serve` keeps one up.
+        _print(
+            f"dashboard           {pipeline.dashboard_url()}  (up until the demo exits; "
+            "`make serve` keeps it up)"
+        )
         return 1 if failed else 0
+
+
+def screenshot(args: CliArgs) -> int:
+    """The README's picture of the reports page over the demo data."""
+    with LocalPipeline(LocalSettings(state_dir=args.state_dir)) as pipeline:
+        _banner(pipeline)
+        if not _process(pipeline, args.sample):
+            return 1
+        pipeline.start_api()
+        out = browser.screenshot(pipeline.dashboard_url(), args.out)
+        _print(f"screenshot          {out}")
+        return 0
 
 
 def _ready_inbox_files(inbox: Path, sizes: dict[Path, tuple[int, float]]) -> list[Path]:
@@ -177,6 +208,7 @@ def serve(args: CliArgs, should_stop: Callable[[], bool] | None = None) -> int:
         _print(f"API                 {url}  (x-api-key: {pipeline.api_key})")
         _print(f"  curl -H 'x-api-key: {pipeline.api_key}' {url}/sales-by-product")
         _print(f"  curl {url}/health      curl {url}{RUNS_ROUTE}")
+        _print(f"dashboard           {pipeline.dashboard_url()}")
         _print(f"inbox               {settings.inbox} (drop CSV files here; Ctrl-C stops)")
         sizes: dict[Path, tuple[int, float]] = {}
         while not (should_stop and should_stop()):
@@ -243,14 +275,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     # moto logs every failed execution's internals at ERROR; the follower reports failures.
     logging.getLogger("moto").setLevel(logging.CRITICAL)
     signal.signal(signal.SIGTERM, _interrupt)
+    commands: dict[str, Callable[[CliArgs], int]] = {
+        "demo": demo,
+        "serve": serve,
+        "loadtest": loadtest,
+        "screenshot": screenshot,
+        "runs": runs,
+    }
     try:
-        if args.command == "demo":
-            return demo(args)
-        if args.command == "serve":
-            return serve(args)
-        if args.command == "loadtest":
-            return loadtest(args)
-        return runs(args)
+        return commands[args.command](args)
     except KeyboardInterrupt:
         _print("stopped")
         return 0

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 from deploy.create_workflow import deploy
-from deploy.stack import DeployOptions, StackOutputs
+from deploy.stack import DASHBOARD_ROUTE, DASHBOARD_ROUTES, DeployOptions, StackOutputs
 from duffbeer.errors import LocalModeError
 from duffbeer_local.api_server import LocalApiServer
 from duffbeer_local.executions import (
@@ -220,6 +221,23 @@ class LocalPipeline:
 
     def _runs_document(self) -> dict[str, Any]:
         return {"runs": [record.to_dict() for record in self.history()]}
+
+    def dashboard_url(self) -> str:
+        """The reports page with the key in its #fragment: browsers never send a fragment,
+        and the page moves the key to session storage and out of the address bar."""
+        return f"{self.api_url}{DASHBOARD_ROUTE}#key={quote(self.api_key, safe='')}"
+
+    def dashboard_status(self, timeout: float = 30.0) -> int:
+        """200 when the page and each of its files answer 200 (without a key), else the
+        first other status."""
+        for path in DASHBOARD_ROUTES:
+            request = urllib.request.Request(self.api_url + path)  # noqa: S310
+            try:
+                with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+                    response.read()
+            except urllib.error.HTTPError as e:
+                return e.code
+        return 200
 
     def get(self, path: str, *, api_key: bool = True, timeout: float = 30.0) -> tuple[int, Any]:
         """GET a route of the local API front; (status, parsed JSON body)."""

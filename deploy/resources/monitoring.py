@@ -1,4 +1,4 @@
-"""SNS alert topic, CloudWatch log groups and alarms, and the Glue job failure rule."""
+"""SNS alert topic, CloudWatch log groups, alarms and operations dashboard, Glue failure rule."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from deploy import iam
 from deploy.core import Change, Clients, Reporter, aws_errors, canonical, get_or_none
-from deploy.stack import FUNCTIONS, METRICS_NAMESPACE, StackArns, StackNames
+from deploy.stack import API_STAGE, FUNCTIONS, METRICS_NAMESPACE, StackArns, StackNames
 
 GLUE_FAILED_STATES = ("FAILED", "TIMEOUT", "ERROR")
 
@@ -275,3 +275,153 @@ def remove_glue_failure_rule(clients: Clients, reporter: Reporter, names: StackN
             events.remove_targets(Rule=name, Ids=target_ids)
         events.delete_rule(Name=name)
         reporter.record("eventbridge rule", name, Change.DELETED)
+
+
+def dashboard_console_url(region: str, name: str) -> str:
+    return f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#dashboards:name={name}"
+
+
+def _metric_widget(
+    title: str, metrics: list[list[Any]], region: str, *, stat: str = "Sum", y: int, x: int
+) -> dict[str, Any]:
+    return {
+        "type": "metric",
+        "x": x,
+        "y": y,
+        "width": 12,
+        "height": 6,
+        "properties": {
+            "title": title,
+            "region": region,
+            "view": "timeSeries",
+            "stacked": False,
+            "stat": stat,
+            "period": 300,
+            "metrics": metrics,
+        },
+    }
+
+
+def dashboard_body(arns: StackArns) -> dict[str, Any]:
+    """The operations dashboard: what ran, what it read, what failed, and how the API does."""
+    names = arns.names
+    region = arns.region
+    machine = ["StateMachineArn", arns.state_machine]
+    published = ["service", names.function("publish_batch")]
+    quarantined = ["service", names.function("quarantine_batch")]
+    api_service = ["service", names.function("orders_api")]
+    api = ["ApiName", names.api, "Stage", API_STAGE]
+    # Glue's job metrics (--enable-metrics): elapsed time of each run, all runs together.
+    glue = "glue.driver.aggregate.elapsedTime"
+    executions = [
+        ["AWS/States", metric, *machine, {"label": label}]
+        for metric, label in (
+            ("ExecutionsStarted", "started"),
+            ("ExecutionsSucceeded", "succeeded"),
+            ("ExecutionsFailed", "failed"),
+            ("ExecutionsTimedOut", "timed out"),
+            ("ExecutionsAborted", "aborted"),
+        )
+    ]
+    rows = [
+        [METRICS_NAMESPACE, metric, *published, {"label": label}]
+        for metric, label in (
+            ("RowsRead", "read"),
+            ("RowsValid", "valid"),
+            ("RowsRejected", "rejected"),
+        )
+    ]
+    files = [
+        [METRICS_NAMESPACE, "QuarantinedFiles", *quarantined, {"label": "quarantined files"}],
+        [METRICS_NAMESPACE, "BatchesPublished", *published, {"label": "batches published"}],
+    ]
+    glue_time = [
+        ["Glue", glue, "JobName", job, "JobRunId", "ALL", "Type", "count", {"label": label}]
+        for job, label in ((names.glue_job, "transform (ms)"), (names.state_job, "merge (ms)"))
+    ]
+    latency = [
+        ["AWS/ApiGateway", "Latency", *api, {"stat": "p50", "label": "latency p50 (ms)"}],
+        ["AWS/ApiGateway", "Latency", *api, {"stat": "p99", "label": "latency p99 (ms)"}],
+        [
+            "AWS/ApiGateway",
+            "IntegrationLatency",
+            *api,
+            {"stat": "p99", "label": "Lambda integration p99 (ms)"},
+        ],
+    ]
+    errors = [
+        ["AWS/ApiGateway", "4XXError", *api, {"label": "4xx (incl. wrong keys)"}],
+        ["AWS/ApiGateway", "5XXError", *api, {"label": "5xx"}],
+        [
+            "AWS/Lambda",
+            "Errors",
+            "FunctionName",
+            names.function("orders_api"),
+            {"label": "Lambda errors"},
+        ],
+        [METRICS_NAMESPACE, "ReportQueryFailed", *api_service, {"label": "queries failed"}],
+        [METRICS_NAMESPACE, "ReportQueryTimeout", *api_service, {"label": "queries timed out"}],
+    ]
+    alarms = [
+        f"arn:{arns.partition}:cloudwatch:{region}:{arns.account}:alarm:{alarm}"
+        for alarm in names.alarms
+    ]
+    return {
+        "widgets": [
+            {
+                "type": "text",
+                "x": 0,
+                "y": 0,
+                "width": 24,
+                "height": 2,
+                "properties": {
+                    "markdown": f"## {names.stack}: orders pipeline operations\n"
+                    f"State machine `{names.state_machine}`, Glue jobs `{names.glue_job}` and "
+                    f"`{names.state_job}`, API `{names.api}` (stage {API_STAGE}). Alerts go "
+                    f"to the SNS topic `{names.topic}`; failed files to `quarantine/` in "
+                    f"`{names.processed_bucket}`."
+                },
+            },
+            _metric_widget("Executions", executions, region, x=0, y=2),
+            _metric_widget("Rows per batch", rows, region, x=12, y=2),
+            _metric_widget("Files quarantined and batches published", files, region, x=0, y=8),
+            _metric_widget("Glue run time", glue_time, region, stat="Maximum", x=12, y=8),
+            _metric_widget("API latency", latency, region, stat="Average", x=0, y=14),
+            _metric_widget("API errors", errors, region, x=12, y=14),
+            {
+                "type": "alarm",
+                "x": 0,
+                "y": 20,
+                "width": 24,
+                "height": 4,
+                "properties": {"title": "Alarms", "alarms": alarms},
+            },
+        ]
+    }
+
+
+def ensure_dashboard(clients: Clients, reporter: Reporter, arns: StackArns) -> str:
+    """Create or update the operations dashboard; its console URL."""
+    cloudwatch = clients.cloudwatch
+    name = arns.names.operations_dashboard
+    desired = dashboard_body(arns)
+    with aws_errors(f"CloudWatch dashboard {name}"):
+        current = get_or_none(lambda: cloudwatch.get_dashboard(DashboardName=name))
+        if current and canonical(current.get("DashboardBody", "{}")) == canonical(desired):
+            reporter.record("cloudwatch dashboard", name, Change.UNCHANGED)
+        else:
+            cloudwatch.put_dashboard(DashboardName=name, DashboardBody=json.dumps(desired))
+            reporter.record(
+                "cloudwatch dashboard", name, Change.UPDATED if current else Change.CREATED
+            )
+    return dashboard_console_url(arns.region, name)
+
+
+def remove_dashboard(clients: Clients, reporter: Reporter, names: StackNames) -> None:
+    name = names.operations_dashboard
+    with aws_errors(f"CloudWatch dashboard {name}"):
+        if get_or_none(lambda: clients.cloudwatch.get_dashboard(DashboardName=name)) is None:
+            reporter.record("cloudwatch dashboard", name, Change.ABSENT)
+            return
+        clients.cloudwatch.delete_dashboards(DashboardNames=[name])
+        reporter.record("cloudwatch dashboard", name, Change.DELETED)

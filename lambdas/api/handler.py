@@ -27,8 +27,9 @@ from duffbeer.errors import (
     QueryTimeoutError,
 )
 from duffbeer.telemetry import Measure, emit, entry_point, logger
-from lambdas.api import params
+from lambdas.api import dashboard, overview, params
 from lambdas.api.backends import create_backend
+from lambdas.api.batches import BATCH_PARAMS, MAX_PAGE_SIZE, BatchesPage, BatchHistory
 from lambdas.api.config import ApiConfig
 from lambdas.api.queries import ClientReport, OrderStatusReport, ReportService, SalesByProduct
 
@@ -122,13 +123,22 @@ def _error(status: HTTPStatus, message: str, headers: dict[str, str] | None = No
     )
 
 
-def create_app(service: ReportService) -> APIGatewayRestResolver:
-    """The resolver with every route bound to `service`.
+def create_app(
+    service: ReportService, history: BatchHistory | None = None
+) -> APIGatewayRestResolver:
+    """The resolver with every route bound to `service` (and `/batches` to `history`,
+    built from the environment on first use when not given).
 
     A resolver holds the event it is resolving, so one instance serves one request at a
     time: Lambda does that by design; a threaded server needs one resolver per thread.
     """
     app = APIGatewayRestResolver(enable_validation=True)
+    histories: list[BatchHistory] = [history] if history is not None else []
+
+    def batch_history() -> BatchHistory:
+        if not histories:
+            histories.append(BatchHistory.from_config(ApiConfig.from_env()))
+        return histories[0]
 
     def query_names(allowed: tuple[str, ...]) -> None:
         raw = app.current_event.multi_value_query_string_parameters or {}
@@ -212,6 +222,90 @@ def create_app(service: ReportService) -> APIGatewayRestResolver:
     def health() -> dict[str, Any]:
         query_names(())
         return {"status": "ok", **service.backend.status()}
+
+    @app.get(
+        "/daily-sales",
+        summary="Per day with current lines: units and sales; oldest first.",
+        tags=["reports"],
+        responses=_responses(*_ALWAYS, *_QUERIES),
+    )
+    def daily_sales(
+        channel: ChannelParam = None, date_from: DateFromParam = None, date_to: DateToParam = None
+    ) -> overview.DailySales:
+        query_names(params.FILTER_PARAMS)
+        filters = params.parse_filters(channel, date_from, date_to)
+        return overview.daily_sales(service.backend, filters)
+
+    @app.get(
+        "/top-clients",
+        summary="The clients with the most sales, over all channels or in one; searchable.",
+        tags=["reports"],
+        responses=_responses(*_ALWAYS, *_QUERIES),
+    )
+    def top_clients(
+        channel: ChannelParam = None,
+        search: Annotated[
+            str | None,
+            Query(
+                description="Only clients whose name contains this text (any case) or whose "
+                "id it is.",
+                json_schema_extra={
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": overview.MAX_SEARCH_CHARS,
+                },
+            ),
+        ] = None,
+        limit: Annotated[
+            str | None,
+            Query(
+                description=f"How many clients, 1-{overview.MAX_TOP_CLIENTS} (default "
+                f"{overview.DEFAULT_TOP_CLIENTS}).",
+                json_schema_extra={
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": overview.MAX_TOP_CLIENTS,
+                },
+            ),
+        ] = None,
+    ) -> overview.TopClients:
+        query_names(overview.TOP_CLIENTS_PARAMS)
+        return overview.top_clients(service.backend, channel, search, limit)
+
+    @app.get(
+        "/batches",
+        summary="The batch history: every run with a record, newest first, paged.",
+        tags=["operations"],
+        responses=_responses(*_ALWAYS),
+    )
+    def batches(
+        limit: Annotated[
+            str | None,
+            Query(
+                description=f"Runs per page, 1-{MAX_PAGE_SIZE} (default 20).",
+                json_schema_extra={"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
+            ),
+        ] = None,
+        cursor: Annotated[
+            str | None,
+            Query(
+                description="next_cursor of the previous page.",
+                json_schema_extra={"type": "string", "pattern": "^[A-Za-z0-9_-]{1,400}$"},
+            ),
+        ] = None,
+    ) -> BatchesPage:
+        query_names(BATCH_PARAMS)
+        return batch_history().page(limit, cursor)
+
+    @app.get("/dashboard", include_in_schema=False)
+    def dashboard_page() -> Response[str]:
+        query_names(())
+        return dashboard.page_response()
+
+    @app.get("/dashboard/<asset>", include_in_schema=False)
+    def dashboard_asset(asset: str) -> Response[str]:
+        query_names(())
+        return dashboard.asset_response(asset)
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi() -> Response[str]:
@@ -336,7 +430,8 @@ def openapi_document(app: APIGatewayRestResolver) -> str:
 @lru_cache(maxsize=1)
 def default_app() -> APIGatewayRestResolver:
     """Built on the first invocation (config validated once per execution environment)."""
-    return create_app(ReportService(create_backend(ApiConfig.from_env())))
+    config = ApiConfig.from_env()
+    return create_app(ReportService(create_backend(config)), BatchHistory.from_config(config))
 
 
 @entry_point(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -125,3 +125,5 @@ def test_serve_reports_health_then_processes_the_inbox_and_lists_runs(tmp_path: 
         output, _ = server.communicate(timeout=60)
     assert server.returncode == 0, output
     assert "stopped" in output
+    # serve printed the reports page's URL, the key in its fragment (never sent to a server)
+    assert f"dashboard           http://127.0.0.1:{port}/dashboard#key=" in output

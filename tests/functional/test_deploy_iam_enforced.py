@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 
 from deploy.create_workflow import deploy
 from deploy.stack import DeployOptions
+from lambdas.api.batches import BatchHistory
 
 pytestmark = pytest.mark.functional
 
@@ -25,6 +26,12 @@ SEEDED = {
     (PROCESSED, "manifests/orders-1.json"): b"{}",
     (PROCESSED, "runs/orders-1/run-1/order_lines/part-0.parquet"): b"PAR1",
     (PROCESSED, "runs/orders-1/run-1/input/source.csv"): b"client_id,client_name\n",
+    (PROCESSED, "runs/orders-1/run-1/_manifest.json"): (
+        b'{"batch_id": "orders-1", "run_id": "run-1", "status": "SUCCEEDED", "rows_read": 3}'
+    ),
+    (PROCESSED, "quarantine/orders-2/run-1/error.json"): (
+        b'{"reason": "DelimiterError", "message": "the header is delimited by \';\'"}'
+    ),
     (PROCESSED, "state/current.json"): b"{}",
     (PROCESSED, "state/versions/0000000001-0a1b2c3d/product_daily/part-0.parquet"): b"PAR1",
 }
@@ -119,7 +126,21 @@ CASES = [
     ("orders-api", "reads the state pointer", _get(POINTER), True),
     ("orders-api", "reads the published state", _get(STATE_FILE), True),
     ("orders-api", "writes Athena results", _put(f"{PROCESSED}/athena-results/q.csv"), True),
-    ("orders-api", "cannot read the batch history", _get(RUN_FILE), False),
+    (
+        "orders-api",
+        "reads run manifests",
+        _get(f"{PROCESSED}/runs/orders-1/run-1/_manifest.json"),
+        True,
+    ),
+    (
+        "orders-api",
+        "reads quarantine reports",
+        _get(f"{PROCESSED}/quarantine/orders-2/run-1/error.json"),
+        True,
+    ),
+    ("orders-api", "reads batch pointers", _get(MANIFEST), True),
+    ("orders-api", "cannot read run data", _get(RUN_FILE), False),
+    ("orders-api", "cannot read a run's input", _get(RUN_INPUT), False),
     ("orders-api", "cannot write the input bucket", _put(f"{INPUT}/x.csv"), False),
     ("orders-api", "cannot write runs", _put(f"{PROCESSED}/runs/orders-1/x"), False),
     ("orders-api", "cannot move the state pointer", _put(POINTER), False),
@@ -197,3 +218,15 @@ def test_the_api_role_cannot_start_executions_or_change_the_catalog(
         )
     with pytest.raises(ClientError, match="AccessDenied"):
         glue.delete_database(Name="duffbeer_reports")
+
+
+def test_the_api_role_reads_the_batch_history_as_get_batches_does(
+    roles: tuple[str, dict[str, Session]],
+) -> None:
+    endpoint, sessions = roles
+    s3 = boto3.client("s3", region_name=REGION, endpoint_url=endpoint, **sessions["orders-api"])
+    page = BatchHistory(PROCESSED, s3).page()
+    assert sorted((run["batch_id"], run["status"]) for run in page["items"]) == [
+        ("orders-1", "PENDING"),
+        ("orders-2", "FAILED"),
+    ]

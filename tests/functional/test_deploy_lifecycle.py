@@ -164,6 +164,10 @@ def _leftovers(endpoint: str) -> dict[str, list[str]]:
             a["AlarmName"]
             for a in _client(endpoint, "cloudwatch").describe_alarms()["MetricAlarms"]
         ],
+        "dashboards": [
+            d["DashboardName"]
+            for d in _client(endpoint, "cloudwatch").list_dashboards()["DashboardEntries"]
+        ],
         "rules": [r["Name"] for r in _client(endpoint, "events").list_rules()["Rules"]],
         "log_groups": [
             g["logGroupName"] for g in _client(endpoint, "logs").describe_log_groups()["logGroups"]

@@ -362,8 +362,15 @@ def test_api_routes_proxy_to_orders_api_behind_an_api_key(stack: tuple[str, Stac
         "/orders/{client_id}": True,
         "/sales-by-product": True,
         "/order-status-report": True,
+        "/daily-sales": True,
+        "/top-clients": True,
+        "/batches": True,
         "/health": False,
         "/openapi.json": False,
+        "/dashboard": False,
+        "/dashboard/app.js": False,
+        "/dashboard/app.css": False,
+        "/dashboard/chart.umd.min.js": False,
     }
     stage = apigw.get_stage(restApiId=api_id, stageName="v1")
     assert stage["methodSettings"]["*/*"]["throttlingRateLimit"] == 50.0
@@ -419,6 +426,54 @@ def test_failures_alarm_to_the_topic(stack: tuple[str, StackOutputs]) -> None:
     cleanup = alarms["duffbeer-cleanup-errors"]
     assert (cleanup["Namespace"], cleanup["MetricName"]) == ("DuffBeerOrders", "CleanupErrors")
     assert cleanup["Dimensions"] == [{"Name": "service", "Value": "duffbeer-clean-up"}]
+
+
+def test_operations_dashboard_shows_runs_rows_quarantine_glue_and_the_api(
+    stack: tuple[str, StackOutputs],
+) -> None:
+    cloudwatch = _client(stack, "cloudwatch")
+    described = cloudwatch.get_dashboard(DashboardName="duffbeer-operations")
+    widgets = json.loads(described["DashboardBody"])["widgets"]
+    charts = {w["properties"]["title"]: w["properties"] for w in widgets if w["type"] == "metric"}
+    metrics = {
+        title: [
+            (m[0], m[1], dict(zip(m[2:-1:2], m[3:-1:2], strict=True))) for m in props["metrics"]
+        ]
+        for title, props in charts.items()
+    }
+    machine = {"StateMachineArn": STATE_MACHINE}
+    assert metrics["Executions"][:3] == [
+        ("AWS/States", "ExecutionsStarted", machine),
+        ("AWS/States", "ExecutionsSucceeded", machine),
+        ("AWS/States", "ExecutionsFailed", machine),
+    ]
+    # The same metric and dimensions the publish step emits and the rows alarm watches
+    published = {"service": "duffbeer-publish-batch"}
+    assert metrics["Rows per batch"] == [
+        ("DuffBeerOrders", "RowsRead", published),
+        ("DuffBeerOrders", "RowsValid", published),
+        ("DuffBeerOrders", "RowsRejected", published),
+    ]
+    assert (
+        "DuffBeerOrders",
+        "QuarantinedFiles",
+        {"service": "duffbeer-quarantine-batch"},
+    ) in metrics["Files quarantined and batches published"]
+    assert [m[2]["JobName"] for m in metrics["Glue run time"]] == [
+        "duffbeer-transform-orders",
+        "duffbeer-maintain-state",
+    ]
+    assert {m[1] for m in metrics["Glue run time"]} == {"glue.driver.aggregate.elapsedTime"}
+    api = {"ApiName": "duffbeer-orders-api", "Stage": "v1"}
+    assert ("AWS/ApiGateway", "Latency", api) in metrics["API latency"]
+    assert ("AWS/ApiGateway", "5XXError", api) in metrics["API errors"]
+    assert ("AWS/ApiGateway", "4XXError", api) in metrics["API errors"]
+    [alarms] = [w["properties"]["alarms"] for w in widgets if w["type"] == "alarm"]
+    assert f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:duffbeer-state-machine-failed" in alarms
+    assert stack[1].operations_dashboard_url == (
+        f"https://{REGION}.console.aws.amazon.com/cloudwatch/home?region={REGION}"
+        "#dashboards:name=duffbeer-operations"
+    )
 
 
 def test_glue_job_failures_reach_the_topic_through_eventbridge(
@@ -482,6 +537,8 @@ def test_roles_trust_their_service_and_carry_one_inline_policy(
         "ReadCatalog",
         "ReadPublishedState",
         "ListPublishedState",
+        "ListBatchHistory",
+        "ReadBatchHistory",
         "LocateBucketForAthena",
         "WriteAthenaResults",
     ]

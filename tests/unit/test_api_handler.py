@@ -347,10 +347,13 @@ def test_openapi_document_lists_the_routes_and_parameters(call: Any) -> None:
     assert response["statusCode"] == 200
     assert document["info"]["title"] == "Duff Beer orders reports"
     assert sorted(document["paths"]) == [
+        "/batches",
+        "/daily-sales",
         "/health",
         "/order-status-report",
         "/orders/{client_id}",
         "/sales-by-product",
+        "/top-clients",
     ]
     sales = document["paths"]["/sales-by-product"]["get"]
     assert [p["name"] for p in sales["parameters"]] == ["channel", "date_from", "date_to"]
@@ -373,6 +376,9 @@ def test_openapi_document_declares_every_status_a_route_can_answer(call: Any) ->
         "/sales-by-product": ["200", "400", "403", "405", "500", "502", "504"],
         "/order-status-report": ["200", "400", "403", "405", "500", "502", "504"],
         "/health": ["200", "400", "403", "405", "500"],
+        "/daily-sales": ["200", "400", "403", "405", "500", "502", "504"],
+        "/top-clients": ["200", "400", "403", "405", "500", "502", "504"],
+        "/batches": ["200", "400", "403", "405", "500"],
     }
     # Every error has the one error body; a 405 also says which method to use
     client = document["paths"]["/orders/{client_id}"]["get"]["responses"]

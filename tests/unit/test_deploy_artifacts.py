@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 
@@ -114,3 +115,44 @@ def test_the_real_functions_package_from_the_repository(tmp_path: Path) -> None:
         for name in names
         if not name.startswith(("lambdas/api/", "duffbeer/")) and name != "lambdas/__init__.py"
     ]
+
+
+def _npm_project(root: Path, installed: str, pinned: str) -> Path:
+    lock = json.dumps({"packages": {"node_modules/chart.js": {"version": pinned}}})
+    return _tree(
+        root,
+        {
+            "lambdas/__init__.py": "",
+            "lambdas/api/handler.py": "def handler(event, context): ...\n",
+            "lambdas/api/dashboard/static/app.js": "'use strict';\n",
+            "duffbeer/__init__.py": "",
+            "package-lock.json": lock,
+            "node_modules/chart.js/package.json": json.dumps({"version": installed}),
+            "node_modules/chart.js/dist/chart.umd.min.js": "/* chart */\n",
+            "node_modules/chart.js/LICENSE.md": "MIT\n",
+        },
+    )
+
+
+def test_the_api_zip_carries_the_pinned_chart_library_and_its_licence(tmp_path: Path) -> None:
+    project = _npm_project(tmp_path / "p", installed="4.6.1", pinned="4.6.1")
+    archive = artifacts.build_lambda_zip("api", tmp_path / "out", root=project)
+    with zipfile.ZipFile(archive) as opened:
+        names = set(opened.namelist())
+        assert opened.read("lambdas/api/dashboard/vendor/chart.umd.min.js") == b"/* chart */\n"
+    assert "lambdas/api/dashboard/static/app.js" in names
+    assert "lambdas/api/dashboard/vendor/chart.js.LICENSE.md" in names
+    assert not any(name.startswith("node_modules/") for name in names)
+
+
+def test_a_chart_library_other_than_the_pinned_one_is_refused(tmp_path: Path) -> None:
+    project = _npm_project(tmp_path / "p", installed="4.5.0", pinned="4.6.1")
+    with pytest.raises(ConfigurationError, match=r"chart.js 4.5.0 is installed; .* pins 4.6.1"):
+        artifacts.build_lambda_zip("api", tmp_path / "out", root=project)
+
+
+def test_the_api_zip_needs_npm_ci_first(tmp_path: Path) -> None:
+    project = _npm_project(tmp_path / "p", installed="4.6.1", pinned="4.6.1")
+    (project / "node_modules" / "chart.js" / "package.json").unlink()
+    with pytest.raises(ConfigurationError, match="run npm ci"):
+        artifacts.build_lambda_zip("api", tmp_path / "out", root=project)

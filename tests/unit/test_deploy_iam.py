@@ -20,6 +20,8 @@ GLUE_ROLES = {"duffbeer-glue-role", "duffbeer-state-job-role"}
 INPUT_OBJECT = "arn:aws:s3:::duffbeer-input-orders/incoming/orders.csv"
 RUN_OBJECT = "arn:aws:s3:::duffbeer-processed-orders/runs/b-1/r-1/order_lines/x.parquet"
 MANIFEST = "arn:aws:s3:::duffbeer-processed-orders/manifests/b-1.json"
+RUN_MANIFEST = "arn:aws:s3:::duffbeer-processed-orders/runs/b-1/r-1/_manifest.json"
+ERROR_REPORT = "arn:aws:s3:::duffbeer-processed-orders/quarantine/b-1/r-1/error.json"
 QUARANTINE_OBJECT = "arn:aws:s3:::duffbeer-processed-orders/quarantine/b-1/r-1/orders.csv"
 ATHENA_RESULT = "arn:aws:s3:::duffbeer-processed-orders/athena-results/q-1.csv"
 ARTIFACT = "arn:aws:s3:::duffbeer-processed-orders/artifacts/glue/transform_orders.py"
@@ -133,6 +135,10 @@ def test_no_wildcard_actions_and_star_resources_only_where_aws_requires_them() -
         ("duffbeer-orders-api-role", "s3:GetObject", STATE_POINTER),
         ("duffbeer-orders-api-role", "s3:GetObject", STATE_OBJECT),
         ("duffbeer-orders-api-role", "s3:PutObject", ATHENA_RESULT),
+        # GET /batches: the batch pointers, run manifests and quarantine reports.
+        ("duffbeer-orders-api-role", "s3:GetObject", MANIFEST),
+        ("duffbeer-orders-api-role", "s3:GetObject", RUN_MANIFEST),
+        ("duffbeer-orders-api-role", "s3:GetObject", ERROR_REPORT),
         ("duffbeer-glue-role", "s3:GetObject", RUN_INPUT),
         ("duffbeer-glue-role", "s3:GetObject", ARTIFACT),
         ("duffbeer-glue-role", "s3:PutObject", RUN_OBJECT),
@@ -189,6 +195,9 @@ def test_the_functions_and_the_state_machine_send_traces_and_the_jobs_do_not() -
         ("duffbeer-orders-api-role", "s3:PutObject", MANIFEST),
         ("duffbeer-orders-api-role", "s3:PutObject", STATE_POINTER),
         ("duffbeer-orders-api-role", "s3:GetObject", RUN_OBJECT),
+        ("duffbeer-orders-api-role", "s3:GetObject", RUN_INPUT),
+        ("duffbeer-orders-api-role", "s3:GetObject", QUARANTINE_OBJECT),
+        ("duffbeer-orders-api-role", "s3:PutObject", RUN_MANIFEST),
         ("duffbeer-orders-api-role", "s3:DeleteObject", RUN_OBJECT),
         ("duffbeer-orders-api-role", "glue:CreateTable", ORDER_LINES_TABLE),
         ("duffbeer-orders-api-role", "states:StartExecution", STATE_MACHINE),

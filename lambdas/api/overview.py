@@ -1,0 +1,124 @@
+"""The dashboard's extra reports: sales per day and the top clients, over the same backends."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import date
+from typing import Any
+
+# pydantic (the OpenAPI schema of the responses) needs this TypedDict before Python 3.12.
+from typing_extensions import TypedDict
+
+from duffbeer import reports_sql
+from duffbeer.errors import InvalidParameterError
+from lambdas.api.params import ReportFilters, parse_filters
+from lambdas.api.queries import Filters, QueryBackend, money
+
+TOP_CLIENTS_PARAMS = ("channel", "search", "limit")
+DEFAULT_TOP_CLIENTS = 10
+MAX_TOP_CLIENTS = 100
+MAX_SEARCH_CHARS = 64
+_LIMIT = re.compile(r"[0-9]{1,3}")
+
+
+class DaySales(TypedDict):
+    date: str
+    units: int
+    sales: float
+
+
+class DailySales(TypedDict):
+    filters: Filters
+    days: list[DaySales]
+
+
+class TopClient(TypedDict):
+    client_id: int
+    client_name: str
+    orders: int
+    lines: int
+    units: int
+    sales: float
+
+
+class TopClientsFilters(TypedDict):
+    channel: str | None
+    search: str | None
+
+
+class TopClients(TypedDict):
+    filters: TopClientsFilters
+    clients: list[TopClient]
+
+
+def daily_sales(backend: QueryBackend, filters: ReportFilters) -> DailySales:
+    """Units and sales of each day with current lines within the filters, oldest first."""
+    query = reports_sql.daily_sales_query(filters.channel, filters.date_from, filters.date_to)
+    rows = backend.fetch([query])[0]
+    return {
+        "filters": {
+            "channel": filters.channel,
+            "date_from": filters.date_from.isoformat() if filters.date_from else None,
+            "date_to": filters.date_to.isoformat() if filters.date_to else None,
+        },
+        "days": [
+            {
+                "date": _iso(r["order_date"]),
+                "units": int(r["units"] or 0),
+                "sales": money(r["total_sales"]),
+            }
+            for r in rows
+        ],
+    }
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat() if isinstance(value, date) else str(value)
+
+
+def parse_search(raw: str | None) -> str | None:
+    """A client search text: 1-64 printable characters (a name part or a client id)."""
+    if raw is None:
+        return None
+    text = raw.strip()
+    printable = all(unicodedata.category(ch)[0] != "C" for ch in text)
+    if not text or len(text) > MAX_SEARCH_CHARS or not printable:
+        raise InvalidParameterError(
+            f"search must be 1-{MAX_SEARCH_CHARS} printable characters, got {raw[:40]!a}"
+        )
+    return text
+
+
+def parse_top_limit(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_TOP_CLIENTS
+    if not _LIMIT.fullmatch(raw) or not 0 < int(raw) <= MAX_TOP_CLIENTS:
+        raise InvalidParameterError(
+            f"limit must be an integer from 1 to {MAX_TOP_CLIENTS}, got {raw[:40]!a}"
+        )
+    return int(raw)
+
+
+def top_clients(
+    backend: QueryBackend, channel: str | None, search: str | None, limit: str | None
+) -> TopClients:
+    """The clients with the most sales (over all channels, or in `channel`), best first."""
+    chosen = parse_filters(channel, None, None).channel
+    text = parse_search(search)
+    size = parse_top_limit(limit)
+    rows = backend.fetch([reports_sql.top_clients_query(chosen, text, size)])[0]
+    return {
+        "filters": {"channel": chosen, "search": text},
+        "clients": [
+            {
+                "client_id": int(r["client_id"]),
+                "client_name": str(r["client_name"]),
+                "orders": int(r["orders"] or 0),
+                "lines": int(r["lines"] or 0),
+                "units": int(r["units"] or 0),
+                "sales": money(r["total_sales"]),
+            }
+            for r in rows
+        ],
+    }

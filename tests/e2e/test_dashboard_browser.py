@@ -1,0 +1,394 @@
+"""The reports page in headless Chromium over the local stack: a known batch sequence, every
+chart and table against the API's own answers, filters, the key, escaping, batch history.
+
+The browser is required: without one these tests fail (duffbeer_local.browser says how to
+install it), they never skip.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, Request
+
+from duffbeer_local import browser as local_browser
+from duffbeer_local.pipeline import LocalPipeline
+
+pytestmark = pytest.mark.e2e
+
+HEADER = [
+    "client_id",
+    "client_name",
+    "order_id",
+    "product_id",
+    "product_description",
+    "product_price",
+    "product_ccf",
+    "product_volume",
+    "point_of_sale_channel",
+    "status",
+    "order_date",
+]
+CLIENTS = {
+    3001: 'Moe\'s "Tavern"',
+    3002: '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>',
+    3003: "Ünïcødé Bär 🍺 — Ωmega",
+    3004: "Kwik-E-Mart",
+}
+PRODUCTS = {201: ("Duff Classic", "2.50"), 202: ("Duff Lite", "3.10"), 203: ("Duff Dry", "4.25")}
+EXTRA_PRODUCT = (204, "Duff Special", "1.99")
+CHANNELS = ("Retail", "Online", "B2B")
+STATUSES = ("created", "delivered", "broken")
+FIRST_DAY = date(2026, 11, 16)
+GOOD_FILE = "week-47.csv"
+BAD_FILE = "semicolons.csv"
+
+
+def week_rows() -> list[dict[str, str]]:
+    """24 lines in 12 orders (two lines each) over 5 days, 3 channels and 3 statuses."""
+    rows = []
+    for i in range(24):
+        order = i // 2
+        client = 3001 + order % 4
+        product, description, price = (
+            (201 + order % 3, *PRODUCTS[201 + order % 3]) if i % 2 == 0 else EXTRA_PRODUCT
+        )
+        rows.append(
+            {
+                "client_id": str(client),
+                "client_name": CLIENTS[client],
+                "order_id": str(7000 + order),
+                "product_id": str(product),
+                "product_description": description,
+                "product_price": price,
+                "product_ccf": str(1 + i % 7),
+                "product_volume": "0.33",
+                "point_of_sale_channel": CHANNELS[order % 3],
+                "status": STATUSES[i % 3],
+                "order_date": (FIRST_DAY + timedelta(days=order % 5)).isoformat(),
+            }
+        )
+    return rows
+
+
+def as_csv(rows: list[dict[str, str]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=HEADER, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def cents(value: Any) -> Decimal:
+    return Decimal(str(value)).quantize(Decimal("0.01"))
+
+
+@pytest.fixture(scope="module")
+def loaded(
+    pipeline: LocalPipeline, process: Callable[[str, str], dict[str, Any]]
+) -> list[dict[str, str]]:
+    """The batch sequence: a week of orders with one rejected line, then a file that fails
+    validation (another delimiter)."""
+    rows = week_rows()
+    bad_price = {**rows[0], "order_id": "7999", "product_price": "two euros"}
+    assert process(GOOD_FILE, as_csv([*rows, bad_price]))["status"] == "SUCCEEDED"
+    assert process(BAD_FILE, "client_id;client_name\n1;x\n")["status"] == "FAILED"
+    # Each warm API worker loads a newly published state version in the background once a
+    # request reaches it: parallel requests reach them all, until every one answers fresh.
+    deadline = time.monotonic() + 60
+    fresh_rounds = 0
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        while fresh_rounds < 2:
+            answers = pool.map(lambda _: pipeline.get("/order-status-report")[1], range(8))
+            fresh = all(answer.get("total_orders") == 12 for answer in answers)
+            fresh_rounds = fresh_rounds + 1 if fresh else 0
+            assert time.monotonic() < deadline, "the API never served the week's orders"
+            time.sleep(0.5)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    with local_browser.launch() as started:
+        yield started
+
+
+@dataclass
+class Session:
+    page: Page
+    errors: list[str] = field(default_factory=list)
+    requests: list[Request] = field(default_factory=list)
+
+    def wait(self, state: str = "ready") -> None:
+        # A selector, not a function: the page's policy forbids evaluating strings.
+        self.page.wait_for_selector(f"body[data-state={state}]", state="attached", timeout=30_000)
+
+    def chart(self, name: str) -> dict[str, Any]:
+        data: dict[str, Any] = self.page.evaluate(
+            """name => {
+                const chart = Chart.getChart(document.getElementById('chart-' + name));
+                const canvas = chart.canvas;
+                return {labels: chart.data.labels,
+                        datasets: chart.data.datasets.map(d => ({label: d.label, data: d.data})),
+                        width: canvas.width, height: canvas.height};
+            }""",
+            name,
+        )
+        return data
+
+    def table(self, selector: str) -> list[list[str]]:
+        rows: list[list[str]] = self.page.eval_on_selector_all(
+            f"{selector} tbody tr",
+            "rows => rows.map(r => Array.from(r.cells).map(c => c.textContent.trim()))",
+        )
+        return rows
+
+
+@pytest.fixture
+def session(chromium: Browser) -> Iterator[Session]:
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    opened = Session(page)
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type in ("error", "warning"):
+            opened.errors.append(f"{message.type}: {message.text}")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: opened.errors.append(f"pageerror: {error}"))
+
+    def on_request(request: Request) -> None:
+        # Playwright cannot register a bound built-in method as a handler.
+        opened.requests.append(request)
+
+    page.on("request", on_request)
+    page.on("requestfailed", lambda r: opened.errors.append(f"request failed: {r.url}"))
+    try:
+        yield opened
+    finally:
+        context.close()
+
+
+def open_with_key(session: Session, pipeline: LocalPipeline) -> None:
+    session.page.goto(pipeline.dashboard_url())
+    session.wait()
+
+
+def api(pipeline: LocalPipeline, path: str) -> Any:
+    status, body = pipeline.get(path)
+    assert status == 200, (path, body)
+    return body
+
+
+def test_page_loads_without_console_errors_and_the_key_never_reaches_a_url(
+    loaded: list[dict[str, str]], pipeline: LocalPipeline, session: Session
+) -> None:
+    # Given the URL `make serve` prints, with the key in its #fragment
+    response = session.page.goto(pipeline.dashboard_url())
+    session.wait()
+    # Then the page loaded with no error, under its own policy
+    assert session.errors == []
+    assert response is not None
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    # And the key left the address bar for session storage
+    assert session.page.url == f"{pipeline.api_url}/dashboard"
+    stored = session.page.evaluate("sessionStorage.getItem('duffbeer.apiKey')")
+    assert stored == pipeline.api_key
+    # And no request carried it in its URL; the data routes carried it in the header only
+    key = pipeline.api_key
+    assert session.requests
+    for request in session.requests:
+        assert key not in request.url and quote(key) not in request.url
+        assert request.url.startswith(f"{pipeline.api_url}/"), request.url  # no CDN
+        if "/dashboard" not in request.url:
+            assert request.headers.get("x-api-key") == key, request.url
+        else:
+            assert "x-api-key" not in request.headers, request.url
+
+
+def test_each_chart_and_table_shows_the_api_figures_to_the_cent(
+    loaded: list[dict[str, str]], pipeline: LocalPipeline, session: Session
+) -> None:
+    open_with_key(session, pipeline)
+    products = api(pipeline, "/sales-by-product")["products"]
+    statuses = api(pipeline, "/order-status-report")
+    days = api(pipeline, "/daily-sales")["days"]
+    clients = api(pipeline, "/top-clients?limit=10")["clients"]
+
+    # The uploaded lines' own total, computed here from the CSV, is what the products add to
+    expected_total = sum(
+        (Decimal(r["product_price"]) * int(r["product_ccf"]) for r in loaded), Decimal(0)
+    )
+    table = session.table("#table-products")
+    assert sum(cents(row[4]) for row in table) == expected_total
+
+    chart = session.chart("products")
+    labels = [f"{p['product_description']} (#{p['product_id']})" for p in products]
+    assert chart["labels"] == labels
+    assert [d["label"] for d in chart["datasets"]] == sorted(CHANNELS[::-1])
+    for dataset in chart["datasets"]:
+        expected = [
+            next((c["sales"] for c in p["by_channel"] if c["channel"] == dataset["label"]), 0)
+            for p in products
+        ]
+        assert dataset["data"] == expected
+    assert [row[0] for row in table] == labels
+    assert [row[4] for row in table] == [f"{cents(p['sales'])}" for p in products]
+
+    chart = session.chart("statuses")
+    assert chart["datasets"][0]["data"] == [s["orders"] for s in statuses["statuses"]]
+    assert session.table("#table-statuses") == [
+        [
+            s["status"],
+            str(s["orders"]),
+            f"{s['share_of_orders'] * 100:.1f} %",
+            str(s["lines"]),
+            f"{cents(s['sales'])}",
+        ]
+        for s in statuses["statuses"]
+    ]
+    assert session.page.text_content("#total-orders") == "Distinct orders: 12"
+
+    chart = session.chart("daily")
+    assert chart["labels"] == [(FIRST_DAY + timedelta(days=n)).isoformat() for n in range(5)]
+    assert chart["labels"] == [d["date"] for d in days]
+    assert chart["datasets"][0]["data"] == [d["sales"] for d in days]
+    assert session.table("#table-daily") == [
+        [d["date"], str(d["units"]), f"{cents(d['sales'])}"] for d in days
+    ]
+
+    chart = session.chart("clients")
+    assert chart["labels"] == [f"{c['client_name']} (#{c['client_id']})" for c in clients]
+    assert chart["datasets"][0]["data"] == [c["sales"] for c in clients]
+    assert sorted(c["client_id"] for c in clients) == sorted(CLIENTS)
+    for name in ("products", "statuses", "daily", "clients"):
+        drawn = session.chart(name)
+        assert drawn["width"] > 0 and drawn["height"] > 0, name
+    assert session.errors == []
+
+
+def test_a_filter_change_updates_every_chart_and_table(
+    loaded: list[dict[str, str]], pipeline: LocalPipeline, session: Session
+) -> None:
+    open_with_key(session, pipeline)
+    before = session.table("#table-daily")
+    session.requests.clear()
+    # When the user picks a channel and a date range and applies them
+    session.page.select_option("#channel", "Online")
+    session.page.fill("#date-from", "2026-11-17")
+    session.page.fill("#date-to", "2026-11-19")
+    session.page.click("#apply-filters")
+    session.wait()
+    # Then each route was asked with its own parameters
+    query = "channel=Online&date_from=2026-11-17&date_to=2026-11-19"
+    asked = {r.url.removeprefix(pipeline.api_url) for r in session.requests}
+    for route in ("/sales-by-product", "/order-status-report", "/daily-sales"):
+        assert f"{route}?{query}" in asked
+    assert "/top-clients?channel=Online&limit=10" in asked
+    # And every chart and table shows the filtered answers
+    days = api(pipeline, f"/daily-sales?{query}")["days"]
+    products = api(pipeline, f"/sales-by-product?{query}")["products"]
+    statuses = api(pipeline, f"/order-status-report?{query}")["statuses"]
+    clients = api(pipeline, "/top-clients?channel=Online&limit=10")["clients"]
+    assert session.table("#table-daily") != before
+    assert session.chart("daily")["datasets"][0]["data"] == [d["sales"] for d in days]
+    # Online: orders 7001 (11-17), 7004 (11-20), 7007 (11-18), 7010 (11-16)
+    assert [d["date"] for d in days] == ["2026-11-17", "2026-11-18"]
+    assert [d["label"] for d in session.chart("products")["datasets"]] == ["Online"]
+    assert session.chart("products")["datasets"][0]["data"] == [p["sales"] for p in products]
+    assert session.chart("statuses")["datasets"][0]["data"] == [s["orders"] for s in statuses]
+    assert session.chart("clients")["datasets"][0]["data"] == [c["sales"] for c in clients]
+    assert len(session.table("#table-products")) == len(products)
+    assert session.errors == []
+
+
+def test_a_wrong_key_shows_a_clear_message(
+    loaded: list[dict[str, str]], pipeline: LocalPipeline, session: Session
+) -> None:
+    session.page.goto(f"{pipeline.api_url}/dashboard#key=not-the-key")
+    session.wait("key-needed")
+    message = session.page.text_content("#message") or ""
+    assert "The API key was refused (HTTP 403)" in message
+    assert session.page.is_visible("#key-form")
+    assert not session.page.is_visible("#reports")
+    assert session.page.evaluate("sessionStorage.getItem('duffbeer.apiKey')") is None
+
+
+def test_the_key_is_asked_for_once_and_kept_for_the_session(
+    loaded: list[dict[str, str]], pipeline: LocalPipeline, session: Session
+) -> None:
+    session.page.goto(f"{pipeline.api_url}/dashboard")
+    session.wait("key-needed")
+    assert "Enter the API key" in (session.page.text_content("#message") or "")
+    session.page.fill("#api-key", pipeline.api_key)
+    session.page.click("#key-form button[type=submit]")
+    session.wait()
+    session.page.reload()
+    session.wait()
+    assert session.page.is_visible("#reports")
+    assert all(pipeline.api_key not in r.url for r in session.requests)
+    assert session.errors == []
+
+
+def test_names_with_quotes_markup_and_unicode_render_as_text(
+    loaded: list[dict[str, str]], pipeline: LocalPipeline, session: Session
+) -> None:
+    open_with_key(session, pipeline)
+    shown = [row[0] for row in session.table("#table-clients")]
+    for client_id, name in CLIENTS.items():
+        assert f"{name} (#{client_id})" in shown
+    assert session.page.evaluate("window.__xss") is None
+    assert session.page.eval_on_selector_all("img", "nodes => nodes.length") == 0
+    assert session.page.eval_on_selector_all("script", "nodes => nodes.length") == 2
+    assert session.errors == []
+
+
+def test_client_search_and_a_clients_detail(
+    loaded: list[dict[str, str]], pipeline: LocalPipeline, session: Session
+) -> None:
+    open_with_key(session, pipeline)
+    session.page.fill("#client-search-text", "kwik")
+    session.page.click("#client-search button[type=submit]")
+    session.wait()
+    rows = session.table("#table-clients")
+    assert [row[0] for row in rows] == ["Kwik-E-Mart (#3004)"]
+    session.page.click("#table-clients button[data-client-id='3004']")
+    session.page.wait_for_selector("#client-detail:not([hidden]) #detail-orders tbody tr")
+    report = api(pipeline, "/orders/3004?include=orders&limit=50")
+    assert session.page.text_content("#client-detail h3") == "Kwik-E-Mart (#3004)"
+    totals = report["totals"]
+    assert f"sales {cents(totals['sales'])}" in (
+        session.page.text_content("#client-detail p") or ""
+    )
+    orders = session.table("#detail-orders")
+    assert [row[0] for row in orders] == [str(o["order_id"]) for o in report["orders"]["items"]]
+    assert [row[5] for row in orders] == [f"{cents(o['sales'])}" for o in report["orders"]["items"]]
+    assert session.errors == []
+
+
+def test_the_batch_history_shows_each_run_and_a_failed_batchs_error(
+    loaded: list[dict[str, str]], pipeline: LocalPipeline, session: Session
+) -> None:
+    open_with_key(session, pipeline)
+    rows = session.table("#table-batches")
+    by_file = {row[1].rsplit("/", 1)[-1]: row for row in rows}
+    failed = by_file["semicolons.csv"]
+    good = by_file["week-47.csv"]
+    assert failed[2] == "FAILED"
+    assert failed[7].startswith("DelimiterError: ")
+    assert "delimited by ';'" in failed[7]
+    assert good[2:7] == ["PUBLISHED", "25", "24", "1", "bad_price: 1"]
+    assert good[7] == ""
+    # Newest first: the failed upload came last
+    assert rows[0] == failed
+    assert session.errors == []

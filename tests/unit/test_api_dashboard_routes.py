@@ -1,0 +1,353 @@
+"""The routes the reports page adds: daily sales, top clients, the batch history and the page
+itself, through the handler on proxy events over a hand-computed state and bucket."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from deploy.stack import DASHBOARD_ASSETS
+from duffbeer import naming
+from lambdas.api import dashboard
+from lambdas.api import handler as api_handler
+from lambdas.api.backends.duckdb_backend import DuckDBBackend
+from lambdas.api.batches import BatchHistory, decode_cursor, encode_cursor
+from lambdas.api.queries import ReportService
+from tests.unit.test_api_handler import FakeLambdaContext
+from tests.unit.test_api_support import (
+    api_event,
+    body,
+    filesystem,
+    moto_endpoint,
+    s3_client,
+    write_spanning_state,
+)
+
+pytestmark = pytest.mark.functional
+
+__all__ = ["moto_endpoint"]
+
+BUCKET = "dashboard-orders"
+
+
+def _run_manifest(batch: str, run: str, status: str, **extra: Any) -> dict[str, Any]:
+    manifest: dict[str, Any] = {
+        "manifest_version": 1,
+        "batch_id": batch,
+        "run_id": run,
+        "status": status,
+        "error": None,
+        "source": {
+            "path": f"s3://in/{batch}.csv",
+            "bucket": "in",
+            "key": f"{batch}.csv",
+            "size": 10,
+            "event_time": "2026-01-01T10:00:00+00:00",
+        },
+        "started_at": "2026-01-01T10:00:01+00:00",
+        "finished_at": "2026-01-01T10:00:30+00:00",
+        "rows_read": 10,
+        "rows_valid": 8,
+        "rows_rejected": 2,
+        "rejects_by_reason": {"bad_price": 1, "bad_status": 1},
+        "total_sales": "123.455",
+        "published": None,
+    }
+    manifest.update(extra)
+    return manifest
+
+
+@pytest.fixture(scope="module")
+def history_bucket(moto_endpoint: str) -> str:
+    """Four runs, written oldest first: a published run, a run superseded by it, a run that
+    failed in the transform (manifest + quarantine report), a validation failure (report
+    only), and a stray key that is no record."""
+    write_spanning_state(moto_endpoint, BUCKET)
+    s3 = s3_client(moto_endpoint)
+
+    def put(key: str, document: Any) -> None:
+        s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(document).encode())
+
+    def next_second() -> None:
+        # S3 lists LastModified to the second: the history's order needs distinct seconds.
+        time.sleep(1.05)
+
+    put(
+        naming.run_manifest_key("orders-a", "run-old"),
+        _run_manifest("orders-a", "run-old", "SUCCEEDED"),
+    )
+    next_second()
+    published = _run_manifest(
+        "orders-a", "run-new", "SUCCEEDED", rows_read=5, rows_rejected=0, rejects_by_reason={}
+    )
+    put(naming.run_manifest_key("orders-a", "run-new"), published)
+    put(naming.manifest_key("orders-a"), {**published, "published": {"run_id": "run-new"}})
+    next_second()
+    failed = _run_manifest(
+        "orders-b",
+        "run-1",
+        "FAILED",
+        error={"type": "RejectThresholdExceededError", "message": "6 of 10 rows rejected"},
+    )
+    put(naming.run_manifest_key("orders-b", "run-1"), failed)
+    put(
+        f"{naming.quarantine_prefix('orders-b', 'run-1')}{naming.ERROR_REPORT_FILE}",
+        {
+            "reason": "RejectThresholdExceededError",
+            "error": "States.TaskFailed",
+            "message": "6 of 10 rows rejected",
+            "source": {
+                "bucket": "in",
+                "key": "orders-b.csv",
+                "uri": "s3://in/orders-b.csv",
+                "event_time": "2026-01-02T08:00:00Z",
+            },
+            "quarantined_at": "2026-01-02T08:00:40+00:00",
+        },
+    )
+    next_second()
+    put(
+        f"{naming.quarantine_prefix('orders-c', 'run-9')}{naming.ERROR_REPORT_FILE}",
+        {
+            "reason": "MissingColumnsError",
+            "error": "MissingColumnsError",
+            "message": "missing columns: <script>alert('x')</script>",
+            "source": {
+                "bucket": "in",
+                "key": 'bad "quoted".csv',
+                "uri": 's3://in/bad "quoted".csv',
+                "event_time": "2026-01-03T08:00:00Z",
+            },
+            "quarantined_at": "2026-01-03T08:00:05+00:00",
+        },
+    )
+    s3.put_object(Bucket=BUCKET, Key="quarantine/orders-c/run-9/bad.csv", Body=b"x")
+    s3.put_object(
+        Bucket=BUCKET, Key="runs/orders-a/run-new/order_lines/part-0.parquet", Body=b"PAR1"
+    )
+    return BUCKET
+
+
+@pytest.fixture(scope="module")
+def call(moto_endpoint: str, history_bucket: str) -> Iterator[Any]:
+    backend = DuckDBBackend(
+        bucket=history_bucket,
+        check_interval_s=60,
+        s3_client=s3_client(moto_endpoint),
+        filesystem=filesystem(moto_endpoint),
+        background=False,
+    )
+    history = BatchHistory(history_bucket, s3_client(moto_endpoint))
+    app = api_handler.create_app(ReportService(backend), history)
+
+    def resolve(event: dict[str, Any]) -> dict[str, Any]:
+        response: dict[str, Any] = app.resolve(event, FakeLambdaContext())
+        return response
+
+    yield resolve
+
+
+def test_daily_sales_sums_each_day_within_the_filters(call: Any) -> None:
+    # Given the spanning state (product_daily: 01-10 15.00; 01-11 6+10+3+8; 01-12 5.00)
+    everything = body(call(api_event("/daily-sales")))
+    retail = body(
+        call(api_event("/daily-sales", query={"channel": ["retail"], "date_from": ["2026-01-11"]}))
+    )
+    assert everything == {
+        "filters": {"channel": None, "date_from": None, "date_to": None},
+        "days": [
+            {"date": "2026-01-10", "units": 6, "sales": 15.0},
+            {"date": "2026-01-11", "units": 11, "sales": 27.0},
+            {"date": "2026-01-12", "units": 2, "sales": 5.0},
+        ],
+    }
+    assert retail == {
+        "filters": {"channel": "Retail", "date_from": "2026-01-11", "date_to": None},
+        "days": [{"date": "2026-01-11", "units": 8, "sales": 21.0}],
+    }
+
+
+def test_daily_sales_refuses_what_the_report_routes_refuse(call: Any) -> None:
+    bad = call(api_event("/daily-sales", query={"date_from": ["2026-02-30"]}))
+    unknown = call(api_event("/daily-sales", query={"client": ["1"]}))
+    assert (bad["statusCode"], unknown["statusCode"]) == (400, 400)
+    assert "date_from is not a calendar date" in body(bad)["message"]
+
+
+def test_top_clients_ranks_by_sales_over_all_channels_or_one(call: Any) -> None:
+    top = body(call(api_event("/top-clients")))
+    retail = body(call(api_event("/top-clients", query={"channel": ["Retail"], "limit": ["1"]})))
+    assert top == {
+        "filters": {"channel": None, "search": None},
+        "clients": [
+            {
+                "client_id": 2001,
+                "client_name": "Barney",
+                "orders": 2,
+                "lines": 5,
+                "units": 12,
+                "sales": 32.0,
+            },
+            {
+                "client_id": 2002,
+                "client_name": "Lenny",
+                "orders": 2,
+                "lines": 2,
+                "units": 7,
+                "sales": 15.0,
+            },
+        ],
+    }
+    assert retail["clients"] == [
+        {
+            "client_id": 2001,
+            "client_name": "Barney",
+            "orders": 2,
+            "lines": 4,
+            "units": 9,
+            "sales": 26.0,
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("search", "expected"),
+    [
+        ("len", [2002]),
+        ("BARN", [2001]),
+        ("2001", [2001]),
+        ("%", []),
+        ("_", []),
+        ("' OR 1=1 --", []),
+    ],
+)
+def test_top_clients_search_matches_names_and_ids_and_binds_the_text(
+    call: Any, search: str, expected: list[int]
+) -> None:
+    found = body(call(api_event("/top-clients", query={"search": [search]})))
+    assert [c["client_id"] for c in found["clients"]] == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({"search": [""]}, "search must be 1-64 printable characters"),
+        ({"search": ["a\x00b"]}, "search must be 1-64 printable characters"),
+        ({"search": ["x" * 65]}, "search must be 1-64 printable characters"),
+        ({"limit": ["0"]}, "limit must be an integer from 1 to 100"),
+        ({"limit": ["101"]}, "limit must be an integer from 1 to 100"),
+        ({"date_from": ["2026-01-01"]}, "unknown query parameter 'date_from'"),
+    ],
+)
+def test_top_clients_refuses_malformed_parameters(
+    call: Any, query: dict[str, list[str]], message: str
+) -> None:
+    response = call(api_event("/top-clients", query=query))
+    assert response["statusCode"] == 400
+    assert message in body(response)["message"]
+
+
+def test_batches_lists_every_run_with_a_record_newest_first(call: Any) -> None:
+    page = body(call(api_event("/batches")))
+    runs = [(r["batch_id"], r["run_id"], r["status"]) for r in page["items"]]
+    assert runs == [
+        ("orders-c", "run-9", "FAILED"),
+        ("orders-b", "run-1", "FAILED"),
+        ("orders-a", "run-new", "PUBLISHED"),
+        ("orders-a", "run-old", "SUPERSEDED"),
+    ]
+    assert page["next_cursor"] is None
+    validation, transform, published, superseded = page["items"]
+    assert validation["error"] == {
+        "name": "MissingColumnsError",
+        "message": "missing columns: <script>alert('x')</script>",
+    }
+    assert validation["file"] == 's3://in/bad "quoted".csv'
+    assert (validation["rows_read"], validation["rejects_by_reason"]) == (None, {})
+    assert transform["error"] == {
+        "name": "RejectThresholdExceededError",
+        "message": "6 of 10 rows rejected",
+    }
+    assert (transform["rows_read"], transform["rows_valid"], transform["rows_rejected"]) == (
+        10,
+        8,
+        2,
+    )
+    assert published["published"] and not superseded["published"]
+    assert published["file"] == "s3://in/orders-a.csv"
+    assert published["total_sales"] == 123.46
+    assert superseded["rejects_by_reason"] == {"bad_price": 1, "bad_status": 1}
+
+
+def test_batches_pages_follow_each_other_without_gaps(call: Any) -> None:
+    first = body(call(api_event("/batches", query={"limit": ["3"]})))
+    second = body(
+        call(api_event("/batches", query={"limit": ["3"], "cursor": [first["next_cursor"]]}))
+    )
+    assert [r["run_id"] for r in first["items"]] == ["run-9", "run-1", "run-new"]
+    assert [r["run_id"] for r in second["items"]] == ["run-old"]
+    assert second["next_cursor"] is None
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({"limit": ["0"]}, "limit must be an integer from 1 to 100"),
+        ({"cursor": ["not a cursor"]}, "cursor is not one this API returned"),
+        (
+            {"cursor": [encode_cursor(("yesterday", "b", "r"))]},
+            "cursor is not one this API returned",
+        ),
+        ({"page": ["2"]}, "unknown query parameter 'page'"),
+    ],
+)
+def test_batches_refuses_malformed_parameters(
+    call: Any, query: dict[str, list[str]], message: str
+) -> None:
+    response = call(api_event("/batches", query=query))
+    assert response["statusCode"] == 400
+    assert message in body(response)["message"]
+
+
+def test_batch_cursor_round_trips() -> None:
+    order = ("2026-01-02T08:00:40+00:00", "orders-b", "run-1")
+    assert decode_cursor(encode_cursor(order)) == order
+
+
+def test_dashboard_page_carries_a_policy_that_allows_only_its_own_script(call: Any) -> None:
+    response = call(api_event("/dashboard"))
+    headers = {k: v[-1] for k, v in response["multiValueHeaders"].items()}
+    assert response["statusCode"] == 200
+    assert headers["Content-Type"] == "text/html; charset=utf-8"
+    policy = headers["Content-Security-Policy"]
+    assert "script-src 'self';" in policy and "default-src 'none'" in policy
+    assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+    page = response["body"]
+    assert '<script src="dashboard/app.js" defer></script>' in page
+    assert "<script>" not in page and "<style" not in page and " style=" not in page
+    assert "http://" not in page.replace('content="', "") and "https://" not in page
+
+
+def test_dashboard_assets_are_served_with_their_types_and_unknown_ones_are_404(call: Any) -> None:
+    script = call(api_event("/dashboard/app.js"))
+    styles = call(api_event("/dashboard/app.css"))
+    missing = call(api_event("/dashboard/secrets.txt"))
+    assert script["multiValueHeaders"]["Content-Type"] == ["text/javascript; charset=utf-8"]
+    assert styles["multiValueHeaders"]["Content-Type"] == ["text/css; charset=utf-8"]
+    assert "innerHTML" not in script["body"] and "eval(" not in script["body"]
+    assert missing["statusCode"] == 404
+
+
+def test_dashboard_routes_refuse_other_methods_and_parameters(call: Any) -> None:
+    post = call(api_event("/dashboard", method="POST"))
+    query = call(api_event("/dashboard", query={"key": ["secret"]}))
+    assert post["statusCode"] == 405
+    assert query["statusCode"] == 400
+
+
+def test_asset_types_match_the_deployed_routes() -> None:
+    assert set(DASHBOARD_ASSETS) == set(dashboard.ASSET_TYPES)
