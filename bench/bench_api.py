@@ -47,7 +47,14 @@ from lambdas.api.queries import ReportService
 
 ROOT = Path(__file__).resolve().parents[1]
 BUCKET = naming.DEFAULT_PROCESSED_BUCKET
-ROUTES = ("orders", "orders+list", "sales-by-product", "order-status-report")
+ROUTES = (
+    "orders",
+    "orders+list",
+    "sales-by-product",
+    "order-status-report",
+    "daily-sales",
+    "top-clients",
+)
 UPDATE_SHARE = 0.5
 SEED = 1
 # Client ids the load draws from (a sample of the state's clients).
@@ -163,14 +170,15 @@ def _targets(route: str, rng: random.Random, space: TargetSpace) -> str:
     filters: list[str] = []
     if rng.random() < 0.5 and space.channels:
         filters.append(f"channel={rng.choice(space.channels)}")
+    if route == "top-clients":
+        return "/top-clients" + ("?" + filters[0] if filters else "")
     if rng.random() < 0.5:
         start = rng.randrange(space.days)
         end = min(space.days - 1, start + rng.randrange(1, 15))
         first = space.first_day + timedelta(days=start)
         last = space.first_day + timedelta(days=end)
         filters += [f"date_from={first.isoformat()}", f"date_to={last.isoformat()}"]
-    path = "/sales-by-product" if route == "sales-by-product" else "/order-status-report"
-    return path + ("?" + "&".join(filters) if filters else "")
+    return "/" + route + ("?" + "&".join(filters) if filters else "")
 
 
 class ApiFront:
@@ -333,6 +341,10 @@ ROUTE_QUERIES: dict[str, Callable[[], list[reports_sql.BoundQuery]]] = {
     "order-status-report": lambda: [
         reports_sql.order_status_query("Retail", _SOME_DAY, _SOME_DAY + timedelta(days=14))
     ],
+    "daily-sales": lambda: [
+        reports_sql.daily_sales_query("Retail", _SOME_DAY, _SOME_DAY + timedelta(days=14))
+    ],
+    "top-clients": lambda: [reports_sql.top_clients_query("Retail", None, 10)],
 }
 
 

@@ -2,20 +2,28 @@
 one helper that turns a step's measures into EMF metrics.
 
 Logger, Metrics and Tracer take their service and namespace from POWERTOOLS_SERVICE_NAME and
-POWERTOOLS_METRICS_NAMESPACE, which deploy sets on every function. The Tracer is off outside
+POWERTOOLS_METRICS_NAMESPACE, which deploy sets on every function; a function created
+without the namespace still publishes, under the project's. The Tracer is off outside
 Lambda and wherever POWERTOOLS_TRACE_DISABLED is true (local mode's runtime sets it).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple, TypeVar, cast
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
+from duffbeer import naming
+
 logger = Logger()
-metrics = Metrics()
+# Without a namespace Powertools raises when it flushes, after the step's work is done; the
+# step would fail (and be retried) over its metrics.
+metrics = Metrics(
+    namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or naming.METRICS_NAMESPACE
+)
 tracer = Tracer()
 
 _H = TypeVar("_H", bound=Callable[..., Any])
