@@ -384,16 +384,19 @@ def chunk_bytes(files: Sequence[Path], columns: set[str]) -> int:
 def athena_scan_bytes(root: Path, manifest: state.StateManifest) -> dict[str, int]:
     """Per route, the compressed bytes of the column chunks its Athena queries read: the
     columns each query names, in the files it reads after partition pruning (the largest
-    client_bucket partition for the client routes, whole tables otherwise)."""
+    client_bucket partition for a query bound to one client's bucket, every partition
+    otherwise)."""
     result: dict[str, int] = {}
     for route, queries in ROUTE_QUERIES.items():
         total = 0
         for query in queries():
+            one_client = any(isinstance(p, reports_sql.ClientBucket) for p in query.params)
             for name in query.tables:
                 table = state.STATE_TABLES[name]
                 columns = {c for c, _ in table.columns if re.search(rf"\b{c}\b", query.sql)}
                 partitions = partition_files(root, manifest, name)
-                total += max((chunk_bytes(files, columns) for files in partitions), default=0)
+                sizes = [chunk_bytes(files, columns) for files in partitions]
+                total += max(sizes, default=0) if one_client else sum(sizes)
         result[route] = total
     return result
 

@@ -61,6 +61,11 @@ def test_athena_scan_counts_the_columns_read_in_the_files_read(root: Path) -> No
     }
     status_daily = {c for c, _ in state.STATE_TABLES["status_daily"].columns}
     spanning = {"order_id", "status", "point_of_sale_channel", "order_date"}
+    daily = {"order_date", "units", "total_sales", "point_of_sale_channel"}
+    top_clients = {
+        "client_id", "client_name", "orders", "lines", "units", "total_sales",
+        "all_statuses", "all_channels", "point_of_sale_channel",
+    }  # not status
     report_partitions = [parts(v2 / "client_report" / f"client_bucket={b}") for b in (0, 1)] + [
         parts(v1 / "client_report" / f"client_bucket={b}") for b in (2, 3)
     ]
@@ -69,7 +74,7 @@ def test_athena_scan_counts_the_columns_read_in_the_files_read(root: Path) -> No
     ]
     # When the bytes per route are measured
     scanned = bench_api.athena_scan_bytes(root, manifest)
-    # Then a client route counts one partition (the largest), the others whole small tables
+    # Then a client route counts one partition (the largest), the others whole tables
     largest_report = max(column_bytes(p, client_report) for p in report_partitions)
     largest_orders = max(column_bytes(p, client_orders) for p in orders_partitions)
     assert scanned == {
@@ -78,6 +83,8 @@ def test_athena_scan_counts_the_columns_read_in_the_files_read(root: Path) -> No
         "sales-by-product": column_bytes(parts(v2 / "product_daily"), product_daily),
         "order-status-report": column_bytes(parts(v2 / "status_daily"), status_daily)
         + column_bytes(parts(v2 / "spanning_order_cells"), spanning),
+        "daily-sales": column_bytes(parts(v2 / "product_daily"), daily),
+        "top-clients": sum(column_bytes(p, top_clients) for p in report_partitions),
     }
     assert 0 < largest_orders < column_bytes(
         [p for ps in orders_partitions for p in ps], client_orders
