@@ -5,8 +5,7 @@ not route HTTP to Lambda. This front reads that configuration from the endpoint,
 each request to a resource (`{param}` and `{proxy+}` templates), enforces `apiKeyRequired`
 with the deployed keys (`x-api-key`), builds the REST proxy event and invokes the integrated
 function in warm local workers (the API must answer in milliseconds, not a process start).
-A function error is API Gateway's 502. Local-only routes (the run history) are served
-first; they are never part of the deployed API.
+A function error is API Gateway's 502. It serves the deployed routes and nothing else.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import json
 import re
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,7 +28,6 @@ from duffbeer_local import moto_extensions
 from duffbeer_local.lambda_runner import InvokeResult, LambdaRuntime
 
 _INTEGRATION_FUNCTION = re.compile(r"functions/(?P<arn>arn:[^/]+)/invocations")
-LocalRoute = Callable[[Mapping[str, list[str]]], tuple[int, Any]]
 
 
 @dataclass(frozen=True)
@@ -244,7 +242,6 @@ class LocalApiServer:
         port: int = 0,
         region: str = "us-east-1",
         env_overrides: Mapping[str, str] | None = None,
-        local_routes: Mapping[str, LocalRoute] | None = None,
         warm_workers: int = 2,
         stage: str | None = None,
     ) -> None:
@@ -254,7 +251,6 @@ class LocalApiServer:
         self._port = port
         self._region = region
         self._env = dict(env_overrides or {})
-        self._local_routes = dict(local_routes or {})
         self._warm_workers = warm_workers
         self._stage = stage
         self._httpd: ThreadingHTTPServer | None = None
@@ -306,10 +302,6 @@ class LocalApiServer:
         if path == f"/{api.stage}" or path.startswith(f"/{api.stage}/"):
             path = path[len(api.stage) + 1 :] or "/"
         query = parse_qs(parts.query, keep_blank_values=True)
-        if method == "GET" and path in self._local_routes:
-            status, document = self._local_routes[path](query)
-            data = json.dumps(document, indent=2, default=str).encode()
-            return status, {"Content-Type": "application/json"}, data
         found = api.find(method, path)
         if found is None:
             # API Gateway's answer for a path or method the API does not define.

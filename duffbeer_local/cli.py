@@ -1,4 +1,4 @@
-"""The local-mode CLI: python -m duffbeer_local demo | serve | runs | loadtest | screenshot."""
+"""The local-mode CLI: python -m duffbeer_local demo | serve | batches | loadtest | screenshot."""
 
 from __future__ import annotations
 
@@ -22,12 +22,14 @@ from duffbeer.errors import DuffBeerError
 from duffbeer_local import browser
 from duffbeer_local.executions import execution_history, failure_of
 from duffbeer_local.loadtest import measure
-from duffbeer_local.pipeline import RUNS_ROUTE, LocalPipeline, LocalSettings
+from duffbeer_local.pipeline import LocalPipeline, LocalSettings
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 SAMPLE = PROJECT_DIR / "data" / "sample" / "orders.csv"
 DEMO_ROUTES = ("/orders/1001", "/sales-by-product", "/order-status-report", "/batches")
 INBOX_POLL_S = 1.0
+# The one page `batches` prints (the API's largest).
+BATCHES_SHOWN = 100
 SCREENSHOT = PROJECT_DIR / "docs" / "images" / "dashboard.png"
 
 
@@ -70,8 +72,11 @@ class CliArgs:
         )
         shot.add_argument("--file", type=Path, default=SAMPLE, help="the orders file to process")
         shot.add_argument("--out", type=Path, default=SCREENSHOT, help="where to write the PNG")
-        runs = commands.add_parser("runs", help="the run history of a running `serve`")
-        runs.add_argument("--port", type=int, default=8080)
+        batches = commands.add_parser(
+            "batches", help="the batch history (GET /batches) of a running `serve`"
+        )
+        batches.add_argument("--port", type=int, default=8080)
+        batches.add_argument("--api-key", required=True, help="the key `serve` printed")
         load = commands.add_parser(
             "loadtest", help="API latency of a running `serve` with 1, then N keep-alive clients"
         )
@@ -207,7 +212,7 @@ def serve(args: CliArgs, should_stop: Callable[[], bool] | None = None) -> int:
         url = pipeline.start_api()
         _print(f"API                 {url}  (x-api-key: {pipeline.api_key})")
         _print(f"  curl -H 'x-api-key: {pipeline.api_key}' {url}/sales-by-product")
-        _print(f"  curl {url}/health      curl {url}{RUNS_ROUTE}")
+        _print(f"  curl -H 'x-api-key: {pipeline.api_key}' {url}/batches      curl {url}/health")
         _print(f"dashboard           {pipeline.dashboard_url()}")
         _print(f"inbox               {settings.inbox} (drop CSV files here; Ctrl-C stops)")
         sizes: dict[Path, tuple[int, float]] = {}
@@ -229,28 +234,32 @@ def _row(values: Sequence[str], widths: Sequence[int]) -> str:
     return " ".join(v.ljust(w) if w else v for v, w in zip(values, widths, strict=True)).rstrip()
 
 
-def runs(args: CliArgs) -> int:
-    url = f"http://127.0.0.1:{args.port}{RUNS_ROUTE}"
+def batches(args: CliArgs) -> int:
+    url = f"http://127.0.0.1:{args.port}/batches?limit={BATCHES_SHOWN}"
+    request = urllib.request.Request(url, headers={"x-api-key": args.api_key})
     try:
-        with urllib.request.urlopen(url, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
             document = json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        print(f"GET {url} answered {e.code}: {e.read().decode(errors='replace')}", file=sys.stderr)
+        return 1
     except (urllib.error.URLError, OSError) as e:
         print(
             f"no local stack answers at {url} ({e}); start one with `make serve`", file=sys.stderr
         )
         return 1
-    columns = ("started", "status", "key", "read", "valid", "rej", "sales", "error")
-    widths = (19, 9, 28, 5, 5, 4, 10, 0)
+    columns = ("finished", "status", "file", "read", "valid", "rej", "sales", "error")
+    widths = (19, 10, 36, 7, 7, 5, 12, 0)
     _print(_row(columns, widths))
-    for run in document["runs"]:
-        error = f"{run['failed_state']}: {run['error']}: {run['error_message']}"
+    for run in document["items"]:
+        error = run["error"]
         values = (
-            run["started"][:19],
+            (run["finished_at"] or run["recorded_at"])[:19],
             run["status"],
-            str(run["key"])[:28],
+            str(run["file"] or "-").removeprefix("s3://")[-36:],
             *(_count(run[f]) for f in ("rows_read", "rows_valid", "rows_rejected")),
-            run["total_sales"] or "-",
-            error if run["error"] else "",
+            _count(run["total_sales"]),
+            f"{error['name']}: {error['message']}" if error else "",
         )
         _print(_row(values, widths))
     return 0
@@ -280,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "serve": serve,
         "loadtest": loadtest,
         "screenshot": screenshot,
-        "runs": runs,
+        "batches": batches,
     }
     try:
         return commands[args.command](args)

@@ -1,8 +1,7 @@
-"""Reading Step Functions executions: follow one as it runs, explain a failure, list the runs.
+"""Reading Step Functions executions: follow one as it runs and explain a failure.
 
 Everything here works from the public APIs (GetExecutionHistory, DescribeExecution,
-ListExecutions and the manifests in the processed bucket), so the same code describes a
-local run and one on AWS.
+ListExecutions), so the same code describes a local run and one on AWS.
 """
 
 from __future__ import annotations
@@ -10,14 +9,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-
-from botocore.exceptions import ClientError
-
-from duffbeer import manifest as manifest_mod
-from duffbeer import naming
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 # Counts worth a glance when a state exits (the fields the state machine's selectors keep).
@@ -193,93 +187,3 @@ def wait_for_execution(
         f"no execution started for {key} within {timeout:.0f} s "
         "(start_etl ignores keys that are not .csv files or that it was told to skip)"
     )
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """One execution of the workflow as the run history shows it."""
-
-    run_id: str
-    batch_id: str | None
-    key: str | None
-    status: str
-    started: str
-    stopped: str | None
-    duration_s: float | None
-    failed_state: str | None
-    error: str | None
-    error_message: str | None
-    rows_read: int | None
-    rows_valid: int | None
-    rows_rejected: int | None
-    rejects_by_reason: dict[str, int] | None
-    total_sales: str | None
-    published: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _manifest(s3: Any, bucket: str, key: str) -> manifest_mod.Manifest | None:
-    try:
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except ClientError:
-        return None
-    try:
-        return manifest_mod.loads(body)
-    except (ValueError, manifest_mod.BatchNotPublishedError):
-        return None
-
-
-def run_history(
-    sfn: Any, s3: Any, state_machine_arn: str, processed_bucket: str, limit: int = 100
-) -> list[RunRecord]:
-    """The latest executions, newest first, with their counts from the run manifests."""
-    records: list[RunRecord] = []
-    listed = sfn.list_executions(stateMachineArn=state_machine_arn, maxResults=limit)
-    for item in listed["executions"]:
-        described = sfn.describe_execution(executionArn=item["executionArn"])
-        document = _loads(described.get("input")) or {}
-        batch_id = document.get("batch_id")
-        run_id = described["name"]
-        failure = None
-        if described["status"] != "SUCCEEDED" and described["status"] in TERMINAL:
-            failure = failure_of(execution_history(sfn, item["executionArn"]))
-        run_manifest = None
-        published = False
-        if batch_id:
-            run_manifest = _manifest(
-                s3, processed_bucket, naming.run_manifest_key(batch_id, run_id)
-            )
-            batch_manifest = _manifest(s3, processed_bucket, naming.manifest_key(batch_id))
-            if run_manifest is None and batch_manifest and batch_manifest["run_id"] == run_id:
-                # The run's own copy goes when the Store step prunes the batch's old runs.
-                run_manifest = batch_manifest
-            block = manifest_mod.published_block(batch_manifest) if batch_manifest else None
-            published = bool(block and block.get("run_id") == run_id)
-        started: datetime = described["startDate"]
-        stopped: datetime | None = described.get("stopDate")
-        records.append(
-            RunRecord(
-                run_id=run_id,
-                batch_id=batch_id,
-                key=document.get("key"),
-                status=described["status"],
-                started=started.isoformat(),
-                stopped=stopped.isoformat() if stopped else None,
-                duration_s=round((stopped - started).total_seconds(), 1) if stopped else None,
-                failed_state=failure.state if failure else None,
-                error=failure.error if failure else described.get("error"),
-                error_message=failure.message
-                if failure
-                else _readable_cause(described.get("cause")),
-                rows_read=run_manifest["rows_read"] if run_manifest else None,
-                rows_valid=run_manifest["rows_valid"] if run_manifest else None,
-                rows_rejected=run_manifest["rows_rejected"] if run_manifest else None,
-                rejects_by_reason=run_manifest["rejects_by_reason"] if run_manifest else None,
-                total_sales=run_manifest["total_sales"] if run_manifest else None,
-                published=published,
-            )
-        )
-    records.sort(key=lambda r: r.started, reverse=True)
-    return records

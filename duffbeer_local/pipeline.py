@@ -30,18 +30,11 @@ from deploy.create_workflow import deploy
 from deploy.stack import DASHBOARD_ROUTE, DASHBOARD_ROUTES, DeployOptions, StackOutputs
 from duffbeer.errors import LocalModeError
 from duffbeer_local.api_server import LocalApiServer
-from duffbeer_local.executions import (
-    RunRecord,
-    execution_arns,
-    follow_execution,
-    run_history,
-    wait_for_execution,
-)
+from duffbeer_local.executions import execution_arns, follow_execution, wait_for_execution
 from duffbeer_local.server import LocalAwsServer
 
 # The local HTTP front answers with DuckDB over the processed bucket instead of Athena.
 LOCAL_API_ENVIRONMENT = {"QUERY_BACKEND": "duckdb"}
-RUNS_ROUTE = "/runs"
 
 
 @dataclass(frozen=True)
@@ -124,7 +117,6 @@ class LocalPipeline:
                 port=self.settings.api_port,
                 region=self.settings.region,
                 env_overrides=LOCAL_API_ENVIRONMENT,
-                local_routes={RUNS_ROUTE: lambda _query: (200, self._runs_document())},
                 warm_workers=self.settings.api_warm_workers,
             ).start()
         return self._api.url
@@ -210,17 +202,6 @@ class LocalPipeline:
         )
 
     # Reading ------------------------------------------------------------------------------
-
-    def history(self) -> list[RunRecord]:
-        return run_history(
-            self.aws.client("stepfunctions"),
-            self.aws.client("s3"),
-            self.outputs.state_machine_arn,
-            self.outputs.processed_bucket,
-        )
-
-    def _runs_document(self) -> dict[str, Any]:
-        return {"runs": [record.to_dict() for record in self.history()]}
 
     def dashboard_url(self) -> str:
         """The reports page with the key in its #fragment: browsers never send a fragment,

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -68,7 +71,23 @@ def test_demo_exits_non_zero_naming_the_failed_state(tmp_path: Path) -> None:
     assert "FAILED in state ValidateOrders: MissingColumnsError" in result.stdout
 
 
-def test_serve_reports_health_then_processes_the_inbox_and_lists_runs(tmp_path: Path) -> None:
+def _get_with_key(url: str, key: str) -> tuple[int, Any]:
+    request = urllib.request.Request(url, headers={"x-api-key": key})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def _collected(stream: IO[str]) -> queue.Queue[str]:
+    """The stream's lines as they come, read on a thread (readline alone could block)."""
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in stream], daemon=True).start()
+    return lines
+
+
+def test_serve_reports_health_then_processes_the_inbox_and_lists_batches(tmp_path: Path) -> None:
     state, port = tmp_path / "state", _free_port()
     server = subprocess.Popen(
         _cli("--state-dir", str(state), "serve", "--port", str(port)),
@@ -78,31 +97,34 @@ def test_serve_reports_health_then_processes_the_inbox_and_lists_runs(tmp_path: 
         stderr=subprocess.STDOUT,
         text=True,
     )
+    assert server.stdout is not None
+    lines, output = _collected(server.stdout), []
     try:
-        # Given a serve that is up: /health answers once the stack is deployed
+        # Given a serve that is up: it prints the API key once the stack is deployed
         deadline = time.monotonic() + 240
-        health: tuple[int, Any] = (0, None)
-        while time.monotonic() < deadline and server.poll() is None:
+        key = None
+        while key is None and time.monotonic() < deadline and server.poll() is None:
             try:
-                health = _get(f"http://127.0.0.1:{port}/health")
-                break
-            except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.5)
-        assert health[0] == 200, f"serve never became healthy (exit {server.poll()})"
+                output.append(lines.get(timeout=1))
+            except queue.Empty:
+                continue
+            found = re.search(r"\(x-api-key: (\S+)\)", output[-1])
+            key = found.group(1) if found else None
+        assert key is not None, f"serve never printed its key (exit {server.poll()})"
+        assert _get(f"http://127.0.0.1:{port}/health")[0] == 200
 
         # When a file is dropped into the inbox
         (state / "inbox" / "drop.csv").write_text(INVALID)
         runs: list[dict[str, Any]] = []
         while time.monotonic() < deadline and not runs:
-            runs = [r for r in _get(f"http://127.0.0.1:{port}/runs")[1]["runs"] if r["stopped"]]
+            runs = _get_with_key(f"http://127.0.0.1:{port}/batches", key)[1]["items"]
             time.sleep(0.5)
 
-        # Then it was uploaded, processed and filed, and the history says how it ended
+        # Then it was uploaded, processed and filed, and the batch history says how it ended
         [run] = runs
-        assert (run["key"], run["status"], run["failed_state"], run["error"]) == (
-            "drop.csv",
+        assert (run["file"], run["status"], run["error"]["name"]) == (
+            "s3://duffbeer-input-orders/drop.csv",
             "FAILED",
-            "ValidateOrders",
             "MissingColumnsError",
         )
         while (
@@ -111,19 +133,22 @@ def test_serve_reports_health_then_processes_the_inbox_and_lists_runs(tmp_path: 
             time.sleep(0.2)
         assert (state / "inbox" / "failed" / "drop.csv").read_text() == INVALID
         listing = subprocess.run(
-            _cli("runs", "--port", str(port)),
+            _cli("batches", "--port", str(port), "--api-key", key),
             env=_env(),
             capture_output=True,
             text=True,
             timeout=60,
             check=False,
         )
-        assert listing.returncode == 0
+        assert listing.returncode == 0, listing.stderr
         assert "drop.csv" in listing.stdout and "MissingColumnsError" in listing.stdout
     finally:
         server.send_signal(signal.SIGTERM)
-        output, _ = server.communicate(timeout=60)
-    assert server.returncode == 0, output
-    assert "stopped" in output
+        server.wait(timeout=60)
+    time.sleep(0.5)  # the reader thread drains what serve printed last
+    while not lines.empty():
+        output.append(lines.get())
+    assert server.returncode == 0, "".join(output)
+    assert "stopped" in "".join(output)
     # serve printed the reports page's URL, the key in its fragment (never sent to a server)
-    assert f"dashboard           http://127.0.0.1:{port}/dashboard#key=" in output
+    assert f"dashboard           http://127.0.0.1:{port}/dashboard#key=" in "".join(output)

@@ -66,9 +66,11 @@ def eventually(pipeline: LocalPipeline, route: str, expected: Callable[[Any], bo
 
 
 def _runs_for(pipeline: LocalPipeline, key: str) -> list[dict[str, Any]]:
-    status, body = pipeline.get("/runs", api_key=False)
+    """The key's runs in the batch history (GET /batches), newest first."""
+    status, body = pipeline.get("/batches?limit=100")
     assert status == 200
-    return [run for run in body["runs"] if run["key"] == key]
+    uri = f"s3://{pipeline.outputs.input_bucket}/{key}"
+    return [run for run in body["items"] if run["file"] == uri]
 
 
 def _dirty_file(corrected: bool) -> str:
@@ -132,7 +134,7 @@ def test_sample_file_three_routes_answer_the_expected_figures(
     assert report["statuses"] == SAMPLE_STATUSES
 
 
-def test_health_runs_and_api_key_over_http(pipeline: LocalPipeline) -> None:
+def test_health_batch_history_and_api_key_over_http(pipeline: LocalPipeline) -> None:
     health_status, _ = pipeline.get("/health", api_key=False)
     keyless_status, keyless = pipeline.get("/sales-by-product", api_key=False)
     unknown_status, _ = pipeline.get("/no-such-route")
@@ -141,12 +143,12 @@ def test_health_runs_and_api_key_over_http(pipeline: LocalPipeline) -> None:
     assert unknown_status == 403  # API Gateway's answer for an undefined route
     [run] = _runs_for(pipeline, "orders.csv")
     assert (run["status"], run["rows_read"], run["rows_valid"], run["rows_rejected"]) == (
-        "SUCCEEDED",
+        "PUBLISHED",
         5,
         5,
         0,
     )
-    assert (run["total_sales"], run["published"], run["error"]) == ("174.00", True, None)
+    assert (run["total_sales"], run["published"], run["error"]) == (174.0, True, None)
 
 
 def test_dirty_rows_within_threshold_are_rejected_with_reasons_and_excluded(
@@ -205,8 +207,8 @@ def test_invalid_file_fails_is_quarantined_notified_and_changes_nothing(
     # Then the execution fails, naming the step and the cause
     assert described["status"] == "FAILED"
     [run] = _runs_for(pipeline, "no-status.csv")
-    assert (run["failed_state"], run["error"]) == ("ValidateOrders", "MissingColumnsError")
-    assert "status" in run["error_message"]
+    assert (run["status"], run["error"]["name"]) == ("FAILED", "MissingColumnsError")
+    assert "status" in run["error"]["message"]
     # And the object is quarantined with a machine-readable error report
     s3 = pipeline.aws.client("s3")
     bucket = pipeline.outputs.processed_bucket
@@ -231,7 +233,7 @@ def test_same_file_uploaded_twice_is_not_double_counted(
     described = process("orders.csv", SAMPLE.read_text())
     assert described["status"] == "SUCCEEDED"
     runs = _runs_for(pipeline, "orders.csv")
-    assert [r["status"] for r in runs] == ["SUCCEEDED", "SUCCEEDED"]
+    assert [r["status"] for r in runs] == ["PUBLISHED", "SUPERSEDED"]
     assert [r["published"] for r in runs] == [True, False]
 
     # Then today's figures are still the sample's, counted once
