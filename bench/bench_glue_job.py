@@ -7,7 +7,9 @@ its own process under /usr/bin/time, and prints wall time (JVM / interpreter sta
 included), rows/s, peak RSS of the largest process, the valid/rejected counts each engine
 found (they must agree) and the ratios. With --repeat N the engines take turns N times and
 the table shows each engine's median run with the range of its wall times (a shared or
-virtual machine drifts by 10-20 % over minutes). Figures are printed, never asserted.
+virtual machine drifts by 10-20 % over minutes). --quoted-line-break runs each size on a
+copy whose middle row's client name holds a quoted line break (the multi-line parse's cost).
+Figures are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench.generate_orders import generate_orders
+from bench.generate_orders import generate_orders, with_quoted_line_break
 from bench.jvm_class_archive import archive_option, ensure_archive
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -222,6 +224,11 @@ def _sources(ns: argparse.Namespace) -> list[tuple[int, Path, list[str]]]:
         if not source.exists():
             made = generate_orders(source, rows, dirty_fraction=ns.dirty_fraction, seed=1)
             print(f"generated {made.path} ({made.bytes / 1e6:.0f} MB, {made.dirty_rows} dirty)")
+        if ns.quoted_line_break:
+            variant = source.with_name(source.stem + "-linebreak.csv")
+            if not variant.exists():
+                with_quoted_line_break(source, variant, rows // 2)
+            source = variant
         engines = [e for e in wanted if e != "pandas" or rows <= ns.pandas_max_rows]
         sizes.append((rows, source, engines))
     return sizes
@@ -239,6 +246,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-sample", dest="sample", action="store_false", help="skip the 5-row sample run"
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs per engine and size")
+    parser.add_argument(
+        "--quoted-line-break",
+        action="store_true",
+        help="each generated file with one client name holding a quoted line break",
+    )
     parser.add_argument(
         "--no-class-archive",
         action="store_true",

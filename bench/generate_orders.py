@@ -221,6 +221,22 @@ def generate_orders(
     return GeneratedFile(target, rows, target.stat().st_size, dict(sorted(counts.items())))
 
 
+def with_quoted_line_break(source: Path, target: Path, row: int) -> Path:
+    """A copy of `source` whose data row number `row` (from 1) has a client name holding a
+    quoted line break (RFC 4180: one field over two lines); every other line is the same."""
+    with source.open("rb") as lines, target.open("wb") as out:
+        for number, line in enumerate(lines):
+            if number != row:
+                out.write(line)
+                continue
+            fields = next(csv.reader([line.decode()]))
+            fields[1] += "\nBranch office"
+            text = io.StringIO()
+            csv.writer(text, lineterminator="\n").writerow(fields)
+            out.write(text.getvalue().encode())
+    return target
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, required=True)
