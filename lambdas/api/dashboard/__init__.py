@@ -47,7 +47,7 @@ def _read(name: str) -> str:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError as e:
         raise DashboardAssetMissing(
-            f"{name} is not in the API package (deploy/packaging.py vendors it from npm)"
+            f"{name} is not in the API package (deploy/artifacts.py vendors it from npm)"
         ) from e
 
 
