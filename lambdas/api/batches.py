@@ -28,6 +28,7 @@ from typing_extensions import TypedDict
 from duffbeer import aws, naming
 from duffbeer.errors import InvalidParameterError
 from lambdas.api.config import ApiConfig
+from lambdas.api.params import parse_limit
 from lambdas.api.queries import money
 
 BATCH_PARAMS = ("limit", "cursor")
@@ -47,7 +48,6 @@ _RUN_MANIFEST = re.compile(
 _ERROR_REPORT = re.compile(
     re.escape(naming.QUARANTINE_PREFIX) + r"([^/]+)/([^/]+)/" + re.escape(naming.ERROR_REPORT_FILE)
 )
-_LIMIT = re.compile(r"[0-9]{1,3}")
 _CURSOR = re.compile(r"[A-Za-z0-9_-]{1,400}")
 # Reading a page's records one after another would add their latencies up.
 _READERS = 8
@@ -98,13 +98,7 @@ class RunRecords:
 
 def parse_page(limit: str | None, cursor: str | None) -> tuple[int, tuple[str, str, str] | None]:
     """(page size, position after which the page starts) from the query parameters."""
-    size = DEFAULT_PAGE_SIZE
-    if limit is not None:
-        if not _LIMIT.fullmatch(limit) or not 0 < int(limit) <= MAX_PAGE_SIZE:
-            raise InvalidParameterError(
-                f"limit must be an integer from 1 to {MAX_PAGE_SIZE}, got {limit[:40]!a}"
-            )
-        size = int(limit)
+    size = parse_limit(limit, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     return size, (decode_cursor(cursor) if cursor is not None else None)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from datetime import date
 from typing import Any
@@ -12,14 +11,13 @@ from typing_extensions import TypedDict
 
 from duffbeer import reports_sql
 from duffbeer.errors import InvalidParameterError
-from lambdas.api.params import ReportFilters, parse_filters
+from lambdas.api.params import ReportFilters, parse_filters, parse_limit
 from lambdas.api.queries import Filters, QueryBackend, money
 
 TOP_CLIENTS_PARAMS = ("channel", "search", "limit")
 DEFAULT_TOP_CLIENTS = 10
 MAX_TOP_CLIENTS = 100
 MAX_SEARCH_CHARS = 64
-_LIMIT = re.compile(r"[0-9]{1,3}")
 
 
 class DaySales(TypedDict):
@@ -90,23 +88,13 @@ def parse_search(raw: str | None) -> str | None:
     return text
 
 
-def parse_top_limit(raw: str | None) -> int:
-    if raw is None:
-        return DEFAULT_TOP_CLIENTS
-    if not _LIMIT.fullmatch(raw) or not 0 < int(raw) <= MAX_TOP_CLIENTS:
-        raise InvalidParameterError(
-            f"limit must be an integer from 1 to {MAX_TOP_CLIENTS}, got {raw[:40]!a}"
-        )
-    return int(raw)
-
-
 def top_clients(
     backend: QueryBackend, channel: str | None, search: str | None, limit: str | None
 ) -> TopClients:
     """The clients with the most sales (over all channels, or in `channel`), best first."""
     chosen = parse_filters(channel, None, None).channel
     text = parse_search(search)
-    size = parse_top_limit(limit)
+    size = parse_limit(limit, DEFAULT_TOP_CLIENTS, MAX_TOP_CLIENTS)
     rows = backend.fetch([reports_sql.top_clients_query(chosen, text, size)])[0]
     return {
         "filters": {"channel": chosen, "search": text},

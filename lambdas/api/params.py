@@ -86,15 +86,20 @@ def parse_orders_page(
         raise InvalidParameterError(
             f"include accepts only '{INCLUDE_ORDERS}', got {_shown(include)}"
         )
-    size = DEFAULT_PAGE_SIZE
-    if limit is not None:
-        if not _POSITIVE_INT.fullmatch(limit) or not 0 < int(limit) <= MAX_PAGE_SIZE:
-            raise InvalidParameterError(
-                f"limit must be an integer from 1 to {MAX_PAGE_SIZE}, got {_shown(limit)}"
-            )
-        size = int(limit)
+    size = parse_limit(limit, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     after = decode_cursor(cursor) if cursor is not None else 0
     return OrdersPage(limit=size, after_order_id=after)
+
+
+def parse_limit(raw: str | None, default: int, maximum: int) -> int:
+    """A route's `limit` parameter: `default` when absent, else an integer from 1 to `maximum`."""
+    if raw is None:
+        return default
+    if not _POSITIVE_INT.fullmatch(raw) or not 0 < int(raw) <= maximum:
+        raise InvalidParameterError(
+            f"limit must be an integer from 1 to {maximum}, got {_shown(raw)}"
+        )
+    return int(raw)
 
 
 def encode_cursor(last_order_id: int) -> str:
