@@ -21,24 +21,12 @@ from urllib.parse import quote
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request
 
+from duffbeer.contract import INPUT_COLUMN_NAMES
 from duffbeer_local import browser as local_browser
 from duffbeer_local.pipeline import LocalPipeline
 
 pytestmark = pytest.mark.e2e
 
-HEADER = [
-    "client_id",
-    "client_name",
-    "order_id",
-    "product_id",
-    "product_description",
-    "product_price",
-    "product_ccf",
-    "product_volume",
-    "point_of_sale_channel",
-    "status",
-    "order_date",
-]
 CLIENTS = {
     3001: 'Moe\'s "Tavern"',
     3002: '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>',
@@ -83,7 +71,7 @@ def week_rows() -> list[dict[str, str]]:
 
 def as_csv(rows: list[dict[str, str]]) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=HEADER, lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=INPUT_COLUMN_NAMES, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()
