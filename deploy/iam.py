@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from deploy.stack import FUNCTIONS, WORKFLOW_FUNCTIONS, StackArns
-from duffbeer import naming
+from duffbeer import naming, state
 
 Document = dict[str, Any]
 
@@ -108,8 +108,21 @@ def _catalog_resources(arns: StackArns) -> list[str]:
     return [arns.glue_catalog, arns.glue_database, arns.glue_tables]
 
 
-def _versions_catalog_resources(arns: StackArns) -> list[str]:
-    return [arns.glue_catalog, arns.versions_database, arns.versions_tables]
+def _state_table_resources(arns: StackArns) -> list[str]:
+    """The catalog, the database and exactly the state's Iceberg tables."""
+    tables = (*state.STATE_TABLES, state.PUBLICATIONS_TABLE)
+    return [arns.glue_catalog, arns.glue_database, *(arns.glue_table(t) for t in tables)]
+
+
+# What Iceberg's GlueCatalog calls to read, create and commit to a table. A commit is an
+# UpdateTable with the VersionId it read (Glue refuses a stale one: optimistic locking).
+_ICEBERG_CATALOG = [
+    "glue:GetDatabase",
+    "glue:GetTable",
+    "glue:GetTables",
+    "glue:CreateTable",
+    "glue:UpdateTable",
+]
 
 
 def lambda_policy(key: str, arns: StackArns) -> Document:
@@ -155,52 +168,14 @@ def lambda_policy(key: str, arns: StackArns) -> Document:
                 _processed_objects(arns, naming.MANIFESTS_PREFIX),
             ),
         ]
-    elif key == "plan_state":
-        statements += [
-            _list_processed(arns, "ListPointers", [naming.MANIFESTS_PREFIX, naming.STATE_PREFIX]),
-            _allow(
-                "ReadPointersAndState",
-                ["s3:GetObject"],
-                _processed_objects(arns, naming.MANIFESTS_PREFIX, naming.STATE_PREFIX),
-            ),
-            _allow(
-                "WritePlans",
-                ["s3:PutObject"],
-                _processed_objects(arns, naming.STATE_PLANS_PREFIX),
-            ),
-        ]
-    elif key == "publish_state":
-        statements += [
-            _list_processed(arns, "ListState", [naming.STATE_PREFIX]),
-            _allow(
-                "ReadState",
-                ["s3:GetObject"],
-                _processed_objects(arns, naming.STATE_PREFIX),
-            ),
-            # Conditional PUTs (If-Match / If-None-Match) of the state pointer only.
-            _allow(
-                "WriteStatePointer",
-                ["s3:PutObject"],
-                [arns.object(names.processed_bucket, naming.STATE_POINTER_KEY)],
-            ),
-            _allow(
-                "RegisterVersionTables",
-                [*_CATALOG_READ, "glue:CreateDatabase", *_CATALOG_WRITE],
-                _versions_catalog_resources(arns),
-            ),
-        ]
     elif key == "catalog_batch":
-        # Reads the batch manifest (partitions point at the locations it lists) and the
-        # state pointer (the views move to the version it names).
+        # Reads the batch manifest: partitions point at the locations it lists.
         statements += [
-            _list_processed(arns, "ListPointers", [naming.MANIFESTS_PREFIX, naming.STATE_PREFIX]),
+            _list_processed(arns, "ListPointers", [naming.MANIFESTS_PREFIX]),
             _allow(
                 "ReadPointers",
                 ["s3:GetObject"],
-                [
-                    arns.objects(names.processed_bucket, naming.MANIFESTS_PREFIX),
-                    arns.object(names.processed_bucket, naming.STATE_POINTER_KEY),
-                ],
+                [arns.objects(names.processed_bucket, naming.MANIFESTS_PREFIX)],
             ),
             _allow(
                 "MaintainCatalog",
@@ -210,33 +185,16 @@ def lambda_policy(key: str, arns: StackArns) -> Document:
         ]
     elif key == "clean_up":
         statements += [
-            _list_processed(
-                arns,
-                "ListRunsAndState",
-                [naming.RUNS_PREFIX, naming.MANIFESTS_PREFIX, naming.STATE_PREFIX],
-            ),
+            _list_processed(arns, "ListRuns", [naming.RUNS_PREFIX, naming.MANIFESTS_PREFIX]),
             _allow(
-                "ReadPointersRunsAndState",
+                "ReadPointersAndRuns",
                 ["s3:GetObject"],
-                _processed_objects(
-                    arns, naming.MANIFESTS_PREFIX, naming.RUNS_PREFIX, naming.STATE_PREFIX
-                ),
+                _processed_objects(arns, naming.MANIFESTS_PREFIX, naming.RUNS_PREFIX),
             ),
             _allow(
-                "DeleteSupersededRunsAndVersions",
+                "DeleteSupersededRuns",
                 ["s3:DeleteObject"],
-                _processed_objects(
-                    arns,
-                    naming.RUNS_PREFIX,
-                    naming.STATE_VERSIONS_PREFIX,
-                    naming.STATE_PLANS_PREFIX,
-                ),
-            ),
-            _allow("ReadStableViews", ["glue:GetTable"], _catalog_resources(arns)),
-            _allow(
-                "DropOldVersionTables",
-                ["glue:GetDatabase", "glue:GetTables", "glue:GetTable", "glue:DeleteTable"],
-                _versions_catalog_resources(arns),
+                _processed_objects(arns, naming.RUNS_PREFIX),
             ),
         ]
     elif key == "quarantine_batch":
@@ -261,21 +219,18 @@ def lambda_policy(key: str, arns: StackArns) -> Document:
                 ],
                 [arns.workgroup],
             ),
+            _allow("ReadCatalog", _CATALOG_READ, _catalog_resources(arns)),
+            # The publications table's metadata (which snapshot each table is at), and the
+            # state's files Athena reads with these credentials: the warehouse only.
             _allow(
-                "ReadCatalog",
-                _CATALOG_READ,
-                _catalog_resources(arns) + _versions_catalog_resources(arns)[1:],
-            ),
-            # The state pointer, and the state's tables Athena reads with these credentials.
-            _allow(
-                "ReadPublishedState",
+                "ReadState",
                 ["s3:GetObject"],
-                _processed_objects(arns, naming.STATE_PREFIX),
+                _processed_objects(arns, naming.WAREHOUSE_PREFIX),
             ),
             _list_processed(
                 arns,
-                "ListPublishedState",
-                [naming.STATE_PREFIX, naming.ATHENA_RESULTS_PREFIX],
+                "ListStateAndResults",
+                [naming.WAREHOUSE_PREFIX, naming.ATHENA_RESULTS_PREFIX],
             ),
             # GET /batches: the run manifests and quarantine reports it lists and reads,
             # and the batch pointers that say which run is published.
@@ -320,7 +275,7 @@ def lambda_policy(key: str, arns: StackArns) -> Document:
     return _document(*statements)
 
 
-def _glue_logging(arns: StackArns, log_group: str) -> list[Document]:
+def _glue_logging(arns: StackArns, *log_groups: str) -> list[Document]:
     return [
         _allow(
             "CreateSharedGlueLogGroups",
@@ -330,7 +285,7 @@ def _glue_logging(arns: StackArns, log_group: str) -> list[Document]:
         _allow(
             "WriteJobLogs",
             ["logs:CreateLogStream", "logs:PutLogEvents"],
-            [arns.log_streams(group) for group in (log_group, *GLUE_SHARED_LOG_GROUPS)],
+            [arns.log_streams(group) for group in (*log_groups, *GLUE_SHARED_LOG_GROUPS)],
         ),
         # cloudwatch:PutMetricData supports no resource-level scoping; the namespace
         # condition limits the job metrics to Glue's own namespace.
@@ -374,33 +329,32 @@ def glue_policy(arns: StackArns) -> Document:
 
 
 def state_job_policy(arns: StackArns) -> Document:
-    """The state job's role: read published runs and the state, write new versions, log."""
+    """The role of the state job and of the tables' upkeep job: read the published runs and
+    their pointers, read and commit to exactly the state's Iceberg tables (files under the
+    warehouse prefix only), log. Iceberg deletes files it wrote for a failed commit, and the
+    upkeep job expires snapshots and orphan files: both delete under the warehouse only."""
     names = arns.names
     return _document(
-        _allow(
-            "ListAndLocateBucket",
-            ["s3:ListBucket", "s3:GetBucketLocation"],
-            [arns.bucket(names.processed_bucket)],
+        _list_processed(
+            arns,
+            "ListRunsPointersAndState",
+            [naming.RUNS_PREFIX, naming.MANIFESTS_PREFIX, naming.WAREHOUSE_PREFIX],
         ),
+        _allow("LocateBucket", ["s3:GetBucketLocation"], [arns.bucket(names.processed_bucket)]),
         _allow(
-            "ReadArtifactsRunsAndState",
+            "ReadArtifactsRunsAndPointers",
             ["s3:GetObject"],
             _processed_objects(
-                arns, naming.ARTIFACTS_PREFIX, naming.RUNS_PREFIX, naming.STATE_PREFIX
+                arns, naming.ARTIFACTS_PREFIX, naming.RUNS_PREFIX, naming.MANIFESTS_PREFIX
             ),
         ),
         _allow(
-            "WriteVersions",
-            ["s3:PutObject", "s3:AbortMultipartUpload"],
-            _processed_objects(arns, naming.STATE_VERSIONS_PREFIX),
+            "ReadAndWriteStateFiles",
+            ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+            _processed_objects(arns, naming.WAREHOUSE_PREFIX),
         ),
-        # Spark's output committer deletes its own temporary objects under the version.
-        _allow(
-            "CleanUpVersionTemporaries",
-            ["s3:DeleteObject"],
-            _processed_objects(arns, naming.STATE_VERSIONS_PREFIX),
-        ),
-        *_glue_logging(arns, names.state_job_log_group),
+        _allow("CommitStateTables", _ICEBERG_CATALOG, _state_table_resources(arns)),
+        *_glue_logging(arns, names.state_job_log_group, names.maintenance_job_log_group),
     )
 
 

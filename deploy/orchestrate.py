@@ -22,6 +22,7 @@ from workflows.definition import WorkflowConfig, definition_json
 
 GLUE_SCRIPT = artifacts.PROJECT_DIR / "glue_jobs" / "transform_orders.py"
 STATE_SCRIPT = artifacts.PROJECT_DIR / "glue_jobs" / "maintain_state.py"
+MAINTENANCE_SCRIPT = artifacts.PROJECT_DIR / "glue_jobs" / "maintain_tables.py"
 S3_TRIGGER_STATEMENT = "s3-input-bucket-invokes"
 API_STATEMENT = "apigateway-invokes"
 
@@ -54,26 +55,15 @@ def function_environment(key: str, names: StackNames, arns: StackArns) -> dict[s
             "PROCESSED_BUCKET": names.processed_bucket,
         },
         "publish_batch": {"PROCESSED_BUCKET": names.processed_bucket},
-        "plan_state": {"PROCESSED_BUCKET": names.processed_bucket},
-        "publish_state": {
-            "PROCESSED_BUCKET": names.processed_bucket,
-            "VERSIONS_DATABASE": names.versions_database,
-        },
         "catalog_batch": {
             "PROCESSED_BUCKET": names.processed_bucket,
             "GLUE_DATABASE": names.database,
-            "VERSIONS_DATABASE": names.versions_database,
         },
-        "clean_up": {
-            "PROCESSED_BUCKET": names.processed_bucket,
-            "GLUE_DATABASE": names.database,
-            "VERSIONS_DATABASE": names.versions_database,
-        },
+        "clean_up": {"PROCESSED_BUCKET": names.processed_bucket},
         "quarantine_batch": {"PROCESSED_BUCKET": names.processed_bucket},
         "orders_api": {
             "QUERY_BACKEND": "athena",
             "GLUE_DATABASE": names.database,
-            "VERSIONS_DATABASE": names.versions_database,
             "ATHENA_WORKGROUP": names.workgroup,
             "PROCESSED_BUCKET": names.processed_bucket,
         },
@@ -87,14 +77,13 @@ def workflow_config(names: StackNames, arns: StackArns, options: DeployOptions) 
         role_arn=arns.role("states"),
         validate_function_arn=arns.function("validate_orders"),
         publish_function_arn=arns.function("publish_batch"),
-        plan_state_function_arn=arns.function("plan_state"),
-        publish_state_function_arn=arns.function("publish_state"),
         catalog_function_arn=arns.function("catalog_batch"),
         clean_up_function_arn=arns.function("clean_up"),
         quarantine_function_arn=arns.function("quarantine_batch"),
         glue_job_name=names.glue_job,
         state_job_name=names.state_job,
         processed_bucket=names.processed_bucket,
+        database=names.database,
         failure_topic_arn=arns.topic,
         region=options.region,
         # The .sync wait outlives the job's own timeout so the job, not the wait, times out.
@@ -117,16 +106,18 @@ def plan(options: DeployOptions) -> list[PlanStep]:
         PlanStep("Lambda layer (aws-lambda-powertools)", (names.layer,)),
         PlanStep("Lambda functions", tuple(names.function(spec.key) for spec in FUNCTIONS)),
         PlanStep(
-            "Glue job artifacts and jobs (Glue 5.0)",
+            "Glue job artifacts, jobs (Glue 5.0) and the daily upkeep trigger",
             (
                 f"s3://{names.processed_bucket}/{analytics.GLUE_ARTIFACTS_PREFIX}",
                 names.glue_job,
                 names.state_job,
+                names.maintenance_job,
+                names.maintenance_trigger,
             ),
         ),
         PlanStep(
-            "Glue databases (reports; state versions), tables and views, Athena workgroup",
-            (names.database, names.versions_database, names.workgroup),
+            "Glue database (batch history tables, views), Athena workgroup (engine 3)",
+            (names.database, names.workgroup),
         ),
         PlanStep("Step Functions state machine", (arns.state_machine,)),
         PlanStep(
@@ -207,6 +198,12 @@ def deploy_stack(options: DeployOptions, reporter: Reporter) -> StackOutputs:
     for job_name, script, role, definition in (
         (names.glue_job, GLUE_SCRIPT, "glue", analytics.transform_job_definition),
         (names.state_job, STATE_SCRIPT, "state_job", analytics.state_job_definition),
+        (
+            names.maintenance_job,
+            MAINTENANCE_SCRIPT,
+            "state_job",
+            analytics.maintenance_job_definition,
+        ),
     ):
         script_uri = analytics.ensure_artifact(
             clients,
@@ -223,10 +220,16 @@ def deploy_stack(options: DeployOptions, reporter: Reporter) -> StackOutputs:
             tags,
         )
 
-    reporter.section("Glue database and Athena workgroup")
-    analytics.ensure_catalog_schema(
-        clients, reporter, names.database, names.versions_database, names.processed_bucket
+    analytics.ensure_trigger(
+        clients,
+        reporter,
+        names.maintenance_trigger,
+        analytics.trigger_definition(names, options),
+        tags,
     )
+
+    reporter.section("Glue database and Athena workgroup")
+    analytics.ensure_catalog_schema(clients, reporter, names.database, names.processed_bucket)
     analytics.ensure_workgroup(
         clients,
         reporter,
@@ -289,8 +292,8 @@ def deploy_stack(options: DeployOptions, reporter: Reporter) -> StackOutputs:
         function_arns=function_arns,
         glue_job_name=names.glue_job,
         state_job_name=names.state_job,
+        maintenance_job_name=names.maintenance_job,
         database=names.database,
-        versions_database=names.versions_database,
         workgroup=names.workgroup,
         topic_arn=topic_arn,
         api_id=api_outputs.api_id,
@@ -318,9 +321,9 @@ def destroy_stack(options: DeployOptions, reporter: Reporter, *, force: bool) ->
     reporter.section("Glue and Athena")
     analytics.remove_workgroup(clients, reporter, names.workgroup)
     analytics.remove_database(clients, reporter, names.database)
-    analytics.remove_database(clients, reporter, names.versions_database)
-    analytics.remove_job(clients, reporter, names.glue_job)
-    analytics.remove_job(clients, reporter, names.state_job)
+    analytics.remove_trigger(clients, reporter, names.maintenance_trigger)
+    for job in (names.glue_job, names.state_job, names.maintenance_job):
+        analytics.remove_job(clients, reporter, job)
     reporter.section("Lambda functions and layer")
     for spec in FUNCTIONS:
         compute.remove_function(clients, reporter, names.function(spec.key))

@@ -44,9 +44,6 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec("start_etl", "start_etl", timeout=30, memory=256),
     FunctionSpec("validate_orders", "validate_orders", timeout=60, memory=256),
     FunctionSpec("publish_batch", "publish_batch", timeout=120, memory=256),
-    FunctionSpec("plan_state", "plan_state", timeout=120, memory=256),
-    # Registers a version's partitions: a few BatchCreatePartition calls per 100 partitions.
-    FunctionSpec("publish_state", "publish_state", timeout=300, memory=256),
     FunctionSpec("catalog_batch", "catalog_batch", timeout=120, memory=256),
     FunctionSpec("clean_up", "clean_up", timeout=300, memory=256),
     FunctionSpec("quarantine_batch", "quarantine_batch", timeout=120, memory=256),
@@ -58,8 +55,6 @@ FUNCTIONS_BY_KEY: dict[str, FunctionSpec] = {spec.key: spec for spec in FUNCTION
 WORKFLOW_FUNCTIONS: dict[str, str] = {
     "validate_function_arn": "validate_orders",
     "publish_function_arn": "publish_batch",
-    "plan_state_function_arn": "plan_state",
-    "publish_state_function_arn": "publish_state",
     "catalog_function_arn": "catalog_batch",
     "clean_up_function_arn": "clean_up",
     "quarantine_function_arn": "quarantine_batch",
@@ -103,6 +98,10 @@ class DeployOptions:
     # The state job merges one batch into the current state; it is sized by the state.
     state_worker_type: str = "G.1X"
     state_workers: int = 2
+    # The tables' upkeep (compaction, expired snapshots, orphan files), once a day (UTC).
+    maintenance_schedule: str = "cron(15 3 * * ? *)"
+    # The time-travel window of the reports (as_of): publications kept this long.
+    snapshot_retention_hours: int = 7 * 24
     athena_bytes_scanned_cutoff: int = 1024**3
     api_rate_limit: float = 50.0
     api_burst_limit: int = 100
@@ -149,11 +148,12 @@ class StackNames:
     input_bucket: str
     processed_bucket: str
     database: str
-    versions_database: str
     topic: str
     state_machine: str
     glue_job: str
     state_job: str
+    maintenance_job: str
+    maintenance_trigger: str
     workgroup: str
     api: str
     layer: str
@@ -171,11 +171,12 @@ class StackNames:
             input_bucket=buckets.input,
             processed_bucket=buckets.processed,
             database=database,
-            versions_database=naming.versions_database(database),
             topic=f"{stack}-alerts",
             state_machine=f"{stack}-orders-etl",
             glue_job=f"{stack}-transform-orders",
             state_job=f"{stack}-maintain-state",
+            maintenance_job=f"{stack}-maintain-tables",
+            maintenance_trigger=f"{stack}-maintain-tables-daily",
             workgroup=f"{stack}-reports",
             api=f"{stack}-orders-api",
             layer=f"{stack}-powertools",
@@ -205,12 +206,17 @@ class StackNames:
         return f"/aws-glue/jobs/{self.state_job}"
 
     @property
+    def maintenance_job_log_group(self) -> str:
+        return f"/aws-glue/jobs/{self.maintenance_job}"
+
+    @property
     def log_groups(self) -> tuple[str, ...]:
         return (
             *(self.lambda_log_group(spec.key) for spec in FUNCTIONS),
             self.state_machine_log_group,
             self.glue_log_group,
             self.state_job_log_group,
+            self.maintenance_job_log_group,
         )
 
     @property
@@ -317,6 +323,10 @@ class StackArns:
         return self._arn("glue", f"job/{self.names.state_job}")
 
     @property
+    def maintenance_job(self) -> str:
+        return self._arn("glue", f"job/{self.names.maintenance_job}")
+
+    @property
     def glue_catalog(self) -> str:
         return self._arn("glue", "catalog")
 
@@ -328,13 +338,8 @@ class StackArns:
     def glue_tables(self) -> str:
         return self._arn("glue", f"table/{self.names.database}/*")
 
-    @property
-    def versions_database(self) -> str:
-        return self._arn("glue", f"database/{self.names.versions_database}")
-
-    @property
-    def versions_tables(self) -> str:
-        return self._arn("glue", f"table/{self.names.versions_database}/*")
+    def glue_table(self, table: str) -> str:
+        return self._arn("glue", f"table/{self.names.database}/{table}")
 
     @property
     def workgroup(self) -> str:
@@ -365,8 +370,8 @@ class StackOutputs:
     function_arns: dict[str, str]
     glue_job_name: str
     state_job_name: str
+    maintenance_job_name: str
     database: str
-    versions_database: str
     workgroup: str
     topic_arn: str
     api_id: str
@@ -386,8 +391,8 @@ class StackOutputs:
             "function_arns": dict(self.function_arns),
             "glue_job_name": self.glue_job_name,
             "state_job_name": self.state_job_name,
+            "maintenance_job_name": self.maintenance_job_name,
             "database": self.database,
-            "versions_database": self.versions_database,
             "workgroup": self.workgroup,
             "topic_arn": self.topic_arn,
             "api_id": self.api_id,

@@ -1,16 +1,15 @@
 """Glue Data Catalog definitions of the processed data: tables, Athena views, partitions.
 
 Pure functions returning Glue API structures (TableInput, PartitionInput), built from the
-data contract (duffbeer.contract), the state's tables (duffbeer.state) and the report SQL
-(duffbeer.reports_sql).
+data contract (duffbeer.contract) and the report SQL (duffbeer.reports_sql). The current
+state's Iceberg tables are not here: the state job creates them through Iceberg's Glue
+catalog (duffbeer/state.py), and the views below read them by name.
 
 Every run of a batch writes under its own prefix (runs/<batch_id>/<run_id>/), so no single
 Hive-style directory tree holds the data: each per-batch table is partitioned by `batch_id`
 (plus channel and date for the order lines) and every partition carries the explicit
-Location of the published run. A state version reuses partitions written by earlier
-versions, so its partitions carry explicit locations too. Partition projection cannot
-express either (it derives locations from a template), which is why partitions are
-registered (docs/adr/0011).
+Location of the published run. Partition projection cannot express that (it derives
+locations from a template), which is why partitions are registered (docs/adr/0011).
 """
 
 from __future__ import annotations
@@ -19,8 +18,7 @@ import base64
 import json
 from typing import Any
 
-from duffbeer import contract, naming, reports_sql, state
-from duffbeer.errors import CatalogError
+from duffbeer import contract, naming, reports_sql
 
 Columns = tuple[tuple[str, str], ...]
 
@@ -34,10 +32,6 @@ PARQUET_STORAGE: dict[str, Any] = {
 }
 TABLE_PARAMETERS = {"classification": "parquet", "EXTERNAL": "TRUE"}
 VIEW_PARAMETERS = {"presto_view": "true", "comment": "Presto View"}
-# On the stable views: the state version they show (they only ever move forward).
-STATE_VERSION_PARAMETER = "duffbeer_state_version"
-# Athena reads Spark's bucket files (hash and file names) only when told so (ADR 0015).
-SPARK_BUCKETING = {"bucketing_format": "spark"}
 BATCH_KEY: tuple[str, str] = (contract.BATCH_ID_COLUMN, "string")
 
 REPORT_COLUMNS: dict[str, Columns] = {
@@ -113,24 +107,15 @@ def presto_view_text(sql: str, database: str, columns: Columns) -> str:
     return f"/* Presto View: {encoded} */"
 
 
-def views(
-    database: str, *, versions_database: str, version: str | None
-) -> dict[str, dict[str, Any]]:
-    """TableInput of every stable view, by name: over the tables of state `version` in the
-    versions database, or (None: nothing published yet) the same columns and no rows."""
-    if version is None:
-        sql_by_view = dict(reports_sql.CATALOG_VIEWS)
-    else:
-        sql_by_view = reports_sql.catalog_views(
-            reports_sql.table_references(versions_database, version)
-        )
+def views(database: str) -> dict[str, dict[str, Any]]:
+    """TableInput of every Athena view over the current state's tables, by name."""
     result = {}
-    for name, sql in sql_by_view.items():
+    for name, sql in reports_sql.catalog_views(database).items():
         columns = reports_sql.VIEW_COLUMNS[name]
         result[name] = {
             "Name": name,
             "TableType": "VIRTUAL_VIEW",
-            "Parameters": {**VIEW_PARAMETERS, STATE_VERSION_PARAMETER: version or ""},
+            "Parameters": dict(VIEW_PARAMETERS),
             "ViewOriginalText": presto_view_text(sql, database, columns),
             "ViewExpandedText": "/* Presto View */",
             "PartitionKeys": [],
@@ -167,59 +152,4 @@ def batch_partitions(
     }
     for report, table_name in naming.BATCH_REPORT_TABLES.items():
         result[table_name] = {(batch_id,): uri(outputs["reports"][report])}
-    return result
-
-
-def _uri(bucket: str, key_prefix: str) -> str:
-    return f"s3://{bucket}/{key_prefix}"
-
-
-def state_table_input(
-    table: state.StateTable,
-    *,
-    bucket: str,
-    version: str,
-    settings: state.StateSettings,
-    location: str,
-) -> dict[str, Any]:
-    """TableInput of one table of one state version, named for the versions database."""
-    storage: dict[str, Any] = {
-        "Columns": _columns(table.columns),
-        "Location": _uri(bucket, location),
-        **PARQUET_STORAGE,
-    }
-    parameters = dict(TABLE_PARAMETERS)
-    if table.bucket_column is not None:
-        storage["BucketColumns"] = [table.bucket_column]
-        storage["NumberOfBuckets"] = settings["line_buckets"]
-        parameters.update(SPARK_BUCKETING)
-    return {
-        "Name": state.versioned_table(table.name, version),
-        "TableType": "EXTERNAL_TABLE",
-        "Parameters": parameters,
-        "PartitionKeys": _columns(table.partition_keys),
-        "StorageDescriptor": storage,
-    }
-
-
-def state_tables(
-    manifest: state.StateManifest, *, bucket: str
-) -> dict[str, tuple[dict[str, Any], dict[tuple[str, ...], str]]]:
-    """Per versioned table name: its TableInput and its partitions (values -> location)."""
-    version = manifest["version"]
-    result: dict[str, tuple[dict[str, Any], dict[tuple[str, ...], str]]] = {}
-    for name, table in state.STATE_TABLES.items():
-        where = manifest["tables"].get(name)
-        if where is None:
-            raise CatalogError(f"state version {version} has no table {name}")
-        location = where.get("location") or state.table_prefix(version, name)
-        table_input = state_table_input(
-            table, bucket=bucket, version=version, settings=manifest["settings"], location=location
-        )
-        keys = [column for column, _ in table.partition_keys]
-        partitions = {
-            tuple(p["values"][key] for key in keys): _uri(bucket, p["location"])
-            for p in where.get("partitions", [])
-        }
-        result[table_input["Name"]] = (table_input, partitions)
     return result

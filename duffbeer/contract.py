@@ -231,28 +231,19 @@ ORDERS_SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("total_sales", "double"),
 )
 
-# --- The maintained current state (docs/adr/0015) -----------------------------------------
+# --- The current state (duffbeer/state.py, docs/adr/0045) --------------------------------
 #
 # After every batch the pipeline keeps the current version of every line and the report
-# tables the API reads, so that a read never ranks versions. A line's recency is the tuple
-# RECENCY_KEY: the current version of a line key is its most recent version, and a client's
-# name or a product's description is the one on its most recent current line.
+# tables the API reads, as Iceberg tables, so that a read never ranks versions. A line's
+# recency is the tuple RECENCY_KEY: the current version of a line key is its most recent
+# version, and a client's name or a product's description is the one on its most recent
+# current line.
 RECENCY_KEY: tuple[str, ...] = (SOURCE_EVENT_TIME_COLUMN, BATCH_ID_COLUMN, *LINE_KEY)
 SUM_MONEY_TYPE = "decimal(38,2)"
 SUM_VOLUME_TYPE = "decimal(38,3)"
 
-# The per-client tables are partitioned by this column, client_id modulo the state's
-# `client_buckets`: a client's rows are read from one partition.
-CLIENT_BUCKET_COLUMN = "client_bucket"
-CLIENT_BUCKET_PARTITION: tuple[tuple[str, str], ...] = ((CLIENT_BUCKET_COLUMN, "int"),)
-
-# order_lines_current: one row per line key, CURATED_DATA_COLUMNS partitioned by
-# CURATED_PARTITION_COLUMNS and, inside each partition, bucketed by client_id (Spark's
-# bucketing, which Athena reads with 'bucketing_format' = 'spark').
-CURRENT_LINES_BUCKET_COLUMN = "client_id"
-
-# Per client (client_bucket partitions): totals (all_statuses = all_channels = 1), per status
-# (all_channels = 1) and per channel (all_statuses = 1); orders are distinct orders.
+# Per client: totals (all_statuses = all_channels = 1), per status (all_channels = 1) and
+# per channel (all_statuses = 1); orders are distinct orders.
 CLIENT_REPORT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("client_id", "int"),
     ("status", "string"),
@@ -265,9 +256,9 @@ CLIENT_REPORT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("units", "bigint"),
     ("total_sales", SUM_MONEY_TYPE),
 )
-# Per client and order (client_bucket partitions). An order spanning several days or
-# channels reports the earliest; the latest_* columns are the recency key of the order's
-# most recent line, whose client name it carries.
+# Per client and order. An order spanning several days or channels reports the earliest;
+# the latest_* columns are the recency key of the order's most recent line, whose client
+# name it carries.
 CLIENT_ORDERS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("client_id", "int"),
     ("order_id", "int"),

@@ -7,7 +7,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from duffbeer import catalog_tables, state
+from duffbeer import catalog_tables
 from duffbeer.errors import CatalogError
 
 _CREATE_BATCH = 100  # Glue limits per BatchCreatePartition / BatchUpdatePartition call
@@ -22,15 +22,9 @@ _COMPARED_STORAGE_KEYS = (
     "InputFormat",
     "OutputFormat",
     "SerdeInfo",
-    "BucketColumns",
-    "NumberOfBuckets",
 )
 
 Values = tuple[str, ...]
-VERSIONS_DATABASE_DESCRIPTION = (
-    "Duff Beer orders: the current state's tables, one per state version (read through "
-    "the stable views of the reports database)"
-)
 
 
 def _code(error: ClientError) -> str:
@@ -79,8 +73,8 @@ def _comparable(table: dict[str, Any]) -> dict[str, Any]:
 
 def _owned_parameters(table: dict[str, Any]) -> set[str]:
     if table.get("TableType") == "VIRTUAL_VIEW":
-        return {*catalog_tables.VIEW_PARAMETERS, catalog_tables.STATE_VERSION_PARAMETER}
-    return {*catalog_tables.TABLE_PARAMETERS, *catalog_tables.SPARK_BUCKETING}
+        return set(catalog_tables.VIEW_PARAMETERS)
+    return set(catalog_tables.TABLE_PARAMETERS)
 
 
 def ensure_table(glue: Any, database: str, table_input: dict[str, Any]) -> str | None:
@@ -202,43 +196,3 @@ def existing_partitions(
         arguments["Expression"] = expression
     for page in paginator.paginate(**arguments):
         yield from page.get("Partitions", [])
-
-
-def delete_table(glue: Any, database: str, name: str) -> bool:
-    """Delete a table or view; False when it did not exist."""
-    try:
-        glue.delete_table(DatabaseName=database, Name=name)
-    except ClientError as e:
-        if _code(e) == "EntityNotFoundException":
-            return False
-        raise CatalogError(f"cannot delete table {database}.{name}: {e}") from e
-    return True
-
-
-def table_names(glue: Any, database: str) -> list[str]:
-    """Every table and view of a database (none when the database does not exist)."""
-    names: list[str] = []
-    try:
-        for page in glue.get_paginator("get_tables").paginate(DatabaseName=database):
-            names += [table["Name"] for table in page.get("TableList", [])]
-    except ClientError as e:
-        if _code(e) == "EntityNotFoundException":
-            return []
-        raise CatalogError(f"cannot list the tables of {database}: {e}") from e
-    return names
-
-
-def register_state_version(
-    glue: Any, database: str, bucket: str, manifest: state.StateManifest
-) -> tuple[int, int]:
-    """Create the version's tables and their partitions in the versions database
-    (idempotent): (tables, partitions)."""
-    ensure_database(glue, database, VERSIONS_DATABASE_DESCRIPTION)
-    partitions = 0
-    tables = catalog_tables.state_tables(manifest, bucket=bucket)
-    for table_input, desired in tables.values():
-        ensure_table(glue, database, table_input)
-        if table_input["PartitionKeys"]:
-            sync_partitions(glue, database, table_input, desired)
-            partitions += len(desired)
-    return len(tables), partitions

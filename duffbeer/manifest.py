@@ -12,6 +12,8 @@ locally and on S3.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, NotRequired, TypedDict
 
 from duffbeer import utc
@@ -35,6 +37,10 @@ class SourceObject(TypedDict):
     version_id: NotRequired[str | None]
     size: int | None
     event_time: str  # ISO-8601 UTC; orders batches for the current-state rules
+    # S3's per-key order of uploads created in the same millisecond (hex; "" if unknown).
+    sequencer: NotRequired[str | None]
+    # When a run was started by hand on an upload already processed (ISO-8601 UTC).
+    rerun_at: NotRequired[str | None]
 
 
 class Partition(TypedDict):
@@ -124,18 +130,53 @@ def publish(run: Manifest, published_at: str) -> Manifest:
     return {**run, "published": published}
 
 
+# S3 sequencers have different lengths: AWS compares them right-padded with zeros.
+_SEQUENCER_WIDTH = 64
+
+
+@dataclass(frozen=True, order=True)
+class RunOrder:
+    """Where a run stands among the runs of its batch, oldest first: when its upload was
+    created (the S3 event time, then S3's sequencer, which orders uploads of one key made in
+    the same millisecond), then when it was re-run by hand ("" for the upload's own run),
+    then its run id. A total order: two runs never tie, so publishing only runs that order
+    after the published one can never move a batch back to a run that was replaced."""
+
+    event_time: datetime
+    sequencer: str
+    rerun_at: str
+    run_id: str
+
+
+def run_order(
+    run_id: str, event_time: str, sequencer: str | None = None, rerun_at: str | None = None
+) -> RunOrder:
+    return RunOrder(
+        event_time=utc.parse(event_time),
+        sequencer=(sequencer or "").upper().ljust(_SEQUENCER_WIDTH, "0"),
+        rerun_at=utc.iso(utc.parse(rerun_at)) if rerun_at else "",
+        run_id=run_id,
+    )
+
+
+def order_of(run: Manifest) -> RunOrder:
+    """The order of the run a manifest (or a batch pointer) describes."""
+    source = run["source"]
+    return run_order(
+        run["run_id"], source["event_time"], source.get("sequencer"), source.get("rerun_at")
+    )
+
+
 def publication_decision(pointer: Manifest | None, run: Manifest) -> str:
-    """Whether a successful run replaces the batch's publication: PUBLISH unless the pointer
-    already publishes this run, or a run of an upload created later (SUPERSEDED). Runs of
-    uploads created at the same moment replace each other: that is a re-run of one upload."""
+    """Whether a successful run replaces the batch's publication: PUBLISH when nothing is
+    published or the run orders after the published one (RunOrder), ALREADY_PUBLISHED when it
+    is the published run, SUPERSEDED when it orders before it."""
     published = pointer.get("published") if pointer is not None else None
-    if published is None:
+    if pointer is None or published is None:
         return PUBLISH
     if published["run_id"] == run["run_id"]:
         return ALREADY_PUBLISHED
-    if utc.parse(published["source_event_time"]) > utc.parse(run["source"]["event_time"]):
-        return SUPERSEDED
-    return PUBLISH
+    return PUBLISH if order_of(run) > order_of(pointer) else SUPERSEDED
 
 
 def published_block(manifest: Manifest) -> Published | None:

@@ -8,21 +8,17 @@ Layout of the processed bucket (keys relative to the bucket root):
     runs/<batch_id>/<run_id>/rejects/*.parquet
     runs/<batch_id>/<run_id>/_manifest.json       the run's own manifest (always written)
     manifests/<batch_id>.json                     the batch pointer: names the published run
-    state/current.json                            the state pointer: names the published version
-    state/versions/<version>/<table>/...          the current state's tables, by the version
-                                                  that wrote each partition
-    state/versions/<version>/_state.json          what the version holds (written last)
-    state/plans/<version>.json                    the merge plan the version was built from
+    warehouse/<database>.db/<table>/              the current state's Iceberg tables (data and
+                                                  metadata, written only through Iceberg)
     quarantine/<batch_id>/<run_id>/<file name>    a rejected input file ...
     quarantine/<batch_id>/<run_id>/error.json     ... and its machine-readable error report
     athena-results/                               Athena query results (workgroup output)
     artifacts/                                    Glue script and libraries uploaded by deploy
 
-Every run writes under its own `runs/<batch_id>/<run_id>/` prefix and every state version
-under its own `state/versions/<version>/`, so nothing a reader may be using is ever
-overwritten. A batch is published when `manifests/<batch_id>.json` names the run in its
-`published` block; the reports move when `state/current.json` names a state version that
-includes it. Each pointer changes with one conditional PUT (docs/adr/0015).
+Every run writes under its own `runs/<batch_id>/<run_id>/` prefix, so nothing a reader may
+be using is ever overwritten. A batch is published when `manifests/<batch_id>.json` names
+the run in its `published` block (one conditional PUT); the reports move when the state job
+publishes a merge of it (one Iceberg commit, docs/adr/0045).
 """
 
 from __future__ import annotations
@@ -43,11 +39,7 @@ MANIFESTS_PREFIX = "manifests/"
 QUARANTINE_PREFIX = "quarantine/"
 ATHENA_RESULTS_PREFIX = "athena-results/"
 ARTIFACTS_PREFIX = "artifacts/"
-STATE_PREFIX = "state/"
-STATE_POINTER_KEY = f"{STATE_PREFIX}current.json"
-STATE_VERSIONS_PREFIX = f"{STATE_PREFIX}versions/"
-STATE_PLANS_PREFIX = f"{STATE_PREFIX}plans/"
-STATE_MANIFEST_FILE = "_state.json"
+WAREHOUSE_PREFIX = "warehouse/"
 
 ORDER_LINES_DIR = "order_lines"
 # The run's own copy of the exact upload it processes (written by ValidateOrders).
@@ -67,14 +59,10 @@ BATCH_REPORTS: tuple[str, ...] = (
     ORDER_STATUS_REPORT,
 )
 
-# Glue Data Catalog tables and views.
+# Glue Data Catalog tables of the batch history (the current state's are in state.py).
 ORDER_LINES_TABLE = "order_lines"
 REJECTS_TABLE = "rejects"
 BATCH_REPORT_TABLES: dict[str, str] = {name: f"batch_{name}" for name in BATCH_REPORTS}
-ORDERS_SUMMARY_VIEW = "orders_summary"
-# The current state's versioned tables live in a database of their own (one table per state
-# version and table), so that the user-facing database only shows stable names.
-VERSIONS_DATABASE_SUFFIX = "_versions"
 
 # Manifest statuses.
 STATUS_SUCCEEDED = "SUCCEEDED"
@@ -132,6 +120,11 @@ def run_prefix(batch_id: str, run_id: str) -> str:
     return f"{RUNS_PREFIX}{batch_id}/{run_id}/"
 
 
+def run_lines_prefix(batch_id: str, run_id: str) -> str:
+    """Where a run's curated lines are (the transform's order_lines output)."""
+    return f"{run_prefix(batch_id, run_id)}{ORDER_LINES_DIR}/"
+
+
 def manifest_key(batch_id: str) -> str:
     return f"{MANIFESTS_PREFIX}{batch_id}.json"
 
@@ -142,23 +135,6 @@ def run_input_key(batch_id: str, run_id: str) -> str:
 
 def run_manifest_key(batch_id: str, run_id: str) -> str:
     return f"{run_prefix(batch_id, run_id)}{RUN_MANIFEST_FILE}"
-
-
-def versions_database(database: str) -> str:
-    """The Glue database holding the versioned state tables of `database`."""
-    return f"{database}{VERSIONS_DATABASE_SUFFIX}"
-
-
-def state_version_prefix(version: str) -> str:
-    return f"{STATE_VERSIONS_PREFIX}{version}/"
-
-
-def state_manifest_key(version: str) -> str:
-    return f"{state_version_prefix(version)}{STATE_MANIFEST_FILE}"
-
-
-def state_plan_key(version: str) -> str:
-    return f"{STATE_PLANS_PREFIX}{version}.json"
 
 
 def quarantine_prefix(batch_id: str, run_id: str) -> str:

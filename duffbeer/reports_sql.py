@@ -1,11 +1,12 @@
-"""Report SQL over the maintained state's tables, one text for Athena (Trino) and DuckDB.
+"""Report SQL over the current state's tables, one text for Athena (Trino) and DuckDB.
 
-Every query reads the tables of one state version (duffbeer.state), written in the SQL
-subset both engines accept. Table references are placeholders (`{client_report}`) that the
-backend resolves for the version it reads: `"<versions database>"."<table>_v<version>"` on
-Athena, the snapshot's own table locally. Nothing here ranks line versions: the state
-already holds the current lines and the report figures at the grain the routes filter on
-(docs/adr/0015), so a request reads one client partition or one small table.
+Every query reads the tables of one publication of the state (duffbeer.state), written in
+the SQL subset both engines accept. Table references are placeholders (`{client_report}`)
+that the backend resolves for the publication it reads: on Athena
+`"<database>"."<table>" FOR VERSION AS OF <snapshot id>`, locally the table loaded from
+that snapshot. Nothing here ranks line versions: the state already holds the current
+lines and the report figures at the grain the routes filter on (docs/adr/0045), so a
+request reads one client's bucket or one small table.
 
 User values never appear in these strings: they are bound to the positional `?` markers,
 and the optional filters are chosen from constant fragments.
@@ -20,7 +21,6 @@ from datetime import date
 
 from duffbeer import contract, state
 from duffbeer.contract import STATUSES
-from duffbeer.naming import ORDERS_SUMMARY_VIEW
 
 Columns = tuple[tuple[str, str], ...]
 
@@ -39,25 +39,13 @@ SqlValue = int | str | date
 
 
 @dataclass(frozen=True)
-class ClientBucket:
-    """A `?` bound to the client_bucket partition of a client. The backend computes it from
-    the settings of the state version whose tables it resolves, so the partition and the
-    tables always come from the same version."""
-
-    client_id: int
-
-
-Param = SqlValue | ClientBucket
-
-
-@dataclass(frozen=True)
 class BoundQuery:
     """A query text with table placeholders, the values of its `?` markers in order, and
     the state tables it reads."""
 
     name: str
     sql: str
-    params: tuple[Param, ...]
+    params: tuple[SqlValue, ...]
     tables: tuple[str, ...]
 
     def render(self, references: Mapping[str, str]) -> str:
@@ -71,13 +59,6 @@ class BoundQuery:
 
         return _PLACEHOLDER.sub(reference, self.sql)
 
-    def bind(self, client_buckets: int) -> tuple[SqlValue, ...]:
-        """The parameter values, client buckets computed with the version's bucket count."""
-        return tuple(
-            state.client_bucket(p.client_id, client_buckets) if isinstance(p, ClientBucket) else p
-            for p in self.params
-        )
-
 
 # --- The REST API's report queries -------------------------------------------------------
 
@@ -85,13 +66,13 @@ FILTER_CHANNEL = "point_of_sale_channel = ?"
 FILTER_DATE_FROM = "order_date >= CAST(? AS DATE)"
 FILTER_DATE_TO = "order_date <= CAST(? AS DATE)"
 
-# One client's totals (all_statuses = all_channels = 1), per status and per channel, read
-# from its client_bucket partition only.
+# One client's totals (all_statuses = all_channels = 1), per status and per channel. The
+# table is bucketed by client_id: the equality reads that client's bucket only.
 CLIENT_REPORT_SQL = f"""
 SELECT status, point_of_sale_channel, all_statuses, all_channels, client_name,
        orders, lines, units, total_sales
 FROM {{{state.CLIENT_REPORT_TABLE}}}
-WHERE client_bucket = ? AND client_id = ?
+WHERE client_id = ?
 """.strip()
 
 # One page of the client's orders in order_id order (keyset paging: order ids are > 0, so
@@ -100,7 +81,7 @@ CLIENT_ORDERS_SQL = f"""
 SELECT order_id, order_date, point_of_sale_channel, lines, units, total_sales,
        {", ".join(f"{status}_lines" for status in STATUSES)}
 FROM {{{state.CLIENT_ORDERS_TABLE}}}
-WHERE client_bucket = ? AND client_id = ? AND order_id > ?
+WHERE client_id = ? AND order_id > ?
 ORDER BY order_id
 LIMIT ?
 """.strip()
@@ -183,7 +164,7 @@ def client_report_query(client_id: int) -> BoundQuery:
     return BoundQuery(
         state.CLIENT_REPORT_TABLE,
         CLIENT_REPORT_SQL,
-        (ClientBucket(client_id), client_id),
+        (client_id,),
         (state.CLIENT_REPORT_TABLE,),
     )
 
@@ -192,7 +173,7 @@ def client_orders_query(client_id: int, after_order_id: int, limit: int) -> Boun
     return BoundQuery(
         state.CLIENT_ORDERS_TABLE,
         CLIENT_ORDERS_SQL,
-        (ClientBucket(client_id), client_id, after_order_id, limit),
+        (client_id, after_order_id, limit),
         (state.CLIENT_ORDERS_TABLE,),
     )
 
@@ -233,7 +214,7 @@ ORDER BY order_date
 
 # The clients with the most sales, over all channels or in one; optionally only those whose
 # name contains a text or whose id is a number. client_report is small (one row per client,
-# status and channel), so this reads every client_bucket partition. The name comes from the
+# status and channel), so this reads every bucket. The name comes from the
 # client's totals row, which always carries it.
 TOP_CLIENTS_SQL = f"""
 SELECT c.client_id, t.client_name, c.orders, c.lines, c.units, c.total_sales
@@ -288,22 +269,19 @@ def channels_query() -> BoundQuery:
     return BoundQuery("channels", CHANNELS_SQL, (), (state.STATUS_DAILY_TABLE,))
 
 
-# --- The stable Athena views ----------------------------------------------------------------
+# --- The Athena views ---------------------------------------------------------------------
 #
-# Ad hoc users query stable view names in the main database; each version's publication
-# moves them to that version's tables (docs/adr/0016). Their names, columns and types are
-# those the views over the batch history had, so saved queries keep working. Sums are cast
-# to the declared types, so that Trino and DuckDB agree on them (DuckDB sums bigints to
-# hugeint) and Athena never finds a view stale.
+# Ad hoc users query the state's tables by name (`order_lines_current`, `orders_summary`)
+# and these views over them, which read each table's current (published) snapshot. Their
+# columns and types are those the reports always had, so saved queries keep working. Sums
+# are cast to the declared types, so that Trino and DuckDB agree on them (DuckDB sums
+# bigints to hugeint).
 
-CURRENT_LINES_VIEW = state.CURRENT_LINES_TABLE
 ORDERS_PER_CLIENT_VIEW = "orders_per_client"
 SALES_BY_PRODUCT_VIEW = "sales_by_product"
 ORDER_STATUS_VIEW = "order_status_report"
 
 VIEW_COLUMNS: dict[str, Columns] = {
-    CURRENT_LINES_VIEW: (*contract.CURATED_DATA_COLUMNS, *contract.CURATED_PARTITION_COLUMNS),
-    ORDERS_SUMMARY_VIEW: contract.ORDERS_SUMMARY_COLUMNS,
     ORDERS_PER_CLIENT_VIEW: (
         ("client_id", "int"),
         ("client_name", "string"),
@@ -347,16 +325,6 @@ def sql_type(glue_type: str) -> str:
 
 
 _VIEW_TEMPLATES: dict[str, str] = {
-    CURRENT_LINES_VIEW: (
-        "SELECT "
-        + ", ".join(name for name, _ in VIEW_COLUMNS[CURRENT_LINES_VIEW])
-        + f"\nFROM {{{state.CURRENT_LINES_TABLE}}}"
-    ),
-    ORDERS_SUMMARY_VIEW: (
-        "SELECT "
-        + ", ".join(name for name, _ in VIEW_COLUMNS[ORDERS_SUMMARY_VIEW])
-        + f"\nFROM {{{state.ORDERS_SUMMARY_TABLE}}}"
-    ),
     ORDERS_PER_CLIENT_VIEW: f"""
 SELECT client_id, client_name,
        orders AS total_orders,
@@ -400,35 +368,20 @@ GROUP BY status
 }
 
 
-def table_references(versions_database: str, version: str) -> dict[str, str]:
-    """The quoted Athena name of every table of one state version."""
+def table_references(database: str, snapshots: Mapping[str, int] | None = None) -> dict[str, str]:
+    """The quoted Athena name of every state table: pinned to a publication's snapshots
+    (`FOR VERSION AS OF`) when given, else the table's current snapshot (the views)."""
     return {
-        table: f'"{versions_database}"."{state.versioned_table(table, version)}"'
+        table: f'"{database}"."{table}"'
+        + (f" FOR VERSION AS OF {snapshots[table]}" if snapshots is not None else "")
         for table in state.STATE_TABLES
     }
 
 
-def catalog_views(references: Mapping[str, str]) -> dict[str, str]:
-    """The stable views over one state version, in creation order: view name -> SQL.
-
-    `references` maps each state table to its reference, on Athena
-    `"<versions database>"."<versioned_table(table, version)>"`.
-    """
+def catalog_views(database: str) -> dict[str, str]:
+    """The Athena views over the state's tables, in creation order: view name -> SQL."""
+    references = table_references(database)
     return {
         name: _PLACEHOLDER.sub(lambda m: references[m.group(1)], template)
         for name, template in _VIEW_TEMPLATES.items()
     }
-
-
-def empty_view(name: str) -> str:
-    """A view with the columns and types of `name` and no rows: the view before the first
-    state version is published."""
-    columns = ",\n       ".join(
-        f"CAST(NULL AS {sql_type(kind)}) AS {column}" for column, kind in VIEW_COLUMNS[name]
-    )
-    return f"SELECT {columns}\nWHERE 1 = 0"
-
-
-# The views deploy and the Catalog step create before any state version exists; the
-# publication of each version replaces them with catalog_views() of its tables.
-CATALOG_VIEWS: dict[str, str] = {name: empty_view(name) for name in _VIEW_TEMPLATES}

@@ -12,14 +12,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Self, TypeVar
 
-from pydantic import (
-    AfterValidator,
-    AliasChoices,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-)
+from pydantic import AfterValidator, AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from duffbeer import naming
@@ -28,9 +21,8 @@ from duffbeer.errors import ConfigurationError
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 # Athena only handles lower-case names of letters, digits and underscores.
 _DATABASE = re.compile(r"[a-z0-9_]{1,255}")
-# A superseded run or state version is kept this long after it stopped being current: a
-# reader that started on it (an API container's cached pointer, a running Athena query, a
-# merge planned on it) may still use it meanwhile.
+# A superseded run is kept this long after it stopped being published: a reader that started
+# on it (a running Athena query, a merge that read its lines) may still use it meanwhile.
 DEFAULT_READER_GRACE_SECONDS = 3600
 
 # Messages of pydantic's own checks, worded like ours; the variable's name goes in front.
@@ -131,18 +123,9 @@ class BucketSettings(Settings):
 
 
 class CatalogSettings(BucketSettings):
-    """Functions that also use the Glue databases (reports, and the versioned state tables)."""
+    """Functions that also use the Glue database (batch history and the state's tables)."""
 
     database: DatabaseName = Field(default=naming.DATABASE, validation_alias="GLUE_DATABASE")
-    # Empty: GLUE_DATABASE + "_versions".
-    versions_database: DatabaseName = Field(
-        default="", validation_alias="VERSIONS_DATABASE", validate_default=True
-    )
-
-    @field_validator("versions_database", mode="before")
-    @classmethod
-    def _default_versions_database(cls, value: str, info: ValidationInfo) -> str:
-        return value or naming.versions_database(str(info.data.get("database", "")))
 
 
 _S = TypeVar("_S", bound=Settings)

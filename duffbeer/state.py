@@ -1,35 +1,35 @@
-"""The maintained current state: its tables, versions, pointer, version manifest and merge plan.
+"""The current state: its Iceberg tables, the publications readers pin, the rule of one merge.
 
-After every published batch the pipeline keeps the current version of every line and the
-report tables the API reads (docs/adr/0015). The state moves forward in versions:
+After every published batch the state job (glue_jobs/maintain_state.py) merges the batch's
+published run into Iceberg tables in the Glue Data Catalog (docs/adr/0045):
 
-1. PlanState compares the batch pointers (`manifests/*.json`) with the live batches of the
-   current version and writes a merge plan (`state/plans/<version>.json`) when they differ.
-2. The MergeState Glue job writes the new version's changed partitions and small tables
-   under `state/versions/<version>/`, then its version manifest (`_state.json`) last. A
-   version reuses the partitions a batch did not touch from the versions that wrote them.
-3. PublishState registers the version's tables in the versions database and publishes the
-   version with one conditional PUT of `state/current.json` (If-Match the pointer the plan
-   was based on): readers see the state before or after a batch, never a mix.
+- `order_lines_current` holds the current version of every line key; the report tables
+  (`client_report`, `client_orders`, `product_daily`, `status_daily`,
+  `spanning_order_cells`, `orders_summary`) hold the figures the API reads at the grain
+  its routes filter on.
+- A merge takes in every batch whose published run the state does not hold yet (its own
+  and any other published meanwhile), writes all the tables on a branch of its own, then
+  publishes them with one Iceberg commit: rows appended to `state_publications`, one per
+  batch run it merged, whose snapshot summary names the snapshot of every state table. The
+  latest publication of each batch is the run the state holds for it. The append is
+  validated against the publication the merge started from, so of two merges started on
+  one publication only one lands; the other starts again on the new one (often to find
+  that the first took its batch in too). Readers pin a publication's snapshots, so a
+  request never sees one table of one publication and another of the next.
 
-Everything here is pure: documents, names and the planning rule. Keys are relative to the
-processed bucket, as in the batch manifests.
+Everything here is pure: table definitions, the publication record and the planning rule.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Any, NotRequired, TypedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
-from duffbeer import contract, naming, utc
-from duffbeer.errors import StateNotPublishedError
+from duffbeer import contract, manifest, naming, utc
 
 Columns = tuple[tuple[str, str], ...]
-
-STATE_FORMAT = 1
 
 CURRENT_LINES_TABLE = "order_lines_current"
 CLIENT_REPORT_TABLE = "client_report"
@@ -38,321 +38,265 @@ PRODUCT_DAILY_TABLE = "product_daily"
 STATUS_DAILY_TABLE = "status_daily"
 SPANNING_ORDER_CELLS_TABLE = "spanning_order_cells"
 ORDERS_SUMMARY_TABLE = "orders_summary"
+PUBLICATIONS_TABLE = "state_publications"
 
-# Buckets of the per-client tables and of the current lines' partitions. Both are fixed for
-# the life of a state: a version reuses earlier versions' partitions, which must agree.
-DEFAULT_CLIENT_BUCKETS = 64
-DEFAULT_LINE_BUCKETS = 4
+# One client's rows of the per-client tables live in one of this many Iceberg buckets
+# (bucket(n, client_id)): Athena reads that bucket's files only.
+CLIENT_BUCKETS = 64
 
 
 @dataclass(frozen=True)
 class StateTable:
-    """One table of a state version: its columns, partition keys and bucketing."""
+    """One Iceberg table of the state."""
 
     name: str
     columns: Columns
-    partition_keys: Columns = ()
-    # Spark bucketing inside each partition (Athena: 'bucketing_format' = 'spark').
-    bucket_column: str | None = None
+    # A row's identity: a merge replaces the rows of the groups it touches by these columns
+    # (compared null-safe: a totals row has null status and channel).
+    key: tuple[str, ...]
+    # Key columns that are null in some rows (a totals row has no status).
+    nullable: frozenset[str] = frozenset()
+    # Iceberg partition transforms.
+    partitioned_by: tuple[str, ...] = ()
+    # The sort order of the table's files: min/max statistics then skip whole files.
+    ordered_by: tuple[str, ...] = ()
+    # Row-level changes as position delete files (merge-on-read) rather than rewritten data
+    # files (copy-on-write): the large tables, whose merges touch few rows of many files.
+    merge_on_read: bool = False
 
     @property
-    def partitioned(self) -> bool:
-        return bool(self.partition_keys)
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.columns)
 
+
+_CLIENT_BUCKET = f"bucket({CLIENT_BUCKETS}, client_id)"
+_CELL = ("point_of_sale_channel", "order_date")
 
 STATE_TABLES: dict[str, StateTable] = {
     table.name: table
     for table in (
         StateTable(
             CURRENT_LINES_TABLE,
-            contract.CURATED_DATA_COLUMNS,
-            contract.CURATED_PARTITION_COLUMNS,
-            bucket_column=contract.CURRENT_LINES_BUCKET_COLUMN,
+            (*contract.CURATED_DATA_COLUMNS, *contract.CURATED_PARTITION_COLUMNS),
+            key=contract.LINE_KEY,
+            partitioned_by=("point_of_sale_channel", "days(order_date)"),
+            ordered_by=("client_id", "order_id"),
+            merge_on_read=True,
         ),
         StateTable(
-            CLIENT_REPORT_TABLE, contract.CLIENT_REPORT_COLUMNS, contract.CLIENT_BUCKET_PARTITION
+            CLIENT_REPORT_TABLE,
+            contract.CLIENT_REPORT_COLUMNS,
+            key=("client_id", "status", "point_of_sale_channel", "all_statuses", "all_channels"),
+            nullable=frozenset({"status", "point_of_sale_channel"}),
+            partitioned_by=(_CLIENT_BUCKET,),
+            ordered_by=("client_id",),
+            merge_on_read=True,
         ),
         StateTable(
-            CLIENT_ORDERS_TABLE, contract.CLIENT_ORDERS_COLUMNS, contract.CLIENT_BUCKET_PARTITION
+            CLIENT_ORDERS_TABLE,
+            contract.CLIENT_ORDERS_COLUMNS,
+            key=("client_id", "order_id"),
+            partitioned_by=(_CLIENT_BUCKET,),
+            ordered_by=("client_id", "order_id"),
+            merge_on_read=True,
         ),
-        StateTable(PRODUCT_DAILY_TABLE, contract.PRODUCT_DAILY_COLUMNS),
-        StateTable(STATUS_DAILY_TABLE, contract.STATUS_DAILY_COLUMNS),
-        StateTable(SPANNING_ORDER_CELLS_TABLE, contract.SPANNING_ORDER_CELLS_COLUMNS),
-        StateTable(ORDERS_SUMMARY_TABLE, contract.ORDERS_SUMMARY_COLUMNS),
+        StateTable(
+            PRODUCT_DAILY_TABLE,
+            contract.PRODUCT_DAILY_COLUMNS,
+            key=("product_id", *_CELL),
+            partitioned_by=("months(order_date)",),
+            ordered_by=("point_of_sale_channel", "order_date", "product_id"),
+        ),
+        StateTable(
+            STATUS_DAILY_TABLE,
+            contract.STATUS_DAILY_COLUMNS,
+            key=("status", *_CELL, "all_statuses"),
+            nullable=frozenset({"status"}),
+            partitioned_by=("months(order_date)",),
+            ordered_by=("point_of_sale_channel", "order_date"),
+        ),
+        StateTable(
+            SPANNING_ORDER_CELLS_TABLE,
+            contract.SPANNING_ORDER_CELLS_COLUMNS,
+            key=("order_id", "status", *_CELL),
+            nullable=frozenset({"status"}),
+            ordered_by=("order_id",),
+        ),
+        StateTable(
+            ORDERS_SUMMARY_TABLE,
+            contract.ORDERS_SUMMARY_COLUMNS,
+            key=("client_id",),
+            ordered_by=("client_id",),
+        ),
     )
 }
 
-_VERSION = re.compile(r"^(\d{10})-([0-9a-f]{8})$")
-_TOKEN = re.compile(r"^[0-9a-f]{8}$")
+# One row per batch run a publication merged (one row with no batch for a maintenance
+# publication): the fields that order the runs of a batch, the batch pointer's ETag when
+# it was read, and the snapshot of every state table.
+PUBLICATIONS_COLUMNS: Columns = (
+    ("seq", "bigint"),
+    ("published_at", "timestamp"),
+    ("kind", "string"),
+    ("batch_id", "string"),
+    ("run_id", "string"),
+    ("source_event_time", "timestamp"),
+    ("source_sequencer", "string"),
+    ("rerun_at", "string"),
+    ("pointer_etag", "string"),
+    ("execution", "string"),
+    ("snapshots", "map<string,bigint>"),
+)
+PUBLICATIONS = StateTable(PUBLICATIONS_TABLE, PUBLICATIONS_COLUMNS, key=("seq",))
+
+# What a publication merged: a batch's run, or nothing (table maintenance).
+KIND_MERGE = "merge"
+KIND_MAINTENANCE = "maintenance"
+
+# Keys of the publication commit's snapshot summary: a reader finds the latest publication
+# and every table's snapshot from the publications table's metadata alone.
+SUMMARY_SEQ = "duffbeer.seq"
+SUMMARY_KIND = "duffbeer.kind"
+# The batch runs merged, as a JSON object batch id -> run id.
+SUMMARY_MERGED = "duffbeer.merged"
+SUMMARY_SNAPSHOT_PREFIX = "duffbeer.snapshot."
 
 
-def version_id(seq: int, token: str) -> str:
-    """A version id: its sequence number (sortable) and a token unique to the plan."""
-    if seq < 0 or seq >= 10**10 or not _TOKEN.match(token):
-        raise ValueError(f"cannot make a version id of seq {seq} and token {token!r}")
-    return f"{seq:010d}-{token}"
+@dataclass(frozen=True)
+class Publication:
+    """One publication of the state: the snapshot of every state table readers pin, and
+    the batch runs it merged (batch id -> run id)."""
 
-
-def version_seq(version: str) -> int:
-    match = _VERSION.match(version)
-    if match is None:
-        raise ValueError(f"{version!r} is not a state version id")
-    return int(match.group(1))
-
-
-def is_version_id(text: str) -> bool:
-    return _VERSION.match(text) is not None
-
-
-def versioned_table(table: str, version: str) -> str:
-    """The Glue name of one table of one version, in the versions database."""
-    version_seq(version)
-    return f"{table}_v{version.replace('-', '_')}"
-
-
-def client_bucket(client_id: int, buckets: int) -> int:
-    """The client_bucket partition of a client: client_id modulo the bucket count, never
-    negative (the job computes it with Spark's pmod)."""
-    return client_id % buckets
-
-
-def table_prefix(version: str, table: str) -> str:
-    """Where a version writes a table (or the partitions of it that it rewrites)."""
-    return f"{naming.state_version_prefix(version)}{table}/"
-
-
-# --- Documents ----------------------------------------------------------------------------
-
-
-class StateSettings(TypedDict):
-    line_buckets: int
-    client_buckets: int
-
-
-class LiveBatch(TypedDict):
-    """A published batch as the state reflects it."""
-
-    run_id: str
-    source_event_time: str  # ISO-8601 UTC of the upload: orders versions across batches
-    lines_prefix: str  # the run's curated lines (runs/<batch>/<run>/order_lines/)
-    manifest_etag: NotRequired[str]  # the batch pointer's ETag when the state read it
-
-
-class PartitionLocation(TypedDict):
-    values: dict[str, str]  # partition column -> value, as text (dates as YYYY-MM-DD)
-    location: str  # key prefix ending with "/"
-    rows: int
-
-
-class TableLocation(TypedDict):
-    """An unpartitioned table's prefix, or a partitioned table's partitions."""
-
-    rows: int
-    location: NotRequired[str]
-    partitions: NotRequired[list[PartitionLocation]]
-
-
-class MergeFacts(TypedDict):
-    changed_batches: list[str]
-    withdrawn_batches: list[str]
-    touched_partitions: int
-    touched_orders: int
-    fallback_lines: int
-    timings: dict[str, float]
-
-
-class StateManifest(TypedDict):
-    """`state/versions/<version>/_state.json`: what a version holds, written last by the job."""
-
-    state_format: int
-    version: str
     seq: int
-    base_version: str | None
-    created_at: str
-    run_id: str  # the execution that planned the version
-    settings: StateSettings
-    batches: dict[str, LiveBatch]
-    tables: dict[str, TableLocation]
-    counts: dict[str, int]  # lines, orders, clients
-    merge: MergeFacts
+    published_at: datetime
+    kind: str
+    snapshots: Mapping[str, int]
+    merged: Mapping[str, str] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, str]:
+        """The snapshot-summary properties of the commit that publishes it."""
+        return {
+            SUMMARY_SEQ: str(self.seq),
+            SUMMARY_KIND: self.kind,
+            SUMMARY_MERGED: json.dumps(dict(sorted(self.merged.items()))),
+            **{f"{SUMMARY_SNAPSHOT_PREFIX}{t}": str(s) for t, s in sorted(self.snapshots.items())},
+        }
 
 
-class PlanBase(TypedDict):
-    version: str
-    seq: int
-    pointer_etag: str
-    state_manifest: str
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """What a reader needs of one snapshot of the publications table."""
+
+    snapshot_id: int
+    timestamp_ms: int
+    summary: Mapping[str, str]
 
 
-class BatchChange(TypedDict):
+def publication_of(snapshot: SnapshotInfo) -> Publication | None:
+    """The publication a snapshot of the publications table commits (None: not one, such
+    as the table's empty first snapshot)."""
+    summary = snapshot.summary
+    if SUMMARY_SEQ not in summary:
+        return None
+    snapshots = {
+        key[len(SUMMARY_SNAPSHOT_PREFIX) :]: int(value)
+        for key, value in summary.items()
+        if key.startswith(SUMMARY_SNAPSHOT_PREFIX)
+    }
+    return Publication(
+        seq=int(summary[SUMMARY_SEQ]),
+        published_at=datetime.fromtimestamp(snapshot.timestamp_ms / 1000, UTC),
+        kind=summary.get(SUMMARY_KIND, KIND_MERGE),
+        snapshots=snapshots,
+        merged=json.loads(summary.get(SUMMARY_MERGED, "{}")),
+    )
+
+
+def publications(snapshots: Iterable[SnapshotInfo]) -> list[Publication]:
+    """The retained publications, oldest first."""
+    found = (publication_of(s) for s in snapshots)
+    return sorted((p for p in found if p is not None), key=lambda p: p.seq)
+
+
+def as_of(published: Sequence[Publication], instant: datetime | None) -> Publication | None:
+    """The publication readers saw at `instant` (the latest at or before it; None before the
+    first), or the latest one when `instant` is None."""
+    candidates = [p for p in published if instant is None or p.published_at <= instant]
+    return candidates[-1] if candidates else None
+
+
+# --- The merge rule ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchRun:
+    """A run of a batch: the published one (from the batch pointer) or the one the state
+    holds (from its latest publication)."""
+
     batch_id: str
     run_id: str
-    source_event_time: str
-    lines_prefix: str
+    source_event_time: datetime
+    sequencer: str
+    rerun_at: str
+    # The batch pointer's ETag when the run was read from it: a merge re-reads only the
+    # pointers whose ETag moved since the state took them in.
+    pointer_etag: str = ""
 
+    @property
+    def lines_prefix(self) -> str:
+        return naming.run_lines_prefix(self.batch_id, self.run_id)
 
-class MergePlan(TypedDict):
-    """`state/plans/<version>.json`: the merge the job must carry out, decided by PlanState."""
-
-    plan_format: int
-    version: str
-    seq: int
-    created_at: str
-    run_id: str
-    base: PlanBase | None
-    # Batches whose published run the base does not hold yet (new, or a newer upload).
-    changes: list[BatchChange]
-    # Batches whose lines in the base go away: replaced by a change, or no longer published.
-    withdrawn: list[str]
-    # The live batches the new version reflects (base batches updated by the changes).
-    batches: dict[str, LiveBatch]
-    settings: StateSettings
-
-
-class Publication(TypedDict):
-    version: str
-    published_at: str
-    superseded_at: str
-
-
-class StatePointer(TypedDict):
-    """`state/current.json`: the published version. Readers start here."""
-
-    pointer_format: int
-    version: str
-    seq: int
-    published_at: str
-    state_manifest: str
-    settings: StateSettings
-    # Earlier versions, newest first, kept while a reader may still be using them.
-    history: list[Publication]
-
-
-def dumps(document: StateManifest | MergePlan | StatePointer) -> str:
-    return json.dumps(document, indent=2, sort_keys=True)
-
-
-def _load(text: str | bytes, required: tuple[str, ...], what: str) -> Any:
-    try:
-        data = json.loads(text)
-    except ValueError as e:
-        raise StateNotPublishedError(f"{what} is not JSON: {e}") from e
-    if not isinstance(data, dict):
-        raise StateNotPublishedError(f"{what} is not a JSON object")
-    missing = [name for name in required if name not in data]
-    if missing:
-        raise StateNotPublishedError(f"{what} is missing fields {missing}")
-    if not is_version_id(str(data["version"])):
-        raise StateNotPublishedError(f"{what} names version {data['version']!r}")
-    return data
-
-
-def loads_manifest(text: str | bytes) -> StateManifest:
-    data: StateManifest = _load(
-        text, ("version", "seq", "settings", "batches", "tables"), "state manifest"
-    )
-    return data
-
-
-def loads_plan(text: str | bytes) -> MergePlan:
-    data: MergePlan = _load(
-        text, ("version", "seq", "base", "changes", "withdrawn", "batches", "settings"), "plan"
-    )
-    return data
-
-
-def loads_pointer(text: str | bytes) -> StatePointer:
-    data: StatePointer = _load(
-        text, ("version", "seq", "state_manifest", "settings", "history"), "state pointer"
-    )
-    return data
-
-
-# --- Rules ---------------------------------------------------------------------------------
-
-
-def plan_merge(
-    *,
-    base: StateManifest | None,
-    base_pointer_etag: str | None,
-    published: dict[str, LiveBatch],
-    run_id: str,
-    token: str,
-    now: datetime,
-    settings: StateSettings,
-) -> MergePlan | None:
-    """The merge that brings the state from `base` to the batches published now, or None
-    when the base already reflects every published batch.
-
-    `published` holds every batch pointer's published run. A batch of the base whose run
-    differs (a newer upload of its key) is both withdrawn and changed; one that is no longer
-    published at all is only withdrawn; a newly published batch is only changed. The new
-    version keeps the base's bucket settings: its unchanged partitions come from the base.
-    """
-    base_batches: dict[str, LiveBatch] = base["batches"] if base is not None else {}
-
-    def run_of(batches: dict[str, LiveBatch], batch_id: str) -> str | None:
-        live = batches.get(batch_id)
-        return live["run_id"] if live is not None else None
-
-    changes = [
-        BatchChange(
-            batch_id=batch_id,
-            run_id=live["run_id"],
-            source_event_time=live["source_event_time"],
-            lines_prefix=live["lines_prefix"],
+    @property
+    def order(self) -> manifest.RunOrder:
+        return manifest.run_order(
+            self.run_id, utc.iso(self.source_event_time), self.sequencer, self.rerun_at
         )
-        for batch_id, live in sorted(published.items())
-        if run_of(base_batches, batch_id) != live["run_id"]
-    ]
-    withdrawn = sorted(
-        batch_id
-        for batch_id, live in base_batches.items()
-        if run_of(published, batch_id) != live["run_id"]
+
+    @classmethod
+    def published_in(cls, pointer: manifest.Manifest, etag: str = "") -> BatchRun | None:
+        """The run a batch pointer publishes (None when it publishes none)."""
+        published = manifest.published_block(pointer)
+        if published is None:
+            return None
+        source = pointer["source"]
+        return cls(
+            batch_id=pointer["batch_id"],
+            run_id=published["run_id"],
+            source_event_time=utc.parse(published["source_event_time"]),
+            sequencer=source.get("sequencer") or "",
+            rerun_at=source.get("rerun_at") or "",
+            pointer_etag=etag,
+        )
+
+
+@dataclass(frozen=True)
+class MergePlan:
+    """What one merge does: take in the batches' published runs (`changes`), withdrawing
+    the lines of the runs the state held for them (`withdrawn`)."""
+
+    changes: tuple[BatchRun, ...]
+    withdrawn: tuple[BatchRun, ...]
+
+    @property
+    def merged(self) -> dict[str, str]:
+        return {run.batch_id: run.run_id for run in self.changes}
+
+
+def plan_merge(held: Mapping[str, BatchRun], published: Iterable[BatchRun]) -> MergePlan | None:
+    """The merge that brings the state to the published runs, or None when it holds each
+    of them already, or a later run of its batch (a merge that read an older pointer must
+    never move the state back)."""
+    changes = tuple(
+        sorted(
+            (
+                run
+                for run in published
+                if run.batch_id not in held or held[run.batch_id].order < run.order
+            ),
+            key=lambda run: run.batch_id,
+        )
     )
-    if not changes and not withdrawn:
+    if not changes:
         return None
-    plan_base: PlanBase | None = None
-    seq = 1
-    if base is not None:
-        if base_pointer_etag is None:
-            raise StateNotPublishedError("a plan on a base version needs the pointer's ETag")
-        plan_base = PlanBase(
-            version=base["version"],
-            seq=base["seq"],
-            pointer_etag=base_pointer_etag,
-            state_manifest=naming.state_manifest_key(base["version"]),
-        )
-        seq = base["seq"] + 1
-        settings = base["settings"]
-    return MergePlan(
-        plan_format=STATE_FORMAT,
-        version=version_id(seq, token),
-        seq=seq,
-        created_at=utc.iso(now),
-        run_id=run_id,
-        base=plan_base,
-        changes=changes,
-        withdrawn=withdrawn,
-        batches=dict(sorted(published.items())),
-        settings=settings,
-    )
-
-
-def next_history(
-    previous: StatePointer | None, now: datetime, keep_for: timedelta
-) -> list[Publication]:
-    """The history of a new pointer: the previous version (superseded now) and the earlier
-    entries still within `keep_for` of being superseded."""
-    if previous is None:
-        return []
-    entries = [
-        Publication(
-            version=previous["version"],
-            published_at=previous["published_at"],
-            superseded_at=utc.iso(now),
-        ),
-        *previous["history"],
-    ]
-    horizon = now - keep_for
-    return [e for e in entries if utc.parse(e["superseded_at"]) >= horizon]
+    withdrawn = tuple(held[run.batch_id] for run in changes if run.batch_id in held)
+    return MergePlan(changes=changes, withdrawn=withdrawn)

@@ -20,9 +20,14 @@ points close those gaps:
    an `ObjectCreated:Put` event (and `put_object_tagging` an `ObjectTagging:Put`), before it
    sends the `ObjectCreated:CompleteMultipartUpload` event: every upload above the multipart
    threshold started two executions. AWS sends only the last; so does moto here.
+6. Glue `UpdateTable` (`GlueResponse.update_table`) ignores the request's `VersionId`: an
+   update based on a stale version replaces a newer one. AWS refuses it with
+   `ConcurrentModificationException`, and Iceberg's GlueCatalog relies on that refusal for
+   safe concurrent commits (two writers never both replace the same metadata location).
+   So does moto here, whether or not a runtime is bound: it is AWS's behaviour.
 
 `install()` checks every extension point first and raises LocalModeError if a moto upgrade
-moved one. The patches are process-wide; they only change behaviour while a runtime is
+moved one. The patches are process-wide; 1 to 5 only change behaviour while a runtime is
 bound (`bind`/`unbind`, done by `LocalAwsServer`), otherwise moto behaves as shipped.
 """
 
@@ -42,6 +47,8 @@ from typing import Any
 import moto
 from moto.awslambda import models as lambda_models
 from moto.glue import models as glue_models
+from moto.glue import responses as glue_responses
+from moto.glue.exceptions import GlueClientError
 from moto.moto_api._internal.managed_state_model import ManagedState
 from moto.s3 import models as s3_models
 from moto.s3 import notifications as s3_notifications
@@ -455,6 +462,54 @@ def _patch_multipart(backend: Any, notifications: Any) -> None:
     notifications.send_event = send_event
 
 
+# Glue UpdateTable's optimistic lock -------------------------------------------------------
+
+
+class ConcurrentModificationException(GlueClientError):
+    def __init__(self, database: str, table: str, version_id: str, current: str) -> None:
+        super().__init__(
+            "ConcurrentModificationException",
+            f"Update table failed due to concurrent modifications: table {database}.{table} "
+            f"is at version {current}, the update was based on version {version_id}",
+        )
+
+
+def _check_update_table() -> Any:
+    response = glue_responses.GlueResponse
+    _require(hasattr(response, "update_table"), "GlueResponse.update_table is missing")
+    body = _source(response.update_table)
+    _require(
+        "self.glue_backend.update_table(" in body and 'get("TableInput")' in body,
+        "GlueResponse.update_table changed",
+    )
+    _require(
+        "self._current_version" in _source(glue_models.FakeTable.update),
+        "FakeTable.update no longer counts _current_version",
+    )
+    return response
+
+
+def _patch_update_table(response: Any) -> None:
+    original = response.update_table
+    lock = threading.Lock()
+
+    def update_table(self: Any) -> Any:
+        version_id = self.parameters.get("VersionId")
+        if version_id is None:
+            return original(self)
+        database = self.parameters.get("DatabaseName")
+        name = (self.parameters.get("TableInput") or {}).get("Name")
+        # Check and update under one lock: the server answers requests on many threads.
+        with lock:
+            current = str(self.glue_backend.get_table(database, name)._current_version)
+            if current != str(version_id):
+                raise ConcurrentModificationException(database, name, str(version_id), current)
+            return original(self)
+
+    update_table.__wrapped__ = original  # type: ignore[attr-defined]
+    response.update_table = update_table
+
+
 # Installation and binding -----------------------------------------------------------------
 
 
@@ -465,6 +520,7 @@ def check() -> None:
     _check_glue()
     _check_s3_events()
     _check_multipart()
+    _check_update_table()
 
 
 def install() -> None:
@@ -477,11 +533,13 @@ def install() -> None:
         glue = _check_glue()
         s3_events = _check_s3_events()
         multipart = _check_multipart()
+        update_table = _check_update_table()
         _patch_lambda(lambda_cls)
         _patch_sync(sync_cls, condition)
         _patch_glue(glue)
         _patch_s3_events(s3_events)
         _patch_multipart(*multipart)
+        _patch_update_table(update_table)
         _registry.installed = True
 
 

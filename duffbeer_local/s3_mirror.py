@@ -7,7 +7,7 @@ incrementally (objects whose ETag changed are downloaded, deleted ones removed),
 can read anything under the bucket as it would on Glue. The job's writes land in the view
 as new files; after the run exactly those files are uploaded, run manifests and version
 manifests (`_*.json`) last, like the job writes them. The project's jobs never modify an
-object in place (runs and state versions are immutable prefixes), which is what makes
+object in place (runs are immutable prefixes), which is what makes
 shared links cheap and safe; a file changed in place is still detected and uploaded.
 """
 
@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Prefixes no job reads: query results, quarantined inputs.
-DEFAULT_EXCLUDED_PREFIXES: tuple[str, ...] = ("athena-results/", "quarantine/")
+# Prefixes no job reads through the view: query results, quarantined inputs, and the
+# Iceberg warehouse (the state job reads and writes its tables through Iceberg's catalog
+# and S3 client, straight on the endpoint).
+DEFAULT_EXCLUDED_PREFIXES: tuple[str, ...] = ("athena-results/", "quarantine/", "warehouse/")
 # Objects above this size are uploaded in parts (upload_file); their ETag is then read back.
 _SINGLE_PUT_BYTES = 8 * 1024**2
 # Hadoop's local checksum side files are not part of the output.
@@ -132,7 +134,7 @@ class BucketMirror:
             if before == (info.st_size, info.st_mtime_ns):
                 continue
             written.append(path)
-        return sorted(written, key=lambda p: (p.name.startswith("_") and p.suffix == ".json"))
+        return sorted(written, key=lambda p: p.name.startswith("_") and p.suffix == ".json")
 
     def upload(self, view: BucketView) -> list[str]:
         """Upload what the run wrote; keep it in the cache so later runs need not fetch it."""

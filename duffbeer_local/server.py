@@ -183,6 +183,8 @@ class LocalAwsServer:
                         state_dir=self.state_dir,
                         python=self._python,
                         extra_env=self.environ(),
+                        endpoint_url=self.endpoint_url,
+                        region=self.region,
                     ),
                     s3=self.client("s3"),
                 )

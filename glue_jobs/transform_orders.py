@@ -3,8 +3,8 @@
     spark-submit glue_jobs/transform_orders.py --JOB_NAME transform_orders \
         --input_path <csv file or prefix> --output_path <dir or s3 prefix> --batch_id <id> \
         [--ingest_date YYYY-MM-DD] [--run_id <id>] [--source_event_time <ISO-8601>] \
-        [--source_etag <etag>] [--source_version_id <id>] [--max_reject_ratio 0.05] \
-        [--max_file_bytes <n>]
+        [--source_etag <etag>] [--source_version_id <id>] [--source_sequencer <hex>] \
+        [--rerun_at <ISO-8601>] [--max_reject_ratio 0.05] [--max_file_bytes <n>]
 """
 
 from __future__ import annotations

@@ -12,8 +12,6 @@ from duffbeer.errors import ConfigurationError
 from workflows._sdk import (
     Catch,
     Chain,
-    Choice,
-    ChoiceRule,
     Fail,
     GlueStartJobRunStep,
     Graph,
@@ -26,17 +24,11 @@ from workflows._sdk import (
 )
 
 # State names are part of the interface: alarms, dashboards and tests refer to them.
+READ_INPUT = "ReadInput"
 VALIDATE = "ValidateOrders"
 TRANSFORM = "TransformOrders"
 STORE = "PublishBatch"
-START_STATE_UPDATE = "StartStateUpdate"
-PLAN_STATE = "PlanState"
-HAS_CHANGES = "StateChanged"
 MERGE_STATE = "MergeState"
-PUBLISH_STATE = "PublishState"
-COUNT_REPLAN = "CountReplan"
-MAY_REPLAN = "ReplanAllowed"
-REPLANS_EXHAUSTED = "ReplansExhausted"
 CATALOG = "CatalogBatch"
 CLEAN_UP = "CleanUp"
 CLEAN_UP_FAILED = "CleanUpFailed"
@@ -48,7 +40,10 @@ NOTIFY_STATE = "NotifyStateFailure"
 FAILED = "BatchFailed"
 # Steps after the batch pointer is written: a failure there is not the input's fault, so the
 # input is not quarantined (the batch is published; a retry of the execution catches up).
-STATE_STEPS: tuple[str, ...] = (PLAN_STATE, MERGE_STATE, PUBLISH_STATE, CATALOG)
+STATE_STEPS: tuple[str, ...] = (MERGE_STATE, CATALOG)
+# The execution input's optional fields and their values when absent: an upload's own run
+# has no hand re-run time, and S3 may omit the sequencer (start_etl passes it when it has it).
+INPUT_DEFAULTS: dict[str, str] = {"sequencer": "", "rerun_at": ""}
 
 # Errors worth retrying: the service was busy or briefly unavailable, not the input.
 LAMBDA_TRANSIENT_ERRORS: tuple[str, ...] = (
@@ -61,10 +56,10 @@ GLUE_TRANSIENT_ERRORS: tuple[str, ...] = (
     "Glue.ConcurrentRunsExceededException",
     "Glue.ThrottlingException",
 )
-# The state job runs one at a time (MaxConcurrentRuns 1): a merge waits for the one before.
-STATE_JOB_BUSY_ERRORS: tuple[str, ...] = ("Glue.ConcurrentRunsExceededException",)
-# PublishState found the state moved since the plan: plan again on the newer state.
-STATE_CONFLICT_ERROR = "StateConflictError"
+# A failed state job run: its merge lost the publication to other merges more times than
+# it tries (it starts again on each newer publication itself), or it failed transiently.
+# A merge is idempotent, so the run is retried once more, later, at a random moment.
+GLUE_JOB_FAILED = "States.TaskFailed"
 SNS_TRANSIENT_ERRORS: tuple[str, ...] = (
     "SNS.ThrottledException",
     "SNS.InternalErrorException",
@@ -85,18 +80,15 @@ class WorkflowConfig:
     role_arn: str
     validate_function_arn: str
     publish_function_arn: str
-    plan_state_function_arn: str
-    publish_state_function_arn: str
     catalog_function_arn: str
     clean_up_function_arn: str
     quarantine_function_arn: str
     glue_job_name: str
     state_job_name: str
     processed_bucket: str
+    database: str
     failure_topic_arn: str
     max_reject_ratio: float = contract.DEFAULT_MAX_REJECT_RATIO
-    # How many times a merge that lost a race to another merge plans again.
-    max_replans: int = 5
     glue_timeout_seconds: int = 2 * 3600
     lambda_timeout_seconds: int = 300
     execution_timeout_seconds: int = 3 * 3600
@@ -110,8 +102,6 @@ class WorkflowConfig:
             "role_arn",
             "validate_function_arn",
             "publish_function_arn",
-            "plan_state_function_arn",
-            "publish_state_function_arn",
             "catalog_function_arn",
             "clean_up_function_arn",
             "quarantine_function_arn",
@@ -122,8 +112,8 @@ class WorkflowConfig:
                 problems.append(f"{field_name} {value!r} is not an ARN")
         if not self.glue_job_name or not self.state_job_name:
             problems.append("glue_job_name and state_job_name must not be empty")
-        if self.max_replans < 0:
-            problems.append("max_replans must not be negative")
+        if not self.database:
+            problems.append("database must not be empty")
         if not self.processed_bucket or "/" in self.processed_bucket:
             problems.append(f"processed_bucket {self.processed_bucket!r} is not a bucket name")
         if not 0 <= self.max_reject_ratio <= 1:
@@ -152,14 +142,13 @@ class WorkflowConfig:
             role_arn=f"arn:aws:iam::{account}:role/duffbeer-orders-etl-states",
             validate_function_arn=function_arn("validate_orders"),
             publish_function_arn=function_arn("publish_batch"),
-            plan_state_function_arn=function_arn("plan_state"),
-            publish_state_function_arn=function_arn("publish_state"),
             catalog_function_arn=function_arn("catalog_batch"),
             clean_up_function_arn=function_arn("clean_up"),
             quarantine_function_arn=function_arn("quarantine_batch"),
             glue_job_name="duffbeer-transform-orders",
             state_job_name="duffbeer-maintain-state",
             processed_bucket=naming.DEFAULT_PROCESSED_BUCKET,
+            database=naming.DATABASE,
             failure_topic_arn=f"arn:aws:sns:{region}:{account}:duffbeer-orders-alerts",
             region=region,
         )
@@ -206,6 +195,16 @@ class _FailFromPaths(Fail):
         return result
 
 
+class _JitteredRetry(Retry):
+    """Retry plus JitterStrategy FULL (absent in SDK 2.3.0): each wait is a random part of
+    the backoff, so executions that failed together do not retry together."""
+
+    def to_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = super().to_dict()
+        result["JitterStrategy"] = "FULL"
+        return result
+
+
 def _retry(errors: tuple[str, ...], interval: int, attempts: int) -> Any:
     return Retry(
         error_equals=list(errors),
@@ -236,15 +235,20 @@ def glue_arguments(config: WorkflowConfig) -> dict[str, str]:
         "--ingest_date.$": "$.validation.ingest_date",
         "--source_event_time.$": "$.event_time",
         "--source_etag.$": "$.etag",
+        "--source_sequencer.$": "$.sequencer",
+        "--rerun_at.$": "$.rerun_at",
         "--max_reject_ratio": repr(float(config.max_reject_ratio)),
     }
 
 
 def state_job_arguments(config: WorkflowConfig) -> dict[str, str]:
-    """The MergeState job's arguments: the processed bucket and the plan PlanState wrote."""
+    """The MergeState job's arguments: where the batch pointers and the state live, the
+    batch to merge and the execution merging it."""
     return {
         "--processed_path": f"s3://{config.processed_bucket}/",
-        "--plan_key.$": "$.plan.plan_key",
+        "--database": config.database,
+        "--batch_id.$": "$.batch_id",
+        "--run_id.$": _RUN_ID,
     }
 
 
@@ -379,7 +383,14 @@ def _failure_paths(config: WorkflowConfig) -> tuple[Any, Any]:
 
 
 def _batch_steps(config: WorkflowConfig, quarantine: Any) -> list[Any]:
-    """Validate -> Transform -> Store: a failure here quarantines the input."""
+    """ReadInput -> Validate -> Transform -> Store: a failure here quarantines the input."""
+    defaults = json.dumps(INPUT_DEFAULTS).replace("'", "\\'")
+    read_input = Pass(
+        READ_INPUT,
+        comment="The execution input with its optional fields filled in (sequencer, rerun_at).",
+        parameters={"input.$": f"States.JsonMerge(States.StringToJson('{defaults}'), $, false)"},
+        output_path="$.input",
+    )
     validate = _SelectingLambdaStep(
         VALIDATE,
         comment="File-level checks of the contract on the header and a bounded sample of the "
@@ -439,103 +450,46 @@ def _batch_steps(config: WorkflowConfig, quarantine: Any) -> list[Any]:
         result_path="$.store",
     )
     store.add_catch(_catch_all(quarantine))
-    return [validate, transform, store]
+    return [read_input, validate, transform, store]
 
 
-def _state_update(config: WorkflowConfig, notify_state: Any, catalog: Any) -> list[Any]:
-    """PlanState -> (MergeState -> PublishState) -> `catalog`, planning again when another
-    merge published first, at most `max_replans` times."""
-    start = Pass(
-        START_STATE_UPDATE,
-        comment="Counts how many times this execution planned a merge again after a conflict.",
-        result={"replans": 0},
-        result_path="$.state",
-    )
-    plan = _lambda_task(
-        config,
-        PLAN_STATE,
-        comment="Compares the batch pointers with the published state; writes the merge plan.",
-        function_arn=config.plan_state_function_arn,
-        outputs=("changed", "version", "plan_key", "changes", "withdrawn"),
-        result_path="$.plan",
-    )
-    plan.add_catch(_catch_all(notify_state))
+def _merge_state(config: WorkflowConfig, notify_state: Any) -> Any:
+    """MergeState: the state job merges the batch's published run into the Iceberg tables
+    and publishes them in one commit; merges of other executions may run at the same time."""
     merge = _SelectingGlueStep(
         MERGE_STATE,
-        comment="Runs the state job on the plan and waits: it writes the new state version.",
+        comment="Runs the state job and waits: it merges the batch's published run into the "
+        "current state and publishes it (one Iceberg commit).",
         wait_for_completion=True,
         parameters={"JobName": config.state_job_name, "Arguments": state_job_arguments(config)},
         result_selector={"job_run_id.$": "$.Id", "state.$": "$.JobRunState"},
         result_path="$.merge",
         timeout_seconds=config.glue_timeout_seconds,
         retry=[
-            # One merge at a time: wait for the one running (minutes) before starting.
-            Retry(
-                error_equals=list(STATE_JOB_BUSY_ERRORS),
-                interval_seconds=15,
-                max_attempts=12,
-                backoff_rate=1.4,
+            _retry(GLUE_TRANSIENT_ERRORS, interval=30, attempts=5),
+            _JitteredRetry(
+                error_equals=[GLUE_JOB_FAILED],
+                interval_seconds=30,
+                max_attempts=2,
+                backoff_rate=2.0,
             ),
-            _retry(("Glue.ThrottlingException",), interval=30, attempts=5),
         ],
-        catch=_catch_all(notify_state),
     )
-    publish = _lambda_task(
-        config,
-        PUBLISH_STATE,
-        comment="Registers the version's tables, then publishes it: a conditional write of "
-        "the state pointer.",
-        function_arn=config.publish_state_function_arn,
-        payload={"version.$": "$.plan.version", "plan_key.$": "$.plan.plan_key"},
-        outputs=("version", "seq", "outcome", "lines"),
-        result_path="$.published_state",
-    )
-    count_replan = Pass(
-        COUNT_REPLAN,
-        comment="Another merge published first: plan again on the newer state.",
-        parameters={"replans.$": "States.MathAdd($.state.replans, 1)"},
-        result_path="$.state",
-    )
-    exhausted = Pass(
-        REPLANS_EXHAUSTED,
-        comment="Still losing to other merges: give up and tell operators.",
-        parameters={
-            "Error": STATE_CONFLICT_ERROR,
-            "Cause": f"the state moved under this merge {config.max_replans + 1} times",
-        },
-        result_path=_ON_ERROR,
-    )
-    exhausted.next(notify_state)
-    may_replan = Choice(MAY_REPLAN, comment="Bounds the number of plans of one execution.")
-    may_replan.add_choice(
-        ChoiceRule.NumericLessThanEquals("$.state.replans", config.max_replans), plan
-    )
-    may_replan.default_choice(exhausted)
-    count_replan.next(may_replan)
-    publish.add_catch(
-        Catch(next_step=count_replan, error_equals=[STATE_CONFLICT_ERROR], result_path=_ON_ERROR)
-    )
-    publish.add_catch(_catch_all(notify_state))
-    changed = Choice(HAS_CHANGES, comment="Nothing to merge when the state already has it.")
-    changed.add_choice(ChoiceRule.BooleanEquals("$.plan.changed", True), merge)
-    changed.default_choice(catalog)
-    merge.next(publish)
-    publish.next(catalog)
-    return [start, plan, changed]
+    merge.add_catch(_catch_all(notify_state))
+    return merge
 
 
 def build_states(config: WorkflowConfig) -> Any:
-    """The state graph: Validate -> Transform -> Store -> PlanState -> (MergeState ->
-    PublishState) -> Catalog -> CleanUp, with a failure path before the batch is published
-    (quarantine, notify, fail) and one after it (notify, fail)."""
+    """The state graph: ReadInput -> Validate -> Transform -> Store -> MergeState ->
+    Catalog -> CleanUp, with a failure path before the batch is published (quarantine,
+    notify, fail) and one after it (notify, fail)."""
     quarantine, notify_state = _failure_paths(config)
     catalog = _lambda_task(
         config,
         CATALOG,
-        comment="Points the batch's partitions at its published run; moves the views to the "
-        "published state.",
+        comment="Points the batch's partitions at its published run.",
         function_arn=config.catalog_function_arn,
-        outputs=("partitions_created", "partitions_updated", "partitions_deleted", "state_version"),
+        outputs=("partitions_created", "partitions_updated", "partitions_deleted"),
         result_path="$.catalog",
     )
     catalog.add_catch(_catch_all(notify_state))
@@ -550,9 +504,9 @@ def build_states(config: WorkflowConfig) -> Any:
     clean_up = _lambda_task(
         config,
         CLEAN_UP,
-        comment="Deletes superseded runs and state versions nothing names any more.",
+        comment="Deletes the batch's superseded runs once readers cannot need them any more.",
         function_arn=config.clean_up_function_arn,
-        outputs=("deleted_runs", "deleted_versions", "errors"),
+        outputs=("deleted_runs", "errors"),
         result_path="$.clean_up",
     )
     clean_up.add_catch(
@@ -560,14 +514,14 @@ def build_states(config: WorkflowConfig) -> Any:
     )
     catalog.next(clean_up)
     clean_up.next(succeeded)
-    return Chain(
-        [*_batch_steps(config, quarantine), *_state_update(config, notify_state, catalog)]
-    )
+    merge = _merge_state(config, notify_state)
+    merge.next(catalog)
+    return Chain([*_batch_steps(config, quarantine), merge])
 
 
 _COMMENT = (
     "Duff Beer orders: validate, transform (Glue), publish the batch, merge it into the "
-    "maintained state (Glue), publish the state, catalog, clean up"
+    "current state's Iceberg tables (Glue), catalog, clean up"
 )
 
 

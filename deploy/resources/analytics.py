@@ -1,4 +1,4 @@
-"""Glue (artifacts, job, database) and the Athena workgroup with its cost cap."""
+"""Glue (artifacts, jobs, the upkeep trigger, database) and the Athena workgroup."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from botocore.exceptions import ClientError
 from deploy.artifacts import file_sha256
 from deploy.core import Change, Clients, Reporter, aws_errors, canonical, error_code, get_or_none
 from deploy.stack import GLUE_VERSION, DeployOptions, StackNames
-from duffbeer import naming
+from duffbeer import iceberg, naming
 from duffbeer.errors import CatalogError, DeploymentError
-from lambdas.catalog_batch.catalog import ensure_catalog, published_state_version
+from lambdas.catalog_batch.catalog import ensure_catalog
 
 GLUE_ARTIFACTS_PREFIX = f"{naming.ARTIFACTS_PREFIX}glue/"
 _SHA_METADATA = "sha256"
@@ -72,6 +72,12 @@ def _job_definition(
     }
 
 
+def iceberg_arguments(names: StackNames) -> dict[str, str]:
+    """Glue 5.0's own Iceberg (1.7.1) and the Spark catalog settings local mode uses too."""
+    conf = iceberg.spark_conf(iceberg.warehouse_uri(names.processed_bucket))
+    return {"--datalake-formats": "iceberg", "--conf": iceberg.glue_conf_argument(conf)}
+
+
 def transform_job_definition(
     names: StackNames, options: DeployOptions, role_arn: str, script_uri: str, libs_uri: str
 ) -> dict[str, Any]:
@@ -93,10 +99,33 @@ def transform_job_definition(
 def state_job_definition(
     names: StackNames, options: DeployOptions, role_arn: str, script_uri: str, libs_uri: str
 ) -> dict[str, Any]:
-    """The state job: merges published batches into the current state, one run at a time
-    (the state machine waits and plans again when a run is already going)."""
+    """The state job: merges a published batch into the current state's Iceberg tables.
+    Runs of several executions overlap: Iceberg's commit of the publication decides, and a
+    merge that lost starts again on the newer publication (docs/adr/0045)."""
     return _job_definition(
-        description="Duff Beer orders: merge published batches into the maintained state",
+        description="Duff Beer orders: merge a published batch into the Iceberg state",
+        role_arn=role_arn,
+        script_uri=script_uri,
+        libs_uri=libs_uri,
+        worker_type=options.state_worker_type,
+        workers=options.state_workers,
+        timeout_minutes=options.glue_timeout_minutes,
+        max_concurrent_runs=10,
+        log_group=names.state_job_log_group,
+        arguments={
+            "--processed_path": f"s3://{names.processed_bucket}/",
+            "--database": names.database,
+            **iceberg_arguments(names),
+        },
+    )
+
+
+def maintenance_job_definition(
+    names: StackNames, options: DeployOptions, role_arn: str, script_uri: str, libs_uri: str
+) -> dict[str, Any]:
+    """The tables' upkeep: compaction, expired snapshots, orphan files (one run at a time)."""
+    return _job_definition(
+        description="Duff Beer orders: compact the state's Iceberg tables, expire snapshots",
         role_arn=role_arn,
         script_uri=script_uri,
         libs_uri=libs_uri,
@@ -104,8 +133,12 @@ def state_job_definition(
         workers=options.state_workers,
         timeout_minutes=options.glue_timeout_minutes,
         max_concurrent_runs=1,
-        log_group=names.state_job_log_group,
-        arguments={"--processed_path": f"s3://{names.processed_bucket}/"},
+        log_group=names.maintenance_job_log_group,
+        arguments={
+            "--database": names.database,
+            "--snapshot_retention_hours": str(options.snapshot_retention_hours),
+            **iceberg_arguments(names),
+        },
     )
 
 
@@ -153,23 +186,58 @@ def remove_job(clients: Clients, reporter: Reporter, name: str) -> None:
         reporter.record("glue job", name, Change.DELETED)
 
 
-def ensure_catalog_schema(
-    clients: Clients, reporter: Reporter, database: str, versions_database: str, bucket: str
-) -> None:
-    """The database, tables and views, through the catalog step's own definitions.
+def trigger_definition(names: StackNames, options: DeployOptions) -> dict[str, Any]:
+    """The daily start of the tables' upkeep job."""
+    return {
+        "Type": "SCHEDULED",
+        "Schedule": options.maintenance_schedule,
+        "Actions": [{"JobName": names.maintenance_job}],
+        "Description": "Duff Beer orders: daily upkeep of the state's Iceberg tables",
+    }
 
-    The same `ensure_catalog` runs in the Catalog step for every batch; calling it here makes
-    the views exist (answering with no rows) before the first batch, with one schema source.
-    """
+
+def ensure_trigger(
+    clients: Clients,
+    reporter: Reporter,
+    name: str,
+    definition: dict[str, Any],
+    tags: dict[str, str],
+) -> None:
+    glue = clients.glue
+    with aws_errors(f"Glue trigger {name}"):
+        current = get_or_none(lambda: glue.get_trigger(Name=name))
+        if current is not None:
+            trigger = current["Trigger"]
+            if all(canonical(trigger.get(k)) == canonical(v) for k, v in definition.items()):
+                reporter.record("glue trigger", name, Change.UNCHANGED)
+                return
+            glue.delete_trigger(Name=name)
+        glue.create_trigger(Name=name, StartOnCreation=True, Tags=tags, **definition)
+        reporter.record(
+            "glue trigger",
+            name,
+            Change.UPDATED if current else Change.CREATED,
+            definition["Schedule"],
+        )
+
+
+def remove_trigger(clients: Clients, reporter: Reporter, name: str) -> None:
+    with aws_errors(f"Glue trigger {name}"):
+        if get_or_none(lambda: clients.glue.get_trigger(Name=name)) is None:
+            reporter.record("glue trigger", name, Change.ABSENT)
+            return
+        clients.glue.delete_trigger(Name=name)
+        reporter.record("glue trigger", name, Change.DELETED)
+
+
+def ensure_catalog_schema(clients: Clients, reporter: Reporter, database: str, bucket: str) -> None:
+    """The database, the batch history's tables and the views over the state's tables,
+    through the catalog step's own definitions (the same `ensure_catalog` runs in the
+    Catalog step for every batch). The state's Iceberg tables themselves are created by
+    the state job, through Iceberg's catalog."""
     try:
         with aws_errors(f"Glue database {database}"):
-            changes = ensure_catalog(
-                clients.glue,
-                database=database,
-                versions_database=versions_database,
-                bucket=bucket,
-                state_version=published_state_version(clients.s3, bucket),
-            )
+            changes = ensure_catalog(clients.glue, database=database, bucket=bucket)
     except CatalogError as e:
         raise DeploymentError(f"Glue catalog {database}: {e}") from e
     reporter.record(
@@ -224,6 +292,7 @@ def _comparable_workgroup(config: dict[str, Any]) -> dict[str, Any]:
         "enforce": config.get("EnforceWorkGroupConfiguration"),
         "cutoff": config.get("BytesScannedCutoffPerQuery"),
         "metrics": config.get("PublishCloudWatchMetricsEnabled"),
+        "engine": config.get("EngineVersion", {}).get("SelectedEngineVersion"),
     }
 
 
@@ -258,6 +327,8 @@ def ensure_workgroup(
                 "EnforceWorkGroupConfiguration": configuration["EnforceWorkGroupConfiguration"],
                 "PublishCloudWatchMetricsEnabled": configuration["PublishCloudWatchMetricsEnabled"],
                 "BytesScannedCutoffPerQuery": configuration["BytesScannedCutoffPerQuery"],
+                # Engine version 3: Iceberg v2 tables and FOR VERSION AS OF.
+                "EngineVersion": configuration["EngineVersion"],
                 "ResultConfigurationUpdates": {
                     "OutputLocation": result["OutputLocation"],
                     "EncryptionConfiguration": result["EncryptionConfiguration"],

@@ -157,7 +157,7 @@ def alarm_specs(arns: StackArns) -> list[dict[str, Any]]:
     specs.append(
         {
             "AlarmName": names.cleanup_errors_alarm,
-            "AlarmDescription": "superseded runs or state versions not deleted >= 1 in 5 minutes",
+            "AlarmDescription": "superseded runs not deleted >= 1 in 5 minutes",
             "Namespace": METRICS_NAMESPACE,
             "MetricName": "CleanupErrors",
             "Dimensions": [{"Name": "service", "Value": names.function("clean_up")}],
@@ -235,7 +235,9 @@ def ensure_glue_failure_rule(
 ) -> None:
     events = clients.events
     name = arns.names.glue_failure_rule
-    pattern = glue_failure_pattern(arns.names.glue_job, arns.names.state_job)
+    pattern = glue_failure_pattern(
+        arns.names.glue_job, arns.names.state_job, arns.names.maintenance_job
+    )
     with aws_errors(f"EventBridge rule {name}"):
         current = get_or_none(lambda: events.describe_rule(Name=name))
         if (

@@ -22,6 +22,8 @@ OPTIONAL_ARGS: tuple[str, ...] = (
     "source_uri",
     "source_etag",
     "source_version_id",
+    "source_sequencer",
+    "rerun_at",
     "max_reject_ratio",
     "max_file_bytes",
 )
@@ -49,12 +51,16 @@ def _parse_date(value: str) -> date:
         raise ConfigurationError(f"--ingest_date {value!r} is not a YYYY-MM-DD date") from e
 
 
-def _parse_time(value: str) -> datetime:
+def _parse_time(value: str, name: str = "source_event_time") -> datetime:
     # An S3 event time is UTC; a naive value is taken to be UTC as well.
     try:
         return utc.parse(value)
     except ValueError as e:
-        raise ConfigurationError(f"--source_event_time {value!r} is not ISO-8601") from e
+        raise ConfigurationError(f"--{name} {value!r} is not ISO-8601") from e
+
+
+def _rerun_at(value: str | None) -> str | None:
+    return utc.iso(_parse_time(value, "rerun_at")) if value else None
 
 
 def new_run_id(now: datetime) -> str:
@@ -78,6 +84,10 @@ class JobArgs:
     source_uri: str
     source_etag: str | None
     source_version_id: str | None
+    # The upload's S3 sequencer and, for a run started by hand, when (ISO-8601): with the
+    # event time they order the runs of a batch (duffbeer.manifest.RunOrder).
+    source_sequencer: str | None
+    rerun_at: str | None
     max_reject_ratio: float
     max_file_bytes: int
 
@@ -121,6 +131,8 @@ class JobArgs:
             source_uri=raw.get("source_uri") or raw["input_path"],
             source_etag=raw.get("source_etag") or None,
             source_version_id=raw.get("source_version_id") or None,
+            source_sequencer=raw.get("source_sequencer") or None,
+            rerun_at=_rerun_at(raw.get("rerun_at")),
             max_reject_ratio=ratio,
             max_file_bytes=max_bytes,
         )

@@ -17,11 +17,11 @@ from duffbeer.manifest import (
 )
 from duffbeer.naming import (
     BATCH_REPORTS,
-    ORDER_LINES_DIR,
     REJECTS_DIR,
     REPORTS_DIR,
     STATUS_FAILED,
     STATUS_SUCCEEDED,
+    run_lines_prefix,
     run_prefix,
 )
 from glue_jobs.orders.args import JobArgs
@@ -33,7 +33,7 @@ def run_outputs(batch_id: str, run_id: str) -> Outputs:
     """Output prefixes of a run, relative to the output root."""
     prefix = run_prefix(batch_id, run_id)
     return Outputs(
-        order_lines=f"{prefix}{ORDER_LINES_DIR}/",
+        order_lines=run_lines_prefix(batch_id, run_id),
         reports={name: f"{prefix}{REPORTS_DIR}/{name}/" for name in BATCH_REPORTS},
         rejects=f"{prefix}{REJECTS_DIR}/",
     )
@@ -52,6 +52,8 @@ def source_object(args: JobArgs, size: int | None) -> SourceObject:
         version_id=args.source_version_id,
         size=size,
         event_time=utc.iso(args.source_event_time),
+        sequencer=args.source_sequencer,
+        rerun_at=args.rerun_at,
     )
 
 

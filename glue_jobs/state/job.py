@@ -1,81 +1,87 @@
-"""One merge: read the plan, merge the changed batches into a new state version, write it."""
+"""One merge: a batch's published run into the state's Iceberg tables, published in one commit."""
 
 from __future__ import annotations
 
 import math
+import random
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from duffbeer import naming, utc
-from duffbeer.contract import CLIENT_BUCKET_COLUMN, CURATED_PARTITION_COLUMNS, LINE_KEY
-from duffbeer.errors import StateNotPublishedError
+from duffbeer.contract import LINE_KEY
+from duffbeer.errors import BatchNotPublishedError, StateConflictError
 from duffbeer.state import (
     CLIENT_ORDERS_TABLE,
     CLIENT_REPORT_TABLE,
     CURRENT_LINES_TABLE,
+    KIND_MERGE,
     ORDERS_SUMMARY_TABLE,
     PRODUCT_DAILY_TABLE,
     SPANNING_ORDER_CELLS_TABLE,
-    STATE_FORMAT,
     STATE_TABLES,
     STATUS_DAILY_TABLE,
-    MergeFacts,
+    BatchRun,
     MergePlan,
-    PartitionLocation,
-    StateManifest,
-    TableLocation,
-    dumps,
-    loads_manifest,
-    loads_plan,
-    loads_pointer,
-    table_prefix,
+    Publication,
+    plan_merge,
 )
 from glue_jobs.orders.logs import JobLogger
 from glue_jobs.orders.storage import HadoopStorage
 from glue_jobs.state import merge, reports
 from glue_jobs.state.args import StateJobArgs
-from glue_jobs.state.tables import (
-    LINE_COLUMNS,
-    PARTITION_NAMES,
-    all_columns,
-    conform,
-    ddl,
-    empty,
-    read_lines,
-    read_partitions,
-    read_table,
-)
-from glue_jobs.state.write import write_client_buckets, write_current_lines, write_small
+from glue_jobs.state.catalog import Base, StateCatalog, branch_name
+from glue_jobs.state.pointers import pointer_store
+from glue_jobs.state.tables import LINE_COLUMNS, empty, read_lines
 
 Clock = Callable[[], datetime]
-Cell = tuple[str, str]  # (channel, YYYY-MM-DD): a partition of the current lines
 
 # Touched orders up to this many are broadcast to the scans that look them up (about
 # 16 bytes each on the wire); beyond it Spark joins by shuffling both sides.
 BROADCAST_ORDERS = 2_000_000
-# Rows per task of the shuffles over the touched orders' lines, and of the line rewrite.
+# Rows per task of the shuffles over the touched orders' lines.
 ROWS_PER_SHUFFLE_PARTITION = 1_000_000
-ROWS_PER_WRITE_TASK = 700_000
-# Session settings of a merge (the previous values are put back after it). A merge runs
-# some twenty short queries over small frames and sizes its shuffles itself; adaptive
-# execution makes every shuffle stage a job of its own and re-plans around it (measured:
-# a two-line merge ran 828 tasks in 77 jobs with it, 344 tasks in 27 jobs without).
-MERGE_SETTINGS: dict[str, str] = {"spark.sql.adaptive.enabled": "false"}
 SHUFFLE_PARTITIONS = "spark.sql.shuffle.partitions"
-# The small tables' sort order inside their one file.
-SMALL_TABLE_ORDER: dict[str, tuple[str, ...]] = {
-    PRODUCT_DAILY_TABLE: reports.PRODUCT_KEYS,
-    STATUS_DAILY_TABLE: ("all_statuses", *reports.STATUS_GROUP),
-    SPANNING_ORDER_CELLS_TABLE: ("order_id", *reports.CELL, "status"),
-    ORDERS_SUMMARY_TABLE: ("client_id",),
-}
+# Session settings of a merge (the previous values are put back after it). A merge runs
+# some thirty short queries over small frames and sizes its shuffles itself; adaptive
+# execution makes every shuffle stage a job of its own and re-plans around it.
+MERGE_SETTINGS: dict[str, str] = {"spark.sql.adaptive.enabled": "false"}
+# Where a replaced line lived: the lines MERGE then scans only those partitions.
+_OLD_CHANNEL, _OLD_DATE = "_old_channel", "_old_date"
+# A merge that lost the publication waits before starting again: exponential backoff with
+# full jitter, so that merges started together do not collide again.
+BACKOFF_FIRST_S = 1.0
+BACKOFF_MAX_S = 30.0
+
+UP_TO_DATE = "up_to_date"
+PUBLISHED = "published"
+
+
+def _utc_text(column: str | Column) -> Column:
+    """A timestamp as ISO-8601 UTC text: PySpark would hand it back in the local time zone."""
+    return F.date_format(column, "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX")
+
+
+def _months_of(changes: DataFrame) -> Column:
+    """The whole months the changed lines' dates fall in: the rows the per-day tables
+    rewrite (they are partitioned by month, so a month is rewritten whole)."""
+    firsts = sorted(
+        row[0] for row in changes.select(F.trunc("order_date", "month")).distinct().collect()
+    )
+    scope = F.lit(False)
+    for first in firsts:
+        following = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+        month = (F.col("order_date") >= F.lit(first)) & (F.col("order_date") < F.lit(following))
+        scope = scope | month
+    return scope
 
 
 def tasks_for(rows: int, cores: int, per_task: int) -> int:
@@ -83,51 +89,53 @@ def tasks_for(rows: int, cores: int, per_task: int) -> int:
     return cores * max(1, math.ceil(rows / (cores * per_task)))
 
 
-def _cell(channel: str, day: date | str) -> Cell:
-    return channel, day if isinstance(day, str) else day.isoformat()
-
-
-def _partition_cell(partition: PartitionLocation) -> Cell:
-    values = partition["values"]
-    return _cell(values["point_of_sale_channel"], values["order_date"])
-
-
-def _bucket(partition: PartitionLocation) -> int:
-    return int(partition["values"][CLIENT_BUCKET_COLUMN])
-
-
-def _partitions(table: TableLocation | None) -> list[PartitionLocation]:
-    return list(table.get("partitions", [])) if table is not None else []
-
-
-def _untouched_until(plan: MergePlan) -> datetime | None:
-    """The latest upload time a line of an untouched order may carry: that of the newest
-    live batch the plan does not change (None: there is none), plus a millisecond, since
-    the documents keep milliseconds and the lines may keep microseconds."""
-    changed = {c["batch_id"] for c in plan["changes"]}
-    times = [
-        utc.parse(live["source_event_time"])
-        for batch_id, live in plan["batches"].items()
-        if batch_id not in changed
-    ]
-    return max(times) + timedelta(milliseconds=1) if times else None
-
-
 @dataclass(frozen=True)
 class Touched:
     """What a merge changes: the touched orders T (as joins look them up), their current
-    lines in the base (before) and in the new version (after, with their origin), and
-    both as signed lines (reports.signed_lines)."""
+    lines in the base (before) and after the merge (with their origin), the base lines
+    the merge replaces or removes, both sides as signed lines (reports.signed_lines), the
+    base's current lines, the months the lines fall in, and the latest upload time any
+    untouched line may carry."""
 
     orders: DataFrame
     before: DataFrame
     after: DataFrame
+    replaced: DataFrame
     changes: DataFrame
+    base_lines: DataFrame
+    # The months the per-day tables rewrite; the latest upload time of the untouched lines.
+    months: Column
+    untouched_until: datetime | None
+
+
+def _untouched(held: dict[str, BatchRun], plan: MergePlan) -> list[BatchRun]:
+    """The runs the state holds for the batches the plan does not change."""
+    return [run for batch_id, run in sorted(held.items()) if batch_id not in plan.merged]
+
+
+def concurrently(*writes: Callable[[], None]) -> None:
+    """Run independent table writes at once and wait for all of them. Why: each write is a
+    few short Spark jobs and an Iceberg commit, mostly scheduling and catalog round trips,
+    so two cores run several at once in about the time of the longest."""
+    with ThreadPoolExecutor(max_workers=len(writes), thread_name_prefix="state-write") as pool:
+        for future in [pool.submit(write) for write in writes]:
+            future.result()
+
+
+@dataclass(frozen=True)
+class MergeOutcome:
+    """How the job ended: runs merged and published (`merged`: batch id -> run id; `seq`
+    of the publication), or the batch already in the state (the latest publication's)."""
+
+    outcome: str
+    merged: dict[str, str]
+    seq: int | None
+    attempts: int
+    facts: dict[str, object] = field(default_factory=dict)
 
 
 class StateMerge:
-    """Carries out one merge plan; `run()` returns the version manifest it wrote, the one
-    already there (a re-run), or None when the plan is stale (nothing written)."""
+    """Merges one batch's published run; `run()` retries on a newer publication."""
 
     def __init__(
         self,
@@ -136,13 +144,18 @@ class StateMerge:
         log: JobLogger,
         *,
         storage: HadoopStorage | None = None,
+        s3: Any | None = None,
         clock: Clock = utc.now,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.args = args
         self.spark = spark
         self.log = log
         self.storage = storage or HadoopStorage(spark)
+        self.pointers = pointer_store(args, self.storage, s3)
         self.clock = clock
+        self.sleep = sleep
+        self.catalog = StateCatalog(spark, args.database)
         self.timings: dict[str, float] = {}
         self._kept: list[DataFrame] = []
 
@@ -150,7 +163,7 @@ class StateMerge:
     def _phase(self, name: str) -> Iterator[None]:
         start = time.monotonic()
         yield
-        self.timings[name] = self.timings.get(name, 0.0) + time.monotonic() - start
+        self.timings[name] = round(self.timings.get(name, 0.0) + time.monotonic() - start, 3)
 
     def _keep(self, frame: DataFrame) -> DataFrame:
         """Rows several queries read, computed by the first of them. Persisted (memory,
@@ -177,469 +190,297 @@ class StateMerge:
                 else:
                     conf.set(key, old)
 
-    def _read_text(self, key: str) -> str | None:
-        return self.storage.read_text(self.args.path(key))
+    # --- Deciding and publishing -----------------------------------------------------------
 
-    # --- Deciding whether to merge ---------------------------------------------------------
-
-    def run(self) -> StateManifest | None:
-        text = self._read_text(self.args.plan_key)
-        if text is None:
-            raise StateNotPublishedError(f"no merge plan at {self.args.plan_key}")
-        plan = loads_plan(text)
-        version = plan["version"]
-        if naming.state_plan_key(version) != self.args.plan_key:
-            raise StateNotPublishedError(f"{self.args.plan_key} holds the plan of {version}")
-        built = self._read_text(naming.state_manifest_key(version))
-        if built is not None:
-            self.log.info("version already built", fields={"version": version})
-            return loads_manifest(built)
-        stale = self._stale_because(plan)
-        if stale is not None:
-            # Nothing is written: PublishState finds no version manifest and a moved
-            # pointer, and the workflow plans again on the newer state.
-            self.log.warning(
-                "plan is stale, nothing written", fields={"version": version, "reason": stale}
+    def run(self) -> MergeOutcome:
+        with self._phase("tables"):
+            self.catalog.ensure_tables()
+        for attempt in range(1, self.args.max_attempts + 1):
+            base = self.catalog.base()
+            held = self._held_runs(base)
+            plan = plan_merge(held, self._published_runs(held))
+            if plan is None:
+                # Already merged (a re-run, or another merge took the batch in): make sure
+                # main follows the latest publication, in case a job stopped before it did.
+                latest = self.catalog.follow_latest()
+                self.log.info("batch already in the state", fields={"seq": base.next_seq - 1})
+                return MergeOutcome(UP_TO_DATE, {}, latest.seq if latest else None, attempt)
+            publication = self._merge_on_branch(plan, base, held, attempt)
+            if publication is not None:
+                with self._phase("follow"):
+                    self.catalog.follow_latest()
+                facts = {"timings": dict(self.timings)}
+                self.log.info(
+                    "state published",
+                    fields={"seq": publication.seq, "merged": plan.merged, **facts},
+                )
+                return MergeOutcome(PUBLISHED, plan.merged, publication.seq, attempt, facts)
+            delay = random.uniform(0, min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2**attempt))  # noqa: S311
+            self.log.info(
+                "another merge published first; merging again on its publication",
+                fields={"attempt": attempt, "wait_s": round(delay, 2)},
             )
-            return None
-        base = self._read_base(plan)
+            self.sleep(delay)
+        raise StateConflictError(
+            f"batch {self.args.batch_id}: other merges published first "
+            f"{self.args.max_attempts} times in a row"
+        )
+
+    def _merge_on_branch(
+        self, plan: MergePlan, base: Base, held: dict[str, BatchRun], attempt: int
+    ) -> Publication | None:
+        """Write the merge on a branch, publish it; None when another publication landed
+        since `base` (nothing of this attempt is visible then)."""
+        self.catalog.start(branch_name(self.args.run_id, attempt))
         try:
             with self._settings(MERGE_SETTINGS):
-                manifest = self._merge(plan, base)
+                self._merge(plan, base, _untouched(held, plan))
+            publication = Publication(
+                seq=base.next_seq,
+                published_at=self.clock(),
+                kind=KIND_MERGE,
+                snapshots=self.catalog.heads(base),
+                merged=plan.merged,
+            )
+            with self._phase("publish"):
+                landed = self.catalog.publish(publication, base, self.args.run_id, plan.changes)
         finally:
+            self.catalog.drop_branches()
             for frame in self._kept:
                 frame.unpersist()
             self._kept.clear()
-        # Written last: a version without it is incomplete, whatever else is there.
-        self.storage.write_text(self.args.path(naming.state_manifest_key(version)), dumps(manifest))
-        self.log.info(
-            "version built",
-            fields={"version": version, "counts": manifest["counts"], "merge": manifest["merge"]},
+        return publication if landed else None
+
+    def _held_runs(self, base: Base) -> dict[str, BatchRun]:
+        rows = self.catalog.held_runs(base).withColumn(
+            "source_event_time", _utc_text("source_event_time")
         )
-        return manifest
-
-    def _stale_because(self, plan: MergePlan) -> str | None:
-        text = self._read_text(naming.STATE_POINTER_KEY)
-        base = plan["base"]
-        if text is None:
-            return (
-                None if base is None else f"no state is published; the plan is on {base['version']}"
+        return {
+            row["batch_id"]: BatchRun(
+                batch_id=row["batch_id"],
+                run_id=row["run_id"],
+                source_event_time=utc.parse(row["source_event_time"]),
+                sequencer=row["source_sequencer"] or "",
+                rerun_at=row["rerun_at"] or "",
+                pointer_etag=row["pointer_etag"] or "",
             )
-        current = loads_pointer(text)["version"]
-        if base is None:
-            return f"the plan starts a state, but {current} is published"
-        if current != base["version"]:
-            return f"the plan is based on {base['version']}, but {current} is published"
-        return None
+            for row in rows.collect()
+        }
 
-    def _read_base(self, plan: MergePlan) -> StateManifest | None:
-        base = plan["base"]
-        if base is None:
-            return None
-        text = self._read_text(base["state_manifest"])
-        if text is None:
-            raise StateNotPublishedError(f"the base version's {base['state_manifest']} is missing")
-        manifest = loads_manifest(text)
-        if manifest["version"] != base["version"] or manifest["settings"] != plan["settings"]:
-            raise StateNotPublishedError(
-                f"{base['state_manifest']} does not match the plan of {plan['version']} "
-                "(version or settings differ)"
+    def _published_runs(self, held: dict[str, BatchRun]) -> list[BatchRun]:
+        """The published runs a merge may take in: the job's own batch's, and any other
+        batch's whose pointer moved since the state took it in (its ETag changed) and whose
+        run this job can read. The state then catches up on batches published meanwhile,
+        whatever merge runs first."""
+        pointers = self.pointers
+        own = pointers.read(self.args.batch_id)
+        if own is None:
+            raise BatchNotPublishedError(
+                f"batch {self.args.batch_id} has no pointer: it is not published"
             )
-        return manifest
+        runs = [own]
+        for batch_id, etag in pointers.listing():
+            seen = held.get(batch_id)
+            if batch_id == self.args.batch_id or (seen is not None and seen.pointer_etag == etag):
+                continue
+            run = pointers.read(batch_id)
+            # A run published after this job's view of the bucket was made is left to its
+            # own execution's merge (locally, the view is a copy made when the job started).
+            key = naming.run_manifest_key(batch_id, run.run_id) if run else None
+            if run is not None and key and self.storage.exists(self.args.path(key)):
+                runs.append(run)
+        return runs
 
     # --- The merge -------------------------------------------------------------------------
 
-    def _merge(self, plan: MergePlan, base: StateManifest | None) -> StateManifest:
-        spark, resolve = self.spark, self.args.path
-        settings = plan["settings"]
-        cores = spark.sparkContext.defaultParallelism
-        tables: dict[str, TableLocation] = base["tables"] if base is not None else {}
-        withdrawn = list(plan["withdrawn"])
-
+    def _merge(self, plan: MergePlan, base: Base, untouched: list[BatchRun]) -> None:
+        """The merge on the branch; `untouched` are the runs the state holds for the batches
+        the plan does not change."""
+        spark, catalog = self.spark, self.catalog
+        withdrawn = [run.batch_id for run in plan.withdrawn]
         with self._phase("read"):
-            new_lines = read_lines(spark, resolve, [c["lines_prefix"] for c in plan["changes"]])
+            new_lines = read_lines(
+                spark, self.args.path, [run.lines_prefix for run in plan.changes]
+            )
+            cores = spark.sparkContext.defaultParallelism
             # A count of Parquet files reads their footers only.
-            changed_lines = new_lines.count()
             spark.conf.set(
                 SHUFFLE_PARTITIONS,
-                str(tasks_for(changed_lines, cores, ROWS_PER_SHUFFLE_PARTITION)),
+                str(tasks_for(new_lines.count(), cores, ROWS_PER_SHUFFLE_PARTITION)),
             )
-            base_lines = read_table(
-                spark, resolve, CURRENT_LINES_TABLE, tables.get(CURRENT_LINES_TABLE)
-            )
-
-        with self._phase("touched_orders"):
-            orders = self._keep(merge.touched_orders(new_lines, base_lines, withdrawn))
-            touched_orders = orders.count()
-            lookup = F.broadcast(orders) if touched_orders <= BROADCAST_ORDERS else orders
-            # One scan of the base's current lines (all columns: the touched orders' lines
-            # are rewritten and reported from these rows).
-            before = self._keep(base_lines.join(lookup, on="order_id", how="left_semi"))
-            before_lines = before.count()
-
-        self.log.info(
-            "touched orders found",
-            fields={
-                "changed_lines": changed_lines,
-                "touched_orders": touched_orders,
-                "base_lines_of_touched_orders": before_lines,
-                "withdrawn_batches": withdrawn,
-            },
-        )
-        with self._phase("fallback"):
-            fallback, fallback_lines = self._fallback(plan, before, new_lines, withdrawn)
-
+            base_lines = catalog.read_at(CURRENT_LINES_TABLE, base.snapshots[CURRENT_LINES_TABLE])
         with self._phase("current_lines"):
+            orders = self._keep(merge.touched_orders(new_lines, base_lines, withdrawn))
+            lookup = F.broadcast(orders) if orders.count() <= BROADCAST_ORDERS else orders
+            before = self._keep(base_lines.join(lookup, on="order_id", how="left_semi"))
+            fallback = self._fallback(untouched, before, new_lines, withdrawn)
             after = self._keep(
                 merge.current_lines(merge.candidates(before, new_lines, fallback, withdrawn))
             )
             replaced = self._keep(merge.replaced_lines(before, after))
             changes = self._keep(reports.signed_lines(before, after))
-            facts = merge.partition_changes(before, after, replaced).collect()
-            cells = {_cell(r[0], r[1]) for r in facts if r["changed"]}
-            row_changes = {_cell(r[0], r[1]): int(r["added"]) - int(r["removed"]) for r in facts}
-            moved = (
-                changes.select(reports.SIGN, "order_id").distinct().agg(F.sum(reports.SIGN)).first()
-            )
-            moved_orders = int(moved[0] or 0) if moved is not None else 0
-
-        touched = Touched(orders=lookup, before=before, after=after, changes=changes)
-        with self._phase("order_lines_current"):
-            lines_table = self._write_lines(
-                plan["version"],
-                tables.get(CURRENT_LINES_TABLE),
-                touched,
-                cells=cells,
-                row_changes=row_changes,
-                buckets=settings["line_buckets"],
-                cores=cores,
-            )
-
-        with self._phase("client_tables"):
-            client_tables, clients, report = self._write_client_tables(
-                plan["version"],
-                tables,
-                touched,
-                buckets=settings["client_buckets"],
-                untouched_until=_untouched_until(plan),
-            )
-
-        with self._phase("small_tables"):
-            small_tables = self._write_small_tables(
-                plan["version"],
-                tables,
-                touched,
+            touched = Touched(
+                orders=lookup,
+                before=before,
+                after=after,
                 replaced=replaced,
-                lines_table=lines_table,
-                clients=clients,
-                report=report,
+                changes=changes,
+                base_lines=base_lines,
+                months=_months_of(changes),
+                untouched_until=max((run.source_event_time for run in untouched), default=None),
             )
-
-        previous = base["counts"] if base is not None else {}
-        return StateManifest(
-            state_format=STATE_FORMAT,
-            version=plan["version"],
-            seq=plan["seq"],
-            base_version=base["version"] if base is not None else None,
-            created_at=utc.iso(self.clock()),
-            run_id=plan["run_id"],
-            settings=settings,
-            batches=plan["batches"],
-            tables={CURRENT_LINES_TABLE: lines_table, **client_tables, **small_tables},
-            counts={
-                "lines": lines_table["rows"],
-                "orders": previous.get("orders", 0) + moved_orders,
-                # orders_summary has one row per client with a current line.
-                "clients": small_tables[ORDERS_SUMMARY_TABLE]["rows"],
-            },
-            merge=MergeFacts(
-                changed_batches=[c["batch_id"] for c in plan["changes"]],
-                withdrawn_batches=withdrawn,
-                touched_partitions=len(cells),
-                touched_orders=touched_orders,
-                fallback_lines=fallback_lines,
-                timings={k: round(v, 3) for k, v in self.timings.items()},
-            ),
-        )
+        with self._phase("write"):
+            concurrently(
+                lambda: self._write_lines(base, touched),
+                lambda: self._write_client_tables(base, touched),
+                lambda: self._write_product_daily(base, touched),
+                lambda: self._write_status_daily(base, touched),
+                lambda: self._write_spanning_cells(base, touched),
+            )
 
     def _fallback(
-        self, plan: MergePlan, before: DataFrame, new_lines: DataFrame, withdrawn: list[str]
-    ) -> tuple[DataFrame, int]:
+        self,
+        untouched: list[BatchRun],
+        before: DataFrame,
+        new_lines: DataFrame,
+        withdrawn: list[str],
+    ) -> DataFrame:
         """The older versions of the line keys a withdrawal leaves without a current version
-        (merge.orphan_keys), from the live batches the plan does not change: the one read
-        of versions that are not current. Nothing is read without such keys."""
-        nothing = empty(self.spark, LINE_COLUMNS), 0
+        (merge.orphan_keys), from the other batches the state holds: the one read of versions
+        that are not current. Nothing is read without such keys."""
+        nothing = empty(self.spark, LINE_COLUMNS)
         if not withdrawn:
             return nothing
         orphans = self._keep(merge.orphan_keys(before, new_lines, withdrawn))
         if not orphans.count():
             return nothing
-        changed = {c["batch_id"] for c in plan["changes"]}
-        older = [
-            live["lines_prefix"]
-            for batch_id, live in sorted(plan["batches"].items())
-            if batch_id not in changed
-        ]
-        fallback = self._keep(
-            read_lines(self.spark, self.args.path, older).join(
+        others = [run.lines_prefix for run in untouched]
+        return self._keep(
+            read_lines(self.spark, self.args.path, others).join(
                 F.broadcast(orphans), on=list(LINE_KEY), how="left_semi"
             )
         )
-        return fallback, fallback.count()
 
-    def _write_lines(
-        self,
-        version: str,
-        base: TableLocation | None,
-        touched: Touched,
-        *,
-        cells: set[Cell],
-        row_changes: dict[Cell, int],
-        buckets: int,
-        cores: int,
-    ) -> TableLocation:
-        """Rewrite the changed partitions of the current lines; reuse the others. A
-        rewritten partition's rows are its base rows less the touched orders' plus their
-        current lines there, so they are known before the write."""
-        prefix = table_prefix(version, CURRENT_LINES_TABLE)
-        reused = [p for p in _partitions(base) if _partition_cell(p) not in cells]
-        old = [p for p in _partitions(base) if _partition_cell(p) in cells]
-        rows = {cell: row_changes.get(cell, 0) for cell in cells}
-        for partition in old:
-            rows[_partition_cell(partition)] += partition["rows"]
-        if cells:
-            base_rows = read_partitions(
-                self.spark,
-                self.args.path,
-                LINE_COLUMNS,
-                len(PARTITION_NAMES),
-                [p["location"] for p in old],
-            )
-            changed = self.spark.createDataFrame(
-                [(channel, date.fromisoformat(day)) for channel, day in sorted(cells)],
-                ddl(CURATED_PARTITION_COLUMNS),
-            )
-            lines = merge.rewritten_lines(base_rows, touched.orders, touched.after, changed)
-            write_current_lines(
-                conform(lines, LINE_COLUMNS),
-                self.args.path(prefix),
-                buckets=buckets,
-                tasks=tasks_for(sum(rows.values()), cores, ROWS_PER_WRITE_TASK),
-            )
-        escaped = {channel: self.storage.escape_partition_value(channel) for channel, _ in cells}
-        written = [
-            PartitionLocation(
-                values={"point_of_sale_channel": channel, "order_date": day},
-                location=f"{prefix}point_of_sale_channel={escaped[channel]}/order_date={day}/",
-                rows=count,
-            )
-            for (channel, day), count in rows.items()
-            if count > 0
-        ]
-        partitions = sorted([*reused, *written], key=_partition_cell)
-        return TableLocation(rows=sum(p["rows"] for p in partitions), partitions=partitions)
+    def _old_rows(self, base: Base, table: str, groups: DataFrame, on: list[str]) -> DataFrame:
+        """The base rows of a table that belong to the touched groups."""
+        rows = self.catalog.read_at(table, base.snapshots[table])
+        return self._keep(rows.join(F.broadcast(groups), on=on, how="left_semi"))
 
-    def _write_client_tables(
-        self,
-        version: str,
-        tables: dict[str, TableLocation],
-        touched: Touched,
-        *,
-        buckets: int,
-        untouched_until: datetime | None,
-    ) -> tuple[dict[str, TableLocation], DataFrame, DataFrame]:
-        """Rewrite the client_bucket partitions of the touched clients in client_orders and
-        client_report; returns both tables, the touched clients and the rewritten
-        client_report rows."""
-        spark, resolve = self.spark, self.args.path
-        changes = touched.changes
-        clients = self._keep(changes.select("client_id").distinct())
-        # client_orders rows per bucket: the base's less the touched orders' (client, order)
-        # pairs before, plus their pairs after.
-        pairs = (
-            reports.with_client_bucket(
-                changes.select(reports.SIGN, "client_id", "order_id").distinct(), buckets
-            )
-            .groupBy(CLIENT_BUCKET_COLUMN)
-            .agg(F.sum(reports.SIGN))
-            .collect()
-        )
-        order_rows = {int(r[0]): int(r[1]) for r in pairs}
-        rewritten = set(order_rows)
-        for partition in _partitions(tables.get(CLIENT_ORDERS_TABLE)):
-            if _bucket(partition) in rewritten:
-                order_rows[_bucket(partition)] += partition["rows"]
-
-        def in_rewritten(partition: PartitionLocation) -> bool:
-            return _bucket(partition) in rewritten
-
-        base_orders = read_table(
-            spark, resolve, CLIENT_ORDERS_TABLE, tables.get(CLIENT_ORDERS_TABLE), in_rewritten
-        )
-        recomputed = self._keep(reports.client_orders(touched.after, buckets))
-        client_orders = conform(
-            base_orders.join(touched.orders, on="order_id", how="left_anti").unionByName(
-                recomputed
+    def _write_lines(self, base: Base, touched: Touched) -> None:
+        self.catalog.merge_rows(
+            STATE_TABLES[CURRENT_LINES_TABLE],
+            base,
+            touched.after.where(F.col(merge.ORIGIN_COLUMN) == merge.FROM_BATCHES),
+            touched.replaced.select(
+                *LINE_KEY,
+                F.col("point_of_sale_channel").alias(_OLD_CHANNEL),
+                F.col("order_date").alias(_OLD_DATE),
             ),
-            all_columns(STATE_TABLES[CLIENT_ORDERS_TABLE]),
+            located_by={"point_of_sale_channel": _OLD_CHANNEL, "order_date": _OLD_DATE},
         )
-        write_client_buckets(
-            client_orders,
-            resolve(table_prefix(version, CLIENT_ORDERS_TABLE)),
-            ("client_id", "order_id"),
-        )
-        names = self._client_names(client_orders, recomputed, clients, untouched_until)
 
-        base_report = read_table(
-            spark, resolve, CLIENT_REPORT_TABLE, tables.get(CLIENT_REPORT_TABLE), in_rewritten
+    def _write_client_tables(self, base: Base, touched: Touched) -> None:
+        """client_orders, then client_report and orders_summary of the touched clients,
+        whose names come from the client_orders rows."""
+        catalog = self.catalog
+        clients = self._keep(touched.changes.select("client_id").distinct())
+        old_orders = catalog.read_at(CLIENT_ORDERS_TABLE, base.snapshots[CLIENT_ORDERS_TABLE]).join(
+            touched.orders, on="order_id", how="left_semi"
         )
+        new_orders = self._keep(reports.client_orders(touched.after))
+        catalog.merge_rows(STATE_TABLES[CLIENT_ORDERS_TABLE], base, new_orders, old_orders)
+        names = self._client_names(base, touched, new_orders, clients)
+        old_report = self._old_rows(base, CLIENT_REPORT_TABLE, clients, ["client_id"])
         report = self._keep(
-            conform(
-                reports.with_client_bucket(
-                    reports.client_report(base_report, changes, clients=clients, names=names),
-                    buckets,
-                ),
-                all_columns(STATE_TABLES[CLIENT_REPORT_TABLE]),
-            )
+            reports.client_report(old_report, touched.changes, clients=clients, names=names)
         )
-        report_rows = {
-            int(r[0]): int(r[1]) for r in report.groupBy(CLIENT_BUCKET_COLUMN).count().collect()
-        }
-        write_client_buckets(
-            report,
-            resolve(table_prefix(version, CLIENT_REPORT_TABLE)),
-            ("client_id", "all_statuses", "all_channels", "status", "point_of_sale_channel"),
-        )
-        return (
-            {
-                name: self._client_table(version, name, tables.get(name), rewritten, rows)
-                for name, rows in (
-                    (CLIENT_REPORT_TABLE, report_rows),
-                    (CLIENT_ORDERS_TABLE, order_rows),
-                )
-            },
-            clients,
-            report,
+        catalog.merge_rows(STATE_TABLES[CLIENT_REPORT_TABLE], base, report, old_report)
+        catalog.rewrite_rows(
+            STATE_TABLES[ORDERS_SUMMARY_TABLE],
+            base,
+            reports.orders_summary(report),
+            self._old_rows(base, ORDERS_SUMMARY_TABLE, clients, ["client_id"]),
         )
 
     def _client_names(
-        self,
-        client_orders: DataFrame,
-        recomputed: DataFrame,
-        clients: DataFrame,
-        untouched_until: datetime | None,
+        self, base: Base, touched: Touched, recomputed: DataFrame, clients: DataFrame
     ) -> DataFrame:
         """The touched clients' names: from the most recent of their current lines.
 
-        A client's untouched orders' lines come from the live batches the plan leaves as
-        they are, uploaded at `untouched_until` at the latest; a touched line uploaded after
-        that is the client's most recent. Only the clients without one (an older upload
-        processed late, a client whose lines moved away) are looked up in all their
-        client_orders rows of the new version.
+        A client's untouched orders' lines come from the other batches the state holds,
+        uploaded at `untouched_until` at the latest; a touched line uploaded after that is
+        the client's most recent. Only the clients without one (an older upload processed
+        late, a client whose lines moved away) are looked up in all their client_orders
+        rows after the merge.
         """
         newest = self._keep(reports.client_latest(recomputed))
-        settled = (
-            newest
-            if untouched_until is None
-            else newest.where(F.col("_n.latest_event_time") > F.lit(untouched_until))
-        )
+        settled = newest
+        if touched.untouched_until is not None:
+            # The table keeps microseconds and the documents milliseconds: a millisecond more.
+            horizon = touched.untouched_until + timedelta(milliseconds=1)
+            settled = newest.where(F.col("_n.latest_event_time") > F.lit(horizon))
         open_clients = self._keep(clients.join(settled, on="client_id", how="left_anti"))
         names = reports.client_names(settled)
         if open_clients.count():
-            rows = client_orders.join(F.broadcast(open_clients), on="client_id", how="left_semi")
+            rows = self.catalog.read_branch(CLIENT_ORDERS_TABLE, base).join(
+                F.broadcast(open_clients), on="client_id", how="left_semi"
+            )
             names = names.unionByName(reports.client_names(reports.client_latest(rows)))
         return names
 
-    @staticmethod
-    def _client_table(
-        version: str,
-        name: str,
-        base: TableLocation | None,
-        rewritten: set[int],
-        rows: dict[int, int],
-    ) -> TableLocation:
-        """A per-client table: the rewritten buckets that hold rows, the others reused."""
-        prefix = table_prefix(version, name)
-        reused = [p for p in _partitions(base) if _bucket(p) not in rewritten]
-        written = [
-            PartitionLocation(
-                values={CLIENT_BUCKET_COLUMN: str(bucket)},
-                location=f"{prefix}{CLIENT_BUCKET_COLUMN}={bucket}/",
-                rows=count,
-            )
-            for bucket, count in rows.items()
-            if count > 0
-        ]
-        partitions = sorted([*reused, *written], key=_bucket)
-        return TableLocation(rows=sum(p["rows"] for p in partitions), partitions=partitions)
-
-    def _write_small_tables(
-        self,
-        version: str,
-        tables: dict[str, TableLocation],
-        touched: Touched,
-        *,
-        replaced: DataFrame,
-        lines_table: TableLocation,
-        clients: DataFrame,
-        report: DataFrame,
-    ) -> dict[str, TableLocation]:
-        """Rewrite the unpartitioned tables whole: the base rows of untouched groups and the
-        touched groups moved or recomputed."""
-        spark, resolve = self.spark, self.args.path
-
-        def base(name: str) -> DataFrame:
-            return read_table(spark, resolve, name, tables.get(name))
-
-        figures = self._keep(
-            reports.product_daily_figures(base(PRODUCT_DAILY_TABLE), touched.changes, replaced)
+    def _write_product_daily(self, base: Base, touched: Touched) -> None:
+        keys = list(reports.PRODUCT_KEYS)
+        changes = touched.changes
+        old = self._old_rows(base, PRODUCT_DAILY_TABLE, changes.select(*keys).distinct(), keys)
+        figures = self._keep(reports.product_daily_figures(old, changes, touched.replaced))
+        unsettled = figures.where(~F.col("_settled")).select(*keys)
+        if unsettled.count():
+            figures = self._recompute_latest(touched, figures, unsettled)
+        self.catalog.rewrite_rows(
+            STATE_TABLES[PRODUCT_DAILY_TABLE],
+            base,
+            reports.product_daily(figures),
+            old,
+            touched.months,
         )
-        unsettled = figures.where(~F.col("_settled"))
-        if unsettled.select(*reports.CELL).distinct().count():
-            figures = self._recompute_latest(figures, unsettled, lines_table)
-        touched_clients = F.broadcast(clients)
-        frames = {
-            PRODUCT_DAILY_TABLE: reports.product_daily(figures),
-            STATUS_DAILY_TABLE: reports.status_daily(base(STATUS_DAILY_TABLE), touched.changes),
-            SPANNING_ORDER_CELLS_TABLE: base(SPANNING_ORDER_CELLS_TABLE)
-            .join(touched.orders, on="order_id", how="left_anti")
-            .unionByName(reports.spanning_cells(touched.after)),
-            ORDERS_SUMMARY_TABLE: base(ORDERS_SUMMARY_TABLE)
-            .join(touched_clients, on="client_id", how="left_anti")
-            .unionByName(
-                reports.orders_summary(
-                    report.join(touched_clients, on="client_id", how="left_semi")
-                )
-            ),
-        }
-        written: dict[str, TableLocation] = {}
-        for name, frame in frames.items():
-            rows = self._keep(conform(frame, STATE_TABLES[name].columns))
-            count = rows.count()
-            prefix = table_prefix(version, name)
-            write_small(rows, resolve(prefix), SMALL_TABLE_ORDER[name])
-            written[name] = TableLocation(rows=count, location=prefix)
-        return written
 
     def _recompute_latest(
-        self, figures: DataFrame, unsettled: DataFrame, lines_table: TableLocation
+        self, touched: Touched, figures: DataFrame, unsettled: DataFrame
     ) -> DataFrame:
         """The latest line of the cells where the base's went away and nothing newer came,
-        from those cells' lines in the new version (rare: a withdrawn batch held it)."""
-        cells = {_cell(r[0], r[1]) for r in unsettled.select(*reports.CELL).distinct().collect()}
-        lines = read_partitions(
-            self.spark,
-            self.args.path,
-            LINE_COLUMNS,
-            len(PARTITION_NAMES),
-            [p["location"] for p in _partitions(lines_table) if _partition_cell(p) in cells],
-        )
+        from those cells' lines after the merge: the base's, less the touched orders', plus
+        the touched orders' current lines (rare: a withdrawn batch held it)."""
         keys = list(reports.PRODUCT_KEYS)
-        recomputed = reports.product_latest(lines.join(unsettled, on=keys, how="left_semi"))
+        cells = F.broadcast(unsettled)
+        untouched = touched.base_lines.join(cells, on=keys, how="left_semi").join(
+            touched.orders, on="order_id", how="left_anti"
+        )
+        current = touched.after.join(cells, on=keys, how="left_semi").select(*untouched.columns)
+        recomputed = reports.product_latest(untouched.unionByName(current))
         return (
             figures.join(
                 recomputed.withColumnRenamed("_latest", "_recomputed"), on=keys, how="left"
             )
             .withColumn("_latest", F.coalesce("_recomputed", "_latest"))
             .drop("_recomputed")
+        )
+
+    def _write_status_daily(self, base: Base, touched: Touched) -> None:
+        cells = list(reports.CELL)
+        changes = touched.changes
+        old = self._old_rows(base, STATUS_DAILY_TABLE, changes.select(*cells).distinct(), cells)
+        self.catalog.rewrite_rows(
+            STATE_TABLES[STATUS_DAILY_TABLE],
+            base,
+            reports.status_daily(old, changes),
+            old,
+            touched.months,
+        )
+
+    def _write_spanning_cells(self, base: Base, touched: Touched) -> None:
+        self.catalog.rewrite_rows(
+            STATE_TABLES[SPANNING_ORDER_CELLS_TABLE],
+            base,
+            reports.spanning_cells(touched.after),
+            self._old_rows(base, SPANNING_ORDER_CELLS_TABLE, touched.orders, ["order_id"]),
         )

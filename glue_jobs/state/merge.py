@@ -1,8 +1,9 @@
 """The current lines of the touched orders and what they change, as DataFrame -> DataFrame steps.
 
-Names used throughout (docs/adr/0015): S the base version's current lines, N the changed
-batches' published lines, W the withdrawn batches, T the touched orders, S_T the base's
-current lines of T ("before") and S_T' their current lines in the new version ("after").
+Names used throughout (docs/adr/0045): S the base publication's current lines, N the
+merged batch's published lines, W the withdrawn batch (the run the state held for it), T
+the touched orders, S_T the base's current lines of T ("before") and S_T' their current
+lines after the merge ("after").
 """
 
 from __future__ import annotations
@@ -97,41 +98,3 @@ def replaced_lines(before: DataFrame, after: DataFrame) -> DataFrame:
     return before.join(unchanged, on=list(LINE_KEY), how="left_anti").select(
         *LINE_KEY, *PARTITION_NAMES
     )
-
-
-def partition_changes(before: DataFrame, after: DataFrame, replaced: DataFrame) -> DataFrame:
-    """Per (channel, day) partition of the touched orders' lines: the rows the merge removes
-    (their base lines) and adds (their current lines), and whether it changes at all:
-    where a base line is replaced or removed, or a new version lands (a key may move
-    between partitions). A rewritten partition holds base rows - removed + added."""
-
-    def flagged(frame: DataFrame, removed: int, added: int, changed: Column) -> DataFrame:
-        return frame.select(
-            *PARTITION_NAMES,
-            F.lit(removed).alias("removed"),
-            F.lit(added).alias("added"),
-            changed.cast("int").alias("changed"),
-        )
-
-    return (
-        flagged(before, 1, 0, F.lit(False))
-        .unionByName(flagged(after, 0, 1, F.col(ORIGIN_COLUMN) == FROM_BATCHES))
-        .unionByName(flagged(replaced, 0, 0, F.lit(True)))
-        .groupBy(*PARTITION_NAMES)
-        .agg(
-            F.sum("removed").alias("removed"),
-            F.sum("added").alias("added"),
-            F.max("changed").alias("changed"),
-        )
-    )
-
-
-def rewritten_lines(
-    base_partitions: DataFrame, orders: DataFrame, after: DataFrame, partitions: DataFrame
-) -> DataFrame:
-    """The new content of the rewritten partitions: their base rows except the touched
-    orders' (all of whose current lines are in `after`), plus the touched orders' current
-    lines that lie in them."""
-    untouched = base_partitions.join(orders, on="order_id", how="left_anti")
-    landing = after.join(F.broadcast(partitions), on=list(PARTITION_NAMES), how="left_semi")
-    return untouched.select(*_LINE_NAMES).unionByName(landing.select(*_LINE_NAMES))

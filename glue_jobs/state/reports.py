@@ -15,7 +15,6 @@ from pyspark.sql import functions as F
 
 from duffbeer.contract import (
     BATCH_ID_COLUMN,
-    CLIENT_BUCKET_COLUMN,
     CLIENT_ORDERS_COLUMNS,
     CLIENT_REPORT_COLUMNS,
     ORDERS_SUMMARY_COLUMNS,
@@ -41,15 +40,6 @@ _LATEST_FIELDS = ("latest_event_time", "latest_batch_id", "latest_order_id", "pr
 
 def _no_text() -> Column:
     return F.lit(None).cast("string")
-
-
-def client_bucket(buckets: int) -> Column:
-    """The client_bucket partition of a row (duffbeer.state.client_bucket's Spark twin)."""
-    return F.pmod(F.col("client_id"), F.lit(buckets)).cast("int")
-
-
-def with_client_bucket(frame: DataFrame, buckets: int) -> DataFrame:
-    return frame.withColumn(CLIENT_BUCKET_COLUMN, client_bucket(buckets))
 
 
 def signed_lines(before: DataFrame, after: DataFrame) -> DataFrame:
@@ -123,9 +113,9 @@ def _per_order_difference(
 def client_report(
     base: DataFrame, changes: DataFrame, *, clients: DataFrame, names: DataFrame
 ) -> DataFrame:
-    """The client_report rows of the touched buckets: the base rows of untouched clients as
-    they were, the touched clients' rows moved by their orders' difference and named from
-    `names` (CLIENT_REPORT_COLUMNS; client_bucket is added by the caller)."""
+    """The client_report rows of the touched clients, moved by their orders' difference
+    and named from `names` (`base` holds their rows before; any other client's rows in it
+    are kept as they were)."""
     touched = F.broadcast(clients)
     groups = F.array(
         F.struct(
@@ -290,9 +280,8 @@ def product_daily(figures: DataFrame) -> DataFrame:
     return conform(rows, PRODUCT_DAILY_COLUMNS)
 
 
-def client_orders(lines: DataFrame, buckets: int) -> DataFrame:
-    """Per client and order, from all of the order's current lines (CLIENT_ORDERS_COLUMNS,
-    plus client_bucket)."""
+def client_orders(lines: DataFrame) -> DataFrame:
+    """Per client and order, from all of the order's current lines (CLIENT_ORDERS_COLUMNS)."""
     latest = F.max(
         F.struct(SOURCE_EVENT_TIME_COLUMN, BATCH_ID_COLUMN, "product_id", "client_name")
     ).alias("_latest")
@@ -315,7 +304,7 @@ def client_orders(lines: DataFrame, buckets: int) -> DataFrame:
         F.col(f"_latest.{BATCH_ID_COLUMN}").alias("latest_batch_id"),
         F.col("_latest.product_id").alias("latest_product_id"),
     )
-    return with_client_bucket(conform(named, CLIENT_ORDERS_COLUMNS), buckets)
+    return conform(named, CLIENT_ORDERS_COLUMNS)
 
 
 def client_latest(orders: DataFrame) -> DataFrame:

@@ -1,4 +1,4 @@
-"""Reading and conforming the state's tables: schemas from duffbeer.state, partitions by key."""
+"""Schemas of the state job's frames and the published runs' lines it reads."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from duffbeer.contract import CURATED_DATA_COLUMNS, CURATED_PARTITION_COLUMNS
-from duffbeer.state import STATE_TABLES, Columns, PartitionLocation, StateTable, TableLocation
+from duffbeer.state import Columns
 
 LINE_COLUMNS: Columns = (*CURATED_DATA_COLUMNS, *CURATED_PARTITION_COLUMNS)
 PARTITION_NAMES: tuple[str, ...] = tuple(name for name, _ in CURATED_PARTITION_COLUMNS)
@@ -26,11 +26,6 @@ def ddl(columns: Columns) -> str:
     return ", ".join(f"`{name}` {kind}" for name, kind in columns)
 
 
-def all_columns(table: StateTable) -> Columns:
-    """A table's columns as Spark reads it back: data columns, then partition columns."""
-    return (*table.columns, *table.partition_keys)
-
-
 def conform(frame: DataFrame, columns: Columns) -> DataFrame:
     """Exactly these columns, in this order, with these types."""
     return frame.select(*(F.col(name).cast(kind).alias(name) for name, kind in columns))
@@ -38,66 +33,6 @@ def conform(frame: DataFrame, columns: Columns) -> DataFrame:
 
 def empty(spark: SparkSession, columns: Columns) -> DataFrame:
     return spark.createDataFrame([], ddl(columns))
-
-
-def partition_root(location: str, levels: int) -> str:
-    """The table directory a partition location sits in (its last `levels` names removed)."""
-    parts = location.rstrip("/").split("/")
-    return "/".join(parts[: len(parts) - levels]) + "/"
-
-
-def read_partitions(
-    spark: SparkSession,
-    resolve: Resolve,
-    columns: Columns,
-    levels: int,
-    locations: Sequence[str],
-) -> DataFrame:
-    """The rows of some partition directories, partition columns included.
-
-    A version reuses partitions written by earlier versions, so the directories may sit under
-    several table roots; Spark's partition discovery needs one base path per read, so each
-    root is one read (at most one per partition, however many versions there were) and the
-    reads are unioned. Only the listed directories are listed, never a whole table.
-    """
-    if not locations:
-        return empty(spark, columns)
-    by_root: dict[str, list[str]] = {}
-    for location in locations:
-        by_root.setdefault(partition_root(location, levels), []).append(location)
-    schema = ddl(columns)
-    frames = [
-        spark.read.schema(schema)
-        .option("basePath", resolve(root))
-        .parquet(*(resolve(location) for location in sorted(group)))
-        for root, group in sorted(by_root.items())
-    ]
-    return reduce(DataFrame.unionByName, frames)
-
-
-def read_table(
-    spark: SparkSession,
-    resolve: Resolve,
-    name: str,
-    location: TableLocation | None,
-    keep: Callable[[PartitionLocation], bool] | None = None,
-) -> DataFrame:
-    """A state table of a version (empty when there is no version yet); of a partitioned
-    table only the partitions `keep` accepts are read."""
-    table = STATE_TABLES[name]
-    columns = all_columns(table)
-    if location is None:
-        return empty(spark, columns)
-    if not table.partitioned:
-        return spark.read.schema(ddl(columns)).parquet(resolve(location["location"]))
-    partitions = [p for p in location.get("partitions", []) if keep is None or keep(p)]
-    return read_partitions(
-        spark,
-        resolve,
-        columns,
-        len(table.partition_keys),
-        [p["location"] for p in partitions],
-    )
 
 
 def read_lines(spark: SparkSession, resolve: Resolve, lines_prefixes: Sequence[str]) -> DataFrame:

@@ -18,12 +18,7 @@ from pydantic import (
 from pydantic_core import PydanticUseDefault
 from pydantic_settings import SettingsConfigDict
 
-from duffbeer.naming import (
-    ATHENA_RESULTS_PREFIX,
-    DATABASE,
-    DEFAULT_PROCESSED_BUCKET,
-    versions_database,
-)
+from duffbeer.naming import ATHENA_RESULTS_PREFIX, DATABASE, DEFAULT_PROCESSED_BUCKET
 from duffbeer.settings import Settings
 
 BACKEND_ATHENA = "athena"
@@ -33,19 +28,19 @@ BACKENDS = (BACKEND_ATHENA, BACKEND_DUCKDB)
 # API Gateway gives up on an integration after 29 s; the query deadline leaves room to answer
 # with a 504 before that happens.
 DEFAULT_QUERY_TIMEOUT_S = 25.0
-# The DuckDB backend checks the state pointer at most this often; a newly published version
-# is visible within this delay plus the time to load its snapshot.
+# The DuckDB backend checks the publications at most this often; a new publication is
+# visible within this delay plus the time to load its tables.
 DEFAULT_SNAPSHOT_CHECK_S = 5.0
-# The Athena backend reads the state pointer again once its copy is this old: a published
-# version reaches the API within this delay.
+# The Athena backend reads the publications again once its copy is this old: a new
+# publication reaches the API within this delay.
 DEFAULT_POINTER_CACHE_S = 5.0
 MAX_POINTER_CACHE_S = 300.0
 # Athena may answer a query from a stored result up to this old. Safe at any age: the query
-# text names the state version, so a new version never matches an older result. 10080
-# minutes (7 days) is Athena's maximum; 0 turns reuse off.
+# text names every table's snapshot, so a new publication never matches an older result.
+# 10080 minutes (7 days) is Athena's maximum; 0 turns reuse off.
 DEFAULT_RESULT_REUSE_MINUTES = 10080
 MAX_RESULT_REUSE_MINUTES = 10080
-# The versions database is quoted into the query text, so only plain Glue names pass.
+# The database is quoted into the query text, so only plain Glue names pass.
 _DATABASE_NAME = re.compile(r"[a-z0-9_]{1,255}")
 
 
@@ -89,14 +84,10 @@ class ApiConfig(Settings):
     query_timeout_s: Annotated[float, Number] = DEFAULT_QUERY_TIMEOUT_S
     snapshot_check_s: Annotated[float, Number] = DEFAULT_SNAPSHOT_CHECK_S
     pointer_cache_s: Annotated[float, Number] = Field(
-        default=DEFAULT_POINTER_CACHE_S, validation_alias="STATE_POINTER_CACHE_S"
+        default=DEFAULT_POINTER_CACHE_S, validation_alias="PUBLICATIONS_CACHE_S"
     )
     result_reuse_minutes: Annotated[int, Number] = Field(
         default=DEFAULT_RESULT_REUSE_MINUTES, validation_alias="ATHENA_RESULT_REUSE_MINUTES"
-    )
-    # None: naming.versions_database(database).
-    versions_database: Annotated[str | None, Optional] = Field(
-        default=None, validation_alias="VERSIONS_DATABASE"
     )
 
     @field_validator("backend", mode="before")
@@ -145,18 +136,13 @@ class ApiConfig(Settings):
             raise ValueError("the query timeout must be between 0 and 29 seconds")
         if self.snapshot_check_s < 0:
             raise ValueError("the snapshot check interval must not be negative")
-        if not _DATABASE_NAME.fullmatch(self.state_database):
+        if not _DATABASE_NAME.fullmatch(self.database):
             raise ValueError(
-                "VERSIONS_DATABASE (default: GLUE_DATABASE + '_versions') must be "
-                f"1-255 lower-case letters, digits or _, got {self.state_database!r}"
+                "GLUE_DATABASE must be 1-255 lower-case letters, digits or _, "
+                f"got {self.database!r}"
             )
         return self
 
     @property
     def athena_output_location(self) -> str:
         return f"s3://{self.processed_bucket}/{ATHENA_RESULTS_PREFIX}"
-
-    @property
-    def state_database(self) -> str:
-        """The Glue database of the versioned state tables."""
-        return self.versions_database or versions_database(self.database)

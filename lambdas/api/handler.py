@@ -67,6 +67,20 @@ DateToParam = Annotated[
         json_schema_extra=_DATE,
     ),
 ]
+AsOfParam = Annotated[
+    str | None,
+    Query(
+        description="The report as it stood at this instant (ISO-8601 UTC, e.g. "
+        "2026-11-28T08:00:00Z): after the last batch published at or before it. A 400 "
+        "before the first publication still kept.",
+        json_schema_extra={
+            "type": "string",
+            "format": "date-time",
+            "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
+            "(\\.[0-9]{1,6})?(Z|\\+00:00)$",
+        },
+    ),
+]
 
 
 class ErrorBody(TypedDict):
@@ -184,10 +198,12 @@ def create_app(
                 json_schema_extra={"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
             ),
         ] = None,
+        as_of: AsOfParam = None,
     ) -> ClientReport:
         query_names(params.CLIENT_PARAMS)
         page = params.parse_orders_page(include, limit, cursor)
-        return service.client_report(params.parse_client_id(client_id), page)
+        instant = params.parse_as_of(as_of)
+        return service.client_report(params.parse_client_id(client_id), page, instant)
 
     @app.get(
         "/sales-by-product",
@@ -196,10 +212,13 @@ def create_app(
         responses=_responses(*_ALWAYS, *_QUERIES),
     )
     def sales_by_product(
-        channel: ChannelParam = None, date_from: DateFromParam = None, date_to: DateToParam = None
+        channel: ChannelParam = None,
+        date_from: DateFromParam = None,
+        date_to: DateToParam = None,
+        as_of: AsOfParam = None,
     ) -> SalesByProduct:
         query_names(params.FILTER_PARAMS)
-        return service.sales_by_product(params.parse_filters(channel, date_from, date_to))
+        return service.sales_by_product(params.parse_filters(channel, date_from, date_to, as_of))
 
     @app.get(
         "/order-status-report",
@@ -208,10 +227,13 @@ def create_app(
         responses=_responses(*_ALWAYS, *_QUERIES),
     )
     def order_status_report(
-        channel: ChannelParam = None, date_from: DateFromParam = None, date_to: DateToParam = None
+        channel: ChannelParam = None,
+        date_from: DateFromParam = None,
+        date_to: DateToParam = None,
+        as_of: AsOfParam = None,
     ) -> OrderStatusReport:
         query_names(params.FILTER_PARAMS)
-        return service.order_status_report(params.parse_filters(channel, date_from, date_to))
+        return service.order_status_report(params.parse_filters(channel, date_from, date_to, as_of))
 
     @app.get(
         "/health",
@@ -230,10 +252,13 @@ def create_app(
         responses=_responses(*_ALWAYS, *_QUERIES),
     )
     def daily_sales(
-        channel: ChannelParam = None, date_from: DateFromParam = None, date_to: DateToParam = None
+        channel: ChannelParam = None,
+        date_from: DateFromParam = None,
+        date_to: DateToParam = None,
+        as_of: AsOfParam = None,
     ) -> overview.DailySales:
         query_names(params.FILTER_PARAMS)
-        filters = params.parse_filters(channel, date_from, date_to)
+        filters = params.parse_filters(channel, date_from, date_to, as_of)
         return overview.daily_sales(service.backend, filters)
 
     @app.get(
@@ -268,9 +293,10 @@ def create_app(
                 },
             ),
         ] = None,
+        as_of: AsOfParam = None,
     ) -> overview.TopClients:
         query_names(overview.TOP_CLIENTS_PARAMS)
-        return overview.top_clients(service.backend, channel, search, limit)
+        return overview.top_clients(service.backend, channel, search, limit, as_of)
 
     @app.get(
         "/batches",

@@ -14,7 +14,7 @@ from duffbeer.errors import InvalidParameterError
 from lambdas.api.params import ReportFilters, parse_filters, parse_limit
 from lambdas.api.queries import Filters, QueryBackend, money
 
-TOP_CLIENTS_PARAMS = ("channel", "search", "limit")
+TOP_CLIENTS_PARAMS = ("channel", "search", "limit", "as_of")
 DEFAULT_TOP_CLIENTS = 10
 MAX_TOP_CLIENTS = 100
 MAX_SEARCH_CHARS = 64
@@ -53,7 +53,7 @@ class TopClients(TypedDict):
 def daily_sales(backend: QueryBackend, filters: ReportFilters) -> DailySales:
     """Units and sales of each day with current lines within the filters, oldest first."""
     query = reports_sql.daily_sales_query(filters.channel, filters.date_from, filters.date_to)
-    rows = backend.fetch([query])[0]
+    rows = backend.fetch([query], filters.as_of)[0]
     return {
         "filters": {
             "channel": filters.channel,
@@ -89,13 +89,19 @@ def parse_search(raw: str | None) -> str | None:
 
 
 def top_clients(
-    backend: QueryBackend, channel: str | None, search: str | None, limit: str | None
+    backend: QueryBackend,
+    channel: str | None,
+    search: str | None,
+    limit: str | None,
+    as_of: str | None = None,
 ) -> TopClients:
     """The clients with the most sales (over all channels, or in `channel`), best first."""
-    chosen = parse_filters(channel, None, None).channel
+    filters = parse_filters(channel, None, None, as_of)
     text = parse_search(search)
     size = parse_limit(limit, DEFAULT_TOP_CLIENTS, MAX_TOP_CLIENTS)
-    rows = backend.fetch([reports_sql.top_clients_query(chosen, text, size)])[0]
+    query = reports_sql.top_clients_query(filters.channel, text, size)
+    rows = backend.fetch([query], filters.as_of)[0]
+    chosen = filters.channel
     return {
         "filters": {"channel": chosen, "search": text},
         "clients": [

@@ -7,7 +7,7 @@ import binascii
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 
 from duffbeer.contract import CHANNEL_FILTER_PATTERN, INT_MAX, canonical_channel
 from duffbeer.errors import InvalidParameterError
@@ -21,8 +21,13 @@ DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 INCLUDE_ORDERS = "orders"
 
-FILTER_PARAMS = ("channel", "date_from", "date_to")
-CLIENT_PARAMS = ("include", "limit", "cursor")
+FILTER_PARAMS = ("channel", "date_from", "date_to", "as_of")
+CLIENT_PARAMS = ("include", "limit", "cursor", "as_of")
+# An ISO-8601 instant in UTC: a date, a time to the second (fraction optional), then Z or
+# +00:00 (an instant in another offset is refused rather than converted behind the scenes).
+_INSTANT = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|\+00:00)"
+)
 
 QueryParams = Mapping[str, Sequence[str]]
 
@@ -34,6 +39,8 @@ class ReportFilters:
     channel: str | None = None
     date_from: date | None = None
     date_to: date | None = None
+    # The reports as they stood at this instant (None: as they stand now).
+    as_of: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -64,14 +71,32 @@ def check_query_names(params: QueryParams, allowed: Sequence[str]) -> None:
             raise InvalidParameterError(f"query parameter {name} must be given once")
 
 
-def parse_filters(channel: str | None, date_from: str | None, date_to: str | None) -> ReportFilters:
+def parse_filters(
+    channel: str | None, date_from: str | None, date_to: str | None, as_of: str | None = None
+) -> ReportFilters:
     start = _date("date_from", date_from) if date_from is not None else None
     end = _date("date_to", date_to) if date_to is not None else None
     if start and end and start > end:
         raise InvalidParameterError(
             f"date_from ({start.isoformat()}) is after date_to ({end.isoformat()})"
         )
-    return ReportFilters(_channel(channel) if channel is not None else None, start, end)
+    return ReportFilters(
+        _channel(channel) if channel is not None else None, start, end, parse_as_of(as_of)
+    )
+
+
+def parse_as_of(raw: str | None) -> datetime | None:
+    """The `as_of` instant: ISO-8601 in UTC (YYYY-MM-DDTHH:MM:SS[.ffffff]Z)."""
+    if raw is None:
+        return None
+    if not _INSTANT.fullmatch(raw):
+        raise InvalidParameterError(
+            f"as_of must be an ISO-8601 UTC instant such as 2026-11-28T08:00:00Z, got {_shown(raw)}"
+        )
+    try:
+        return datetime.fromisoformat(raw).astimezone(UTC)
+    except ValueError as e:
+        raise InvalidParameterError(f"as_of is not a calendar time: {_shown(raw)}") from e
 
 
 def parse_orders_page(

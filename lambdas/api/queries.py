@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, NotRequired, Protocol
 
@@ -22,11 +22,15 @@ _MILLILITRE = Decimal("0.001")
 
 
 class QueryBackend(Protocol):
-    """Runs report queries; `fetch` answers each query with its rows, in order."""
+    """Runs report queries; `fetch` answers each query with its rows, in order, all of them
+    from one publication of the state: the latest, or the one current at `as_of` (an
+    InvalidParameterError when `as_of` is before the first one still kept)."""
 
     name: str
 
-    def fetch(self, queries: Sequence[reports_sql.BoundQuery]) -> list[list[Row]]: ...
+    def fetch(
+        self, queries: Sequence[reports_sql.BoundQuery], as_of: datetime | None = None
+    ) -> list[list[Row]]: ...
 
     def status(self) -> dict[str, Any]: ...
 
@@ -140,14 +144,16 @@ class ReportService:
     def __init__(self, backend: QueryBackend) -> None:
         self.backend = backend
 
-    def client_report(self, client_id: int, page: OrdersPage | None = None) -> ClientReport:
+    def client_report(
+        self, client_id: int, page: OrdersPage | None = None, as_of: datetime | None = None
+    ) -> ClientReport:
         queries = [reports_sql.client_report_query(client_id)]
         if page is not None:
             # One extra row tells whether another page follows.
             queries.append(
                 reports_sql.client_orders_query(client_id, page.after_order_id, page.limit + 1)
             )
-        results = self.backend.fetch(queries)
+        results = self.backend.fetch(queries, as_of)
         rows = results[0]
         totals = next((r for r in rows if r["all_statuses"] and r["all_channels"]), None)
         if totals is None or not _int(totals["lines"]):
@@ -179,7 +185,7 @@ class ReportService:
         query = reports_sql.sales_by_product_query(
             filters.channel, filters.date_from, filters.date_to
         )
-        rows = self.backend.fetch([query])[0]
+        rows = self.backend.fetch([query], filters.as_of)[0]
         channels: dict[int, list[ProductChannelSales]] = {}
         for r in rows:
             if not r["all_channels"]:
@@ -213,7 +219,7 @@ class ReportService:
 
     def order_status_report(self, filters: ReportFilters) -> OrderStatusReport:
         query = reports_sql.order_status_query(filters.channel, filters.date_from, filters.date_to)
-        rows = self.backend.fetch([query])[0]
+        rows = self.backend.fetch([query], filters.as_of)[0]
         overall = next((r for r in rows if r["all_statuses"]), None)
         total_orders = _int(overall["orders"]) if overall else 0
         found = {str(r["status"]): r for r in rows if not r["all_statuses"]}

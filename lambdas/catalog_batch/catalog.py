@@ -1,11 +1,11 @@
 """Bring the Glue Data Catalog up to date for one batch, idempotently.
 
-Ensures the database and the per-batch tables (created when missing, updated only when their
-definition changed), moves the stable views to the state version the state pointer names
-(never to an older one), then makes the batch's partitions match the published run of its
-manifest: missing partitions are created, moved ones (a re-run published a new run prefix)
-get the new location, and partitions the published run no longer has are deleted. Running it
-twice changes nothing the second time.
+Ensures the database, the per-batch tables and the Athena views over the state's tables
+(created when missing, updated only when their definition changed), then makes the batch's
+partitions match the published run of its manifest: missing partitions are created, moved
+ones (a re-run published a new run prefix) get the new location, and partitions the
+published run no longer has are deleted. Running it twice changes nothing the second time.
+The state's own tables are Iceberg tables the state job creates and commits to.
 """
 
 from __future__ import annotations
@@ -20,15 +20,18 @@ from pydantic import ConfigDict, Field
 
 from duffbeer import catalog_tables as tables
 from duffbeer import manifest as manifests
-from duffbeer import naming, objects, state
+from duffbeer import naming
 from duffbeer.errors import BatchNotPublishedError, InvalidParameterError
-from duffbeer.glue_catalog import ensure_database, ensure_table, get_table, sync_partitions
+from duffbeer.glue_catalog import ensure_database, ensure_table, sync_partitions
 from duffbeer.steps import Payload
 from duffbeer.telemetry import Measure
 
 logger = Logger(child=True)
 
-DATABASE_DESCRIPTION = "Duff Beer orders: curated order lines, batch reports, views"
+DATABASE_DESCRIPTION = (
+    "Duff Beer orders: the current state (Iceberg tables and views over them) and the "
+    "batch history (curated order lines, batch reports, rejects)"
+)
 _BATCH_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
 
 
@@ -39,8 +42,6 @@ class SchemaChanges:
     database_created: bool = False
     tables_created: list[str] = field(default_factory=list)
     tables_updated: list[str] = field(default_factory=list)
-    # The state version the stable views show (None: nothing published yet).
-    state_version: str | None = None
 
 
 class CatalogResult(Payload):
@@ -50,7 +51,6 @@ class CatalogResult(Payload):
     batch_id: str
     run_id: str
     published_run_id: str
-    state_version: str | None = None
     database_created: bool = False
     tables_created: list[str] = Field(default_factory=list)
     tables_updated: list[str] = Field(default_factory=list)
@@ -66,46 +66,14 @@ class CatalogResult(Payload):
         ]
 
 
-def published_state_version(s3: Any, bucket: str) -> str | None:
-    """The version the state pointer names (None before the first publication)."""
-    stored = objects.read(s3, bucket, naming.STATE_POINTER_KEY)
-    return state.loads_pointer(stored.body)["version"] if stored is not None else None
+def ensure_catalog(glue: Any, *, database: str, bucket: str) -> SchemaChanges:
+    """The database, every per-batch table and every view over the state's tables.
 
-
-def _shown_version(glue: Any, database: str, view: str) -> str | None:
-    existing = get_table(glue, database, view)
-    if existing is None:
-        return None
-    shown = existing.get("Parameters", {}).get(tables.STATE_VERSION_PARAMETER)
-    return str(shown) if shown and state.is_version_id(str(shown)) else None
-
-
-def ensure_catalog(
-    glue: Any, *, database: str, versions_database: str, bucket: str, state_version: str | None
-) -> SchemaChanges:
-    """The database, every per-batch table, and every stable view over `state_version`
-    (or, before the first publication, with no rows). A view already showing a later
-    version stays as it is: a late or retried step never moves readers backwards.
-
-    Deploy calls it so that the views exist before the first batch arrives; the Catalog step
-    calls it for each batch.
+    Deploy calls it so that they exist before the first batch arrives; the Catalog step
+    calls it for each batch (a table or view someone dropped comes back).
     """
-    result = SchemaChanges(
-        database_created=ensure_database(glue, database, DATABASE_DESCRIPTION),
-        state_version=state_version,
-    )
-    wanted = [*tables.base_tables(bucket).values()]
-    for name, view in tables.views(
-        database, versions_database=versions_database, version=state_version
-    ).items():
-        shown = _shown_version(glue, database, name)
-        if shown is not None and (
-            state_version is None or state.version_seq(shown) > state.version_seq(state_version)
-        ):
-            result.state_version = shown
-            continue
-        wanted.append(view)
-    for table_input in wanted:
+    result = SchemaChanges(database_created=ensure_database(glue, database, DATABASE_DESCRIPTION))
+    for table_input in (*tables.base_tables(bucket).values(), *tables.views(database).values()):
         change = ensure_table(glue, database, table_input)
         if change == "created":
             result.tables_created.append(table_input["Name"])
@@ -133,7 +101,6 @@ def catalog_batch(
     run_id: str,
     bucket: str,
     database: str,
-    versions_database: str,
     glue: Any,
     s3: Any,
 ) -> CatalogResult:
@@ -147,18 +114,11 @@ def catalog_batch(
             "A newer run of the batch is published; cataloging it",
             extra={"published_run_id": published["run_id"]},
         )
-    changes = ensure_catalog(
-        glue,
-        database=database,
-        versions_database=versions_database,
-        bucket=bucket,
-        state_version=published_state_version(s3, bucket),
-    )
+    changes = ensure_catalog(glue, database=database, bucket=bucket)
     result = CatalogResult(
         batch_id=batch_id,
         run_id=run_id,
         published_run_id=published["run_id"],
-        state_version=changes.state_version,
         database_created=changes.database_created,
         tables_created=changes.tables_created,
         tables_updated=changes.tables_updated,

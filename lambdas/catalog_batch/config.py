@@ -6,4 +6,4 @@ from duffbeer.settings import CatalogSettings
 
 
 class CatalogConfig(CatalogSettings):
-    """The processed bucket and both Glue databases."""
+    """The processed bucket and the Glue database."""

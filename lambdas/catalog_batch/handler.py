@@ -24,7 +24,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         run_id=step.run_id,
         bucket=config().processed_bucket,
         database=config().database,
-        versions_database=config().versions_database,
         glue=aws.client("glue"),
         s3=aws.client("s3"),
     )

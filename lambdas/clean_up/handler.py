@@ -28,9 +28,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         batch_id=step.batch_id,
         bucket=config().processed_bucket,
         s3=aws.client("s3"),
-        glue=aws.client("glue"),
-        database=config().database,
-        versions_database=config().versions_database,
         now=utc.now(),
         grace=grace,
     )

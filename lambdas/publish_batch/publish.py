@@ -2,12 +2,13 @@
 
 The Glue job writes the run's outputs and then its run manifest
 (`runs/<batch_id>/<run_id>/_manifest.json`). This step checks that the run succeeded and
-that every partition and report it lists holds objects, then writes the batch pointer
-`manifests/<batch_id>.json` with `If-Match` on the ETag it read (`If-None-Match: *` for a
-first publication). A run of an upload created before the published one is never published
-(ADR 0009), and a racing writer makes the step read the pointer again and decide again, so
-two runs of one batch can never leave the older one published. Nothing is deleted here:
-superseded runs go in the CleanUp step, after the catalog has moved on (ADR 0016).
+that every partition and report it lists holds objects (one listing of the run's prefix),
+then writes the batch pointer `manifests/<batch_id>.json` with `If-Match` on the ETag it read
+(`If-None-Match: *` for a first publication), and checks the outputs once more. Only a run
+that orders after the published one is published (duffbeer.manifest.RunOrder: upload time,
+S3 sequencer, hand re-run time, run id; ADR 0009), and a racing writer makes the step read
+the pointer again and decide again, so two runs of one batch can never leave the older one
+published. Nothing is deleted here: superseded runs go in the CleanUp step.
 """
 
 from __future__ import annotations
@@ -85,12 +86,27 @@ def _run_manifest(client: Any, bucket: str, batch_id: str, run_id: str) -> manif
 
 
 def _missing_outputs(client: Any, bucket: str, run: manifests.Manifest) -> list[str]:
+    """The output prefixes the run lists that hold no object, from one paginated listing of
+    the run's prefix (however many partitions it wrote)."""
     outputs = run["outputs"]
     if outputs is None:
         return ["outputs"]
     prefixes = [p["location"] for p in run["partitions"]]
     prefixes += list(outputs["reports"].values())
-    return [prefix for prefix in prefixes if not objects.has_objects(client, bucket, prefix)]
+    present: set[str] = set()
+    for entry in objects.listing(client, bucket, naming.run_prefix(run["batch_id"], run["run_id"])):
+        parts = entry["Key"].split("/")[:-1]
+        present.update("/".join(parts[:depth]) + "/" for depth in range(1, len(parts) + 1))
+    return [prefix for prefix in prefixes if prefix not in present]
+
+
+def _check_outputs(client: Any, bucket: str, run: manifests.Manifest, when: str) -> None:
+    missing = _missing_outputs(client, bucket, run)
+    if missing:
+        raise BatchNotPublishedError(
+            f"run {run['run_id']} of batch {run['batch_id']} lists outputs that hold no "
+            f"objects {when}: {', '.join(missing)}"
+        )
 
 
 def _duration(run: manifests.Manifest) -> float | None:
@@ -105,12 +121,7 @@ def publish_run(
 ) -> PublishResult:
     """Publish `run_id` as the batch's current run unless a newer upload is published."""
     run = _run_manifest(client, bucket, batch_id, run_id)
-    missing = _missing_outputs(client, bucket, run)
-    if missing:
-        raise BatchNotPublishedError(
-            f"run {run_id} of batch {batch_id} lists outputs that hold no objects: "
-            f"{', '.join(missing)}"
-        )
+    _check_outputs(client, bucket, run, "before its publication")
     pointer_key = naming.manifest_key(batch_id)
     where = f"s3://{bucket}/{pointer_key}"
     conflicts = 0
@@ -133,6 +144,9 @@ def publish_run(
             etag=stored.etag if stored is not None else None,
         ):
             published_run = run_id
+            # Nothing deletes a run that orders after the published one; checked anyway,
+            # so that a pointer never names a run without its files unnoticed.
+            _check_outputs(client, bucket, run, "after its publication")
             break
         conflicts += 1
         logger.info("batch pointer changed while publishing; deciding again")

@@ -1,19 +1,45 @@
-"""The one session-scoped local SparkSession, built with the Glue job's own settings."""
+"""The one session-scoped local SparkSession, built with the Glue jobs' own settings, and the
+Iceberg catalog it writes: Glue and S3 served by one moto server on 127.0.0.1."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 
+import boto3
 import pytest
+from moto.server import ThreadedMotoServer
 from pyspark.sql import DataFrame, Row, SparkSession
 
+from duffbeer import iceberg
+from duffbeer_local import jars, moto_extensions
 from glue_jobs.orders.session import build_spark
+
+# The Iceberg tables of every test live under this bucket's warehouse prefix.
+WAREHOUSE_BUCKET = "duffbeer-tests-warehouse"
+REGION = "us-east-1"
 
 
 @pytest.fixture(scope="session")
-def spark() -> Iterator[SparkSession]:
+def aws_endpoint() -> Iterator[str]:
+    """A moto server for the session's Iceberg catalog, with local mode's moto extensions
+    (among them Glue's optimistic lock on UpdateTable, which Iceberg's commits rely on)."""
+    moto_extensions.install()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def spark(aws_endpoint: str) -> Iterator[SparkSession]:
     # Python workers (if any) must run this interpreter, not whatever python3 is on PATH.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
@@ -25,11 +51,28 @@ def spark() -> Iterator[SparkSession]:
             "spark.ui.showConsoleProgress": "false",
             "spark.driver.memory": "2g",
             "spark.sql.shuffle.partitions": "2",
+            "spark.jars": ",".join(str(path) for path in jars.jar_paths()),
+            **iceberg.spark_conf(iceberg.warehouse_uri(WAREHOUSE_BUCKET)),
+            **iceberg.endpoint_conf(aws_endpoint, REGION),
         },
     )
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+@pytest.fixture
+def state_database(aws_endpoint: str) -> str:
+    """A new Glue database for one test's state tables (and the warehouse bucket, which a
+    test that resets moto may have removed)."""
+    s3 = boto3.client("s3", endpoint_url=aws_endpoint, region_name=REGION)
+    if WAREHOUSE_BUCKET not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+        s3.create_bucket(Bucket=WAREHOUSE_BUCKET)
+    name = f"state_{uuid.uuid4().hex[:10]}"
+    boto3.client("glue", endpoint_url=aws_endpoint, region_name=REGION).create_database(
+        DatabaseInput={"Name": name}
+    )
+    return name
 
 
 def _assert_rows(actual: DataFrame, expected: Sequence[Row]) -> None:

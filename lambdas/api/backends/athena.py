@@ -1,5 +1,6 @@
-"""Athena backend: report queries over the published state version's tables, parameterised,
-run in the workgroup with result reuse and polled under a deadline."""
+"""Athena backend: report queries over one publication of the state's Iceberg tables
+(`FOR VERSION AS OF` each table's snapshot), parameterised, run in the workgroup with
+result reuse and polled under a deadline."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,8 +19,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from duffbeer import aws, reports_sql
 from duffbeer.errors import QueryError, QueryTimeoutError
 from duffbeer.reports_sql import BoundQuery, SqlValue
+from duffbeer.state import Publication
 from lambdas.api.config import ApiConfig
-from lambdas.api.pointer import PointerCache, PublishedState, read_pointer
+from lambdas.api.publications import PublicationCache, read_publications
 from lambdas.api.queries import Row
 
 logger = Logger(child=True)
@@ -72,9 +74,9 @@ def reuse_key(parameters: list[str]) -> str:
 
 
 class AthenaBackend:
-    """Each request reads the state pointer (cached for `pointer_cache_s`), then runs its
-    queries against that version's tables in the versions database, so all the queries of
-    one request read one version."""
+    """Each request picks a publication (the publications are cached for
+    `pointer_cache_s`), then runs its queries with every table pinned to that
+    publication's snapshot, so all the queries of one request read one publication."""
 
     name = "athena"
 
@@ -82,7 +84,6 @@ class AthenaBackend:
         self,
         *,
         database: str,
-        versions_database: str,
         workgroup: str,
         bucket: str,
         output_location: str | None,
@@ -91,12 +92,12 @@ class AthenaBackend:
         result_reuse_minutes: int = 0,
         client: Any | None = None,
         s3_client: Any | None = None,
+        glue_client: Any | None = None,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.database = database
-        self.versions_database = versions_database
         self.workgroup = workgroup
         self.bucket = bucket
         self.output_location = output_location
@@ -104,18 +105,20 @@ class AthenaBackend:
         self.result_reuse_minutes = result_reuse_minutes
         self._client = client
         self._s3 = s3_client
+        self._glue = glue_client
         self.backoff = backoff or Backoff()
         self._clock = clock
         self._sleep = sleep
-        self.pointer = PointerCache(
-            lambda: read_pointer(self.s3, self.bucket), pointer_cache_s, clock=clock
+        self.publications = PublicationCache(
+            lambda: read_publications(self.glue, self.s3, self.database),
+            pointer_cache_s,
+            clock=clock,
         )
 
     @classmethod
     def from_config(cls, config: ApiConfig) -> AthenaBackend:
         return cls(
             database=config.database,
-            versions_database=config.state_database,
             workgroup=config.workgroup,
             bucket=config.processed_bucket,
             output_location=config.athena_output_location,
@@ -136,35 +139,40 @@ class AthenaBackend:
             self._s3 = aws.client("s3")
         return self._s3
 
-    def fetch(self, queries: Sequence[BoundQuery]) -> list[list[Row]]:
+    @property
+    def glue(self) -> Any:
+        if self._glue is None:
+            self._glue = aws.client("glue")
+        return self._glue
+
+    def fetch(
+        self, queries: Sequence[BoundQuery], as_of: datetime | None = None
+    ) -> list[list[Row]]:
         """Start every query at once, then wait for all of them under one deadline. Before
-        the first version is published there is nothing to read: every answer is empty."""
+        the first publication there is nothing to read: every answer is empty."""
         deadline = self._clock() + self.timeout_s
-        published = self.pointer.get()
-        if published is None:
+        publication = self.publications.choose(as_of)
+        if publication is None:
             return [[] for _ in queries]
-        ids = [self._start(query, published) for query in queries]
+        ids = [self._start(query, publication) for query in queries]
         self._wait(ids, deadline)
         return [self._results(query_id) for query_id in ids]
 
     def status(self) -> dict[str, Any]:
-        published = self.pointer.last
+        latest = self.publications.last[-1] if self.publications.last else None
         return {
             "backend": self.name,
             "database": self.database,
-            "versions_database": self.versions_database,
             "workgroup": self.workgroup,
-            "state_version": published.version if published else None,
+            "publication": latest.seq if latest else None,
         }
 
-    def _start(self, query: BoundQuery, published: PublishedState) -> str:
+    def _start(self, query: BoundQuery, publication: Publication) -> str:
         try:
-            text = query.render(
-                reports_sql.table_references(self.versions_database, published.version)
-            )
+            text = query.render(reports_sql.table_references(self.database, publication.snapshots))
         except KeyError as e:
             raise QueryError(f"query {query.name} names a table the API does not read: {e}") from e
-        params = [literal(v) for v in query.bind(published.client_buckets)]
+        params = [literal(v) for v in query.params]
         request: dict[str, Any] = {
             "QueryString": text,
             "QueryExecutionContext": {"Database": self.database},
@@ -174,7 +182,7 @@ class AthenaBackend:
             request["ExecutionParameters"] = params
         if self.result_reuse_minutes:
             # Athena reuses a stored result of the same query string. The text names the
-            # version's tables, so a stored result is never one of an older version; AWS
+            # tables' snapshots, so a stored result is never one of another publication; AWS
             # does not document whether execution parameters are part of the match, so the
             # text also carries a digest of them (never the values themselves).
             request["QueryString"] = f"{text}\n/* result key {reuse_key(params)} */"
@@ -197,7 +205,7 @@ class AthenaBackend:
             ) from e
         logger.debug(
             "athena query started",
-            extra={"query_id": query_id, "query": query.name, "state_version": published.version},
+            extra={"query_id": query_id, "query": query.name, "publication": publication.seq},
         )
         return query_id
 
