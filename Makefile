@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+JARS_DIR := build/jars
+JARS_STAMP := $(JARS_DIR)/.fetched
 PORT ?= 8080
 FILES ?=
 
@@ -23,6 +25,13 @@ $(VENV_STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.t
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
 
+# The Iceberg Spark runtime and AWS bundle jars local Spark uses (AWS Glue 5.0 ships the same
+# version): fetched once from Maven Central, checked against the SHA-256 pinned in
+# duffbeer_local/jars.py; nothing downloads a jar at run time.
+$(JARS_STAMP): duffbeer_local/jars.py | $(VENV_STAMP)
+	$(PY) -m duffbeer_local.jars $(JARS_DIR)
+	@touch $@
+
 # npm brings the ASL linter, the chart library vendored into the API zip and the headless
 # Chromium of the browser tests (all pinned in package-lock.json).
 $(NODE_STAMP): package.json package-lock.json
@@ -34,7 +43,7 @@ $(NODE_STAMP): package.json package-lock.json
 browser: setup $(NODE_STAMP)
 	@scripts/check_prereqs.sh --browser $(PY)
 
-setup: prereqs $(VENV_STAMP)
+setup: prereqs $(VENV_STAMP) $(JARS_STAMP)
 
 lint: setup
 	$(PY) -m ruff check .

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from deploy.console import execution_request, head_object
+from deploy.console import execution_request, head_object, upload_order
 from deploy.core import Change, Clients, Reporter, aws_errors
 from deploy.orchestrate import deploy_stack, destroy_stack, plan
 from deploy.stack import DEFAULT_BUILD_DIR, DeployOptions, StackArns, StackNames, StackOutputs
@@ -135,21 +135,20 @@ def _print_summary(reporter: Reporter) -> None:
 def console_execution_input(
     input_bucket: str, key: str = EXAMPLE_KEY
 ) -> tuple[str, dict[str, object]]:
-    """The execution name and input to paste into "Start execution" for an uploaded object."""
+    """The shape of the execution name and input that re-run an uploaded object by hand."""
     batch_id = naming.batch_id_for(input_bucket, key)
-    sequencer = "console"
-    etag = "<ETag of the object, without quotes>"
     document: dict[str, object] = {
         "bucket": input_bucket,
         "key": key,
-        "etag": etag,
+        "etag": "<ETag of the object, without quotes>",
         "version_id": "<VersionId of the object (the input bucket is versioned)>",
         "size": "<ContentLength of the object>",
-        "event_time": "<now, e.g. 2026-11-28T08:00:00.000Z>",
+        "event_time": "<the automatic run's event_time: when the object was uploaded>",
         "batch_id": batch_id,
-        "sequencer": sequencer,
+        "sequencer": "<the automatic run's sequencer>",
+        "rerun_at": "<now, e.g. 2026-11-28T08:00:00.000Z>",
     }
-    return f"{batch_id}-console-<unique suffix>", document
+    return f"{batch_id}-manual-<UTC time>-<random token>", document
 
 
 def print_outputs(outputs: StackOutputs, out: TextIO) -> None:
@@ -179,19 +178,24 @@ def print_outputs(outputs: StackOutputs, out: TextIO) -> None:
 
 
 def print_execution_request(options: DeployOptions, key: str, out: TextIO) -> None:
-    """Name, input and CLI command to start a run on an object already in the input bucket."""
+    """Name, input and CLI command of a hand re-run of an object in the input bucket."""
     names = StackNames.build(options.prefix, options.suffix)
     clients = Clients(options.region, options.endpoint_url)
-    head = head_object(clients, names.input_bucket, key)
-    name, document = execution_request(names.input_bucket, key, head, utc.now())
     with aws_errors("STS GetCallerIdentity (credentials)"):
         account = str(clients.sts.get_caller_identity()["Account"])
-    arn = StackArns(names, account, options.region).state_machine
-    text = json.dumps(document, indent=2)
-    print(f"State machine: {arn}\nName: {name}\nInput:\n{text}\n", file=out)
+    arns = StackArns(names, account, options.region)
+    head = head_object(clients, names.input_bucket, key)
+    order = upload_order(clients, names, arns, key, head)
+    request = execution_request(names.input_bucket, key, head, order, utc.now())
+    text = json.dumps(request.document, indent=2)
+    print(
+        f"State machine: {arns.state_machine}\nName: {request.name}\n"
+        f"Upload order from: {order.source}\nInput:\n{text}\n",
+        file=out,
+    )
     print(
         "Or: aws stepfunctions start-execution --state-machine-arn "
-        f"{arn} --name {name} --input '{json.dumps(document)}'",
+        f"{arns.state_machine} --name {request.name} --input '{json.dumps(request.document)}'",
         file=out,
     )
 

@@ -314,6 +314,10 @@ class StackArns:
     def state_machine(self) -> str:
         return self._arn("states", f"stateMachine:{self.names.state_machine}")
 
+    def execution(self, name: str) -> str:
+        """An execution of the state machine, by name."""
+        return self._arn("states", f"execution:{self.names.state_machine}:{name}")
+
     @property
     def glue_job(self) -> str:
         return self._arn("glue", f"job/{self.names.glue_job}")

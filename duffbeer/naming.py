@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 DEFAULT_INPUT_BUCKET = "duffbeer-input-orders"
 DEFAULT_PROCESSED_BUCKET = "duffbeer-processed-orders"
@@ -114,6 +115,17 @@ def execution_name_for(batch_id: str, object_identity: str) -> str:
     """
     name = f"{batch_id}-{_digest(object_identity, 16)}"
     return _NAME_CHARS.sub("-", name)[-EXECUTION_NAME_MAX:]
+
+
+def manual_execution_name(batch_id: str, started: datetime, token: str) -> str:
+    """Execution name of a run started by hand: `<batch id>-manual-<UTC time>-<token>`.
+
+    Never an automatic run's name (those end in a digest), readable, and new on every start
+    (millisecond time plus a random token); the batch id gives way on the left if needed.
+    """
+    stamp = started.astimezone(UTC).strftime("%Y%m%dT%H%M%S%f")[:-3]
+    name = _NAME_CHARS.sub("-", f"{batch_id}-manual-{stamp}Z-{token}")
+    return name[-EXECUTION_NAME_MAX:].lstrip("-_")
 
 
 def run_prefix(batch_id: str, run_id: str) -> str:

@@ -503,7 +503,9 @@ def _patch_update_table(response: Any) -> None:
         with lock:
             current = str(self.glue_backend.get_table(database, name)._current_version)
             if current != str(version_id):
-                raise ConcurrentModificationException(database, name, str(version_id), current)
+                raise ConcurrentModificationException(
+                    str(database), str(name), str(version_id), current
+                )
             return original(self)
 
     update_table.__wrapped__ = original  # type: ignore[attr-defined]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,9 @@ from glue_jobs.state.job import MergeOutcome
 from lambdas.publish_batch.publish import publish_run
 
 INPUT_BUCKET = "duffbeer-input-orders"
+# The Iceberg tables of every test live under this bucket's warehouse prefix.
+WAREHOUSE_BUCKET = "duffbeer-tests-warehouse"
+REGION = "us-east-1"
 CHANNEL = "point_of_sale_channel"
 
 
@@ -92,6 +96,19 @@ def at(hour: int, minute: int = 0) -> datetime:
     return datetime(2026, 11, 2, hour, minute, tzinfo=UTC)
 
 
+def new_state_database(endpoint: str) -> str:
+    """A new Glue database for state tables (and the warehouse bucket, which a test that
+    resets moto may have removed)."""
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=REGION)
+    if WAREHOUSE_BUCKET not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+        s3.create_bucket(Bucket=WAREHOUSE_BUCKET)
+    name = f"state_{uuid.uuid4().hex[:10]}"
+    boto3.client("glue", endpoint_url=endpoint, region_name=REGION).create_database(
+        DatabaseInput={"Name": name}
+    )
+    return name
+
+
 class Steps:
     """The steps of executions, as the workflow runs them: the transform job (on a local
     processed root), the Store step (publish_run, against the S3 endpoint, which then
@@ -152,14 +169,20 @@ class Steps:
         state job reads it. Returns the outcome (published, superseded, ...)."""
         batch_id, run_id = run["batch_id"], run["run_id"]
         result = publish_run(
-            batch_id=batch_id, run_id=run_id, bucket=self.bucket, client=self.s3, now=now or utc.now()
+            batch_id=batch_id,
+            run_id=run_id,
+            bucket=self.bucket,
+            client=self.s3,
+            now=now or utc.now(),
         )
         key = naming.manifest_key(batch_id)
         (self.root / key).parent.mkdir(parents=True, exist_ok=True)
         self.s3.download_file(self.bucket, key, str(self.root / key))
         return result.outcome
 
-    def merge(self, batch_id: str, execution: str, spark: SparkSession | None = None) -> MergeOutcome:
+    def merge(
+        self, batch_id: str, execution: str, spark: SparkSession | None = None
+    ) -> MergeOutcome:
         """The state job, on the local root, listing the pointers in the bucket it stands
         for (as a local run of the job does)."""
         return maintain_state.main(
@@ -173,7 +196,9 @@ class Steps:
             s3=self.s3,
         )
 
-    def process(self, key: str, lines: Sequence[Line], event_time: datetime, run_id: str) -> MergeOutcome:
+    def process(
+        self, key: str, lines: Sequence[Line], event_time: datetime, run_id: str
+    ) -> MergeOutcome:
         """One execution of an upload: transform, Store, MergeState."""
         run = self.transform(key, lines, event_time, run_id=run_id)
         self.publish(run)
@@ -261,14 +286,20 @@ def current_lines(live: Iterable[Upload]) -> list[dict[str, Any]]:
     best: dict[tuple[int, int], dict[str, Any]] = {}
     for upload in live:
         for line in upload.lines:
-            row = {**line.row(), "batch_id": upload.batch_id, "source_event_time": upload.event_time}
+            row = {
+                **line.row(),
+                "batch_id": upload.batch_id,
+                "source_event_time": upload.event_time,
+            }
             key = (line.order_id, line.product_id)
             if key not in best or recency(row) > recency(best[key]):
                 best[key] = row
     return list(best.values())
 
 
-def group(rows: Iterable[dict[str, Any]], *keys: str) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
+def group(
+    rows: Iterable[dict[str, Any]], *keys: str
+) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         groups[tuple(row[k] for k in keys)].append(row)

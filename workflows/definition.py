@@ -52,6 +52,10 @@ LAMBDA_TRANSIENT_ERRORS: tuple[str, ...] = (
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
 )
+# A step that ran out of time (the function's timeout, or the task's): every Lambda step
+# is idempotent, so one that may have finished its work is run again rather than taken
+# for a bad file.
+TIMEOUT_ERRORS: tuple[str, ...] = ("Sandbox.Timedout", "States.Timeout")
 GLUE_TRANSIENT_ERRORS: tuple[str, ...] = (
     "Glue.ConcurrentRunsExceededException",
     "Glue.ThrottlingException",
@@ -214,8 +218,11 @@ def _retry(errors: tuple[str, ...], interval: int, attempts: int) -> Any:
     )
 
 
-def _lambda_retry() -> Any:
-    return _retry(LAMBDA_TRANSIENT_ERRORS, interval=2, attempts=6)
+def _lambda_retry() -> list[Any]:
+    return [
+        _retry(LAMBDA_TRANSIENT_ERRORS, interval=2, attempts=6),
+        _retry(TIMEOUT_ERRORS, interval=5, attempts=2),
+    ]
 
 
 def glue_arguments(config: WorkflowConfig) -> dict[str, str]:

@@ -147,7 +147,8 @@ class StateCatalog:
                         raise
             java_table = self.iceberg_table(table.name)
             if java_table.currentSnapshot() is None:
-                iceberg: Any = self.spark.sparkContext._jvm.org.apache.iceberg
+                jvm: Any = self.spark.sparkContext._jvm
+                iceberg = jvm.org.apache.iceberg
                 transaction = java_table.newTransaction()
                 order = transaction.replaceSortOrder()
                 for column in table.ordered_by:
@@ -317,7 +318,7 @@ class StateCatalog:
         publication landed since `base` was read."""
         common = (publication.seq, publication.published_at, publication.kind)
         snapshots = dict(publication.snapshots)
-        merged = [
+        merged: list[tuple[object, ...]] = [
             (
                 *common,
                 run.batch_id,

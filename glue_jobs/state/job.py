@@ -209,7 +209,7 @@ class StateMerge:
             if publication is not None:
                 with self._phase("follow"):
                     self.catalog.follow_latest()
-                facts = {"timings": dict(self.timings)}
+                facts: dict[str, object] = {"timings": dict(self.timings)}
                 self.log.info(
                     "state published",
                     fields={"seq": publication.seq, "merged": plan.merged, **facts},

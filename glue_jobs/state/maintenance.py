@@ -213,7 +213,9 @@ class TableMaintenance:
     def remove_orphan_files(self) -> None:
         """Files no snapshot names, older than the orphan period. The files are listed with
         S3's API (the same on Glue and locally), then handed to Iceberg's procedure."""
-        older_than = self.clock() - timedelta(hours=self.args.orphan_retention_hours)
+        # Iceberg refuses a cut-off within a day of its own clock, whatever ours says.
+        now = min(self.clock(), utc.now())
+        older_than = now - timedelta(hours=self.args.orphan_retention_hours)
         for table in (*STATE_TABLES, PUBLICATIONS.name):
             location = str(self.catalog.iceberg_table(table).location()).rstrip("/") + "/"
             parsed = urlparse(location)

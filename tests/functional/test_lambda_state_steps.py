@@ -9,13 +9,13 @@ from typing import Any
 
 import boto3
 import pytest
+from lambdas.plan_state.plan import plan_state
+from lambdas.publish_state.publish import ALREADY_PUBLISHED, PUBLISHED, publish_state
 from moto import mock_aws
 
 from duffbeer import naming, state
 from duffbeer.errors import StateConflictError, StateNotPublishedError
 from lambdas.clean_up.cleanup import Grace, clean_up
-from lambdas.plan_state.plan import plan_state
-from lambdas.publish_state.publish import ALREADY_PUBLISHED, PUBLISHED, publish_state
 
 pytestmark = pytest.mark.functional
 

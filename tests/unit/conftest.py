@@ -6,10 +6,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 
-import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 from pyspark.sql import DataFrame, Row, SparkSession
@@ -17,10 +15,7 @@ from pyspark.sql import DataFrame, Row, SparkSession
 from duffbeer import iceberg
 from duffbeer_local import jars, moto_extensions
 from glue_jobs.orders.session import build_spark
-
-# The Iceberg tables of every test live under this bucket's warehouse prefix.
-WAREHOUSE_BUCKET = "duffbeer-tests-warehouse"
-REGION = "us-east-1"
+from tests.state_support import REGION, WAREHOUSE_BUCKET, new_state_database
 
 
 @pytest.fixture(scope="session")
@@ -63,16 +58,8 @@ def spark(aws_endpoint: str) -> Iterator[SparkSession]:
 
 @pytest.fixture
 def state_database(aws_endpoint: str) -> str:
-    """A new Glue database for one test's state tables (and the warehouse bucket, which a
-    test that resets moto may have removed)."""
-    s3 = boto3.client("s3", endpoint_url=aws_endpoint, region_name=REGION)
-    if WAREHOUSE_BUCKET not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
-        s3.create_bucket(Bucket=WAREHOUSE_BUCKET)
-    name = f"state_{uuid.uuid4().hex[:10]}"
-    boto3.client("glue", endpoint_url=aws_endpoint, region_name=REGION).create_database(
-        DatabaseInput={"Name": name}
-    )
-    return name
+    """One test's own Glue database of state tables."""
+    return new_state_database(aws_endpoint)
 
 
 def _assert_rows(actual: DataFrame, expected: Sequence[Row]) -> None:

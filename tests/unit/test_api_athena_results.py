@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -10,9 +10,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from duffbeer import naming, reports_sql
+from duffbeer import reports_sql, state
 from lambdas.api.backends.athena import AthenaBackend, literal, parse_value
-from lambdas.api.pointer import PublishedState
 
 COLUMNS = [
     {"Name": "product_id", "Type": "integer"},
@@ -25,16 +24,6 @@ COLUMNS = [
 
 def cells(*values: str | None) -> dict[str, Any]:
     return {"Data": [{} if v is None else {"VarCharValue": v} for v in values]}
-
-
-class PointerStub:
-    """A pointer cache that always holds one published version."""
-
-    def __init__(self, published: PublishedState) -> None:
-        self.last = published
-
-    def get(self) -> PublishedState:
-        return self.last
 
 
 def test_results_are_read_across_pages_and_typed() -> None:
@@ -73,7 +62,6 @@ def test_results_are_read_across_pages_and_typed() -> None:
     )
     backend = AthenaBackend(
         database="duffbeer_reports",
-        versions_database="duffbeer_reports_versions",
         workgroup="wg",
         bucket="processed",
         output_location=None,
@@ -81,10 +69,13 @@ def test_results_are_read_across_pages_and_typed() -> None:
         client=client,
         sleep=lambda _: None,
     )
-    version = "0000000001-aaaaaaa1"
-    backend.pointer = PointerStub(
-        PublishedState(version, 1, 4, naming.state_manifest_key(version), '"e1"')
+    publication = state.Publication(
+        seq=1,
+        published_at=datetime(2026, 1, 1, tzinfo=UTC),
+        kind=state.KIND_MERGE,
+        snapshots={table: 100 + i for i, table in enumerate(state.STATE_TABLES)},
     )
+    backend.publications._read = lambda: [publication]
     # When the query is fetched
     with stubber:
         [rows] = backend.fetch([reports_sql.channels_query()])

@@ -79,47 +79,41 @@ def test_state_settings_default_and_override() -> None:
         {
             "ATHENA_WORKGROUP": "wg",
             "GLUE_DATABASE": "acme_reports",
-            "VERSIONS_DATABASE": "acme_state",
-            "STATE_POINTER_CACHE_S": "2.5",
+            "PUBLICATIONS_CACHE_S": "2.5",
             "ATHENA_RESULT_REUSE_MINUTES": "0",
         }
     )
-    # Then the versions database follows GLUE_DATABASE unless named, reuse is a week
-    assert (default.state_database, default.pointer_cache_s, default.result_reuse_minutes) == (
-        "duffbeer_reports_versions",
+    # Then the publications are read every 5 s and results reused a week, unless told
+    assert (default.database, default.pointer_cache_s, default.result_reuse_minutes) == (
+        "duffbeer_reports",
         5.0,
         10080,
     )
-    assert (given.state_database, given.pointer_cache_s, given.result_reuse_minutes) == (
-        "acme_state",
+    assert (given.database, given.pointer_cache_s, given.result_reuse_minutes) == (
+        "acme_reports",
         2.5,
         0,
-    )
-    assert ApiConfig.from_env({"ATHENA_WORKGROUP": "wg", "GLUE_DATABASE": "acme"}).state_database == (
-        "acme_versions"
     )
 
 
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"STATE_POINTER_CACHE_S": "soon"}, "STATE_POINTER_CACHE_S must be a number, got 'soon'"),
-        ({"STATE_POINTER_CACHE_S": "-1"}, "STATE_POINTER_CACHE_S must be from 0 to 300 seconds, got -1"),
-        ({"STATE_POINTER_CACHE_S": "nan"}, "STATE_POINTER_CACHE_S must be from 0 to 300 seconds, got nan"),
+        ({"PUBLICATIONS_CACHE_S": "soon"}, "PUBLICATIONS_CACHE_S must be a number, got 'soon'"),
+        ({"PUBLICATIONS_CACHE_S": "-1"}, "PUBLICATIONS_CACHE_S must be from 0 to 300 seconds, got -1"),
+        ({"PUBLICATIONS_CACHE_S": "nan"}, "PUBLICATIONS_CACHE_S must be from 0 to 300 seconds, got nan"),
         ({"ATHENA_RESULT_REUSE_MINUTES": "1.5"}, "ATHENA_RESULT_REUSE_MINUTES must be a number, got '1.5'"),
         (
             {"ATHENA_RESULT_REUSE_MINUTES": "10081"},
             "ATHENA_RESULT_REUSE_MINUTES must be from 0 to 10080, got 10081",
         ),
         (
-            {"VERSIONS_DATABASE": 'x"; DROP'},
-            "VERSIONS_DATABASE (default: GLUE_DATABASE + '_versions') must be 1-255 "
-            "lower-case letters, digits or _, got 'x\"; DROP'",
+            {"GLUE_DATABASE": 'x"; DROP'},
+            "GLUE_DATABASE must be 1-255 lower-case letters, digits or _, got 'x\"; DROP'",
         ),
         (
             {"GLUE_DATABASE": "Reports-DB"},
-            "VERSIONS_DATABASE (default: GLUE_DATABASE + '_versions') must be 1-255 "
-            "lower-case letters, digits or _, got 'Reports-DB_versions'",
+            "GLUE_DATABASE must be 1-255 lower-case letters, digits or _, got 'Reports-DB'",
         ),
     ],
 )

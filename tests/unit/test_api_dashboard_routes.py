@@ -14,17 +14,15 @@ from deploy.stack import DASHBOARD_ASSETS
 from duffbeer import naming
 from lambdas.api import dashboard
 from lambdas.api import handler as api_handler
-from lambdas.api.backends.duckdb_backend import DuckDBBackend
 from lambdas.api.batches import BatchHistory, decode_cursor, encode_cursor
 from lambdas.api.queries import ReportService
 from tests.unit.test_api_handler import FakeLambdaContext
 from tests.unit.test_api_support import (
     api_event,
     body,
-    filesystem,
     moto_endpoint,
     s3_client,
-    write_spanning_state,
+    spanning_states,
 )
 
 pytestmark = pytest.mark.functional
@@ -66,8 +64,8 @@ def history_bucket(moto_endpoint: str) -> str:
     """Four runs, written oldest first: a published run, a run superseded by it, a run that
     failed in the transform (manifest + quarantine report), a validation failure (report
     only), and a stray key that is no record."""
-    write_spanning_state(moto_endpoint, BUCKET)
     s3 = s3_client(moto_endpoint)
+    s3.create_bucket(Bucket=BUCKET)
 
     def put(key: str, document: Any) -> None:
         s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(document).encode())
@@ -134,13 +132,7 @@ def history_bucket(moto_endpoint: str) -> str:
 
 @pytest.fixture(scope="module")
 def call(moto_endpoint: str, history_bucket: str) -> Iterator[Any]:
-    backend = DuckDBBackend(
-        bucket=history_bucket,
-        check_interval_s=60,
-        s3_client=s3_client(moto_endpoint),
-        filesystem=filesystem(moto_endpoint),
-        background=False,
-    )
+    backend = spanning_states().backend(check_interval_s=60)
     history = BatchHistory(history_bucket, s3_client(moto_endpoint))
     app = api_handler.create_app(ReportService(backend), history)
 

@@ -1,41 +1,31 @@
-"""DuckDB backend over hand-written state versions in a moto S3 server: the published
-version only, partitions reused from an older version, orders spanning cells, the pointer
-moving, and one version per request while it moves."""
+"""DuckDB backend over publications of hand-written state tables: the latest publication
+only, orders spanning cells, a new publication, one publication per request while it
+changes, and the reports as of an earlier instant."""
 # ruff: noqa: E501  (the expected reports read best one line each)
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from duffbeer import naming, state
-from duffbeer.errors import ClientNotFoundError
-from lambdas.api.backends.duckdb_backend import DuckDBBackend
+from duffbeer.errors import ClientNotFoundError, InvalidParameterError
 from lambdas.api.params import OrdersPage, ReportFilters, encode_cursor
 from lambdas.api.queries import ClientReport, ReportService
 from tests.unit.test_api_support import (
-    BUCKET,
-    V1,
-    V2,
-    V_SPAN,
-    StateStore,
-    filesystem,
-    moto_endpoint,
-    s3_client,
-    write_reference_state,
-    write_spanning_state,
+    P1_AT,
+    P2_AT,
+    V1_ROWS,
+    V2_ROWS,
+    PublishedStates,
+    reference_states,
+    spanning_states,
 )
 
-pytestmark = pytest.mark.functional
-
-__all__ = ["moto_endpoint"]  # the fixture, re-exported for pytest
-
-# Client 1001 in version 1 (batch orders-a alone) and version 2 (orders-b delivered one line).
+# Client 1001 in publication 1 (batch orders-a alone) and 2 (orders-b delivered one line).
 MOE_V1: ClientReport = {
     "client_id": 1001,
     "client_name": "Moe's Tavern",
@@ -78,36 +68,24 @@ MOE_V2: ClientReport = {
 }
 
 
-def backend_for(endpoint: str, bucket: str = BUCKET, **kwargs: Any) -> DuckDBBackend:
-    return DuckDBBackend(
-        bucket=bucket,
-        check_interval_s=kwargs.pop("check_interval_s", 0),
-        s3_client=kwargs.pop("s3_client", None) or s3_client(endpoint),
-        filesystem=filesystem(endpoint),
-        background=kwargs.pop("background", False),
-        **kwargs,
-    )
-
-
 @pytest.fixture(scope="module")
-def service(moto_endpoint: str) -> Iterator[ReportService]:
-    write_reference_state(moto_endpoint)
-    yield ReportService(backend_for(moto_endpoint))
+def service() -> ReportService:
+    return ReportService(reference_states().backend())
 
 
-def test_client_report_reads_the_published_version(service: ReportService) -> None:
-    # Given version 2 is published (orders-b marked line (5678, 102) delivered)
+def test_client_report_reads_the_latest_publication(service: ReportService) -> None:
+    # Given publication 2 is the latest (orders-b marked line (5678, 102) delivered)
     # When client 1001's report is asked for with its orders
     report = service.client_report(1001, OrdersPage(limit=10))
-    # Then the figures are version 2's, each order counted once
+    # Then the figures are publication 2's, each order counted once
     assert report == MOE_V2
 
 
-def test_clients_in_partitions_reused_from_an_older_version(service: ReportService) -> None:
-    # Given client 1002's client_bucket partitions live under version 1's prefix
-    # When its report is asked for through version 2
+def test_clients_orders_of_orders_b_left_untouched_keep_their_figures(service: ReportService) -> None:
+    # Given client 1002, whose rows orders-b did not touch
+    # When its report is asked for through publication 2
     report = service.client_report(1002, OrdersPage())
-    # Then the reused partition answers
+    # Then its rows from orders-a answer
     assert report == {
         "client_id": 1002,
         "client_name": "Kwik-E-Mart",
@@ -134,11 +112,10 @@ def test_orders_are_paged_with_a_cursor(service: ReportService) -> None:
 
 
 @pytest.mark.parametrize("client_id", [1005, 1006, 5])
-def test_clients_without_rows_in_the_version_do_not_exist(
+def test_clients_without_rows_in_the_publication_do_not_exist(
     service: ReportService, client_id: int
 ) -> None:
-    # Given clients with no rows in their client_bucket partition (1005 and 5 share client
-    # 1001's partition)
+    # Given clients with no rows in the publication
     # When / Then
     with pytest.raises(ClientNotFoundError, match=f"client {client_id} "):
         service.client_report(client_id)
@@ -225,13 +202,12 @@ def test_order_status_report_counts_each_order_once_per_status(service: ReportSe
     ]
 
 
-def test_health_reports_the_version_served(service: ReportService) -> None:
+def test_health_reports_the_publication_served(service: ReportService) -> None:
     # When the backend's status is read after the first queries
     status = service.backend.status()
-    # Then it names version 2, its two batches, six current lines and the rows loaded
+    # Then it names publication 2 and the rows loaded
     snapshot = status["snapshot"]
-    assert (snapshot["state_version"], snapshot["state_seq"]) == (V2, 2)
-    assert (snapshot["batches"], snapshot["current_lines"]) == (2, 6)
+    assert snapshot["publication"] == 2
     assert snapshot["rows"] == {
         "client_report": 14,
         "client_orders": 5,
@@ -243,9 +219,8 @@ def test_health_reports_the_version_served(service: ReportService) -> None:
 
 
 @pytest.fixture(scope="module")
-def spanning(moto_endpoint: str) -> ReportService:
-    write_spanning_state(moto_endpoint, "spanning-orders")
-    return ReportService(backend_for(moto_endpoint, "spanning-orders"))
+def spanning() -> ReportService:
+    return ReportService(spanning_states().backend())
 
 
 @pytest.mark.parametrize(
@@ -311,79 +286,55 @@ def test_an_order_spanning_days_and_channels_lists_the_earliest_of_each(
         "units": 5, "sales": 11.0, "lines_by_status": {"created": 2, "delivered": 0, "broken": 0},
     }
     assert report["totals"] == {"orders": 2, "lines": 5, "units": 12, "sales": 32.0}
-    assert spanning.backend.status()["snapshot"]["state_version"] == V_SPAN
+    assert spanning.backend.status()["snapshot"]["publication"] == 1
 
 
-def test_snapshot_follows_the_pointer_and_rebuilds_only_when_it_changes(
-    moto_endpoint: str,
-) -> None:
-    # Given version 1 published and read once
-    bucket = "moving-pointer"
-    _, v2 = write_reference_state(moto_endpoint, bucket, publish=V1)
-    backend = backend_for(moto_endpoint, bucket)
+def test_snapshot_follows_publications_and_rebuilds_only_for_a_new_one() -> None:
+    # Given publication 1 served and read once
+    states = reference_states(both=False)
+    backend = states.backend()
     service = ReportService(backend)
     assert service.client_report(1001, OrdersPage()) == MOE_V1
     assert service.order_status_report(ReportFilters())["total_orders"] == 4
-    # When the pointer moves to version 2 and is checked twice
-    StateStore(filesystem(moto_endpoint), bucket).publish(v2)
+    # When publication 2 lands and the backend checks twice
+    states.publish(V2_ROWS, P2_AT)
     rebuilt = backend.refresh()
     unchanged = backend.refresh()
-    # Then the snapshot is rebuilt once and answers with version 2
+    # Then the snapshot is rebuilt once and answers with publication 2
     assert (rebuilt, unchanged) == (True, False)
     assert service.client_report(1001, OrdersPage()) == MOE_V2
     assert service.order_status_report(ReportFilters())["total_orders"] == 5
-    assert backend.status()["snapshot"]["state_version"] == V2
+    assert backend.status()["snapshot"]["publication"] == 2
 
 
-class GatedS3:
-    """The S3 client, holding back one key's GetObject until the gate opens."""
-
-    def __init__(self, inner: Any, key: str) -> None:
-        self.inner = inner
-        self.key = key
-        self.reached = threading.Event()
-        self.gate = threading.Event()
-
-    def get_object(self, **kwargs: Any) -> Any:
-        if kwargs["Key"] == self.key:
-            self.reached.set()
-            assert self.gate.wait(30), "the gate was never opened"
-        return self.inner.get_object(**kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-
-def test_requests_during_a_rebuild_read_the_previous_version_whole(moto_endpoint: str) -> None:
-    # Given version 1 served, and a rebuild of version 2 held at its version manifest
-    bucket = "gated-rebuild"
-    _, v2 = write_reference_state(moto_endpoint, bucket, publish=V1)
-    gated = GatedS3(s3_client(moto_endpoint), naming.state_manifest_key(V2))
-    backend = backend_for(moto_endpoint, bucket, s3_client=gated, background=True, cache_entries=0)
+def test_requests_during_a_rebuild_read_the_previous_publication_whole() -> None:
+    # Given publication 1 served, and a rebuild of publication 2 held half-way
+    states = reference_states(both=False)
+    backend = states.backend(background=True, cache_entries=0)
     service = ReportService(backend)
     assert service.client_report(1001, OrdersPage()) == MOE_V1
-    StateStore(filesystem(moto_endpoint), bucket).publish(v2)
+    states.publish(V2_ROWS, P2_AT)
+    states.gate.clear()
     # When requests arrive while the rebuild waits, and after it finishes
+    loads = len(states.loads)
     during = service.client_report(1001, OrdersPage())  # starts the background rebuild
-    assert gated.reached.wait(10)
     also_during = service.client_report(1001, OrdersPage())
-    gated.gate.set()
+    states.gate.set()
     deadline = time.monotonic() + 30
-    while backend.status()["snapshot"]["state_version"] != V2:
+    while backend.status()["snapshot"]["publication"] != 2:
         assert time.monotonic() < deadline, "the rebuild never finished"
         time.sleep(0.02)
     after = service.client_report(1001, OrdersPage())
-    # Then every answer is one version's, both of its queries included
+    # Then every answer is one publication's, both of its queries included
     assert (during, also_during, after) == (MOE_V1, MOE_V1, MOE_V2)
+    assert len(states.loads) > loads
     assert backend.status()["last_refresh_error"] is None
 
 
-def test_concurrent_requests_see_one_version_while_the_pointer_flips(moto_endpoint: str) -> None:
-    # Given versions 1 and 2, and readers asking for client 1001 without pause
-    bucket = "flipping-pointer"
-    v1, v2 = write_reference_state(moto_endpoint, bucket, publish=V1)
-    store = StateStore(filesystem(moto_endpoint), bucket)
-    backend = backend_for(moto_endpoint, bucket, cache_entries=0)
+def test_concurrent_requests_see_one_publication_while_new_ones_land() -> None:
+    # Given publication 1, and readers asking for client 1001 without pause
+    states = reference_states(both=False)
+    backend = states.backend(cache_entries=0)
     service = ReportService(backend)
     service.client_report(1001)
     seen: list[Any] = []
@@ -396,29 +347,26 @@ def test_concurrent_requests_see_one_version_while_the_pointer_flips(moto_endpoi
     readers = [threading.Thread(target=read) for _ in range(3)]
     for reader in readers:
         reader.start()
-    # When the pointer flips back and forth and the backend follows each time (the readers
-    # check the pointer on every request, so one of them may load the version first)
+    # When publications alternate between the two states, the backend following each
     try:
-        for manifest in (v2, v1, v2, v1, v2):
-            store.publish(manifest)
+        for seq, rows in enumerate((V2_ROWS, V1_ROWS, V2_ROWS, V1_ROWS), start=2):
+            states.publish(rows, P2_AT + timedelta(minutes=seq))
             backend.refresh()
-            assert backend.status()["snapshot"]["state_version"] == manifest["version"]
+            assert backend.status()["snapshot"]["publication"] == seq
             time.sleep(0.05)
     finally:
         stop.set()
         for reader in readers:
             reader.join()
-    # Then every answer is wholly version 1's or wholly version 2's, and both were served
+    # Then every answer is wholly publication 1's state or wholly 2's, and both were served
     assert seen
     assert all(report in (MOE_V1, MOE_V2) for report in seen)
     assert MOE_V1 in seen and MOE_V2 in seen
 
 
-def test_no_pointer_gives_empty_reports_and_unknown_clients(moto_endpoint: str) -> None:
-    # Given a bucket where no state version was ever published
-    bucket = "nothing-published"
-    s3_client(moto_endpoint).create_bucket(Bucket=bucket)
-    backend = backend_for(moto_endpoint, bucket)
+def test_nothing_published_gives_empty_reports_and_unknown_clients() -> None:
+    # Given no publication yet
+    backend = PublishedStates().backend()
     service = ReportService(backend)
     # When the reports are asked for
     products = service.sales_by_product(ReportFilters())
@@ -431,13 +379,12 @@ def test_no_pointer_gives_empty_reports_and_unknown_clients(moto_endpoint: str) 
     ]
     with pytest.raises(ClientNotFoundError):
         service.client_report(1001)
-    assert backend.status()["snapshot"]["state_version"] is None
+    assert backend.status()["snapshot"]["publication"] is None
 
 
-def test_answers_are_reused_within_a_snapshot(moto_endpoint: str) -> None:
+def test_answers_are_reused_within_a_snapshot() -> None:
     # Given a backend whose snapshot is built (which answers the unfiltered reports at once)
-    write_reference_state(moto_endpoint, "cached-orders")
-    backend = backend_for(moto_endpoint, "cached-orders")
+    backend = reference_states().backend()
     service = ReportService(backend)
     backend.refresh()
 
@@ -458,22 +405,58 @@ def test_answers_are_reused_within_a_snapshot(moto_endpoint: str) -> None:
     assert [p["product_id"] for p in unfiltered["products"]] == [105, 103, 102, 104]
 
 
-def test_a_failed_rebuild_keeps_serving_the_previous_snapshot(moto_endpoint: str) -> None:
-    # Given version 1 served
-    bucket = "broken-later"
-    v1, _ = write_reference_state(moto_endpoint, bucket, publish=V1)
-    backend = backend_for(moto_endpoint, bucket)
+def test_a_failed_rebuild_keeps_serving_the_previous_snapshot() -> None:
+    # Given publication 1 served
+    states = reference_states(both=False)
+    backend = states.backend()
     service = ReportService(backend)
     before = service.client_report(1001)
-    # When the pointer names a version whose manifest was never written
-    store = StateStore(filesystem(moto_endpoint), bucket)
-    missing = "0000000003-dddddddd"
-    store.publish({**v1, "version": missing, "seq": state.version_seq(missing)})
+    # When a publication names a snapshot that cannot be read
+    broken = states.publish(V2_ROWS, P2_AT)
+    missing = broken.snapshots["client_report"]
+    del states._tables[missing]
     after = service.client_report(1001)
-    # Then requests keep version 1's figures and the failure shows in the status
+    # Then requests keep publication 1's figures and the failure shows in the status
     assert after == before
     assert after["by_status"][0] == {"status": "created", "orders": 1, "lines": 2, "units": 18, "sales": 39.0}
     error = backend.status()["last_refresh_error"]
     assert error is not None
-    assert error.startswith(f"could not read s3://{bucket}/{naming.state_manifest_key(missing)}")
-    assert backend.status()["snapshot"]["state_version"] == V1
+    assert error.startswith(f"could not read client_report at snapshot {missing} (publication 2)")
+    assert backend.status()["snapshot"]["publication"] == 1
+
+
+def test_reports_as_of_an_instant_read_the_publication_current_then() -> None:
+    # Given publications 1 (11:00 on the 1st) and 2 (10:00 on the 2nd)
+    service = ReportService(reference_states().backend())
+    # When client 1001 is asked for as of moments around them
+    just_after_1 = service.client_report(1001, OrdersPage(), P1_AT + timedelta(seconds=1))
+    at_2 = service.client_report(1001, OrdersPage(), P2_AT)
+    now = service.client_report(1001, OrdersPage(), datetime(2030, 1, 1, tzinfo=UTC))
+    # Then each answer is the publication current at that moment
+    assert (just_after_1, at_2, now) == (MOE_V1, MOE_V2, MOE_V2)
+    # And the status report as of publication 1 counts its four orders
+    as_of_1 = service.order_status_report(ReportFilters(as_of=P1_AT))
+    assert as_of_1["total_orders"] == 4
+
+
+def test_reports_as_of_before_the_first_publication_are_refused() -> None:
+    service = ReportService(reference_states().backend())
+    with pytest.raises(InvalidParameterError) as raised:
+        service.sales_by_product(ReportFilters(as_of=P1_AT - timedelta(seconds=1)))
+    assert str(raised.value) == (
+        "as_of 2026-01-01T10:59:59+00:00 is before the first publication of the reports "
+        "still kept (2026-01-01T11:00:00+00:00)"
+    )
+
+
+def test_as_of_snapshots_are_built_once_and_kept() -> None:
+    # Given the latest publication served
+    states = reference_states()
+    service = ReportService(states.backend())
+    service.client_report(1001)
+    loads = len(states.loads)
+    # When an earlier instant is asked for three times
+    for _ in range(3):
+        service.client_report(1001, None, P1_AT)
+    # Then publication 1's tables were loaded once
+    assert len(states.loads) - loads == 5

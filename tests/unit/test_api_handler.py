@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -18,14 +19,14 @@ from lambdas.api.backends.duckdb_backend import DuckDBBackend
 from lambdas.api.params import encode_cursor
 from lambdas.api.queries import ReportService, Row
 from tests.unit.test_api_support import (
-    BUCKET,
+    V1_ROWS,
+    V2_ROWS,
     api_event,
     body,
-    filesystem,
     load_event,
     moto_endpoint,
-    s3_client,
-    write_reference_state,
+    reference_states,
+    write_iceberg_state,
 )
 
 pytestmark = pytest.mark.functional
@@ -49,9 +50,9 @@ class RecordingBackend:
         self.name = inner.name
         self.queries: list[BoundQuery] = []
 
-    def fetch(self, queries: Sequence[BoundQuery]) -> list[list[Row]]:
+    def fetch(self, queries: Sequence[BoundQuery], as_of: datetime | None = None) -> list[list[Row]]:
         self.queries.extend(queries)
-        return self.inner.fetch(queries)
+        return self.inner.fetch(queries, as_of)
 
     def status(self) -> dict[str, Any]:
         return self.inner.status()
@@ -63,7 +64,7 @@ class FailingBackend:
     def __init__(self, error: Exception) -> None:
         self.error = error
 
-    def fetch(self, queries: Sequence[BoundQuery]) -> list[list[Row]]:
+    def fetch(self, queries: Sequence[BoundQuery], as_of: datetime | None = None) -> list[list[Row]]:
         raise self.error
 
     def status(self) -> dict[str, Any]:
@@ -71,17 +72,8 @@ class FailingBackend:
 
 
 @pytest.fixture(scope="module")
-def backend(moto_endpoint: str) -> RecordingBackend:
-    write_reference_state(moto_endpoint)
-    return RecordingBackend(
-        DuckDBBackend(
-            bucket=BUCKET,
-            check_interval_s=60,
-            s3_client=s3_client(moto_endpoint),
-            filesystem=filesystem(moto_endpoint),
-            background=False,
-        )
-    )
+def backend() -> RecordingBackend:
+    return RecordingBackend(reference_states().backend(check_interval_s=60))
 
 
 @pytest.fixture
@@ -99,10 +91,12 @@ def call(backend: RecordingBackend) -> Iterator[Any]:
 def test_lambda_entry_point_answers_the_sample_events(
     moto_endpoint: str, backend: RecordingBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given the Lambda's environment in local mode (the dataset is already in the bucket)
+    # Given the state's tables as Iceberg tables in the Glue catalog, and the Lambda's
+    # environment in local mode
+    write_iceberg_state(moto_endpoint, "handler_state", [V1_ROWS, V2_ROWS])
     for name, value in {
         "QUERY_BACKEND": "duckdb",
-        "PROCESSED_BUCKET": BUCKET,
+        "GLUE_DATABASE": "handler_state",
         "AWS_ENDPOINT_URL": moto_endpoint,
         "POWERTOOLS_METRICS_NAMESPACE": "DuffBeerTest",
         "POWERTOOLS_SERVICE_NAME": "orders-api",
@@ -124,7 +118,7 @@ def test_lambda_entry_point_answers_the_sample_events(
         # Later tests must not inherit an app or clients bound to this test's server.
         api_handler.default_app.cache_clear()
         aws.client.cache_clear()
-    # Then each answers 200 with JSON built from the published state version
+    # Then each answers 200 with JSON built from the latest publication, read with pyiceberg
     assert [r["statusCode"] for r in (client, products, statuses, health)] == [200] * 4
     assert client["multiValueHeaders"]["Content-Type"] == ["application/json"]
     assert body(client)["totals"] == {"orders": 2, "lines": 3, "units": 22, "sales": 49.0}
@@ -240,7 +234,7 @@ def test_wrong_method_is_405(call: Any, method: str) -> None:
         (
             "/order-status-report",
             {"chanel": ["Retail"]},
-            "unknown query parameter 'chanel'; this route accepts channel, date_from, date_to",
+            "unknown query parameter 'chanel'; this route accepts channel, date_from, date_to, as_of",
         ),
         (
             "/sales-by-product",
@@ -356,14 +350,45 @@ def test_openapi_document_lists_the_routes_and_parameters(call: Any) -> None:
         "/top-clients",
     ]
     sales = document["paths"]["/sales-by-product"]["get"]
-    assert [p["name"] for p in sales["parameters"]] == ["channel", "date_from", "date_to"]
+    assert [p["name"] for p in sales["parameters"]] == ["channel", "date_from", "date_to", "as_of"]
     client = document["paths"]["/orders/{client_id}"]["get"]
     assert [(p["name"], p["in"]) for p in client["parameters"]] == [
         ("client_id", "path"),
         ("include", "query"),
         ("limit", "query"),
         ("cursor", "query"),
+        ("as_of", "query"),
     ]
+    # as_of is an ISO-8601 UTC instant on every report route
+    as_of = {p["name"]: p for p in sales["parameters"]}["as_of"]["schema"]
+    assert (as_of["type"], as_of["format"]) == ("string", "date-time")
+    assert {"as_of"} <= {
+        p["name"] for p in document["paths"]["/order-status-report"]["get"]["parameters"]
+    }
+
+
+@pytest.mark.parametrize(
+    ("as_of", "message"),
+    [
+        ("2026-01-01", "as_of must be an ISO-8601 UTC instant such as 2026-11-28T08:00:00Z, got '2026-01-01'"),
+        ("2026-01-01T10:00:00+01:00", "as_of must be an ISO-8601 UTC instant such as 2026-11-28T08:00:00Z, got '2026-01-01T10:00:00+01:00'"),
+        ("2026-02-30T10:00:00Z", "as_of is not a calendar time: '2026-02-30T10:00:00Z'"),
+        ("2025-12-31T23:59:59Z", "as_of 2025-12-31T23:59:59+00:00 is before the first publication of the reports still kept (2026-01-01T11:00:00+00:00)"),
+    ],
+)
+def test_malformed_or_too_early_as_of_is_400(call: Any, as_of: str, message: str) -> None:
+    response = call(api_event("/sales-by-product", query={"as_of": [as_of]}))
+    assert response["statusCode"] == 400
+    assert body(response)["message"] == message
+
+
+def test_as_of_reads_the_publication_current_then(call: Any) -> None:
+    # Given publication 1 at 11:00 on the 1st (4 orders) and 2 at 10:00 on the 2nd (5)
+    # When the status report is asked for as of the 1st at noon, and now
+    then = body(call(api_event("/order-status-report", query={"as_of": ["2026-01-01T12:00:00Z"]})))
+    now = body(call(api_event("/order-status-report")))
+    # Then each counts the orders of its publication
+    assert (then["total_orders"], now["total_orders"]) == (4, 5)
 
 
 def test_openapi_document_declares_every_status_a_route_can_answer(call: Any) -> None:

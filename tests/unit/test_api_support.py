@@ -1,12 +1,14 @@
-"""Shared pieces of the API tests: a moto server, hand-written state versions laid out as the
-merge job writes them, events."""
+"""Shared pieces of the API tests: a moto server, publications of hand-written state tables
+served to the DuckDB backend, events."""
 # ruff: noqa: E501  (the hand-written rows read best one line each)
 
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import socket
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -16,16 +18,14 @@ from typing import Any
 import boto3
 import pyarrow as pa
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 import pytest
 from moto.server import ThreadedMotoServer
 
-from duffbeer import naming, state, utc
-from duffbeer.contract import CLIENT_BUCKET_COLUMN
+from duffbeer import state
+from lambdas.api.backends.duckdb_backend import DuckDBBackend
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 BUCKET = "duffbeer-processed-orders"
-CLIENT_BUCKETS = 4
 
 Rows = Sequence[tuple[Any, ...]]
 
@@ -34,36 +34,135 @@ T_B = datetime(2026, 1, 2, 9, 0, tzinfo=UTC)  # batch orders-b's upload, later
 D10, D11, D12 = date(2026, 1, 10), date(2026, 1, 11), date(2026, 1, 12)
 MOE, KWIK, KRUSTY, MALL = "Moe's Tavern", "Kwik-E-Mart", "Krusty Burger", "Springfield Mall"
 
-V1 = "0000000001-aaaaaaa1"
-V2 = "0000000002-bbbbbbb2"
+# The two publications of the reference state.
+P1_AT = datetime(2026, 1, 1, 11, 0, tzinfo=UTC)
+P2_AT = datetime(2026, 1, 2, 10, 0, tzinfo=UTC)
 
-# --- Version 1: batch orders-a alone --------------------------------------------------------
+# --- Publication 1: batch orders-a alone --------------------------------------------------------
 # Its current lines (channel and date last, as the partition values of order_lines_current):
 #   1001 5678/102 Duff Classic  2.50 x 6  Retail 01-10 created     15.00  1.980 l
 #   1001 5678/103 Duff Lite     2.00 x 12 Retail 01-10 created     24.00  6.000 l
 #   1002 5679/103 Duff Lite     2.00 x 10 B2B    01-11 delivered   20.00  5.000 l
 #   1003 5680/104 Duff Dry      3.00 x 8  Online 01-11 broken      24.00  2.000 l
 #   1001 5690/102 Duff Classic  2.50 x 4  Online 01-12 delivered   10.00  1.320 l
-# --- Version 2: orders-b on top: (5678, 102) is now delivered, and a new order 5700 --------
+# --- Publication 2: orders-b on top: (5678, 102) is now delivered, and a new order 5700 ----
 #   1001 5678/102 Duff Classic  2.50 x 6  Retail 01-10 delivered   15.00  1.980 l  (orders-b)
 #   1004 5700/105 Duff Special  4.00 x 24 Retail 01-12 created     96.00 24.000 l  (orders-b)
-# Clients 1002 and 1003 (client_bucket 2 and 3 of 4) are untouched by orders-b: version 2
-# reuses their partitions from version 1's prefix.
 
 
-def _line(client: int, name: str, order: int, product: int, description: str, price: str, units: int, volume: str, status: str, batch: str, at: datetime, channel: str, day: date) -> tuple[Any, ...]:
+def _line(
+    client: int,
+    name: str,
+    order: int,
+    product: int,
+    description: str,
+    price: str,
+    units: int,
+    volume: str,
+    status: str,
+    batch: str,
+    at: datetime,
+    channel: str,
+    day: date,
+) -> tuple[Any, ...]:
     total = Decimal(price) * units
     litres = Decimal(volume) * units
-    return (client, name, order, product, description, Decimal(price), units, Decimal(volume), status, total, litres, batch, at, channel, day)
+    return (
+        client,
+        name,
+        order,
+        product,
+        description,
+        Decimal(price),
+        units,
+        Decimal(volume),
+        status,
+        total,
+        litres,
+        batch,
+        at,
+        channel,
+        day,
+    )
 
 
 V1_ROWS: dict[str, Rows] = {
     state.CURRENT_LINES_TABLE: [
-        _line(1001, MOE, 5678, 102, "Duff Classic", "2.50", 6, "0.330", "created", "orders-a", T_A, "Retail", D10),
-        _line(1001, MOE, 5678, 103, "Duff Lite", "2.00", 12, "0.500", "created", "orders-a", T_A, "Retail", D10),
-        _line(1002, KWIK, 5679, 103, "Duff Lite", "2.00", 10, "0.500", "delivered", "orders-a", T_A, "B2B", D11),
-        _line(1003, KRUSTY, 5680, 104, "Duff Dry", "3.00", 8, "0.250", "broken", "orders-a", T_A, "Online", D11),
-        _line(1001, MOE, 5690, 102, "Duff Classic", "2.50", 4, "0.330", "delivered", "orders-a", T_A, "Online", D12),
+        _line(
+            1001,
+            MOE,
+            5678,
+            102,
+            "Duff Classic",
+            "2.50",
+            6,
+            "0.330",
+            "created",
+            "orders-a",
+            T_A,
+            "Retail",
+            D10,
+        ),
+        _line(
+            1001,
+            MOE,
+            5678,
+            103,
+            "Duff Lite",
+            "2.00",
+            12,
+            "0.500",
+            "created",
+            "orders-a",
+            T_A,
+            "Retail",
+            D10,
+        ),
+        _line(
+            1002,
+            KWIK,
+            5679,
+            103,
+            "Duff Lite",
+            "2.00",
+            10,
+            "0.500",
+            "delivered",
+            "orders-a",
+            T_A,
+            "B2B",
+            D11,
+        ),
+        _line(
+            1003,
+            KRUSTY,
+            5680,
+            104,
+            "Duff Dry",
+            "3.00",
+            8,
+            "0.250",
+            "broken",
+            "orders-a",
+            T_A,
+            "Online",
+            D11,
+        ),
+        _line(
+            1001,
+            MOE,
+            5690,
+            102,
+            "Duff Classic",
+            "2.50",
+            4,
+            "0.330",
+            "delivered",
+            "orders-a",
+            T_A,
+            "Online",
+            D12,
+        ),
     ],
     # client_id, status, channel, all_statuses, all_channels, client_name, orders, lines, units, total_sales
     state.CLIENT_REPORT_TABLE: [
@@ -88,11 +187,71 @@ V1_ROWS: dict[str, Rows] = {
     ],
     # product_id, channel, order_date, description, latest event, batch, order, orders, units, total_sales, total_volume_l
     state.PRODUCT_DAILY_TABLE: [
-        (102, "Retail", D10, "Duff Classic", T_A, "orders-a", 5678, 1, 6, Decimal("15.00"), Decimal("1.980")),
-        (102, "Online", D12, "Duff Classic", T_A, "orders-a", 5690, 1, 4, Decimal("10.00"), Decimal("1.320")),
-        (103, "Retail", D10, "Duff Lite", T_A, "orders-a", 5678, 1, 12, Decimal("24.00"), Decimal("6.000")),
-        (103, "B2B", D11, "Duff Lite", T_A, "orders-a", 5679, 1, 10, Decimal("20.00"), Decimal("5.000")),
-        (104, "Online", D11, "Duff Dry", T_A, "orders-a", 5680, 1, 8, Decimal("24.00"), Decimal("2.000")),
+        (
+            102,
+            "Retail",
+            D10,
+            "Duff Classic",
+            T_A,
+            "orders-a",
+            5678,
+            1,
+            6,
+            Decimal("15.00"),
+            Decimal("1.980"),
+        ),
+        (
+            102,
+            "Online",
+            D12,
+            "Duff Classic",
+            T_A,
+            "orders-a",
+            5690,
+            1,
+            4,
+            Decimal("10.00"),
+            Decimal("1.320"),
+        ),
+        (
+            103,
+            "Retail",
+            D10,
+            "Duff Lite",
+            T_A,
+            "orders-a",
+            5678,
+            1,
+            12,
+            Decimal("24.00"),
+            Decimal("6.000"),
+        ),
+        (
+            103,
+            "B2B",
+            D11,
+            "Duff Lite",
+            T_A,
+            "orders-a",
+            5679,
+            1,
+            10,
+            Decimal("20.00"),
+            Decimal("5.000"),
+        ),
+        (
+            104,
+            "Online",
+            D11,
+            "Duff Dry",
+            T_A,
+            "orders-a",
+            5680,
+            1,
+            8,
+            Decimal("24.00"),
+            Decimal("2.000"),
+        ),
     ],
     # status, channel, order_date, all_statuses, orders, lines, total_sales
     state.STATUS_DAILY_TABLE: [
@@ -116,14 +275,99 @@ V1_ROWS: dict[str, Rows] = {
 
 V2_ROWS: dict[str, Rows] = {
     state.CURRENT_LINES_TABLE: [
-        _line(1001, MOE, 5678, 102, "Duff Classic", "2.50", 6, "0.330", "delivered", "orders-b", T_B, "Retail", D10),
-        _line(1001, MOE, 5678, 103, "Duff Lite", "2.00", 12, "0.500", "created", "orders-a", T_A, "Retail", D10),
-        _line(1002, KWIK, 5679, 103, "Duff Lite", "2.00", 10, "0.500", "delivered", "orders-a", T_A, "B2B", D11),
-        _line(1003, KRUSTY, 5680, 104, "Duff Dry", "3.00", 8, "0.250", "broken", "orders-a", T_A, "Online", D11),
-        _line(1001, MOE, 5690, 102, "Duff Classic", "2.50", 4, "0.330", "delivered", "orders-a", T_A, "Online", D12),
-        _line(1004, MALL, 5700, 105, "Duff Special", "4.00", 24, "1.000", "created", "orders-b", T_B, "Retail", D12),
+        _line(
+            1001,
+            MOE,
+            5678,
+            102,
+            "Duff Classic",
+            "2.50",
+            6,
+            "0.330",
+            "delivered",
+            "orders-b",
+            T_B,
+            "Retail",
+            D10,
+        ),
+        _line(
+            1001,
+            MOE,
+            5678,
+            103,
+            "Duff Lite",
+            "2.00",
+            12,
+            "0.500",
+            "created",
+            "orders-a",
+            T_A,
+            "Retail",
+            D10,
+        ),
+        _line(
+            1002,
+            KWIK,
+            5679,
+            103,
+            "Duff Lite",
+            "2.00",
+            10,
+            "0.500",
+            "delivered",
+            "orders-a",
+            T_A,
+            "B2B",
+            D11,
+        ),
+        _line(
+            1003,
+            KRUSTY,
+            5680,
+            104,
+            "Duff Dry",
+            "3.00",
+            8,
+            "0.250",
+            "broken",
+            "orders-a",
+            T_A,
+            "Online",
+            D11,
+        ),
+        _line(
+            1001,
+            MOE,
+            5690,
+            102,
+            "Duff Classic",
+            "2.50",
+            4,
+            "0.330",
+            "delivered",
+            "orders-a",
+            T_A,
+            "Online",
+            D12,
+        ),
+        _line(
+            1004,
+            MALL,
+            5700,
+            105,
+            "Duff Special",
+            "4.00",
+            24,
+            "1.000",
+            "created",
+            "orders-b",
+            T_B,
+            "Retail",
+            D12,
+        ),
     ],
     state.CLIENT_REPORT_TABLE: [
+        *(row for row in V1_ROWS[state.CLIENT_REPORT_TABLE] if row[0] in (1002, 1003)),
         (1001, None, None, 1, 1, MOE, 2, 3, 22, Decimal("49.00")),
         (1001, "created", None, 0, 1, MOE, 1, 1, 12, Decimal("24.00")),
         (1001, "delivered", None, 0, 1, MOE, 2, 2, 10, Decimal("25.00")),
@@ -134,17 +378,90 @@ V2_ROWS: dict[str, Rows] = {
         (1004, None, "Retail", 1, 0, MALL, 1, 1, 24, Decimal("96.00")),
     ],
     state.CLIENT_ORDERS_TABLE: [
+        *(row for row in V1_ROWS[state.CLIENT_ORDERS_TABLE] if row[0] in (1002, 1003)),
         (1001, 5678, D10, "Retail", 2, 18, Decimal("39.00"), 1, 1, 0, MOE, T_B, "orders-b", 102),
         (1001, 5690, D12, "Online", 1, 4, Decimal("10.00"), 0, 1, 0, MOE, T_A, "orders-a", 102),
         (1004, 5700, D12, "Retail", 1, 24, Decimal("96.00"), 1, 0, 0, MALL, T_B, "orders-b", 105),
     ],
     state.PRODUCT_DAILY_TABLE: [
-        (102, "Retail", D10, "Duff Classic", T_B, "orders-b", 5678, 1, 6, Decimal("15.00"), Decimal("1.980")),
-        (102, "Online", D12, "Duff Classic", T_A, "orders-a", 5690, 1, 4, Decimal("10.00"), Decimal("1.320")),
-        (103, "Retail", D10, "Duff Lite", T_A, "orders-a", 5678, 1, 12, Decimal("24.00"), Decimal("6.000")),
-        (103, "B2B", D11, "Duff Lite", T_A, "orders-a", 5679, 1, 10, Decimal("20.00"), Decimal("5.000")),
-        (104, "Online", D11, "Duff Dry", T_A, "orders-a", 5680, 1, 8, Decimal("24.00"), Decimal("2.000")),
-        (105, "Retail", D12, "Duff Special", T_B, "orders-b", 5700, 1, 24, Decimal("96.00"), Decimal("24.000")),
+        (
+            102,
+            "Retail",
+            D10,
+            "Duff Classic",
+            T_B,
+            "orders-b",
+            5678,
+            1,
+            6,
+            Decimal("15.00"),
+            Decimal("1.980"),
+        ),
+        (
+            102,
+            "Online",
+            D12,
+            "Duff Classic",
+            T_A,
+            "orders-a",
+            5690,
+            1,
+            4,
+            Decimal("10.00"),
+            Decimal("1.320"),
+        ),
+        (
+            103,
+            "Retail",
+            D10,
+            "Duff Lite",
+            T_A,
+            "orders-a",
+            5678,
+            1,
+            12,
+            Decimal("24.00"),
+            Decimal("6.000"),
+        ),
+        (
+            103,
+            "B2B",
+            D11,
+            "Duff Lite",
+            T_A,
+            "orders-a",
+            5679,
+            1,
+            10,
+            Decimal("20.00"),
+            Decimal("5.000"),
+        ),
+        (
+            104,
+            "Online",
+            D11,
+            "Duff Dry",
+            T_A,
+            "orders-a",
+            5680,
+            1,
+            8,
+            Decimal("24.00"),
+            Decimal("2.000"),
+        ),
+        (
+            105,
+            "Retail",
+            D12,
+            "Duff Special",
+            T_B,
+            "orders-b",
+            5700,
+            1,
+            24,
+            Decimal("96.00"),
+            Decimal("24.000"),
+        ),
     ],
     state.STATUS_DAILY_TABLE: [
         ("created", "Retail", D10, 0, 1, 1, Decimal("24.00")),
@@ -167,13 +484,6 @@ V2_ROWS: dict[str, Rows] = {
         (1004, MALL, 1, 96.0),
     ],
 }
-# What version 2 reuses from version 1 (partition values as text).
-V2_REUSED: dict[str, set[tuple[str, ...]]] = {
-    state.CLIENT_REPORT_TABLE: {("2",), ("3",)},
-    state.CLIENT_ORDERS_TABLE: {("2",), ("3",)},
-    state.CURRENT_LINES_TABLE: {("B2B", "2026-01-11"), ("Online", "2026-01-11"), ("Online", "2026-01-12")},
-}
-
 # --- A state with orders spanning cells -----------------------------------------------------
 # All lines from one upload time T_S; orders-t sorts after orders-s, so F is more recent than
 # every orders-s line, and among orders-s lines the higher order id is the more recent.
@@ -187,18 +497,115 @@ V2_REUSED: dict[str, set[tuple[str, ...]]] = {
 # Order 9000 lies in (Retail, 01-10) and (B2B, 01-11); 9001 in (Retail, 01-10) and
 # (Retail, 01-11); 9002 and 9003 in one cell each.
 T_S = datetime(2026, 1, 5, 0, 0, tzinfo=UTC)
-V_SPAN = "0000000001-cccccccc"
 BARNEY, LENNY = "Barney", "Lenny"
 
 SPANNING_ROWS: dict[str, Rows] = {
     state.CURRENT_LINES_TABLE: [
-        _line(2001, BARNEY, 9000, 102, "Duff Classic", "2.50", 2, "0.330", "created", "orders-s", T_S, "Retail", D10),
-        _line(2001, BARNEY, 9000, 103, "Duff Lite", "2.00", 3, "0.500", "created", "orders-s", T_S, "B2B", D11),
-        _line(2001, BARNEY, 9001, 102, "Duff Classic", "2.50", 4, "0.330", "delivered", "orders-s", T_S, "Retail", D10),
-        _line(2001, BARNEY, 9001, 104, "Duff Dry", "3.00", 1, "0.250", "created", "orders-s", T_S, "Retail", D11),
-        _line(2001, BARNEY, 9001, 105, "Duff Special", "4.00", 2, "1.000", "delivered", "orders-s", T_S, "Retail", D11),
-        _line(2002, LENNY, 9002, 103, "Duff Lite Renamed", "2.00", 5, "0.500", "created", "orders-t", T_S, "Retail", D11),
-        _line(2002, LENNY, 9003, 102, "Duff Classic Online", "2.50", 2, "0.330", "delivered", "orders-s", T_S, "Online", D12),
+        _line(
+            2001,
+            BARNEY,
+            9000,
+            102,
+            "Duff Classic",
+            "2.50",
+            2,
+            "0.330",
+            "created",
+            "orders-s",
+            T_S,
+            "Retail",
+            D10,
+        ),
+        _line(
+            2001,
+            BARNEY,
+            9000,
+            103,
+            "Duff Lite",
+            "2.00",
+            3,
+            "0.500",
+            "created",
+            "orders-s",
+            T_S,
+            "B2B",
+            D11,
+        ),
+        _line(
+            2001,
+            BARNEY,
+            9001,
+            102,
+            "Duff Classic",
+            "2.50",
+            4,
+            "0.330",
+            "delivered",
+            "orders-s",
+            T_S,
+            "Retail",
+            D10,
+        ),
+        _line(
+            2001,
+            BARNEY,
+            9001,
+            104,
+            "Duff Dry",
+            "3.00",
+            1,
+            "0.250",
+            "created",
+            "orders-s",
+            T_S,
+            "Retail",
+            D11,
+        ),
+        _line(
+            2001,
+            BARNEY,
+            9001,
+            105,
+            "Duff Special",
+            "4.00",
+            2,
+            "1.000",
+            "delivered",
+            "orders-s",
+            T_S,
+            "Retail",
+            D11,
+        ),
+        _line(
+            2002,
+            LENNY,
+            9002,
+            103,
+            "Duff Lite Renamed",
+            "2.00",
+            5,
+            "0.500",
+            "created",
+            "orders-t",
+            T_S,
+            "Retail",
+            D11,
+        ),
+        _line(
+            2002,
+            LENNY,
+            9003,
+            102,
+            "Duff Classic Online",
+            "2.50",
+            2,
+            "0.330",
+            "delivered",
+            "orders-s",
+            T_S,
+            "Online",
+            D12,
+        ),
     ],
     state.CLIENT_REPORT_TABLE: [
         (2001, None, None, 1, 1, BARNEY, 2, 5, 12, Decimal("32.00")),
@@ -219,12 +626,84 @@ SPANNING_ROWS: dict[str, Rows] = {
         (2002, 9003, D12, "Online", 1, 2, Decimal("5.00"), 0, 1, 0, LENNY, T_S, "orders-s", 102),
     ],
     state.PRODUCT_DAILY_TABLE: [
-        (102, "Retail", D10, "Duff Classic", T_S, "orders-s", 9001, 2, 6, Decimal("15.00"), Decimal("1.980")),
-        (102, "Online", D12, "Duff Classic Online", T_S, "orders-s", 9003, 1, 2, Decimal("5.00"), Decimal("0.660")),
-        (103, "B2B", D11, "Duff Lite", T_S, "orders-s", 9000, 1, 3, Decimal("6.00"), Decimal("1.500")),
-        (103, "Retail", D11, "Duff Lite Renamed", T_S, "orders-t", 9002, 1, 5, Decimal("10.00"), Decimal("2.500")),
-        (104, "Retail", D11, "Duff Dry", T_S, "orders-s", 9001, 1, 1, Decimal("3.00"), Decimal("0.250")),
-        (105, "Retail", D11, "Duff Special", T_S, "orders-s", 9001, 1, 2, Decimal("8.00"), Decimal("2.000")),
+        (
+            102,
+            "Retail",
+            D10,
+            "Duff Classic",
+            T_S,
+            "orders-s",
+            9001,
+            2,
+            6,
+            Decimal("15.00"),
+            Decimal("1.980"),
+        ),
+        (
+            102,
+            "Online",
+            D12,
+            "Duff Classic Online",
+            T_S,
+            "orders-s",
+            9003,
+            1,
+            2,
+            Decimal("5.00"),
+            Decimal("0.660"),
+        ),
+        (
+            103,
+            "B2B",
+            D11,
+            "Duff Lite",
+            T_S,
+            "orders-s",
+            9000,
+            1,
+            3,
+            Decimal("6.00"),
+            Decimal("1.500"),
+        ),
+        (
+            103,
+            "Retail",
+            D11,
+            "Duff Lite Renamed",
+            T_S,
+            "orders-t",
+            9002,
+            1,
+            5,
+            Decimal("10.00"),
+            Decimal("2.500"),
+        ),
+        (
+            104,
+            "Retail",
+            D11,
+            "Duff Dry",
+            T_S,
+            "orders-s",
+            9001,
+            1,
+            1,
+            Decimal("3.00"),
+            Decimal("0.250"),
+        ),
+        (
+            105,
+            "Retail",
+            D11,
+            "Duff Special",
+            T_S,
+            "orders-s",
+            9001,
+            1,
+            2,
+            Decimal("8.00"),
+            Decimal("2.000"),
+        ),
     ],
     state.STATUS_DAILY_TABLE: [
         ("created", "Retail", D10, 0, 1, 1, Decimal("5.00")),
@@ -257,14 +736,13 @@ SPANNING_ROWS: dict[str, Rows] = {
 }
 
 
-# --- Writing a version as the merge job lays it out -----------------------------------------
+# --- Publications served to the DuckDB backend ---------------------------------------------
 
 _ARROW_TYPES = {
     "int": pa.int32(),
     "bigint": pa.int64(),
     "string": pa.string(),
     "date": pa.date32(),
-    # The jobs write TIMESTAMP_MICROS in UTC.
     "timestamp": pa.timestamp("us", tz="UTC"),
     "double": pa.float64(),
 }
@@ -278,7 +756,7 @@ def arrow_type(glue_type: str) -> pa.DataType:
 
 
 def arrow_table(table: state.StateTable, rows: Rows) -> pa.Table:
-    """The rows (the table's columns in order) as the job's Parquet files hold them."""
+    """The rows (the table's columns in order) as Arrow, as pyiceberg hands a scan back."""
     schema = pa.schema([(name, arrow_type(kind)) for name, kind in table.columns])
     return pa.table(
         {name: [row[i] for row in rows] for i, (name, _) in enumerate(table.columns)},
@@ -286,136 +764,121 @@ def arrow_table(table: state.StateTable, rows: Rows) -> pa.Table:
     )
 
 
-def partition_of(table: state.StateTable, row: tuple[Any, ...], client_buckets: int) -> tuple[str, ...]:
-    """A row's partition values as text: client_bucket from client_id, or the values that
-    follow the columns in the row (order_lines_current's channel and date)."""
-    if table.partition_keys == ((CLIENT_BUCKET_COLUMN, "int"),):
-        return (str(state.client_bucket(row[0], client_buckets)),)
-    return tuple(str(v) for v in row[len(table.columns) :])
+class PublishedStates:
+    """Publications of hand-written tables for the DuckDB backend, without a store: `read`
+    lists the publications made so far (as the publications table's metadata would),
+    `load` gives a table's rows at a snapshot (as a pyiceberg scan would). A table whose
+    rows did not change keeps its snapshot, as in a merge that does not touch it."""
 
+    def __init__(self) -> None:
+        self._tables: dict[int, pa.Table] = {}
+        self._rows: dict[str, tuple[Rows, int]] = {}
+        self._publications: list[state.Publication] = []
+        self._ids = itertools.count(5_000_000_000_000_000_000)
+        self.loads: list[tuple[str, int]] = []
+        # Set: every load waits until it is set again (a rebuild held half-way).
+        self.gate = threading.Event()
+        self.gate.set()
 
-class StateStore:
-    """Writes state versions under a root: a bucket through pyarrow's S3 filesystem, or a
-    local directory standing for one."""
-
-    def __init__(self, fs: pafs.FileSystem, root: str) -> None:
-        self.fs = fs
-        self.root = root.rstrip("/")
-
-    def put(self, key: str, body: bytes) -> None:
-        path = f"{self.root}/{key}"
-        if isinstance(self.fs, pafs.LocalFileSystem):
-            self.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-        with self.fs.open_output_stream(path) as stream:
-            stream.write(body)
-
-    def put_parquet(self, prefix: str, table: pa.Table, token: str) -> None:
-        path = f"{self.root}/{prefix}part-00000-{token}-c000.snappy.parquet"
-        if isinstance(self.fs, pafs.LocalFileSystem):
-            self.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-        pq.write_table(table, path, filesystem=self.fs, compression="snappy")
-
-    def write_version(
-        self,
-        version: str,
-        rows: Mapping[str, Rows],
-        *,
-        base: state.StateManifest | None = None,
-        reuse: Mapping[str, set[tuple[str, ...]]] | None = None,
-        batches: Sequence[str] = ("orders-a",),
-        empty_without_files: Sequence[str] = (),
-        client_buckets: int = CLIENT_BUCKETS,
-    ) -> state.StateManifest:
-        """Write every table of one version, then its `_state.json` last.
-
-        Partitions in `reuse` are not written: the manifest points at `base`'s location of
-        them. An empty table in `empty_without_files` gets no file at all; other empty
-        tables one Parquet file without rows (what Spark writes for an empty DataFrame).
-        """
-        reuse = reuse or {}
-        token = version.split("-")[1]
-        tables: dict[str, state.TableLocation] = {}
+    def publish(self, rows: Mapping[str, Rows], at: datetime) -> state.Publication:
+        snapshots: dict[str, int] = {}
         for name, table in state.STATE_TABLES.items():
-            table_rows = list(rows[name])
-            prefix = state.table_prefix(version, name)
-            if not table.partitioned:
-                if table_rows or name not in empty_without_files:
-                    self.put_parquet(prefix, arrow_table(table, table_rows), token)
-                self.put(f"{prefix}_SUCCESS", b"")
-                tables[name] = {"rows": len(table_rows), "location": prefix}
+            kept = self._rows.get(name)
+            if kept is not None and list(kept[0]) == list(rows[name]):
+                snapshots[name] = kept[1]
                 continue
-            keys = [key for key, _ in table.partition_keys]
-            groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
-            for row in table_rows:
-                groups.setdefault(partition_of(table, row, client_buckets), []).append(row)
-            partitions: list[state.PartitionLocation] = []
-            for values in sorted(reuse.get(name, set())):
-                assert base is not None, "a reused partition needs a base version"
-                [old] = [p for p in base["tables"][name]["partitions"] if tuple(p["values"][k] for k in keys) == values]
-                partitions.append(old)
-            for values, group in sorted(groups.items()):
-                if values in reuse.get(name, set()):
-                    continue
-                where = "".join(f"{k}={v}/" for k, v in zip(keys, values, strict=True))
-                columns_only = [row[: len(table.columns)] for row in group]
-                self.put_parquet(f"{prefix}{where}", arrow_table(table, columns_only), token)
-                partitions.append(
-                    {"values": dict(zip(keys, values, strict=True)), "location": f"{prefix}{where}", "rows": len(group)}
-                )
-            partitions.sort(key=lambda p: tuple(p["values"][k] for k in keys))
-            tables[name] = {"rows": sum(p["rows"] for p in partitions), "partitions": partitions}
-        manifest: state.StateManifest = {
-            "state_format": state.STATE_FORMAT,
-            "version": version,
-            "seq": state.version_seq(version),
-            "base_version": base["version"] if base else None,
-            "created_at": "2026-01-05T00:00:00.000Z",
-            "run_id": f"run-{token}",
-            "settings": {"client_buckets": client_buckets, "line_buckets": 1},
-            "batches": {
-                b: {"run_id": f"{b}-run", "source_event_time": "2026-01-01T10:00:00.000Z", "lines_prefix": f"runs/{b}/{b}-run/order_lines/"}
-                for b in batches
-            },
-            "tables": tables,
-            "counts": {"lines": len(rows[state.CURRENT_LINES_TABLE]), "orders": 0, "clients": 0},
-            "merge": {"changed_batches": list(batches), "withdrawn_batches": [], "touched_partitions": 0, "touched_orders": 0, "fallback_lines": 0, "timings": {}},
-        }
-        self.put(naming.state_manifest_key(version), state.dumps(manifest).encode())
-        return manifest
+            snapshot = next(self._ids)
+            self._tables[snapshot] = arrow_table(table, rows[name])
+            self._rows[name] = (rows[name], snapshot)
+            snapshots[name] = snapshot
+        publication = state.Publication(
+            seq=len(self._publications) + 1,
+            published_at=at,
+            kind=state.KIND_MERGE,
+            snapshots=snapshots,
+        )
+        self._publications.append(publication)
+        return publication
 
-    def publish(self, manifest: state.StateManifest) -> None:
-        """Move the pointer to the version (one PUT)."""
-        pointer: state.StatePointer = {
-            "pointer_format": state.STATE_FORMAT,
-            "version": manifest["version"],
-            "seq": manifest["seq"],
-            "published_at": utc.iso(datetime(2026, 1, 5, tzinfo=UTC)),
-            "state_manifest": naming.state_manifest_key(manifest["version"]),
-            "settings": manifest["settings"],
-            "history": [],
-        }
-        self.put(naming.STATE_POINTER_KEY, state.dumps(pointer).encode())
+    def read(self) -> list[state.Publication]:
+        return list(self._publications)
+
+    def load(self, table: str, snapshot_id: int) -> pa.Table:
+        assert self.gate.wait(60)
+        self.loads.append((table, snapshot_id))
+        return self._tables[snapshot_id]
+
+    def backend(self, **kwargs: Any) -> DuckDBBackend:
+        """A backend on these publications; it checks for new ones on every request unless
+        told otherwise, and rebuilds in the foreground."""
+        options: dict[str, Any] = {"check_interval_s": 0.0, "background": False, **kwargs}
+        return DuckDBBackend(read=self.read, load=self.load, **options)
 
 
-def write_reference_state(endpoint: str, bucket: str = BUCKET, *, publish: str = V2) -> tuple[state.StateManifest, state.StateManifest]:
-    """Versions 1 and 2 in the bucket, the pointer on `publish`."""
-    s3_client(endpoint).create_bucket(Bucket=bucket)
-    store = StateStore(filesystem(endpoint), bucket)
-    v1 = store.write_version(V1, V1_ROWS)
-    v2 = store.write_version(
-        V2, V2_ROWS, base=v1, reuse=V2_REUSED, batches=("orders-a", "orders-b"),
-        empty_without_files=(state.SPANNING_ORDER_CELLS_TABLE,),
+def write_iceberg_state(endpoint: str, database: str, publications: Sequence[Rows | Any]) -> None:
+    """The reference state as real Iceberg tables in a Glue catalog on `endpoint`, written with
+    pyiceberg: each publication's tables appended in turn, then its publication committed
+    to the publications table with the snapshot ids in its summary, as the state job does.
+    `publications` holds each publication's rows by table (V1_ROWS, V2_ROWS, ...)."""
+    from pyiceberg.catalog import load_catalog  # noqa: PLC0415
+
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
+        Bucket=database
     )
-    store.publish(v1 if publish == V1 else v2)
-    return v1, v2
+    boto3.client("glue", endpoint_url=endpoint, region_name="us-east-1").create_database(
+        DatabaseInput={"Name": database}
+    )
+    catalog = load_catalog(
+        database,
+        **{
+            "type": "glue",
+            "glue.endpoint": endpoint,
+            "glue.region": "us-east-1",
+            "s3.endpoint": endpoint,
+            "s3.region": "us-east-1",
+        },
+    )
+
+    def table_for(name: str, schema: pa.Schema) -> Any:
+        identifier = f"{database}.{name}"
+        if catalog.table_exists(identifier):
+            return catalog.load_table(identifier)
+        return catalog.create_table(
+            identifier, schema=schema, location=f"s3://{database}/warehouse/{name}"
+        )
+
+    for seq, rows in enumerate(publications, start=1):
+        snapshots: dict[str, int] = {}
+        for name, table_def in state.STATE_TABLES.items():
+            data = arrow_table(table_def, rows[name])
+            table = table_for(name, data.schema)
+            table.overwrite(data)
+            snapshots[name] = table.current_snapshot().snapshot_id
+        publication = state.Publication(
+            seq=seq, published_at=datetime.now(UTC), kind=state.KIND_MERGE, snapshots=snapshots
+        )
+        row = pa.table(
+            {"seq": [seq], "kind": [state.KIND_MERGE]},
+            schema=pa.schema([("seq", pa.int64()), ("kind", pa.string())]),
+        )
+        table_for(state.PUBLICATIONS_TABLE, row.schema).append(
+            row, snapshot_properties=publication.summary()
+        )
 
 
-def write_spanning_state(endpoint: str, bucket: str) -> state.StateManifest:
-    s3_client(endpoint).create_bucket(Bucket=bucket)
-    store = StateStore(filesystem(endpoint), bucket)
-    manifest = store.write_version(V_SPAN, SPANNING_ROWS, batches=("orders-s", "orders-t"))
-    store.publish(manifest)
-    return manifest
+def reference_states(*, both: bool = True) -> PublishedStates:
+    """Publication 1 (orders-a) and, unless `both` is False, publication 2 (orders-b)."""
+    states = PublishedStates()
+    states.publish(V1_ROWS, P1_AT)
+    if both:
+        states.publish(V2_ROWS, P2_AT)
+    return states
+
+
+def spanning_states() -> PublishedStates:
+    states = PublishedStates()
+    states.publish(SPANNING_ROWS, T_S)
+    return states
 
 
 # --- Servers, clients, events ---------------------------------------------------------------
@@ -452,9 +915,7 @@ def api_event(
     path: str, method: str = "GET", query: dict[str, list[str]] | None = None
 ) -> dict[str, Any]:
     """A REST API proxy event shaped like the samples in tests/events."""
-    event: dict[str, Any] = copy.deepcopy(
-        json.loads((EVENTS / "api_get_health.json").read_text())
-    )
+    event: dict[str, Any] = copy.deepcopy(json.loads((EVENTS / "api_get_health.json").read_text()))
     event["path"] = path
     event["httpMethod"] = method
     event["requestContext"]["httpMethod"] = method

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from deploy.console import execution_request
+from deploy.console import UploadOrder, execution_request
 from deploy.create_workflow import CliArgs, console_execution_input, main
-from duffbeer import naming
+from duffbeer import manifest, naming
 
 PROJECT = Path(__file__).resolve().parents[2]
 # Nothing listens on port 1: any AWS call made during a dry run would fail the command.
@@ -83,10 +83,11 @@ def test_console_input_has_the_documented_execution_input_fields() -> None:
         "event_time",
         "batch_id",
         "sequencer",
+        "rerun_at",
     ]
     assert document["bucket"] == "duffbeer-input-orders"
     assert document["batch_id"] == "orders-fc7a95199035"
-    assert name.startswith("orders-fc7a95199035-")
+    assert name.startswith("orders-fc7a95199035-manual-")
     json.dumps(document)
 
 
@@ -106,23 +107,44 @@ def test_script_runs_from_any_directory_with_its_own_imports(tmp_path: Path) -> 
     assert "duffbeer-input-orders" in result.stdout
 
 
-def test_manual_execution_request_mirrors_the_trigger_for_one_object() -> None:
-    # Given an uploaded object's HEAD / When a manual run is prepared at a fixed time
-    head = {"ETag": '"9b2cf535f27731c974343645a3985328"', "ContentLength": 312}
-    now = datetime(2026, 11, 28, 8, 0, 1, 250000, tzinfo=UTC)
-    name, document = execution_request("duffbeer-input-orders", "orders.csv", head, now)
-    # Then the input is the documented shape with the object's own values
-    assert document == {
+def test_a_hand_rerun_repeats_the_upload_order_and_is_newer_than_its_automatic_run() -> None:
+    # Given an uploaded object's HEAD and its automatic run's ordering fields
+    head = {"ETag": '"9b2cf535f27731c974343645a3985328"', "ContentLength": 312, "VersionId": "v1"}
+    order = UploadOrder("2026-11-28T08:00:01.250Z", "0055AED6DCD90281E5", "execution x")
+    now = datetime(2026, 11, 28, 9, 30, 5, 7000, tzinfo=UTC)
+    # When a re-run is prepared twice at the same instant
+    first = execution_request("duffbeer-input-orders", "orders.csv", head, order, now)
+    second = execution_request("duffbeer-input-orders", "orders.csv", head, order, now)
+    # Then the input is the documented shape: the upload's order, re-run now
+    assert first.document == {
         "bucket": "duffbeer-input-orders",
         "key": "orders.csv",
         "etag": "9b2cf535f27731c974343645a3985328",
-        "version_id": None,
+        "version_id": "v1",
         "size": 312,
         "event_time": "2026-11-28T08:00:01.250Z",
         "batch_id": "orders-fc7a95199035",
-        "sequencer": "manual-20261128T080001",
+        "sequencer": "0055AED6DCD90281E5",
+        "rerun_at": "2026-11-28T09:30:05.007Z",
     }
-    # And the name is the trigger's rule: batch id + digest of etag and sequencer
-    assert name == naming.execution_name_for(
-        "orders-fc7a95199035", "9b2cf535f27731c974343645a3985328:manual-20261128T080001"
-    )
+    # And each name is new and readable, never the automatic run's
+    automatic = naming.execution_name_for("orders-fc7a95199035", "v1")
+    assert first.name.startswith("orders-fc7a95199035-manual-20261128T093005007Z-")
+    assert len({first.name, second.name, automatic}) == 3
+    # And the re-run orders after the automatic run, and before a later upload of the key
+    runs = {
+        "automatic": manifest.run_order(automatic, order.event_time, order.sequencer),
+        "rerun": manifest.run_order(
+            first.name, order.event_time, order.sequencer, first.document["rerun_at"]
+        ),
+        "later upload": manifest.run_order("z", "2026-11-28T08:00:02.000Z", "0055AED6DCD90281F0"),
+    }
+    assert sorted(runs, key=runs.__getitem__) == ["automatic", "rerun", "later upload"]
+
+
+def test_a_manual_name_keeps_its_manual_part_when_the_batch_id_is_long() -> None:
+    batch_id = naming.batch_id_for("b", "x" * 60 + ".csv")
+    name = naming.manual_execution_name(batch_id, datetime(2026, 1, 2, tzinfo=UTC), "beef")
+    assert len(name) == naming.EXECUTION_NAME_MAX
+    assert name.endswith("-manual-20260102T000000000Z-beef")
+    assert name[0].isalnum()

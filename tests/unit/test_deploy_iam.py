@@ -29,17 +29,18 @@ STATE_MACHINE = "arn:aws:states:eu-west-1:111122223333:stateMachine:duffbeer-ord
 WORKGROUP = "arn:aws:athena:eu-west-1:111122223333:workgroup/duffbeer-reports"
 ORDER_LINES_TABLE = "arn:aws:glue:eu-west-1:111122223333:table/duffbeer_reports/order_lines"
 OTHER_TABLE = "arn:aws:glue:eu-west-1:111122223333:table/other_db/order_lines"
-STATE_POINTER = "arn:aws:s3:::duffbeer-processed-orders/state/current.json"
 RUN_INPUT = "arn:aws:s3:::duffbeer-processed-orders/runs/b-1/r-1/input/source.csv"
+# The state's Iceberg files, all under the warehouse prefix: data, and metadata.
 STATE_OBJECT = (
-    "arn:aws:s3:::duffbeer-processed-orders/state/versions/0000000003-0a1b2c3d/client_orders/"
-    "client_bucket=7/part-0.parquet"
+    "arn:aws:s3:::duffbeer-processed-orders/warehouse/duffbeer_reports.db/client_orders/data/"
+    "client_id_bucket=7/00000-1-a.parquet"
 )
-STATE_PLAN = "arn:aws:s3:::duffbeer-processed-orders/state/plans/0000000003-0a1b2c3d.json"
-VERSION_TABLE = (
-    "arn:aws:glue:eu-west-1:111122223333:table/duffbeer_reports_versions/"
-    "client_orders_v0000000003_0a1b2c3d"
+STATE_METADATA = (
+    "arn:aws:s3:::duffbeer-processed-orders/warehouse/duffbeer_reports.db/state_publications/"
+    "metadata/00003-b.metadata.json"
 )
+STATE_TABLE = "arn:aws:glue:eu-west-1:111122223333:table/duffbeer_reports/client_orders"
+PUBLICATIONS_TABLE = "arn:aws:glue:eu-west-1:111122223333:table/duffbeer_reports/state_publications"
 STATE_JOB = "arn:aws:glue:eu-west-1:111122223333:job/duffbeer-maintain-state"
 
 
@@ -59,8 +60,6 @@ def test_one_role_per_function_plus_glue_jobs_and_state_machine() -> None:
             "duffbeer-start-etl-role",
             "duffbeer-validate-orders-role",
             "duffbeer-publish-batch-role",
-            "duffbeer-plan-state-role",
-            "duffbeer-publish-state-role",
             "duffbeer-catalog-batch-role",
             "duffbeer-clean-up-role",
             "duffbeer-quarantine-batch-role",
@@ -114,25 +113,16 @@ def test_no_wildcard_actions_and_star_resources_only_where_aws_requires_them() -
         ("duffbeer-publish-batch-role", "s3:GetObject", MANIFEST),
         ("duffbeer-publish-batch-role", "s3:GetObject", RUN_OBJECT),
         ("duffbeer-publish-batch-role", "s3:PutObject", MANIFEST),
-        ("duffbeer-plan-state-role", "s3:GetObject", MANIFEST),
-        ("duffbeer-plan-state-role", "s3:GetObject", STATE_POINTER),
-        ("duffbeer-plan-state-role", "s3:PutObject", STATE_PLAN),
-        ("duffbeer-publish-state-role", "s3:GetObject", STATE_OBJECT),
-        ("duffbeer-publish-state-role", "s3:PutObject", STATE_POINTER),
-        ("duffbeer-publish-state-role", "glue:CreateTable", VERSION_TABLE),
-        ("duffbeer-publish-state-role", "glue:BatchCreatePartition", VERSION_TABLE),
         ("duffbeer-catalog-batch-role", "s3:GetObject", MANIFEST),
-        ("duffbeer-catalog-batch-role", "s3:GetObject", STATE_POINTER),
         ("duffbeer-catalog-batch-role", "glue:BatchCreatePartition", ORDER_LINES_TABLE),
         ("duffbeer-clean-up-role", "s3:DeleteObject", RUN_OBJECT),
-        ("duffbeer-clean-up-role", "s3:DeleteObject", STATE_OBJECT),
-        ("duffbeer-clean-up-role", "glue:DeleteTable", VERSION_TABLE),
         ("duffbeer-quarantine-batch-role", "s3:GetObject", INPUT_OBJECT),
         ("duffbeer-quarantine-batch-role", "s3:PutObject", QUARANTINE_OBJECT),
         ("duffbeer-orders-api-role", "athena:StartQueryExecution", WORKGROUP),
         ("duffbeer-orders-api-role", "glue:GetTable", ORDER_LINES_TABLE),
-        ("duffbeer-orders-api-role", "glue:GetPartitions", VERSION_TABLE),
-        ("duffbeer-orders-api-role", "s3:GetObject", STATE_POINTER),
+        # The publications' metadata, and the state's files Athena reads for the role.
+        ("duffbeer-orders-api-role", "glue:GetTable", PUBLICATIONS_TABLE),
+        ("duffbeer-orders-api-role", "s3:GetObject", STATE_METADATA),
         ("duffbeer-orders-api-role", "s3:GetObject", STATE_OBJECT),
         ("duffbeer-orders-api-role", "s3:PutObject", ATHENA_RESULT),
         # GET /batches: the batch pointers, run manifests and quarantine reports.
@@ -143,9 +133,14 @@ def test_no_wildcard_actions_and_star_resources_only_where_aws_requires_them() -
         ("duffbeer-glue-role", "s3:GetObject", ARTIFACT),
         ("duffbeer-glue-role", "s3:PutObject", RUN_OBJECT),
         ("duffbeer-state-job-role", "s3:GetObject", RUN_OBJECT),
-        ("duffbeer-state-job-role", "s3:GetObject", STATE_POINTER),
+        ("duffbeer-state-job-role", "s3:GetObject", MANIFEST),
         ("duffbeer-state-job-role", "s3:GetObject", ARTIFACT),
+        # Iceberg's commits: files under the warehouse, UpdateTable on the state's tables.
         ("duffbeer-state-job-role", "s3:PutObject", STATE_OBJECT),
+        ("duffbeer-state-job-role", "s3:PutObject", STATE_METADATA),
+        ("duffbeer-state-job-role", "s3:DeleteObject", STATE_OBJECT),
+        ("duffbeer-state-job-role", "glue:UpdateTable", STATE_TABLE),
+        ("duffbeer-state-job-role", "glue:CreateTable", PUBLICATIONS_TABLE),
         (
             "duffbeer-states-role",
             "lambda:InvokeFunction",
@@ -157,11 +152,6 @@ def test_no_wildcard_actions_and_star_resources_only_where_aws_requires_them() -
             "arn:aws:glue:eu-west-1:111122223333:job/duffbeer-transform-orders",
         ),
         ("duffbeer-states-role", "glue:StartJobRun", STATE_JOB),
-        (
-            "duffbeer-states-role",
-            "lambda:InvokeFunction",
-            "arn:aws:lambda:eu-west-1:111122223333:function:duffbeer-publish-state",
-        ),
         (
             "duffbeer-states-role",
             "sns:Publish",
@@ -193,7 +183,8 @@ def test_the_functions_and_the_state_machine_send_traces_and_the_jobs_do_not() -
         ("duffbeer-orders-api-role", "s3:PutObject", INPUT_OBJECT),
         ("duffbeer-orders-api-role", "s3:PutObject", RUN_OBJECT),
         ("duffbeer-orders-api-role", "s3:PutObject", MANIFEST),
-        ("duffbeer-orders-api-role", "s3:PutObject", STATE_POINTER),
+        ("duffbeer-orders-api-role", "s3:PutObject", STATE_METADATA),
+        ("duffbeer-orders-api-role", "glue:UpdateTable", STATE_TABLE),
         ("duffbeer-orders-api-role", "s3:GetObject", RUN_OBJECT),
         ("duffbeer-orders-api-role", "s3:GetObject", RUN_INPUT),
         ("duffbeer-orders-api-role", "s3:GetObject", QUARANTINE_OBJECT),
@@ -217,17 +208,11 @@ def test_the_functions_and_the_state_machine_send_traces_and_the_jobs_do_not() -
         ("duffbeer-publish-batch-role", "s3:DeleteObject", MANIFEST),
         ("duffbeer-publish-batch-role", "s3:DeleteObject", RUN_OBJECT),
         ("duffbeer-publish-batch-role", "s3:PutObject", RUN_OBJECT),
-        ("duffbeer-publish-batch-role", "s3:PutObject", STATE_POINTER),
-        # Planning writes plans only; publishing the state writes the pointer, not data.
-        ("duffbeer-plan-state-role", "s3:PutObject", STATE_POINTER),
-        ("duffbeer-plan-state-role", "s3:PutObject", MANIFEST),
-        ("duffbeer-publish-state-role", "s3:PutObject", STATE_OBJECT),
-        ("duffbeer-publish-state-role", "s3:DeleteObject", STATE_OBJECT),
-        ("duffbeer-publish-state-role", "glue:CreateTable", ORDER_LINES_TABLE),
-        # Clean-up never deletes a pointer or writes anything.
+        ("duffbeer-publish-batch-role", "s3:PutObject", STATE_OBJECT),
+        # Clean-up deletes superseded runs only: never a pointer, never the state's files.
         ("duffbeer-clean-up-role", "s3:DeleteObject", MANIFEST),
-        ("duffbeer-clean-up-role", "s3:DeleteObject", STATE_POINTER),
-        ("duffbeer-clean-up-role", "s3:PutObject", STATE_OBJECT),
+        ("duffbeer-clean-up-role", "s3:DeleteObject", STATE_OBJECT),
+        ("duffbeer-clean-up-role", "s3:PutObject", RUN_OBJECT),
         ("duffbeer-clean-up-role", "glue:DeleteTable", ORDER_LINES_TABLE),
         ("duffbeer-catalog-batch-role", "glue:CreateTable", OTHER_TABLE),
         ("duffbeer-catalog-batch-role", "s3:PutObject", MANIFEST),
@@ -239,11 +224,16 @@ def test_the_functions_and_the_state_machine_send_traces_and_the_jobs_do_not() -
         ("duffbeer-glue-role", "s3:PutObject", MANIFEST),
         ("duffbeer-glue-role", "s3:DeleteObject", MANIFEST),
         ("duffbeer-glue-role", "s3:PutObject", STATE_OBJECT),
-        # The state job writes versions, never a pointer or a run.
-        ("duffbeer-state-job-role", "s3:PutObject", STATE_POINTER),
+        # The state job commits to the state's tables only, never a pointer or a run.
         ("duffbeer-state-job-role", "s3:PutObject", MANIFEST),
         ("duffbeer-state-job-role", "s3:PutObject", RUN_OBJECT),
+        ("duffbeer-state-job-role", "s3:DeleteObject", RUN_OBJECT),
         ("duffbeer-state-job-role", "s3:GetObject", INPUT_OBJECT),
+        ("duffbeer-state-job-role", "glue:UpdateTable", ORDER_LINES_TABLE),
+        ("duffbeer-state-job-role", "glue:DeleteTable", STATE_TABLE),
+        ("duffbeer-state-job-role", "glue:UpdateTable", OTHER_TABLE),
+        # The transform job never touches the state.
+        ("duffbeer-glue-role", "glue:UpdateTable", STATE_TABLE),
         (
             "duffbeer-states-role",
             "lambda:InvokeFunction",

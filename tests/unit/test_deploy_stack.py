@@ -31,7 +31,8 @@ def test_prefix_and_suffix_reach_every_name() -> None:
     assert names.database == "acme_duffbeer_reports_dev"
     assert names.glue_job == "acme-duffbeer-dev-transform-orders"
     assert names.state_job == "acme-duffbeer-dev-maintain-state"
-    assert names.versions_database == "acme_duffbeer_reports_dev_versions"
+    assert names.maintenance_job == "acme-duffbeer-dev-maintain-tables"
+    assert names.maintenance_trigger == "acme-duffbeer-dev-maintain-tables-daily"
     assert (
         names.lambda_log_group("validate_orders") == "/aws/lambda/acme-duffbeer-dev-validate-orders"
     )
@@ -39,8 +40,6 @@ def test_prefix_and_suffix_reach_every_name() -> None:
         "acme-duffbeer-dev-start-etl-role",
         "acme-duffbeer-dev-validate-orders-role",
         "acme-duffbeer-dev-publish-batch-role",
-        "acme-duffbeer-dev-plan-state-role",
-        "acme-duffbeer-dev-publish-state-role",
         "acme-duffbeer-dev-catalog-batch-role",
         "acme-duffbeer-dev-clean-up-role",
         "acme-duffbeer-dev-quarantine-batch-role",

@@ -41,6 +41,8 @@ def test_required_only_takes_defaults_from_the_clock() -> None:
         source_uri="s3://in/raw/orders.csv",
         source_etag=None,
         source_version_id=None,
+        source_sequencer=None,
+        rerun_at=None,
         max_reject_ratio=0.05,
         max_file_bytes=2 * 1024**3,
     )
@@ -61,6 +63,10 @@ def test_every_optional_argument() -> None:
         '"abc"',
         "--source_version_id",
         "v1",
+        "--source_sequencer",
+        "0062A4F0C4D2F1E8A1",
+        "--rerun_at",
+        "2026-11-28T10:00:00+00:00",
         "--max_reject_ratio",
         "0.1",
         "--max_file_bytes",
@@ -80,6 +86,8 @@ def test_every_optional_argument() -> None:
         source_uri="s3://raw-bucket/incoming/orders 1.csv",
         source_etag='"abc"',
         source_version_id="v1",
+        source_sequencer="0062A4F0C4D2F1E8A1",
+        rerun_at="2026-11-28T10:00:00.000Z",
         max_reject_ratio=0.1,
         max_file_bytes=1000,
     )
@@ -93,6 +101,7 @@ def test_every_optional_argument() -> None:
         (["--max_reject_ratio", "2"], "--max_reject_ratio 2.0 must be between 0 and 1"),
         (["--max_file_bytes", "0"], "--max_file_bytes 0 must be positive"),
         (["--source_event_time", "yesterday"], "--source_event_time 'yesterday' is not ISO-8601"),
+        (["--rerun_at", "later"], "--rerun_at 'later' is not ISO-8601"),
     ],
 )
 def test_invalid_values_are_configuration_errors(extra: list[str], message: str) -> None:

@@ -156,6 +156,8 @@ def test_sample_end_to_end(spark: SparkSession, tmp_path: Path, assert_rows: Ass
         "version_id": None,
         "size": SAMPLE.stat().st_size,
         "event_time": "2026-11-28T00:00:00.000Z",
+        "sequencer": None,
+        "rerun_at": None,
     }
     # ... the run publishes nothing itself (the Store step writes the batch pointer)
     assert manifest["published"] is None

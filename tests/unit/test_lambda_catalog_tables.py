@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from duffbeer import catalog_tables as tables
-from duffbeer import contract, naming, reports_sql, state
+from duffbeer import contract, reports_sql, state
 
 # Trino and DuckDB agree on these result types; sum() of an integer is where they differ
 # (Trino: bigint, DuckDB: hugeint), so those columns are compared by name only.
@@ -29,8 +29,7 @@ def _duckdb_type(hive_type: str) -> str:
     return _DUCKDB_TYPES.get(hive_type, hive_type.upper())
 
 
-VERSION = "0000000007-0a1b2c3d"
-VERSIONS = "duffbeer_reports_versions"
+DATABASE = "duffbeer_reports"
 
 
 def _view_sql(table_input: dict[str, Any]) -> str:
@@ -38,30 +37,24 @@ def _view_sql(table_input: dict[str, Any]) -> str:
     return str(json.loads(base64.b64decode(encoded))["originalSql"])
 
 
-@pytest.fixture(scope="module", params=[None, VERSION], ids=["before-any-state", "a-version"])
-def views(request: pytest.FixtureRequest) -> dict[str, tuple[dict[str, Any], list[Any]]]:
-    """Every stable view's TableInput, and what DuckDB says its SQL returns, over empty tables
-    of one state version (named as in the versions database) or over nothing at all."""
-    version = request.param
+@pytest.fixture(scope="module")
+def views() -> dict[str, tuple[dict[str, Any], list[Any]]]:
+    """Every Athena view's TableInput, and what DuckDB says its SQL returns over empty state
+    tables in a schema named like the database."""
     connection = duckdb.connect()
-    connection.execute(f'CREATE SCHEMA "{VERSIONS}"')
+    connection.execute(f'CREATE SCHEMA "{DATABASE}"')
     for name, table in state.STATE_TABLES.items():
-        columns = (*table.columns, *table.partition_keys)
-        definition = ", ".join(f"{c} {_duckdb_type(kind)}" for c, kind in columns)
-        connection.execute(
-            f'CREATE TABLE "{VERSIONS}"."{state.versioned_table(name, VERSION)}" ({definition})'
-        )
+        definition = ", ".join(f"{c} {_duckdb_type(kind)}" for c, kind in table.columns)
+        connection.execute(f'CREATE TABLE "{DATABASE}"."{name}" ({definition})')
     result = {}
-    for name, table_input in tables.views(
-        "duffbeer_reports", versions_database=VERSIONS, version=version
-    ).items():
+    for name, table_input in tables.views(DATABASE).items():
         connection.execute(f"CREATE VIEW {name} AS {_view_sql(table_input)}")
         described = connection.execute(f"DESCRIBE {name}").fetchall()
         result[name] = (table_input, [(row[0], row[1]) for row in described])
     return result
 
 
-def test_every_stable_view_declares_the_columns_its_sql_returns(
+def test_every_view_declares_the_columns_its_sql_returns(
     views: dict[str, tuple[dict[str, Any], list[Any]]],
 ) -> None:
     assert sorted(views) == sorted(reports_sql.VIEW_COLUMNS)
@@ -72,24 +65,18 @@ def test_every_stable_view_declares_the_columns_its_sql_returns(
         for (column, duck_type), (_, hive_type) in zip(described, declared, strict=True):
             if column not in _INTEGER_SUMS:
                 assert duck_type == _duckdb_type(hive_type), f"{name}.{column}"
+        # A view reads the tables' current (published) snapshots by name
+        assert f'"{DATABASE}".' in _view_sql(table_input), name
 
 
-def test_views_name_the_version_they_show() -> None:
-    shown = tables.views("duffbeer_reports", versions_database=VERSIONS, version=VERSION)
-    empty = tables.views("duffbeer_reports", versions_database=VERSIONS, version=None)
-    for name in shown:
-        assert shown[name]["Parameters"][tables.STATE_VERSION_PARAMETER] == VERSION
-        assert f'"{VERSIONS}"."' in _view_sql(shown[name])
-        assert empty[name]["Parameters"][tables.STATE_VERSION_PARAMETER] == ""
-
-
-def test_orders_summary_has_exactly_the_seed_schema() -> None:
-    assert reports_sql.VIEW_COLUMNS[naming.ORDERS_SUMMARY_VIEW] == (
+def test_orders_summary_is_a_state_table_with_exactly_the_seed_schema() -> None:
+    assert state.STATE_TABLES[state.ORDERS_SUMMARY_TABLE].columns == (
         ("client_id", "int"),
         ("client_name", "string"),
         ("total_orders", "int"),
         ("total_sales", "double"),
     )
+    assert state.ORDERS_SUMMARY_TABLE == "orders_summary"
 
 
 def test_presto_view_text_round_trips() -> None:

@@ -151,8 +151,6 @@ def test_explain_names_the_project_error_behind_a_failure(
     ("module", "event", "field"),
     [
         ("publish_batch", {"run_id": "r"}, "batch_id"),
-        ("plan_state", {"batch_id": "b"}, "run_id"),
-        ("publish_state", {"batch_id": "b", "run_id": "r", "version": "v"}, "plan_key"),
         ("catalog_batch", {"batch_id": 7, "run_id": "r"}, "batch_id"),
         ("clean_up", {}, "batch_id"),
         (

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from pyspark.sql import SparkSession
 
-from duffbeer import naming, state
+from duffbeer import manifest, naming, state, utc
 from duffbeer.errors import ConfigurationError
 from glue_jobs.state.args import StateJobArgs
 from glue_jobs.state.catalog import StateCatalog
@@ -69,9 +69,7 @@ def test_invalid_arguments_are_configuration_errors(argv: list[str], message: st
 
 
 @pytest.fixture
-def steps(
-    spark: SparkSession, aws_endpoint: str, state_database: str, tmp_path: Path
-) -> Steps:
+def steps(spark: SparkSession, aws_endpoint: str, state_database: str, tmp_path: Path) -> Steps:
     root = tmp_path / "processed"
     root.mkdir()
     return Steps(spark, root, endpoint=aws_endpoint, database=state_database)
@@ -117,9 +115,15 @@ def test_a_correction_falls_back_to_the_older_versions_of_the_lines_it_withdraws
     outcome = steps.process("orders/b.csv", corrected, at(10), "b-run-2")
     # Then line (1, 1) is a.csv's again, and every table follows
     assert outcome.outcome == PUBLISHED and outcome.seq == 3
-    live = [Upload(batch("orders/a.csv"), at(8), A), Upload(batch("orders/b.csv"), at(10), corrected)]
+    live = [
+        Upload(batch("orders/a.csv"), at(8), A),
+        Upload(batch("orders/b.csv"), at(10), corrected),
+    ]
     assert_state_equals(reader, current_lines(live))
-    lines = {(r["order_id"], r["product_id"]): r["status"] for r in reader.rows(state.CURRENT_LINES_TABLE)}
+    lines = {
+        (r["order_id"], r["product_id"]): r["status"]
+        for r in reader.rows(state.CURRENT_LINES_TABLE)
+    }
     assert lines == {(1, 1): "created", (2, 1): "created", (3, 2): "broken"}
 
 
@@ -143,8 +147,6 @@ def test_an_older_run_never_moves_the_state_back(steps: Steps, reader: StateRead
     steps.merge(batch("orders/b.csv"), "exec-b-new")
     # When a merge reads a pointer still naming the older run (a stale view of the bucket)
     pointer = steps.root / naming.manifest_key(batch("orders/b.csv"))
-    from duffbeer import manifest, utc
-
     pointer.write_text(manifest.dumps(manifest.publish(old, utc.iso(at(11)))))
     outcome = steps.merge(batch("orders/b.csv"), "exec-b-old")
     # Then the state keeps the newer run
@@ -153,7 +155,9 @@ def test_an_older_run_never_moves_the_state_back(steps: Steps, reader: StateRead
 
 
 @pytest.fixture
-def paused_publication(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[threading.Event, threading.Event]]:
+def paused_publication(
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[tuple[threading.Event, threading.Event]]:
     """The first publish() of the test waits (`reached` set) until `release` is set."""
     reached, release = threading.Event(), threading.Event()
     original = StateCatalog.publish

@@ -48,19 +48,13 @@ def _transitions(asl: dict[str, Any]) -> dict[str, list[str]]:
 def test_happy_path_and_failure_path_transitions(asl: dict[str, Any]) -> None:
     # Given the example configuration / When the definition is built
     # Then the states and every transition are exactly these
-    assert asl["StartAt"] == "ValidateOrders"
+    assert asl["StartAt"] == "ReadInput"
     assert _transitions(asl) == {
+        "ReadInput": ["ValidateOrders"],
         "ValidateOrders": ["TransformOrders", "QuarantineInput"],
         "TransformOrders": ["PublishBatch", "QuarantineInput"],
-        "PublishBatch": ["StartStateUpdate", "QuarantineInput"],
-        "StartStateUpdate": ["PlanState"],
-        "PlanState": ["StateChanged", "NotifyStateFailure"],
-        "StateChanged": [],
-        "MergeState": ["PublishState", "NotifyStateFailure"],
-        "PublishState": ["CatalogBatch", "CountReplan", "NotifyStateFailure"],
-        "CountReplan": ["ReplanAllowed"],
-        "ReplanAllowed": [],
-        "ReplansExhausted": ["NotifyStateFailure"],
+        "PublishBatch": ["MergeState", "QuarantineInput"],
+        "MergeState": ["CatalogBatch", "NotifyStateFailure"],
         "CatalogBatch": ["CleanUp", "NotifyStateFailure"],
         "CleanUp": ["BatchSucceeded", "CleanUpFailed"],
         "CleanUpFailed": ["BatchSucceeded"],
@@ -71,31 +65,12 @@ def test_happy_path_and_failure_path_transitions(asl: dict[str, Any]) -> None:
         "NotifyStateFailure": ["BatchFailed", "BatchFailed"],
         "BatchFailed": [],
     }
-    # The choices: merge only when the plan changed; plan again a bounded number of times
-    assert asl["States"]["StateChanged"]["Choices"] == [
-        {"Variable": "$.plan.changed", "BooleanEquals": True, "Next": "MergeState"}
-    ]
-    assert asl["States"]["StateChanged"]["Default"] == "CatalogBatch"
-    assert asl["States"]["ReplanAllowed"]["Choices"] == [
-        {"Variable": "$.state.replans", "NumericLessThanEquals": 5, "Next": "PlanState"}
-    ]
-    assert asl["States"]["ReplanAllowed"]["Default"] == "ReplansExhausted"
-    assert asl["States"]["CountReplan"]["Parameters"] == {
-        "replans.$": "States.MathAdd($.state.replans, 1)"
-    }
-    assert asl["States"]["StartStateUpdate"]["Result"] == {"replans": 0}
     assert {name: state["Type"] for name, state in asl["States"].items()} == {
+        "ReadInput": "Pass",
         "ValidateOrders": "Task",
         "TransformOrders": "Task",
         "PublishBatch": "Task",
-        "StartStateUpdate": "Pass",
-        "PlanState": "Task",
-        "StateChanged": "Choice",
         "MergeState": "Task",
-        "PublishState": "Task",
-        "CountReplan": "Pass",
-        "ReplanAllowed": "Choice",
-        "ReplansExhausted": "Pass",
         "CatalogBatch": "Task",
         "CleanUp": "Task",
         "CleanUpFailed": "Pass",
@@ -108,6 +83,17 @@ def test_happy_path_and_failure_path_transitions(asl: dict[str, Any]) -> None:
     }
 
 
+def test_the_input_gets_its_optional_fields(asl: dict[str, Any]) -> None:
+    # An upload's own run has no hand re-run time; an input from the console may lack both
+    read_input = asl["States"]["ReadInput"]
+    assert read_input["Parameters"] == {
+        "input.$": (
+            'States.JsonMerge(States.StringToJson(\'{"sequencer": "", "rerun_at": ""}\'), $, false)'
+        )
+    }
+    assert read_input["OutputPath"] == "$.input"
+
+
 def test_every_work_step_retries_transients_and_catches_the_rest(asl: dict[str, Any]) -> None:
     states = asl["States"]
     lambda_retry = [
@@ -116,26 +102,21 @@ def test_every_work_step_retries_transients_and_catches_the_rest(asl: dict[str, 
             "IntervalSeconds": 2,
             "MaxAttempts": 6,
             "BackoffRate": 2.0,
-        }
+        },
+        # A timed-out step may have done its work: every Lambda step is idempotent.
+        {
+            "ErrorEquals": ["Sandbox.Timedout", "States.Timeout"],
+            "IntervalSeconds": 5,
+            "MaxAttempts": 2,
+            "BackoffRate": 2.0,
+        },
     ]
-    for name in (
-        "ValidateOrders",
-        "PublishBatch",
-        "PlanState",
-        "PublishState",
-        "CatalogBatch",
-        "CleanUp",
-    ):
+    for name in ("ValidateOrders", "PublishBatch", "CatalogBatch", "CleanUp", "QuarantineInput"):
         assert states[name]["Retry"] == lambda_retry, name
     for name in ("ValidateOrders", "TransformOrders", "PublishBatch"):
         assert states[name]["Catch"] == CATCH_ALL, name
-    for name in ("PlanState", "MergeState", "CatalogBatch"):
+    for name in ("MergeState", "CatalogBatch"):
         assert states[name]["Catch"] == CATCH_STATE, name
-    # A merge that lost the race to another merge plans again; anything else notifies
-    assert states["PublishState"]["Catch"] == [
-        {"ErrorEquals": ["StateConflictError"], "ResultPath": "$.error", "Next": "CountReplan"},
-        *CATCH_STATE,
-    ]
     # Clean-up failures never fail a published batch
     assert states["CleanUp"]["Catch"] == [
         {"ErrorEquals": ["States.ALL"], "ResultPath": "$.clean_up", "Next": "CleanUpFailed"}
@@ -148,19 +129,21 @@ def test_every_work_step_retries_transients_and_catches_the_rest(asl: dict[str, 
             "BackoffRate": 2.0,
         }
     ]
-    # The state job runs one merge at a time: a merge waits for the running one
+    # A merge that lost to other merges more often than it tries on its own, or failed
+    # briefly, runs once more at a random moment (a merge is idempotent)
     assert states["MergeState"]["Retry"] == [
         {
-            "ErrorEquals": ["Glue.ConcurrentRunsExceededException"],
-            "IntervalSeconds": 15,
-            "MaxAttempts": 12,
-            "BackoffRate": 1.4,
-        },
-        {
-            "ErrorEquals": ["Glue.ThrottlingException"],
+            "ErrorEquals": ["Glue.ConcurrentRunsExceededException", "Glue.ThrottlingException"],
             "IntervalSeconds": 30,
             "MaxAttempts": 5,
             "BackoffRate": 2.0,
+        },
+        {
+            "ErrorEquals": ["States.TaskFailed"],
+            "IntervalSeconds": 30,
+            "MaxAttempts": 2,
+            "BackoffRate": 2.0,
+            "JitterStrategy": "FULL",
         },
     ]
     # No retrier ever matches everything: only transient errors are retried.
@@ -169,24 +152,19 @@ def test_every_work_step_retries_transients_and_catches_the_rest(asl: dict[str, 
             assert "States.ALL" not in retrier["ErrorEquals"]
 
 
-def test_merge_runs_the_state_job_on_the_plan(asl: dict[str, Any]) -> None:
+def test_merge_runs_the_state_job_on_the_batch(asl: dict[str, Any]) -> None:
     merge = asl["States"]["MergeState"]
     assert merge["Resource"] == "arn:aws:states:::glue:startJobRun.sync"
     assert merge["Parameters"] == {
         "JobName": "duffbeer-maintain-state",
         "Arguments": {
             "--processed_path": "s3://duffbeer-processed-orders/",
-            "--plan_key.$": "$.plan.plan_key",
+            "--database": "duffbeer_reports",
+            "--batch_id.$": "$.batch_id",
+            "--run_id.$": "$$.Execution.Name",
         },
     }
     assert merge["ResultSelector"] == {"job_run_id.$": "$.Id", "state.$": "$.JobRunState"}
-    publish = asl["States"]["PublishState"]
-    assert publish["Parameters"]["Payload"] == {
-        "batch_id.$": "$.batch_id",
-        "run_id.$": "$$.Execution.Name",
-        "version.$": "$.plan.version",
-        "plan_key.$": "$.plan.plan_key",
-    }
 
 
 def test_transform_runs_the_glue_job_synchronously_with_string_arguments(
@@ -208,6 +186,8 @@ def test_transform_runs_the_glue_job_synchronously_with_string_arguments(
             "--ingest_date.$": "$.validation.ingest_date",
             "--source_event_time.$": "$.event_time",
             "--source_etag.$": "$.etag",
+            "--source_sequencer.$": "$.sequencer",
+            "--rerun_at.$": "$.rerun_at",
             "--max_reject_ratio": "0.05",
         },
     }
@@ -292,14 +272,13 @@ def test_config_values_flow_into_the_definition() -> None:
         role_arn="arn:aws:iam::111122223333:role/acme-states",
         validate_function_arn="arn:aws:lambda:eu-west-1:111122223333:function:acme-validate",
         publish_function_arn="arn:aws:lambda:eu-west-1:111122223333:function:acme-publish",
-        plan_state_function_arn="arn:aws:lambda:eu-west-1:111122223333:function:acme-plan",
-        publish_state_function_arn="arn:aws:lambda:eu-west-1:111122223333:function:acme-state",
         catalog_function_arn="arn:aws:lambda:eu-west-1:111122223333:function:acme-catalog",
         clean_up_function_arn="arn:aws:lambda:eu-west-1:111122223333:function:acme-clean",
         quarantine_function_arn="arn:aws:lambda:eu-west-1:111122223333:function:acme-quarantine",
         glue_job_name="acme-transform",
         state_job_name="acme-state",
         processed_bucket="acme-processed",
+        database="acme_reports",
         failure_topic_arn="arn:aws:sns:eu-west-1:111122223333:acme-alerts",
         max_reject_ratio=0.01,
     )
@@ -314,6 +293,7 @@ def test_config_values_flow_into_the_definition() -> None:
         "s3://acme-processed/",
         "0.01",
     )
+    assert states["MergeState"]["Parameters"]["Arguments"]["--database"] == "acme_reports"
     assert [states[s]["Parameters"]["FunctionName"] for s in ("PublishBatch", "CatalogBatch")] == [
         "arn:aws:lambda:eu-west-1:111122223333:function:acme-publish",
         "arn:aws:lambda:eu-west-1:111122223333:function:acme-catalog",
