@@ -26,6 +26,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from duffbeer import contract, manifest, naming, utc
 
@@ -267,6 +268,29 @@ class BatchRun:
             rerun_at=source.get("rerun_at") or "",
             pointer_etag=etag,
         )
+
+
+def held_runs(rows: Iterable[Mapping[str, Any]]) -> dict[str, BatchRun]:
+    """Per batch, the run the state holds: the one the latest merge publication that took
+    the batch in merged (`rows`: the publications table's rows)."""
+    latest: dict[str, Mapping[str, Any]] = {}
+    for row in rows:
+        batch_id = row["batch_id"]
+        if row["kind"] != KIND_MERGE or batch_id is None:
+            continue
+        if batch_id not in latest or latest[batch_id]["seq"] < row["seq"]:
+            latest[batch_id] = row
+    return {
+        batch_id: BatchRun(
+            batch_id=batch_id,
+            run_id=row["run_id"],
+            source_event_time=row["source_event_time"],
+            sequencer=row["source_sequencer"] or "",
+            rerun_at=row["rerun_at"] or "",
+            pointer_etag=row["pointer_etag"] or "",
+        )
+        for batch_id, row in sorted(latest.items())
+    }
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from collections.abc import Mapping, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
-LOGGER_NAME = "duffbeer.glue.transform_orders"
+# One logger for every Glue job: each record names its job ("job").
+LOGGER_NAME = "duffbeer.glue"
 
 
 class JsonFormatter(logging.Formatter):

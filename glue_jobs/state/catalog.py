@@ -20,10 +20,9 @@ from py4j.protocol import Py4JJavaError
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from duffbeer import state
+from duffbeer import state, utc
 from duffbeer.iceberg import CATALOG
 from duffbeer.state import (
-    KIND_MERGE,
     PUBLICATIONS,
     STATE_TABLES,
     BatchRun,
@@ -31,7 +30,7 @@ from duffbeer.state import (
     SnapshotInfo,
     StateTable,
 )
-from glue_jobs.state.tables import conform, ddl, empty
+from glue_jobs.state.tables import conform, ddl
 
 # What Iceberg raises when a commit loses to another one: the publication's validation
 # failed (another publication landed since ours started), or the catalog's compare-and-swap
@@ -187,20 +186,22 @@ class StateCatalog:
         """A table as of one snapshot."""
         return self.spark.read.option("snapshot-id", str(snapshot)).table(self.name(table))
 
-    def held_runs(self, base: Base) -> DataFrame:
-        """Per batch, the run the state holds at `base`: the one its latest publication
-        merged (batch_id, run_id, source_event_time, source_sequencer, rerun_at)."""
-        fields = ("run_id", "source_event_time", "source_sequencer", "rerun_at", "pointer_etag")
+    def publication_rows(self, base: Base) -> list[dict[str, Any]]:
+        """The publications table's rows at `base`: one per batch run a merge took in (a
+        few hundred bytes each, read on the driver); upload times as aware UTC datetimes."""
         if base.publications_snapshot is None:
-            held = [c for c in PUBLICATIONS.columns if c[0] in ("batch_id", *fields)]
-            return empty(self.spark, tuple(held))
-        latest = (
-            self.read_at(PUBLICATIONS.name, base.publications_snapshot)
-            .where(F.col("kind") == KIND_MERGE)
-            .groupBy("batch_id")
-            .agg(F.max(F.struct("seq", *fields)).alias("_r"))
+            return []
+        columns = ("seq", "kind", "batch_id", "run_id", "source_sequencer", "rerun_at")
+        frame = self.read_at(PUBLICATIONS.name, base.publications_snapshot).select(
+            *columns,
+            "pointer_etag",
+            # PySpark would hand timestamps back in the driver's local time zone.
+            F.date_format("source_event_time", "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX").alias("_t"),
         )
-        return latest.select("batch_id", *(F.col(f"_r.{name}").alias(name) for name in fields))
+        return [
+            {**row.asDict(), "source_event_time": utc.parse(row["_t"]) if row["_t"] else None}
+            for row in frame.collect()
+        ]
 
     def read_branch(self, table: str, base: Base) -> DataFrame:
         """A table as this merge has written it so far (its base snapshot if untouched)."""

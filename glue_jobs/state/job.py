@@ -32,6 +32,7 @@ from duffbeer.state import (
     BatchRun,
     MergePlan,
     Publication,
+    held_runs,
     plan_merge,
 )
 from glue_jobs.orders.logs import JobLogger
@@ -63,11 +64,6 @@ BACKOFF_MAX_S = 30.0
 
 UP_TO_DATE = "up_to_date"
 PUBLISHED = "published"
-
-
-def _utc_text(column: str | Column) -> Column:
-    """A timestamp as ISO-8601 UTC text: PySpark would hand it back in the local time zone."""
-    return F.date_format(column, "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX")
 
 
 def _months_of(changes: DataFrame) -> Column:
@@ -197,7 +193,7 @@ class StateMerge:
             self.catalog.ensure_tables()
         for attempt in range(1, self.args.max_attempts + 1):
             base = self.catalog.base()
-            held = self._held_runs(base)
+            held = held_runs(self.catalog.publication_rows(base))
             plan = plan_merge(held, self._published_runs(held))
             if plan is None:
                 # Already merged (a re-run, or another merge took the batch in): make sure
@@ -250,22 +246,6 @@ class StateMerge:
                 frame.unpersist()
             self._kept.clear()
         return publication if landed else None
-
-    def _held_runs(self, base: Base) -> dict[str, BatchRun]:
-        rows = self.catalog.held_runs(base).withColumn(
-            "source_event_time", _utc_text("source_event_time")
-        )
-        return {
-            row["batch_id"]: BatchRun(
-                batch_id=row["batch_id"],
-                run_id=row["run_id"],
-                source_event_time=utc.parse(row["source_event_time"]),
-                sequencer=row["source_sequencer"] or "",
-                rerun_at=row["rerun_at"] or "",
-                pointer_etag=row["pointer_etag"] or "",
-            )
-            for row in rows.collect()
-        }
 
     def _published_runs(self, held: dict[str, BatchRun]) -> list[BatchRun]:
         """The published runs a merge may take in: the job's own batch's, and any other

@@ -71,6 +71,7 @@ def _manifest(
     event_time: str,
     channels: list[str],
     published: dict[str, Any] | None,
+    rerun_at: str | None = None,
 ) -> dict[str, Any]:
     own = _published(batch, run, event_time, channels)
     return {
@@ -85,6 +86,8 @@ def _manifest(
             "path": f"s3://duffbeer-input-orders/{batch}.csv",
             "size": 100,
             "event_time": event_time,
+            "sequencer": "0055AED6DCD90281E5",
+            "rerun_at": rerun_at,
         },
         "ingest_date": event_time[:10],
         "started_at": event_time,
@@ -112,6 +115,7 @@ def _write_run(
     status: str = "SUCCEEDED",
     event_time: str = "2026-11-28T08:00:00+00:00",
     channels: tuple[str, ...] = ("Retail", "B2B"),
+    rerun_at: str | None = None,
 ) -> dict[str, Any]:
     """Write the objects and the run manifest of one run, as the Glue job does."""
     block = _published(batch, run, event_time, list(channels))
@@ -120,7 +124,13 @@ def _write_run(
     for prefix in block["outputs"]["reports"].values():
         s3.put_object(Bucket=BUCKET, Key=f"{prefix}part-00000.parquet", Body=b"r")
     manifest = _manifest(
-        batch, run, status=status, event_time=event_time, channels=list(channels), published=None
+        batch,
+        run,
+        status=status,
+        event_time=event_time,
+        channels=list(channels),
+        published=None,
+        rerun_at=rerun_at,
     )
     s3.put_object(
         Bucket=BUCKET, Key=f"runs/{batch}/{run}/_manifest.json", Body=json.dumps(manifest)
@@ -197,15 +207,20 @@ def test_older_upload_finishing_last_is_superseded(s3: Any) -> None:
     assert s3.get_object(Bucket=BUCKET, Key=f"manifests/{BATCH}.json")["Body"].read() == before
 
 
-def test_rerun_of_the_same_upload_republishes(s3: Any) -> None:
-    # Re-running an upload as it is (same event time) publishes the new run: that is how a
-    # fix of the transform reaches a batch.
-    _write_run(s3, BATCH, "run-1")
-    _publish(s3, "run-1")
-    _write_run(s3, BATCH, "run-2")
-
-    assert _publish(s3, "run-2").outcome == PUBLISH
-    assert _pointer(s3)["published"]["run_id"] == "run-2"
+def test_a_hand_rerun_of_the_same_upload_republishes_and_its_automatic_run_never_returns(
+    s3: Any,
+) -> None:
+    # Given an upload's automatic run published
+    _write_run(s3, BATCH, "run-auto")
+    _publish(s3, "run-auto")
+    # When a hand re-run of the same upload (same event time and sequencer) succeeds
+    _write_run(s3, BATCH, "run-manual", rerun_at="2026-11-28T09:00:00.000Z")
+    # Then it is published: that is how a fix of the transform reaches a batch
+    assert _publish(s3, "run-manual").outcome == PUBLISH
+    assert _pointer(s3)["published"]["run_id"] == "run-manual"
+    # And the automatic run, retried later, is superseded by it
+    assert _publish(s3, "run-auto").outcome == SUPERSEDED
+    assert _pointer(s3)["published"]["run_id"] == "run-manual"
 
 
 def test_failed_run_is_not_published(s3: Any) -> None:

@@ -5,8 +5,9 @@ moto's `.sync` integration. The Glue jobs themselves are not run here (their own
 suite cover them): the runs moto records succeed at once, and the publication test writes
 what the transform would have written for the run beforehand. Everything else is real: the
 trigger names the execution, Validate reads the CSV and copies it to the run, Store writes
-the batch pointer, PlanState plans the merge, PublishState finds no version from a state job
-that wrote nothing, and both failure paths notify and fail (only the first quarantines).
+the batch pointer, MergeState starts the state job with the batch and the execution, the
+Catalog and CleanUp steps run, and the failure path before publication quarantines,
+notifies and fails.
 """
 
 from __future__ import annotations
@@ -34,8 +35,6 @@ PROCESSED = "duffbeer-processed-orders"
 FUNCTIONS = (
     "validate_orders",
     "publish_batch",
-    "plan_state",
-    "publish_state",
     "catalog_batch",
     "clean_up",
     "quarantine_batch",
@@ -128,14 +127,13 @@ def _deploy(aws: LocalAwsServer, build: Path) -> Stack:
         role_arn=role_arn,
         validate_function_arn=arns["validate_orders"],
         publish_function_arn=arns["publish_batch"],
-        plan_state_function_arn=arns["plan_state"],
-        publish_state_function_arn=arns["publish_state"],
         catalog_function_arn=arns["catalog_batch"],
         clean_up_function_arn=arns["clean_up"],
         quarantine_function_arn=arns["quarantine_batch"],
         glue_job_name="duffbeer-transform-orders",
         state_job_name="duffbeer-maintain-state",
         processed_bucket=PROCESSED,
+        database="duffbeer_reports",
         failure_topic_arn=topic_arn,
     )
     sfn = aws.client("stepfunctions")
@@ -238,11 +236,9 @@ def _write_as_the_job_would(stack: Stack, batch_id: str, run_id: str) -> None:
     s3.put_object(Bucket=PROCESSED, Key=naming.run_manifest_key(batch_id, run_id), Body=body)
 
 
-def test_batch_is_published_then_a_merge_that_wrote_nothing_fails_without_quarantine(
-    stack: Stack,
-) -> None:
-    # Given a valid orders file whose Glue run writes its outputs, and a state job that
-    # writes nothing (moto records its run as succeeded without running it)
+def test_a_valid_batch_is_published_merged_cataloged_and_cleaned_up(stack: Stack) -> None:
+    # Given a valid orders file whose Glue run writes its outputs (the state job's run is
+    # recorded as succeeded without running)
     key = "incoming/orders-2026-11-28.csv"
     obj = _upload(stack, key, SAMPLE)
     batch_id, run_id = obj.batch_id, obj.execution_name
@@ -252,23 +248,23 @@ def test_batch_is_published_then_a_merge_that_wrote_nothing_fails_without_quaran
     execution = _start(stack, obj)
     described = _wait(stack, execution)
 
-    # Then the batch is validated, transformed and published, the merge is planned and run,
-    # and PublishState refuses a version that does not exist: the execution fails through
-    # the notification that does not quarantine the (valid) input
-    assert described["status"] == "FAILED", described
-    assert described["error"] == "StateNotPublishedError"
+    # Then every step ran in order and the execution succeeded
+    assert described["status"] == "SUCCEEDED", described
     assert _visited(stack, execution) == [
+        "ReadInput",
         "ValidateOrders",
         "TransformOrders",
         "PublishBatch",
-        "StartStateUpdate",
-        "PlanState",
-        "StateChanged",
         "MergeState",
-        "PublishState",
-        "NotifyStateFailure",
-        "BatchFailed",
+        "CatalogBatch",
+        "CleanUp",
+        "BatchSucceeded",
     ]
+    output = json.loads(described["output"])
+    assert output["store"]["outcome"] == "published"
+    assert output["merge"]["state"] == "SUCCEEDED"
+    assert output["clean_up"] == {"deleted_runs": [], "errors": []}
+    # ... the batch pointer names the run and nothing was quarantined
     s3 = stack.client("s3")
     pointer = json.loads(
         s3.get_object(Bucket=PROCESSED, Key=naming.manifest_key(batch_id))["Body"].read()
@@ -276,13 +272,8 @@ def test_batch_is_published_then_a_merge_that_wrote_nothing_fails_without_quaran
     assert (pointer["run_id"], pointer["published"]["run_id"]) == (run_id, run_id)
     quarantine = s3.list_objects_v2(Bucket=PROCESSED, Prefix=naming.QUARANTINE_PREFIX)
     assert quarantine.get("KeyCount", 0) == 0
-    assert s3.list_objects_v2(Bucket=PROCESSED, Prefix=naming.STATE_POINTER_KEY).get(
-        "KeyCount", 0
-    ) == 0
-    notice = _notice(stack, run_id)
-    assert (notice["batch_id"], notice["error"]) == (batch_id, "StateNotPublishedError")
-    assert "re-run the execution" in notice["action"]
-    # ... the transform read the run's own copy of the upload, recording the original
+    # ... the transform read the run's own copy of the upload, recording the original, its
+    # sequencer and no re-run time (an upload's own run)
     copy = s3.get_object(Bucket=PROCESSED, Key=naming.run_input_key(batch_id, run_id))
     assert copy["Body"].read() == SAMPLE
     runs = stack.client("glue").get_job_runs(JobName="duffbeer-transform-orders")["JobRuns"]
@@ -297,13 +288,19 @@ def test_batch_is_published_then_a_merge_that_wrote_nothing_fails_without_quaran
         "--ingest_date": "2026-11-28",
         "--source_event_time": "2026-11-28T08:00:00.000Z",
         "--source_etag": obj.etag,
+        "--source_sequencer": obj.sequencer,
+        "--rerun_at": "",
         "--max_reject_ratio": "0.05",
     }
-    # ... and the state job was given the plan PlanState wrote
+    # ... and the state job was asked to merge this batch for this execution
     state_runs = stack.client("glue").get_job_runs(JobName="duffbeer-maintain-state")["JobRuns"]
-    [plan_key] = [r["Arguments"]["--plan_key"] for r in state_runs]
-    plan = json.loads(s3.get_object(Bucket=PROCESSED, Key=plan_key)["Body"].read())
-    assert [c["batch_id"] for c in plan["changes"]] == [batch_id]
+    [merge] = [r["Arguments"] for r in state_runs if r["Arguments"]["--run_id"] == run_id]
+    assert merge == {
+        "--processed_path": f"s3://{PROCESSED}/",
+        "--database": "duffbeer_reports",
+        "--batch_id": batch_id,
+        "--run_id": run_id,
+    }
 
 
 @pytest.mark.parametrize(
@@ -336,6 +333,7 @@ def test_invalid_file_is_quarantined_notified_and_fails_with_its_error(
     assert described["error"] == error
     assert cause_part in described["cause"]
     assert _visited(stack, execution) == [
+        "ReadInput",
         "ValidateOrders",
         "QuarantineInput",
         "NotifyFailure",
@@ -381,6 +379,7 @@ def test_glue_failure_is_caught_into_the_failure_path(stack: Stack) -> None:
     assert described["status"] == "FAILED", described
     assert described["error"] == "Glue.EntityNotFoundException"
     assert _visited(stack, execution) == [
+        "ReadInput",
         "ValidateOrders",
         "TransformOrders",
         "QuarantineInput",

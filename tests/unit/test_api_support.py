@@ -817,17 +817,18 @@ class PublishedStates:
 
 def write_iceberg_state(endpoint: str, database: str, publications: Sequence[Rows | Any]) -> None:
     """The reference state as real Iceberg tables in a Glue catalog on `endpoint`, written with
-    pyiceberg: each publication's tables appended in turn, then its publication committed
+    pyiceberg: each publication's tables overwritten in turn, then its publication committed
     to the publications table with the snapshot ids in its summary, as the state job does.
-    `publications` holds each publication's rows by table (V1_ROWS, V2_ROWS, ...)."""
+    `publications` holds each publication's rows by table (V1_ROWS, V2_ROWS, ...); a later
+    call adds publications after the ones already there."""
     from pyiceberg.catalog import load_catalog  # noqa: PLC0415
 
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
-        Bucket=database
-    )
-    boto3.client("glue", endpoint_url=endpoint, region_name="us-east-1").create_database(
-        DatabaseInput={"Name": database}
-    )
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    if database not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+        s3.create_bucket(Bucket=database)
+    glue = boto3.client("glue", endpoint_url=endpoint, region_name="us-east-1")
+    if database not in {d["Name"] for d in glue.get_databases()["DatabaseList"]}:
+        glue.create_database(DatabaseInput={"Name": database})
     catalog = load_catalog(
         database,
         **{
@@ -847,7 +848,11 @@ def write_iceberg_state(endpoint: str, database: str, publications: Sequence[Row
             identifier, schema=schema, location=f"s3://{database}/warehouse/{name}"
         )
 
-    for seq, rows in enumerate(publications, start=1):
+    first = 1
+    if catalog.table_exists(f"{database}.{state.PUBLICATIONS_TABLE}"):
+        published = catalog.load_table(f"{database}.{state.PUBLICATIONS_TABLE}")
+        first += len(published.metadata.snapshots)
+    for seq, rows in enumerate(publications, start=first):
         snapshots: dict[str, int] = {}
         for name, table_def in state.STATE_TABLES.items():
             data = arrow_table(table_def, rows[name])
