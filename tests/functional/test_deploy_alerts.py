@@ -1,15 +1,17 @@
-"""--alert-email: the address is subscribed to the alerts topic once, through the real CLI path."""
+"""Alerts: --alert-email subscribes once (real CLI path); the Glue failure rule covers every job."""
 
 from __future__ import annotations
 
 import io
+import json
 
 import boto3
 import pytest
 
 from deploy.core import Change, Clients, Reporter
 from deploy.create_workflow import CliArgs
-from deploy.resources.monitoring import ensure_email_subscriptions
+from deploy.resources.monitoring import ensure_email_subscriptions, ensure_glue_failure_rule
+from deploy.stack import StackArns, StackNames
 from duffbeer.errors import ConfigurationError
 
 pytestmark = pytest.mark.functional
@@ -42,3 +44,54 @@ def test_each_address_is_subscribed_once(moto_server: str) -> None:
         ("email", "ops@duff.example")
     ]
     assert (first.count(Change.CREATED), second.count(Change.UNCHANGED)) == (1, 1)
+
+
+def test_glue_failure_rule_of_an_older_deploy_gains_the_upkeep_job(moto_server: str) -> None:
+    # Given the rule as a deploy before the table upkeep job left it: two jobs, to the topic
+    events = boto3.client("events", endpoint_url=moto_server, region_name="us-east-1")
+    topic = "arn:aws:sns:us-east-1:123456789012:duffbeer-alerts"
+    events.put_rule(
+        Name="duffbeer-glue-job-failed",
+        EventPattern=json.dumps(
+            {
+                "source": ["aws.glue"],
+                "detail-type": ["Glue Job State Change"],
+                "detail": {
+                    "jobName": ["duffbeer-transform-orders", "duffbeer-maintain-state"],
+                    "state": ["FAILED", "TIMEOUT", "ERROR"],
+                },
+            }
+        ),
+        State="ENABLED",
+    )
+    events.put_targets(
+        Rule="duffbeer-glue-job-failed", Targets=[{"Id": "alert-topic", "Arn": topic}]
+    )
+    clients = Clients("us-east-1", moto_server)
+    arns = StackArns(StackNames.build(), "123456789012", "us-east-1")
+
+    # When deploy ensures the rule, twice
+    first, second = Reporter(out=io.StringIO()), Reporter(out=io.StringIO())
+    ensure_glue_failure_rule(clients, first, arns, [])
+    ensure_glue_failure_rule(clients, second, arns, [])
+
+    # Then a failure of any of the three Glue jobs reaches the same topic
+    rule = events.describe_rule(Name="duffbeer-glue-job-failed")
+    assert rule["State"] == "ENABLED"
+    assert json.loads(rule["EventPattern"])["detail"] == {
+        "jobName": [
+            "duffbeer-transform-orders",
+            "duffbeer-maintain-state",
+            "duffbeer-maintain-tables",
+        ],
+        "state": ["FAILED", "TIMEOUT", "ERROR"],
+    }
+    targets = events.list_targets_by_rule(Rule="duffbeer-glue-job-failed")["Targets"]
+    assert [(t["Id"], t["Arn"]) for t in targets] == [("alert-topic", topic)]
+    # ... the first deploy updated the rule only, the second changed nothing
+    assert [(kind, change) for kind, _, change in first.changes] == [
+        ("eventbridge rule", Change.UPDATED),
+        ("eventbridge target", Change.UNCHANGED),
+    ]
+    assert second.count(Change.UNCHANGED) == 2
+    assert len(second.changes) == 2

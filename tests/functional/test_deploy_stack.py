@@ -59,23 +59,21 @@ def test_outputs_name_every_resource(stack: tuple[str, StackOutputs]) -> None:
         "start_etl": f"{FN}duffbeer-start-etl",
         "validate_orders": f"{FN}duffbeer-validate-orders",
         "publish_batch": f"{FN}duffbeer-publish-batch",
-        "plan_state": f"{FN}duffbeer-plan-state",
-        "publish_state": f"{FN}duffbeer-publish-state",
         "catalog_batch": f"{FN}duffbeer-catalog-batch",
         "clean_up": f"{FN}duffbeer-clean-up",
         "quarantine_batch": f"{FN}duffbeer-quarantine-batch",
         "orders_api": f"{FN}duffbeer-orders-api",
     }
     assert outputs.topic_arn == TOPIC
-    assert (outputs.glue_job_name, outputs.state_job_name) == (
+    assert (outputs.glue_job_name, outputs.state_job_name, outputs.maintenance_job_name) == (
         "duffbeer-transform-orders",
         "duffbeer-maintain-state",
+        "duffbeer-maintain-tables",
     )
-    assert (outputs.database, outputs.versions_database, outputs.workgroup) == (
-        "duffbeer_reports",
-        "duffbeer_reports_versions",
-        "duffbeer-reports",
-    )
+    assert (outputs.database, outputs.workgroup) == ("duffbeer_reports", "duffbeer-reports")
+    # The outputs file names no versions database any more
+    assert "versions_database" not in outputs.to_dict()
+    assert outputs.to_dict()["maintenance_job_name"] == "duffbeer-maintain-tables"
     assert outputs.api_url == f"https://{outputs.api_id}.execute-api.{REGION}.amazonaws.com/v1"
 
 
@@ -147,6 +145,17 @@ def test_functions_have_their_handler_environment_layer_and_role(
     stack: tuple[str, StackOutputs],
 ) -> None:
     lam = _client(stack, "lambda")
+    deployed = sorted(f["FunctionName"] for f in lam.list_functions()["Functions"])
+    # The state is merged and published by the state job: no PlanState/PublishState functions
+    assert deployed == [
+        "duffbeer-catalog-batch",
+        "duffbeer-clean-up",
+        "duffbeer-orders-api",
+        "duffbeer-publish-batch",
+        "duffbeer-quarantine-batch",
+        "duffbeer-start-etl",
+        "duffbeer-validate-orders",
+    ]
     common = {
         "POWERTOOLS_METRICS_NAMESPACE": "DuffBeerOrders",
         "LOG_LEVEL": "INFO",
@@ -164,32 +173,16 @@ def test_functions_have_their_handler_environment_layer_and_role(
             "lambdas.publish_batch.handler.handler",
             {"PROCESSED_BUCKET": "duffbeer-processed-orders"},
         ),
-        "duffbeer-plan-state": (
-            "lambdas.plan_state.handler.handler",
-            {"PROCESSED_BUCKET": "duffbeer-processed-orders"},
-        ),
-        "duffbeer-publish-state": (
-            "lambdas.publish_state.handler.handler",
-            {
-                "PROCESSED_BUCKET": "duffbeer-processed-orders",
-                "VERSIONS_DATABASE": "duffbeer_reports_versions",
-            },
-        ),
         "duffbeer-catalog-batch": (
             "lambdas.catalog_batch.handler.handler",
             {
                 "PROCESSED_BUCKET": "duffbeer-processed-orders",
                 "GLUE_DATABASE": "duffbeer_reports",
-                "VERSIONS_DATABASE": "duffbeer_reports_versions",
             },
         ),
         "duffbeer-clean-up": (
             "lambdas.clean_up.handler.handler",
-            {
-                "PROCESSED_BUCKET": "duffbeer-processed-orders",
-                "GLUE_DATABASE": "duffbeer_reports",
-                "VERSIONS_DATABASE": "duffbeer_reports_versions",
-            },
+            {"PROCESSED_BUCKET": "duffbeer-processed-orders"},
         ),
         "duffbeer-quarantine-batch": (
             "lambdas.quarantine_batch.handler.handler",
@@ -200,7 +193,6 @@ def test_functions_have_their_handler_environment_layer_and_role(
             {
                 "QUERY_BACKEND": "athena",
                 "GLUE_DATABASE": "duffbeer_reports",
-                "VERSIONS_DATABASE": "duffbeer_reports_versions",
                 "ATHENA_WORKGROUP": "duffbeer-reports",
                 "PROCESSED_BUCKET": "duffbeer-processed-orders",
             },
@@ -238,8 +230,6 @@ def test_every_log_group_has_a_retention_period(stack: tuple[str, StackOutputs])
         "/aws/lambda/duffbeer-start-etl": 30,
         "/aws/lambda/duffbeer-validate-orders": 30,
         "/aws/lambda/duffbeer-publish-batch": 30,
-        "/aws/lambda/duffbeer-plan-state": 30,
-        "/aws/lambda/duffbeer-publish-state": 30,
         "/aws/lambda/duffbeer-catalog-batch": 30,
         "/aws/lambda/duffbeer-clean-up": 30,
         "/aws/lambda/duffbeer-quarantine-batch": 30,
@@ -247,6 +237,7 @@ def test_every_log_group_has_a_retention_period(stack: tuple[str, StackOutputs])
         "/aws/vendedlogs/states/duffbeer-orders-etl": 30,
         "/aws-glue/jobs/duffbeer-transform-orders": 30,
         "/aws-glue/jobs/duffbeer-maintain-state": 30,
+        "/aws-glue/jobs/duffbeer-maintain-tables": 30,
     }
 
 
@@ -259,20 +250,46 @@ def test_deployed_definition_is_the_workflows_output(stack: tuple[str, StackOutp
             role_arn=f"arn:aws:iam::{ACCOUNT}:role/duffbeer-states-role",
             validate_function_arn=f"{FN}duffbeer-validate-orders",
             publish_function_arn=f"{FN}duffbeer-publish-batch",
-            plan_state_function_arn=f"{FN}duffbeer-plan-state",
-            publish_state_function_arn=f"{FN}duffbeer-publish-state",
             catalog_function_arn=f"{FN}duffbeer-catalog-batch",
             clean_up_function_arn=f"{FN}duffbeer-clean-up",
             quarantine_function_arn=f"{FN}duffbeer-quarantine-batch",
             glue_job_name="duffbeer-transform-orders",
             state_job_name="duffbeer-maintain-state",
             processed_bucket="duffbeer-processed-orders",
+            database="duffbeer_reports",
             failure_topic_arn=TOPIC,
             region=REGION,
             glue_timeout_seconds=3900,
         )
     )
-    assert json.loads(described["definition"]) == expected
+    deployed = json.loads(described["definition"])
+    assert deployed == expected
+    # ... whose batch path merges the state with the state job, waiting for it (.sync)
+    path, state = [], deployed["StartAt"]
+    while state != "BatchSucceeded":
+        path.append(state)
+        state = deployed["States"][state]["Next"]
+    assert path == [
+        "ReadInput",
+        "ValidateOrders",
+        "TransformOrders",
+        "PublishBatch",
+        "MergeState",
+        "CatalogBatch",
+        "CleanUp",
+    ]
+    merge = deployed["States"]["MergeState"]
+    assert merge["Resource"] == "arn:aws:states:::glue:startJobRun.sync"
+    assert merge["Parameters"] == {
+        "JobName": "duffbeer-maintain-state",
+        "Arguments": {
+            "--processed_path": "s3://duffbeer-processed-orders/",
+            "--database": "duffbeer_reports",
+            "--batch_id.$": "$.batch_id",
+            "--run_id.$": "$$.Execution.Name",
+        },
+    }
+    assert not {"PlanState", "PublishState"} & set(deployed["States"])
     assert described["roleArn"] == f"arn:aws:iam::{ACCOUNT}:role/duffbeer-states-role"
     logging = described["loggingConfiguration"]
     assert logging["level"] == "ALL"
@@ -303,6 +320,8 @@ def test_glue_job_runs_the_uploaded_script_on_glue_5(stack: tuple[str, StackOutp
     assert args["--enable-metrics"] == "true"
     assert args["--enable-continuous-cloudwatch-log"] == "true"
     assert args["--continuous-log-logGroup"] == "/aws-glue/jobs/duffbeer-transform-orders"
+    # The transform writes Parquet by run prefix: no Iceberg catalog
+    assert "--datalake-formats" not in args and "--conf" not in args
     uploaded = (
         _client(stack, "s3")
         .get_object(Bucket="duffbeer-processed-orders", Key="artifacts/glue/transform_orders.py")[
@@ -313,22 +332,119 @@ def test_glue_job_runs_the_uploaded_script_on_glue_5(stack: tuple[str, StackOutp
     assert uploaded == (PROJECT / "glue_jobs" / "transform_orders.py").read_bytes()
 
 
+# The Spark settings that make glue_catalog.<database>.<table> an Iceberg table in the Glue
+# Data Catalog, files under the processed bucket's warehouse prefix.
+ICEBERG_CONF = (
+    "spark.sql.extensions=org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions"
+    " --conf spark.sql.catalog.glue_catalog=org.apache.iceberg.spark.SparkCatalog"
+    " --conf spark.sql.catalog.glue_catalog.catalog-impl=org.apache.iceberg.aws.glue.GlueCatalog"
+    " --conf spark.sql.catalog.glue_catalog.io-impl=org.apache.iceberg.aws.s3.S3FileIO"
+    " --conf spark.sql.catalog.glue_catalog.warehouse=s3://duffbeer-processed-orders/warehouse/"
+    " --conf spark.sql.catalog.glue_catalog.cache-enabled=false"
+)
+
+
+@pytest.mark.parametrize(
+    ("job_name", "script", "concurrent_runs", "job_arguments"),
+    [
+        (
+            "duffbeer-maintain-state",
+            "maintain_state.py",
+            # Merges of several executions overlap; Iceberg's commit decides
+            10,
+            {"--processed_path": "s3://duffbeer-processed-orders/"},
+        ),
+        (
+            "duffbeer-maintain-tables",
+            "maintain_tables.py",
+            1,
+            {"--snapshot_retention_hours": "168"},
+        ),
+    ],
+)
+def test_state_jobs_run_glue_5_with_iceberg_in_the_glue_catalog(
+    stack: tuple[str, StackOutputs],
+    job_name: str,
+    script: str,
+    concurrent_runs: int,
+    job_arguments: dict[str, str],
+) -> None:
+    job = _client(stack, "glue").get_job(JobName=job_name)["Job"]
+    assert job["GlueVersion"] == "5.0"
+    assert job["Role"] == f"arn:aws:iam::{ACCOUNT}:role/duffbeer-state-job-role"
+    assert (job["WorkerType"], job["NumberOfWorkers"]) == ("G.1X", 2)
+    assert (job["Timeout"], job["MaxRetries"]) == (60, 0)
+    assert job["ExecutionProperty"] == {"MaxConcurrentRuns": concurrent_runs}
+    assert job["Command"] == {
+        "Name": "glueetl",
+        "ScriptLocation": f"s3://duffbeer-processed-orders/artifacts/glue/{script}",
+        "PythonVersion": "3",
+    }
+    assert job["DefaultArguments"] == {
+        "--extra-py-files": "s3://duffbeer-processed-orders/artifacts/glue/duffbeer_libs.zip",
+        **job_arguments,
+        "--database": "duffbeer_reports",
+        # Glue 5.0's own Iceberg, with the catalog settings local mode uses too
+        "--datalake-formats": "iceberg",
+        "--conf": ICEBERG_CONF,
+        "--job-bookmark-option": "job-bookmark-disable",
+        "--enable-metrics": "true",
+        "--enable-observability-metrics": "true",
+        "--enable-continuous-cloudwatch-log": "true",
+        "--continuous-log-logGroup": f"/aws-glue/jobs/{job_name}",
+        "--job-language": "python",
+    }
+    uploaded = (
+        _client(stack, "s3")
+        .get_object(Bucket="duffbeer-processed-orders", Key=f"artifacts/glue/{script}")["Body"]
+        .read()
+    )
+    assert uploaded == (PROJECT / "glue_jobs" / script).read_bytes()
+    tags = _client(stack, "glue").get_tags(
+        ResourceArn=f"arn:aws:glue:{REGION}:{ACCOUNT}:job/{job_name}"
+    )["Tags"]
+    assert tags == {"project": "duffbeer-orders", "stack": "duffbeer"}
+
+
+def test_table_upkeep_runs_daily_from_a_scheduled_trigger(
+    stack: tuple[str, StackOutputs],
+) -> None:
+    glue = _client(stack, "glue")
+    trigger = glue.get_trigger(Name="duffbeer-maintain-tables-daily")["Trigger"]
+    assert trigger["Type"] == "SCHEDULED"
+    assert trigger["Schedule"] == "cron(15 3 * * ? *)"
+    assert trigger["State"] == "ACTIVATED"
+    assert trigger["Actions"] == [{"JobName": "duffbeer-maintain-tables"}]
+    assert trigger["Description"] == (
+        "Duff Beer orders: daily upkeep of the state's Iceberg tables"
+    )
+    assert [t["Name"] for t in glue.get_triggers()["Triggers"]] == [
+        "duffbeer-maintain-tables-daily"
+    ]
+    tags = glue.get_tags(
+        ResourceArn=f"arn:aws:glue:{REGION}:{ACCOUNT}:trigger/duffbeer-maintain-tables-daily"
+    )["Tags"]
+    assert tags == {"project": "duffbeer-orders", "stack": "duffbeer"}
+
+
 def test_catalog_exists_before_the_first_batch_and_the_workgroup_caps_queries(
     stack: tuple[str, StackOutputs],
 ) -> None:
     glue = _client(stack, "glue")
+    # One database: no versions database any more
+    assert [d["Name"] for d in glue.get_databases()["DatabaseList"]] == ["duffbeer_reports"]
     tables = {
         table["Name"]: table["TableType"]
         for table in glue.get_tables(DatabaseName="duffbeer_reports")["TableList"]
     }
+    # The batch history and the views; the state's Iceberg tables (order_lines_current,
+    # orders_summary, ...) come with the state job's first run
     assert tables == {
         "order_lines": "EXTERNAL_TABLE",
         "rejects": "EXTERNAL_TABLE",
         "batch_client_sales": "EXTERNAL_TABLE",
         "batch_product_channel_sales": "EXTERNAL_TABLE",
         "batch_order_status": "EXTERNAL_TABLE",
-        "order_lines_current": "VIRTUAL_VIEW",
-        "orders_summary": "VIRTUAL_VIEW",
         "orders_per_client": "VIRTUAL_VIEW",
         "sales_by_product": "VIRTUAL_VIEW",
         "order_status_report": "VIRTUAL_VIEW",
@@ -342,6 +458,8 @@ def test_catalog_exists_before_the_first_batch_and_the_workgroup_caps_queries(
     }
     assert config["EnforceWorkGroupConfiguration"] is True
     assert config["BytesScannedCutoffPerQuery"] == 1024**3
+    # Engine version 3 reads Iceberg v2 tables and FOR VERSION AS OF
+    assert config["EngineVersion"]["SelectedEngineVersion"] == "Athena engine version 3"
 
 
 def test_api_routes_proxy_to_orders_api_behind_an_api_key(stack: tuple[str, StackOutputs]) -> None:
@@ -403,8 +521,6 @@ def test_failures_alarm_to_the_topic(stack: tuple[str, StackOutputs]) -> None:
             "duffbeer-start-etl-errors",
             "duffbeer-validate-orders-errors",
             "duffbeer-publish-batch-errors",
-            "duffbeer-plan-state-errors",
-            "duffbeer-publish-state-errors",
             "duffbeer-catalog-batch-errors",
             "duffbeer-clean-up-errors",
             "duffbeer-quarantine-batch-errors",
@@ -485,7 +601,11 @@ def test_glue_job_failures_reach_the_topic_through_eventbridge(
         "source": ["aws.glue"],
         "detail-type": ["Glue Job State Change"],
         "detail": {
-            "jobName": ["duffbeer-transform-orders", "duffbeer-maintain-state"],
+            "jobName": [
+                "duffbeer-transform-orders",
+                "duffbeer-maintain-state",
+                "duffbeer-maintain-tables",
+            ],
             "state": ["FAILED", "TIMEOUT", "ERROR"],
         },
     }
@@ -516,8 +636,6 @@ def test_roles_trust_their_service_and_carry_one_inline_policy(
         "duffbeer-start-etl-role": "lambda.amazonaws.com",
         "duffbeer-validate-orders-role": "lambda.amazonaws.com",
         "duffbeer-publish-batch-role": "lambda.amazonaws.com",
-        "duffbeer-plan-state-role": "lambda.amazonaws.com",
-        "duffbeer-publish-state-role": "lambda.amazonaws.com",
         "duffbeer-catalog-batch-role": "lambda.amazonaws.com",
         "duffbeer-clean-up-role": "lambda.amazonaws.com",
         "duffbeer-quarantine-batch-role": "lambda.amazonaws.com",
@@ -535,12 +653,48 @@ def test_roles_trust_their_service_and_carry_one_inline_policy(
         "SendTraces",
         "QueryThroughWorkgroup",
         "ReadCatalog",
-        "ReadPublishedState",
-        "ListPublishedState",
+        "ReadState",
+        "ListStateAndResults",
         "ListBatchHistory",
         "ReadBatchHistory",
         "LocateBucketForAthena",
         "WriteAthenaResults",
+    ]
+    # Both state jobs commit to exactly the state's Iceberg tables, and write the warehouse
+    state_statements = {
+        statement["Sid"]: statement
+        for statement in iam.get_role_policy(
+            RoleName="duffbeer-state-job-role", PolicyName="least-privilege"
+        )["PolicyDocument"]["Statement"]
+    }
+    table = f"arn:aws:glue:{REGION}:{ACCOUNT}:table/duffbeer_reports/"
+    assert state_statements["CommitStateTables"]["Action"] == [
+        "glue:GetDatabase",
+        "glue:GetTable",
+        "glue:GetTables",
+        "glue:CreateTable",
+        "glue:UpdateTable",
+    ]
+    assert state_statements["CommitStateTables"]["Resource"] == [
+        f"arn:aws:glue:{REGION}:{ACCOUNT}:catalog",
+        f"arn:aws:glue:{REGION}:{ACCOUNT}:database/duffbeer_reports",
+        f"{table}order_lines_current",
+        f"{table}client_report",
+        f"{table}client_orders",
+        f"{table}product_daily",
+        f"{table}status_daily",
+        f"{table}spanning_order_cells",
+        f"{table}orders_summary",
+        f"{table}state_publications",
+    ]
+    assert state_statements["ReadAndWriteStateFiles"]["Resource"] == [
+        "arn:aws:s3:::duffbeer-processed-orders/warehouse/*"
+    ]
+    assert state_statements["WriteJobLogs"]["Resource"][:2] == [
+        f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws-glue/jobs/duffbeer-maintain-state"
+        ":log-stream:*",
+        f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws-glue/jobs/duffbeer-maintain-tables"
+        ":log-stream:*",
     ]
 
 

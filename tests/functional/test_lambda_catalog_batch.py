@@ -1,9 +1,10 @@
-"""catalog_batch against moto: tables, views and the batch's partitions, idempotently."""
+"""catalog_batch against moto: batch tables, static views over Iceberg, partitions, idempotently."""
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +13,6 @@ import pytest
 from moto import mock_aws
 
 from duffbeer import catalog_tables as tables
-from duffbeer import reports_sql
 from duffbeer.errors import BatchNotPublishedError, InvalidParameterError
 from duffbeer.glue_catalog import ensure_table
 from lambdas.catalog_batch.catalog import catalog_batch, ensure_catalog
@@ -21,10 +21,34 @@ pytestmark = pytest.mark.functional
 
 BUCKET = "duffbeer-processed-orders"
 DATABASE = "duffbeer_reports"
-VERSIONS = "duffbeer_reports_versions"
 BATCH = "orders-aaaaaaaaaaaa"
 OTHER = "orders-bbbbbbbbbbbb"
 DATE = "2026-11-28"
+
+# What catalog_batch owns in the database: the batch history and the Athena views.
+BATCH_TABLES = {
+    "order_lines": "EXTERNAL_TABLE",
+    "rejects": "EXTERNAL_TABLE",
+    "batch_client_sales": "EXTERNAL_TABLE",
+    "batch_product_channel_sales": "EXTERNAL_TABLE",
+    "batch_order_status": "EXTERNAL_TABLE",
+}
+VIEWS = {
+    "orders_per_client": "VIRTUAL_VIEW",
+    "sales_by_product": "VIRTUAL_VIEW",
+    "order_status_report": "VIRTUAL_VIEW",
+}
+# What it never creates: the state job's Iceberg tables.
+ICEBERG_TABLES = (
+    "order_lines_current",
+    "client_report",
+    "client_orders",
+    "product_daily",
+    "status_daily",
+    "spanning_order_cells",
+    "orders_summary",
+    "state_publications",
+)
 
 
 @pytest.fixture
@@ -69,40 +93,65 @@ def _publish(s3: Any, batch: str, run: str, channels: list[str]) -> None:
 
 def _catalog(glue: Any, s3: Any, batch: str, run: str) -> Any:
     return catalog_batch(
-        batch_id=batch,
-        run_id=run,
-        bucket=BUCKET,
-        database=DATABASE,
-        versions_database=VERSIONS,
-        glue=glue,
-        s3=s3,
+        batch_id=batch, run_id=run, bucket=BUCKET, database=DATABASE, glue=glue, s3=s3
     )
 
 
-def _ensure(glue: Any, version: str | None = None) -> Any:
-    return ensure_catalog(
-        glue, database=DATABASE, versions_database=VERSIONS, bucket=BUCKET, state_version=version
+def _ensure(glue: Any) -> Any:
+    return ensure_catalog(glue, database=DATABASE, bucket=BUCKET)
+
+
+def _register_iceberg_table(glue: Any, name: str) -> None:
+    """A state table as Iceberg's GlueCatalog registers it when the state job creates it."""
+    location = f"s3://{BUCKET}/warehouse/{DATABASE}.db/{name}"
+    glue.create_table(
+        DatabaseName=DATABASE,
+        TableInput={
+            "Name": name,
+            "TableType": "EXTERNAL_TABLE",
+            "Parameters": {
+                "table_type": "ICEBERG",
+                "metadata_location": f"{location}/metadata/00003-5f1c.metadata.json",
+                "previous_metadata_location": f"{location}/metadata/00002-9b0e.metadata.json",
+            },
+            "StorageDescriptor": {
+                "Columns": [{"Name": "client_id", "Type": "int"}],
+                "Location": location,
+            },
+        },
     )
 
 
-def _point_state_at(s3: Any, version: str) -> None:
-    """The state pointer as PublishState writes it (only the fields the catalog reads)."""
-    pointer = {
-        "pointer_format": 1,
-        "version": version,
-        "seq": int(version[:10]),
-        "published_at": "2026-11-28T08:05:00.000Z",
-        "state_manifest": f"state/versions/{version}/_state.json",
-        "settings": {"line_buckets": 4, "client_buckets": 8},
-        "history": [],
-    }
-    s3.put_object(Bucket=BUCKET, Key="state/current.json", Body=json.dumps(pointer))
-
-
-def _view_sql(glue: Any, name: str) -> str:
+def _view_document(glue: Any, name: str) -> dict[str, Any]:
     text = glue.get_table(DatabaseName=DATABASE, Name=name)["Table"]["ViewOriginalText"]
-    document = json.loads(base64.b64decode(text[len("/* Presto View: ") : -len(" */")]))
-    return str(document["originalSql"])
+    assert text.startswith("/* Presto View: ") and text.endswith(" */")
+    document: dict[str, Any] = json.loads(
+        base64.b64decode(text[len("/* Presto View: ") : -len(" */")])
+    )
+    return document
+
+
+def _presto_view_text(sql: str) -> str:
+    """A view definition as someone else (or the old design) could have stored it."""
+    document = {"originalSql": sql, "catalog": "awsdatacatalog", "schema": DATABASE, "columns": []}
+    return f"/* Presto View: {base64.b64encode(json.dumps(document).encode()).decode()} */"
+
+
+def _read_tables(sql: str) -> set[tuple[str, str]]:
+    return set(re.findall(r'"(\w+)"\."(\w+)"', sql))
+
+
+def _table_types(glue: Any) -> dict[str, str]:
+    pages = glue.get_paginator("get_tables").paginate(DatabaseName=DATABASE)
+    return {t["Name"]: t["TableType"] for page in pages for t in page["TableList"]}
+
+
+def _table_versions(glue: Any) -> dict[str, str]:
+    return {t["Name"]: t["VersionId"] for t in glue.get_tables(DatabaseName=DATABASE)["TableList"]}
+
+
+def _databases(glue: Any) -> list[str]:
+    return [d["Name"] for d in glue.get_databases()["DatabaseList"]]
 
 
 def _partitions(glue: Any, table: str) -> dict[tuple[str, ...], str]:
@@ -127,24 +176,17 @@ def test_first_batch_creates_database_tables_views_and_partitions(aws: tuple[Any
     # When the Catalog step runs
     result = _catalog(glue, s3, BATCH, "run-1")
 
-    # Then the database, the 5 tables and the 5 views exist
-    tables = {
-        t["Name"]: t["TableType"] for t in glue.get_tables(DatabaseName=DATABASE)["TableList"]
-    }
-    assert tables == {
-        "order_lines": "EXTERNAL_TABLE",
-        "rejects": "EXTERNAL_TABLE",
-        "batch_client_sales": "EXTERNAL_TABLE",
-        "batch_product_channel_sales": "EXTERNAL_TABLE",
-        "batch_order_status": "EXTERNAL_TABLE",
-        "order_lines_current": "VIRTUAL_VIEW",
-        "orders_summary": "VIRTUAL_VIEW",
-        "orders_per_client": "VIRTUAL_VIEW",
-        "sales_by_product": "VIRTUAL_VIEW",
-        "order_status_report": "VIRTUAL_VIEW",
-    }
+    # Then the one database holds the 5 batch history tables and the 3 views, nothing else
+    assert _databases(glue) == [DATABASE]
+    assert glue.get_database(Name=DATABASE)["Database"]["Description"] == (
+        "Duff Beer orders: the current state (Iceberg tables and views over them) and the "
+        "batch history (curated order lines, batch reports, rejects)"
+    )
+    assert _table_types(glue) == {**BATCH_TABLES, **VIEWS}
     assert result.database_created is True
-    assert sorted(result.tables_created) == sorted(tables)
+    assert sorted(result.tables_created) == sorted({**BATCH_TABLES, **VIEWS})
+    assert result.tables_updated == []
+    assert (result.batch_id, result.run_id, result.published_run_id) == (BATCH, "run-1", "run-1")
     # ... the order lines are partitioned by channel, date and batch, at the run's prefix
     root = f"s3://{BUCKET}/runs/{BATCH}/run-1/"
     assert _partitions(glue, "order_lines") == {
@@ -156,6 +198,10 @@ def test_first_batch_creates_database_tables_views_and_partitions(aws: tuple[Any
         ("B2B", DATE, BATCH): f"{root}order_lines/point_of_sale_channel=B2B/order_date={DATE}/",
     }
     assert _partitions(glue, "batch_client_sales") == {(BATCH,): f"{root}reports/client_sales/"}
+    assert _partitions(glue, "batch_product_channel_sales") == {
+        (BATCH,): f"{root}reports/product_channel_sales/"
+    }
+    assert _partitions(glue, "batch_order_status") == {(BATCH,): f"{root}reports/order_status/"}
     assert _partitions(glue, "rejects") == {(BATCH,): f"{root}rejects/"}
     assert (result.partitions_created, result.partitions_updated, result.partitions_deleted) == (
         6,
@@ -197,35 +243,118 @@ def test_order_lines_table_schema(aws: tuple[Any, Any]) -> None:
     assert serde == "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
 
 
-def test_orders_summary_is_an_athena_view_with_the_seed_columns(aws: tuple[Any, Any]) -> None:
+def test_views_read_the_iceberg_state_tables_by_name(aws: tuple[Any, Any]) -> None:
     # Given a cataloged batch
     glue, s3 = aws
     _publish(s3, BATCH, "run-1", ["Retail"])
     _catalog(glue, s3, BATCH, "run-1")
 
-    # When the orders_summary view is read back
-    view = glue.get_table(DatabaseName=DATABASE, Name="orders_summary")["Table"]
+    # When the views are read back
+    documents = {name: _view_document(glue, name) for name in VIEWS}
 
-    # Then it has exactly the seed's columns, as a Presto view Athena can run
-    assert _columns(glue, "orders_summary") == [
+    # Then each is an Athena (Presto) view of the reports database ...
+    for name, document in documents.items():
+        view = glue.get_table(DatabaseName=DATABASE, Name=name)["Table"]
+        assert view["Parameters"] == {"presto_view": "true", "comment": "Presto View"}, name
+        assert view["ViewExpandedText"] == "/* Presto View */", name
+        assert view["PartitionKeys"] == [], name
+        assert (document["catalog"], document["schema"]) == ("awsdatacatalog", DATABASE), name
+        # ... over the Iceberg tables by name: their current snapshot, no pinned version,
+        # no versioned table
+        assert "FOR VERSION AS OF" not in document["originalSql"], name
+        assert "_versions" not in document["originalSql"], name
+    assert _read_tables(documents["orders_per_client"]["originalSql"]) == {
+        (DATABASE, "client_report")
+    }
+    assert _read_tables(documents["sales_by_product"]["originalSql"]) == {
+        (DATABASE, "product_daily")
+    }
+    assert _read_tables(documents["order_status_report"]["originalSql"]) == {
+        (DATABASE, "status_daily"),
+        (DATABASE, "spanning_order_cells"),
+    }
+    assert documents["orders_per_client"]["originalSql"] == (
+        "SELECT client_id, client_name,\n"
+        "       orders AS total_orders,\n"
+        "       lines AS total_lines,\n"
+        "       units AS total_units,\n"
+        "       total_sales\n"
+        'FROM "duffbeer_reports"."client_report"\n'
+        "WHERE all_statuses = 1 AND all_channels = 1"
+    )
+    # ... with the columns the reports always had, in Hive types for Glue, Trino's for Athena
+    assert _columns(glue, "orders_per_client") == [
         ("client_id", "int"),
         ("client_name", "string"),
-        ("total_orders", "int"),
-        ("total_sales", "double"),
+        ("total_orders", "bigint"),
+        ("total_lines", "bigint"),
+        ("total_units", "bigint"),
+        ("total_sales", "decimal(38,2)"),
     ]
-    text = view["ViewOriginalText"]
-    assert text.startswith("/* Presto View: ") and text.endswith(" */")
-    document = json.loads(base64.b64decode(text[len("/* Presto View: ") : -len(" */")]))
-    # Nothing published yet: the seed's columns, no rows
-    assert document["originalSql"] == reports_sql.empty_view("orders_summary")
-    assert (document["catalog"], document["schema"]) == ("awsdatacatalog", DATABASE)
-    assert document["columns"] == [
+    assert documents["orders_per_client"]["columns"] == [
         {"name": "client_id", "type": "integer"},
         {"name": "client_name", "type": "varchar"},
-        {"name": "total_orders", "type": "integer"},
-        {"name": "total_sales", "type": "double"},
+        {"name": "total_orders", "type": "bigint"},
+        {"name": "total_lines", "type": "bigint"},
+        {"name": "total_units", "type": "bigint"},
+        {"name": "total_sales", "type": "decimal(38,2)"},
     ]
-    assert view["Parameters"]["presto_view"] == "true"
+    assert _columns(glue, "sales_by_product") == [
+        ("product_id", "int"),
+        ("product_description", "string"),
+        ("point_of_sale_channel", "string"),
+        ("orders", "bigint"),
+        ("units", "bigint"),
+        ("total_sales", "decimal(38,2)"),
+        ("total_volume_l", "decimal(38,3)"),
+    ]
+    assert _columns(glue, "order_status_report") == [
+        ("status", "string"),
+        ("orders", "bigint"),
+        ("lines", "bigint"),
+        ("total_sales", "decimal(38,2)"),
+    ]
+
+
+def test_state_tables_are_left_to_the_state_job(aws: tuple[Any, Any]) -> None:
+    # Given a deployed catalog in which the state job created its Iceberg tables
+    glue, s3 = aws
+    _ensure(glue)
+    for name in ICEBERG_TABLES:
+        _register_iceberg_table(glue, name)
+    before = {
+        name: glue.get_table(DatabaseName=DATABASE, Name=name)["Table"] for name in ICEBERG_TABLES
+    }
+    _publish(s3, BATCH, "run-1", ["Retail"])
+
+    # When the Catalog step runs
+    result = _catalog(glue, s3, BATCH, "run-1")
+
+    # Then it neither created nor touched any of them: orders_summary stays an Iceberg table
+    assert (result.tables_created, result.tables_updated) == ([], [])
+    for name in ICEBERG_TABLES:
+        after = glue.get_table(DatabaseName=DATABASE, Name=name)["Table"]
+        assert after == before[name], name
+        assert after["Parameters"]["table_type"] == "ICEBERG", name
+    assert _table_types(glue) == {
+        **BATCH_TABLES,
+        **VIEWS,
+        **dict.fromkeys(ICEBERG_TABLES, "EXTERNAL_TABLE"),
+    }
+
+
+def test_no_state_table_and_no_versions_database_are_created(aws: tuple[Any, Any]) -> None:
+    # Given a fresh deployment (deploy ensures the schema) and then a first batch
+    glue, s3 = aws
+    _ensure(glue)
+    _publish(s3, BATCH, "run-1", ["Retail"])
+
+    # When the Catalog step runs
+    _catalog(glue, s3, BATCH, "run-1")
+
+    # Then no state table exists until the state job creates it, and there is one database
+    assert not set(ICEBERG_TABLES) & set(_table_types(glue))
+    assert _databases(glue) == [DATABASE]
 
 
 def test_running_twice_changes_nothing(aws: tuple[Any, Any]) -> None:
@@ -233,10 +362,8 @@ def test_running_twice_changes_nothing(aws: tuple[Any, Any]) -> None:
     glue, s3 = aws
     _publish(s3, BATCH, "run-1", ["Retail", "B2B"])
     _catalog(glue, s3, BATCH, "run-1")
-    partitions_before = {t: _partitions(glue, t) for t in ("order_lines", "rejects")}
-    versions_before = {
-        t["Name"]: t.get("VersionId") for t in glue.get_tables(DatabaseName=DATABASE)["TableList"]
-    }
+    partitions_before = {t: _partitions(glue, t) for t in BATCH_TABLES}
+    versions_before = _table_versions(glue)
 
     # When the Catalog step runs again for the same run
     again = _catalog(glue, s3, BATCH, "run-1")
@@ -246,7 +373,6 @@ def test_running_twice_changes_nothing(aws: tuple[Any, Any]) -> None:
         "batch_id": BATCH,
         "run_id": "run-1",
         "published_run_id": "run-1",
-        "state_version": None,
         "database_created": False,
         "tables_created": [],
         "tables_updated": [],
@@ -254,11 +380,9 @@ def test_running_twice_changes_nothing(aws: tuple[Any, Any]) -> None:
         "partitions_updated": 0,
         "partitions_deleted": 0,
     }
-    assert {t: _partitions(glue, t) for t in ("order_lines", "rejects")} == partitions_before
-    versions_after = {
-        t["Name"]: t.get("VersionId") for t in glue.get_tables(DatabaseName=DATABASE)["TableList"]
-    }
-    assert versions_after == versions_before
+    assert {t: _partitions(glue, t) for t in BATCH_TABLES} == partitions_before
+    assert _table_versions(glue) == versions_before
+    assert len(versions_before) == 8
 
 
 def test_rerun_moves_partitions_and_drops_vanished_ones_only_for_its_batch(
@@ -301,18 +425,43 @@ def test_rerun_moves_partitions_and_drops_vanished_ones_only_for_its_batch(
     )
 
 
+def test_a_late_step_catalogs_the_run_the_batch_publishes(aws: tuple[Any, Any]) -> None:
+    # Given a batch whose pointer already publishes run-2 (a corrected upload overtook run-1)
+    glue, s3 = aws
+    _publish(s3, BATCH, "run-2", ["Online"])
+
+    # When run-1's Catalog step runs late
+    result = _catalog(glue, s3, BATCH, "run-1")
+
+    # Then the partitions point at run-2, the published run
+    root = f"s3://{BUCKET}/runs/{BATCH}/run-2/"
+    assert (result.run_id, result.published_run_id) == ("run-1", "run-2")
+    assert _partitions(glue, "order_lines") == {
+        (
+            "Online",
+            DATE,
+            BATCH,
+        ): f"{root}order_lines/point_of_sale_channel=Online/order_date={DATE}/"
+    }
+    assert _partitions(glue, "rejects") == {(BATCH,): f"{root}rejects/"}
+
+
 def test_changed_view_definition_is_updated(aws: tuple[Any, Any]) -> None:
-    # Given a catalog whose orders_summary view was edited by hand
+    # Given a catalog whose sales_by_product view was redefined by hand, over a versioned table
+    # the way the old design's views read the state
     glue, s3 = aws
     _publish(s3, BATCH, "run-1", ["Retail"])
     _catalog(glue, s3, BATCH, "run-1")
-    view = glue.get_table(DatabaseName=DATABASE, Name="orders_summary")["Table"]
+    view = glue.get_table(DatabaseName=DATABASE, Name="sales_by_product")["Table"]
     glue.update_table(
         DatabaseName=DATABASE,
         TableInput={
-            "Name": "orders_summary",
+            "Name": "sales_by_product",
             "TableType": "VIRTUAL_VIEW",
-            "ViewOriginalText": "/* Presto View: e30= */",
+            "Parameters": {**view["Parameters"], "duffbeer_state_version": "0000000003-0a1b2c3d"},
+            "ViewOriginalText": _presto_view_text(
+                'SELECT * FROM "duffbeer_reports_versions"."product_daily_v0000000003_0a1b2c3d"'
+            ),
             "StorageDescriptor": view["StorageDescriptor"],
         },
     )
@@ -320,10 +469,33 @@ def test_changed_view_definition_is_updated(aws: tuple[Any, Any]) -> None:
     # When the Catalog step runs
     result = _catalog(glue, s3, BATCH, "run-1")
 
-    # Then the project's definition is restored
-    assert result.tables_updated == ["orders_summary"]
-    restored = glue.get_table(DatabaseName=DATABASE, Name="orders_summary")["Table"]
+    # Then the project's definition is restored, over the Iceberg table
+    assert (result.tables_created, result.tables_updated) == ([], ["sales_by_product"])
+    restored = glue.get_table(DatabaseName=DATABASE, Name="sales_by_product")["Table"]
     assert restored["ViewOriginalText"] == view["ViewOriginalText"]
+    assert _read_tables(_view_document(glue, "sales_by_product")["originalSql"]) == {
+        (DATABASE, "product_daily")
+    }
+
+
+def test_dropped_view_comes_back(aws: tuple[Any, Any]) -> None:
+    # Given a cataloged batch whose order_status_report view someone dropped
+    glue, s3 = aws
+    _publish(s3, BATCH, "run-1", ["Retail"])
+    _catalog(glue, s3, BATCH, "run-1")
+    glue.delete_table(DatabaseName=DATABASE, Name="order_status_report")
+
+    # When the Catalog step runs for the next batch
+    _publish(s3, OTHER, "run-7", ["B2B"])
+    result = _catalog(glue, s3, OTHER, "run-7")
+
+    # Then the view is created again, over the state's tables
+    assert (result.tables_created, result.tables_updated) == (["order_status_report"], [])
+    assert _table_types(glue) == {**BATCH_TABLES, **VIEWS}
+    assert _read_tables(_view_document(glue, "order_status_report")["originalSql"]) == {
+        (DATABASE, "status_daily"),
+        (DATABASE, "spanning_order_cells"),
+    }
 
 
 def test_batch_without_manifest_is_not_cataloged(aws: tuple[Any, Any]) -> None:
@@ -343,73 +515,134 @@ def test_batch_id_outside_the_pipeline_alphabet_is_refused(aws: tuple[Any, Any])
     assert glue.get_databases()["DatabaseList"] == []
 
 
+def test_batch_manifest_without_a_published_run_is_not_cataloged(aws: tuple[Any, Any]) -> None:
+    # Given a batch pointer whose only run failed (nothing published)
+    glue, s3 = aws
+    manifest = {"batch_id": BATCH, "run_id": "run-1", "status": "FAILED", "published": None}
+    s3.put_object(Bucket=BUCKET, Key=f"manifests/{BATCH}.json", Body=json.dumps(manifest))
+
+    # When the Catalog step runs / Then it refuses and writes nothing to the catalog
+    with pytest.raises(BatchNotPublishedError, match="publishes no run"):
+        _catalog(glue, s3, BATCH, "run-1")
+    assert glue.get_databases()["DatabaseList"] == []
+
+
 def test_schema_can_be_ensured_before_the_first_batch(aws: tuple[Any, Any]) -> None:
     # Given an empty catalog (a fresh deployment)
     glue, _ = aws
 
-    # When deploy ensures the schema
+    # When deploy ensures the schema, twice
     first = _ensure(glue)
+    versions = _table_versions(glue)
     second = _ensure(glue)
 
-    # Then every table and view exists once, with no partitions, and a repeat changes nothing
+    # Then every batch table and view exists once, with no partitions, and a repeat changes
+    # nothing; the state's tables wait for the state job, and there is no versions database
     assert first.database_created is True
-    assert len(first.tables_created) == 10
+    assert sorted(first.tables_created) == sorted({**BATCH_TABLES, **VIEWS})
+    assert _table_types(glue) == {**BATCH_TABLES, **VIEWS}
     assert (second.database_created, second.tables_created, second.tables_updated) == (
         False,
         [],
         [],
     )
-    assert _partitions(glue, "order_lines") == {}
+    assert _table_versions(glue) == versions
+    assert [_partitions(glue, t) for t in BATCH_TABLES] == [{}, {}, {}, {}, {}]
+    assert _databases(glue) == [DATABASE]
+
+
+class _RacingGlue:
+    """Reports `name` missing on its first read, as a read made before another Catalog step
+    finished creating it would."""
+
+    def __init__(self, glue: Any, name: str) -> None:
+        self.glue = glue
+        self.name = name
+        self.first_read = True
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self.glue, attribute)
+
+    def get_table(self, **kwargs: Any) -> Any:
+        if self.first_read and kwargs.get("Name") == self.name:
+            self.first_read = False
+            return self.glue.get_table(DatabaseName=DATABASE, Name="no_such_table")
+        return self.glue.get_table(**kwargs)
+
+    def get_database(self, **kwargs: Any) -> Any:
+        if self.first_read and kwargs.get("Name") == self.name:
+            self.first_read = False
+            return self.glue.get_database(Name="no_such_database")
+        return self.glue.get_database(**kwargs)
 
 
 def test_table_created_concurrently_is_compared_not_failed(aws: tuple[Any, Any]) -> None:
     # Given a table another Catalog step created between our read and our create
     glue, _ = aws
     _ensure(glue)
-    table_input = tables.base_tables(BUCKET)["order_lines"]
+    version = glue.get_table(DatabaseName=DATABASE, Name="order_lines")["Table"]["VersionId"]
+    racing = _RacingGlue(glue, "order_lines")
 
-    class RacingGlue:
-        """Reports the table missing once, as a read before the other writer finished would."""
+    # When ensure_table runs into AlreadyExists
+    change = ensure_table(racing, DATABASE, tables.base_tables(BUCKET)["order_lines"])
 
-        def __init__(self) -> None:
-            self.first_read = True
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(glue, name)
-
-        def get_table(self, **kwargs: Any) -> Any:
-            if self.first_read:
-                self.first_read = False
-                return glue.get_table(DatabaseName=DATABASE, Name="no_such_table")
-            return glue.get_table(**kwargs)
-
-    # When ensure_table runs into AlreadyExists / Then it treats the table as existing
-    assert ensure_table(RacingGlue(), DATABASE, table_input) is None
-
-
-def test_views_move_to_the_published_state_and_never_back(aws: tuple[Any, Any]) -> None:
-    # Given a cataloged batch and the state pointer naming version 3
-    glue, s3 = aws
-    _publish(s3, BATCH, "run-1", ["Retail"])
-    _point_state_at(s3, "0000000003-0a1b2c3d")
-
-    # When the Catalog step runs
-    result = _catalog(glue, s3, BATCH, "run-1")
-
-    # Then every stable view reads version 3's tables in the versions database
-    assert result.state_version == "0000000003-0a1b2c3d"
-    for name in reports_sql.VIEW_COLUMNS:
-        view = glue.get_table(DatabaseName=DATABASE, Name=name)["Table"]
-        assert view["Parameters"]["duffbeer_state_version"] == "0000000003-0a1b2c3d"
-    assert f'"{VERSIONS}"."orders_summary_v0000000003_0a1b2c3d"' in _view_sql(
-        glue, "orders_summary"
+    # Then it treats the table as existing and, the definitions being equal, leaves it alone
+    assert racing.first_read is False
+    assert change is None
+    assert glue.get_table(DatabaseName=DATABASE, Name="order_lines")["Table"]["VersionId"] == (
+        version
     )
 
-    # When a late step of another execution still sees version 2 (or no state at all)
-    before = _view_sql(glue, "sales_by_product")
-    assert _ensure(glue, "0000000002-ffffffff").state_version == "0000000003-0a1b2c3d"
-    assert _ensure(glue, None).state_version == "0000000003-0a1b2c3d"
-    # Then the views stay on version 3; a later version moves them on
-    assert _view_sql(glue, "sales_by_product") == before
-    _ensure(glue, "0000000004-0b0b0b0b")
-    assert "_v0000000004_0b0b0b0b" in _view_sql(glue, "sales_by_product")
+
+def test_view_created_concurrently_with_another_definition_is_updated(
+    aws: tuple[Any, Any],
+) -> None:
+    # Given a view another writer created, with another definition, between our read and create
+    glue, _ = aws
+    _ensure(glue)
+    glue.update_table(
+        DatabaseName=DATABASE,
+        TableInput={
+            "Name": "orders_per_client",
+            "TableType": "VIRTUAL_VIEW",
+            "ViewOriginalText": _presto_view_text("SELECT 1 AS client_id"),
+            "StorageDescriptor": {"Columns": [{"Name": "client_id", "Type": "int"}]},
+        },
+    )
+    racing = _RacingGlue(glue, "orders_per_client")
+
+    # When ensure_table runs into AlreadyExists
+    change = ensure_table(racing, DATABASE, tables.views(DATABASE)["orders_per_client"])
+
+    # Then it compares, and brings the view to the project's definition
+    assert change == "updated"
+    assert _read_tables(_view_document(glue, "orders_per_client")["originalSql"]) == {
+        (DATABASE, "client_report")
+    }
+    assert [name for name, _ in _columns(glue, "orders_per_client")] == [
+        "client_id",
+        "client_name",
+        "total_orders",
+        "total_lines",
+        "total_units",
+        "total_sales",
+    ]
+
+
+def test_database_created_concurrently_is_not_reported_as_created(aws: tuple[Any, Any]) -> None:
+    # Given the database another Catalog step created between our read and our create
+    glue, s3 = aws
+    glue.create_database(DatabaseInput={"Name": DATABASE})
+    _publish(s3, BATCH, "run-1", ["Retail"])
+
+    racing = _RacingGlue(glue, DATABASE)
+
+    # When the Catalog step runs into AlreadyExists
+    result = _catalog(racing, s3, BATCH, "run-1")
+
+    # Then it carries on in the existing database
+    assert racing.first_read is False
+    assert result.database_created is False
+    assert _databases(glue) == [DATABASE]
+    assert _table_types(glue) == {**BATCH_TABLES, **VIEWS}
+    assert result.partitions_created == 5
