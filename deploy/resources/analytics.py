@@ -209,7 +209,12 @@ def ensure_trigger(
         if current is not None:
             trigger = current["Trigger"]
             if all(canonical(trigger.get(k)) == canonical(v) for k, v in definition.items()):
-                reporter.record("glue trigger", name, Change.UNCHANGED)
+                # A trigger someone stopped would silently end the tables' upkeep.
+                if trigger.get("State") in ("ACTIVATED", "ACTIVATING"):
+                    reporter.record("glue trigger", name, Change.UNCHANGED)
+                else:
+                    glue.start_trigger(Name=name)
+                    reporter.record("glue trigger", name, Change.UPDATED, "started again")
                 return
             glue.delete_trigger(Name=name)
         glue.create_trigger(Name=name, StartOnCreation=True, Tags=tags, **definition)

@@ -12,7 +12,9 @@ from typing import Any
 import boto3
 import pytest
 
+from deploy.core import Change, Clients, Reporter
 from deploy.create_workflow import deploy, main
+from deploy.resources.analytics import ensure_trigger
 from deploy.stack import DeployOptions, StackOutputs
 from workflows.definition import WorkflowConfig, definition_dict
 
@@ -722,3 +724,29 @@ def test_execution_input_helper_starts_a_run_on_an_uploaded_object(
     assert started["executionArn"] == (
         f"arn:aws:states:{REGION}:{ACCOUNT}:execution:duffbeer-orders-etl:{name}"
     )
+
+
+def test_a_stopped_upkeep_trigger_is_started_again_by_the_next_deploy(moto_server: str) -> None:
+    # Given the daily trigger of the tables' upkeep, stopped by hand after a deploy
+    glue = boto3.client("glue", endpoint_url=moto_server, region_name="us-east-1")
+    glue.create_job(
+        Name="duffbeer-maintain-tables",
+        Role="arn:aws:iam::123456789012:role/r",
+        Command={"Name": "glueetl", "ScriptLocation": "s3://b/maintain_tables.py"},
+    )
+    definition = {
+        "Type": "SCHEDULED",
+        "Schedule": "cron(15 3 * * ? *)",
+        "Actions": [{"JobName": "duffbeer-maintain-tables"}],
+        "Description": "upkeep",
+    }
+    clients = Clients("us-east-1", moto_server)
+    first, second = Reporter(io.StringIO()), Reporter(io.StringIO())
+    ensure_trigger(clients, first, "duffbeer-maintain-tables-daily", definition, {})
+    glue.stop_trigger(Name="duffbeer-maintain-tables-daily")
+    # When the stack is deployed again
+    ensure_trigger(clients, second, "duffbeer-maintain-tables-daily", definition, {})
+    # Then the trigger runs again, and the deploy says it changed it
+    trigger = glue.get_trigger(Name="duffbeer-maintain-tables-daily")["Trigger"]
+    assert trigger["State"] == "ACTIVATED"
+    assert second.count(Change.UPDATED) == 1
