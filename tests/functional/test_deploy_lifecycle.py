@@ -18,6 +18,7 @@ pytestmark = pytest.mark.functional
 
 REGION = "us-east-1"
 STATE_MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:duffbeer-orders-etl"
+MAINTENANCE_TRIGGER = "duffbeer-maintain-tables-daily"
 
 
 def _options(endpoint: str, build: Path, **overrides: Any) -> DeployOptions:
@@ -50,9 +51,19 @@ def test_second_run_changes_nothing(moto_server: str, tmp_path: Path) -> None:
 def test_drifted_code_definition_and_settings_are_updated_in_place(
     moto_server: str, tmp_path: Path
 ) -> None:
-    # Given a deployed stack whose code, configuration, definition, role policy and API route
-    # were changed by hand
+    # Given a deployed stack whose code, configuration, definition, role policy, API route and
+    # upkeep schedule were changed by hand
     first = deploy(_options(moto_server, tmp_path), out=io.StringIO())
+    glue = _client(moto_server, "glue")
+    expected_trigger = glue.get_trigger(Name=MAINTENANCE_TRIGGER)["Trigger"]
+    # (moto 5.2.5 has no Glue UpdateTrigger: the hand change replaces the trigger)
+    glue.delete_trigger(Name=MAINTENANCE_TRIGGER)
+    glue.create_trigger(
+        Name=MAINTENANCE_TRIGGER,
+        Type="SCHEDULED",
+        Schedule="cron(0 12 * * ? *)",
+        Actions=expected_trigger["Actions"],
+    )
     iam = _client(moto_server, "iam")
     apigw = _client(moto_server, "apigateway")
     expected_policy = iam.get_role_policy(
@@ -101,6 +112,10 @@ def test_drifted_code_definition_and_settings_are_updated_in_place(
     assert "updated   log group              /aws/lambda/duffbeer-start-etl (14 days)" in text
     assert "updated   lambda function        duffbeer-orders-api (configuration)" in text
     assert "updated   iam inline policy      duffbeer-validate-orders-role" in text
+    assert (
+        f"updated   glue trigger           {MAINTENANCE_TRIGGER} ({expected_trigger['Schedule']})"
+        in text
+    )
     # (the deleted route is the only thing created again, and the API is redeployed for it)
     assert [line for line in text.splitlines() if line.startswith("  created")] == [
         "  created   api route              GET /sales-by-product",
@@ -131,6 +146,12 @@ def test_drifted_code_definition_and_settings_are_updated_in_place(
         for group in _client(moto_server, "logs").describe_log_groups()["logGroups"]
     }
     assert set(retention.values()) == {14}
+    trigger = glue.get_trigger(Name=MAINTENANCE_TRIGGER)["Trigger"]
+    assert (trigger["Schedule"], trigger["Actions"], trigger["State"]) == (
+        expected_trigger["Schedule"],
+        expected_trigger["Actions"],
+        "ACTIVATED",
+    )
 
 
 def _leftovers(endpoint: str) -> dict[str, list[str]]:
@@ -149,6 +170,7 @@ def _leftovers(endpoint: str) -> dict[str, list[str]]:
             for m in _client(endpoint, "stepfunctions").list_state_machines()["stateMachines"]
         ],
         "glue_jobs": _client(endpoint, "glue").list_jobs()["JobNames"],
+        "glue_triggers": _client(endpoint, "glue").list_triggers()["TriggerNames"],
         "databases": [d["Name"] for d in _client(endpoint, "glue").get_databases()["DatabaseList"]],
         "workgroups": [
             w["Name"]
@@ -208,5 +230,11 @@ def test_stacks_with_different_suffixes_live_side_by_side(moto_server: str, tmp_
     left = _leftovers(moto_server)
     assert left["buckets"] == ["duffbeer-input-orders", "duffbeer-processed-orders"]
     assert left["state_machines"] == ["duffbeer-orders-etl"]
+    assert sorted(left["glue_jobs"]) == [
+        "duffbeer-maintain-state",
+        "duffbeer-maintain-tables",
+        "duffbeer-transform-orders",
+    ]
+    assert left["glue_triggers"] == [MAINTENANCE_TRIGGER]
     assert len(left["functions"]) == len(FUNCTIONS)
     assert left["databases"] == ["duffbeer_reports"]
