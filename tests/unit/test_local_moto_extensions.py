@@ -353,3 +353,27 @@ def test_after_stop_decorator_mode_no_longer_executes_state_machines(aws: LocalA
         # Then moto's shipped behaviour is back: nothing runs, the execution stays RUNNING
         status = sfn.describe_execution(executionArn=execution)["status"]
     assert status == "RUNNING"
+
+
+def test_glue_refuses_an_update_based_on_a_stale_table_version(aws: LocalAwsServer) -> None:
+    # Given a table, read by two writers at the same version
+    glue = aws.client("glue")
+    glue.create_database(DatabaseInput={"Name": "locking"})
+    glue.create_table(
+        DatabaseName="locking",
+        TableInput={"Name": "t", "Parameters": {"metadata_location": "s3://b/v1.json"}},
+    )
+    [read] = glue.get_table_versions(DatabaseName="locking", TableName="t")["TableVersions"]
+    version = read["VersionId"]
+    # When both commit an update based on that version (as Iceberg's Glue commits do)
+    first = {"Name": "t", "Parameters": {"metadata_location": "s3://b/v2.json"}}
+    second = {"Name": "t", "Parameters": {"metadata_location": "s3://b/v2-other.json"}}
+    glue.update_table(DatabaseName="locking", TableInput=first, VersionId=version)
+    with pytest.raises(glue.exceptions.ConcurrentModificationException):
+        glue.update_table(DatabaseName="locking", TableInput=second, VersionId=version)
+    # Then the first update stands, as on AWS; an update without a version is unconditional
+    table = glue.get_table(DatabaseName="locking", Name="t")["Table"]
+    assert table["Parameters"]["metadata_location"] == "s3://b/v2.json"
+    glue.update_table(DatabaseName="locking", TableInput=second)
+    table = glue.get_table(DatabaseName="locking", Name="t")["Table"]
+    assert table["Parameters"]["metadata_location"] == "s3://b/v2-other.json"
