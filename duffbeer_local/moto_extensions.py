@@ -11,6 +11,9 @@ points close those gaps:
    `.waitForTaskToken` gets no callback endpoint, and the interpreter then calls
    `interrupt_all()` on None. Sync tasks are given a task-token endpoint, as AWS (and
    LocalStack upstream) allow task tokens with `.sync`, so the endpoint always exists.
+   Each attempt gets an endpoint of its own (`_eval_integration_pattern`): the endpoint is
+   made once per state entry and interrupted when an attempt ends, so a Retry's next attempt
+   found it interrupted and failed at once with States.Timeout.
 3. Glue job runs: `FakeJob.start_job_run` hands each new run to a `GlueRuntime`, and the
    run's model class reports the runner's state and error through GetJobRun.
 4. S3 event records (`moto.s3.notifications._get_s3_event`) lack the `sequencer` (and the
@@ -229,7 +232,9 @@ def _check_sync() -> tuple[Any, Any]:
     )
     body = _source(cls._eval_integration_pattern)
     _require(
-        "callback_endpoint.interrupt_all()" in body
+        'context_object_data["Task"]["Token"]' in body
+        and "callback_pool_manager.get(callback_id)" in body
+        and "callback_endpoint.interrupt_all()" in body
         and "ResourceCondition.WaitForTaskToken in self._supported_integration_patterns" in body,
         "StateTaskServiceCallback._eval_integration_pattern changed",
     )
@@ -238,6 +243,7 @@ def _check_sync() -> tuple[Any, Any]:
 
 def _patch_sync(cls: Any, condition: Any) -> None:
     original = cls.__init__
+    original_pattern = cls._eval_integration_pattern
 
     def __init__(self: Any, supported_integration_patterns: set[Any]) -> None:
         patterns = set(supported_integration_patterns)
@@ -245,8 +251,16 @@ def _patch_sync(cls: Any, condition: Any) -> None:
             patterns.add(condition.WaitForTaskToken)
         original(self, patterns)
 
+    def _eval_integration_pattern(self: Any, env: Any, *args: Any, **kwargs: Any) -> None:
+        if self.resource.condition in (condition.Sync, condition.Sync2):
+            # A fresh endpoint per attempt: the previous attempt interrupted its own.
+            env.callback_pool_manager.add(env.states.context_object.update_task_token())
+        original_pattern(self, env, *args, **kwargs)
+
     __init__.__wrapped__ = original  # type: ignore[attr-defined]
+    _eval_integration_pattern.__wrapped__ = original_pattern  # type: ignore[attr-defined]
     cls.__init__ = __init__
+    cls._eval_integration_pattern = _eval_integration_pattern
 
 
 # Glue -------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import textwrap
 import time
 import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -323,6 +324,92 @@ def test_glue_sync_task_runs_the_script_and_reports_state_and_error(
     assert manifest == {"run": "r1", "previous": {"run": "r0"}}
 
 
+def test_glue_refuses_an_update_based_on_a_stale_table_version(aws: LocalAwsServer) -> None:
+    # Given a table, read by two writers at the same version
+    glue = aws.client("glue")
+    glue.create_database(DatabaseInput={"Name": "locking"})
+    glue.create_table(
+        DatabaseName="locking",
+        TableInput={"Name": "t", "Parameters": {"metadata_location": "s3://b/v1.json"}},
+    )
+    [read] = glue.get_table_versions(DatabaseName="locking", TableName="t")["TableVersions"]
+    version = read["VersionId"]
+    # When both commit an update based on that version (as Iceberg's Glue commits do)
+    first = {"Name": "t", "Parameters": {"metadata_location": "s3://b/v2.json"}}
+    second = {"Name": "t", "Parameters": {"metadata_location": "s3://b/v2-other.json"}}
+    glue.update_table(DatabaseName="locking", TableInput=first, VersionId=version)
+    with pytest.raises(glue.exceptions.ConcurrentModificationException):
+        glue.update_table(DatabaseName="locking", TableInput=second, VersionId=version)
+    # Then the first update stands, as on AWS; an update without a version is unconditional
+    table = glue.get_table(DatabaseName="locking", Name="t")["Table"]
+    assert table["Parameters"]["metadata_location"] == "s3://b/v2.json"
+    glue.update_table(DatabaseName="locking", TableInput=second)
+    table = glue.get_table(DatabaseName="locking", Name="t")["Table"]
+    assert table["Parameters"]["metadata_location"] == "s3://b/v2-other.json"
+
+
+FLAKY_JOB_SCRIPT = textwrap.dedent(
+    """
+    import pathlib, sys
+
+    args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+    attempts = pathlib.Path(args["--attempts_file"])
+    attempts.write_text(attempts.read_text() + "x" if attempts.exists() else "x")
+    if len(attempts.read_text()) == 1:
+        raise RuntimeError("the first attempt fails")
+    """
+)
+
+
+def test_a_retried_glue_sync_task_waits_for_its_next_run(
+    aws: LocalAwsServer, role: str, tmp_path: Path
+) -> None:
+    # Given a Glue job that fails once then succeeds, behind a .sync task with a Retry
+    s3, glue, sfn = aws.client("s3"), aws.client("glue"), aws.client("stepfunctions")
+    s3.create_bucket(Bucket="flaky-artifacts")
+    s3.put_object(Bucket="flaky-artifacts", Key="flaky.py", Body=FLAKY_JOB_SCRIPT.encode())
+    glue.create_job(
+        Name="flaky",
+        Role=role,
+        GlueVersion="5.0",
+        Command={"Name": "glueetl", "ScriptLocation": "s3://flaky-artifacts/flaky.py"},
+    )
+    attempts = tmp_path / "attempts.txt"
+    definition = {
+        "StartAt": "Run",
+        "States": {
+            "Run": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::glue:startJobRun.sync",
+                "Parameters": {"JobName": "flaky", "Arguments": {"--attempts_file": str(attempts)}},
+                "TimeoutSeconds": 300,
+                "Retry": [
+                    {"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 1, "MaxAttempts": 2}
+                ],
+                "ResultSelector": {"state.$": "$.JobRunState"},
+                "End": True,
+            }
+        },
+    }
+    machine = sfn.create_state_machine(
+        name="glue-sync-retry", definition=json.dumps(definition), roleArn=role
+    )["stateMachineArn"]
+
+    # When it runs
+    arn = sfn.start_execution(stateMachineArn=machine, name="retried")["executionArn"]
+    result = _wait_execution(sfn, arn)
+
+    # Then the second attempt's run was waited for, and the execution succeeded
+    assert result["status"] == "SUCCEEDED", result.get("cause")
+    assert json.loads(result["output"]) == {"state": "SUCCEEDED"}
+    assert attempts.read_text() == "xx"
+    states = sorted(r["JobRunState"] for r in glue.get_job_runs(JobName="flaky")["JobRuns"])
+    assert states == ["FAILED", "SUCCEEDED"]
+
+
+# These two stop the module's server: they run last.
+
+
 def test_outside_a_running_server_moto_behaves_as_shipped(aws: LocalAwsServer) -> None:
     # Given the extensions installed but no runtime bound (decorator mode, no LocalAwsServer)
     aws.stop()
@@ -353,27 +440,3 @@ def test_after_stop_decorator_mode_no_longer_executes_state_machines(aws: LocalA
         # Then moto's shipped behaviour is back: nothing runs, the execution stays RUNNING
         status = sfn.describe_execution(executionArn=execution)["status"]
     assert status == "RUNNING"
-
-
-def test_glue_refuses_an_update_based_on_a_stale_table_version(aws: LocalAwsServer) -> None:
-    # Given a table, read by two writers at the same version
-    glue = aws.client("glue")
-    glue.create_database(DatabaseInput={"Name": "locking"})
-    glue.create_table(
-        DatabaseName="locking",
-        TableInput={"Name": "t", "Parameters": {"metadata_location": "s3://b/v1.json"}},
-    )
-    [read] = glue.get_table_versions(DatabaseName="locking", TableName="t")["TableVersions"]
-    version = read["VersionId"]
-    # When both commit an update based on that version (as Iceberg's Glue commits do)
-    first = {"Name": "t", "Parameters": {"metadata_location": "s3://b/v2.json"}}
-    second = {"Name": "t", "Parameters": {"metadata_location": "s3://b/v2-other.json"}}
-    glue.update_table(DatabaseName="locking", TableInput=first, VersionId=version)
-    with pytest.raises(glue.exceptions.ConcurrentModificationException):
-        glue.update_table(DatabaseName="locking", TableInput=second, VersionId=version)
-    # Then the first update stands, as on AWS; an update without a version is unconditional
-    table = glue.get_table(DatabaseName="locking", Name="t")["Table"]
-    assert table["Parameters"]["metadata_location"] == "s3://b/v2.json"
-    glue.update_table(DatabaseName="locking", TableInput=second)
-    table = glue.get_table(DatabaseName="locking", Name="t")["Table"]
-    assert table["Parameters"]["metadata_location"] == "s3://b/v2-other.json"
