@@ -11,8 +11,10 @@ refs) is read with Iceberg's Java API through the session; data with Spark SQL.
 
 from __future__ import annotations
 
+import random
 import re
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +84,14 @@ def _anti_join(left: DataFrame, right: DataFrame, key: Iterable[str]) -> DataFra
     return left.alias("l").join(right.alias("r"), on=condition, how="left_anti")
 
 
+# Iceberg 1.7's SnapshotManager (branch create/drop, set_current_snapshot) keeps the table
+# metadata it first read across its commit retries, so after one lost swap every retry fails
+# with "Table metadata refresh is required". A ref change is therefore retried here as a new
+# statement, which reads the table again (the catalog caches no table).
+REF_CHANGE_ATTEMPTS = 12
+REF_CHANGE_BACKOFF_MAX_S = 2.0
+
+
 def is_commit_conflict(error: Exception) -> bool:
     """Whether a Spark/py4j error was caused by a lost Iceberg commit."""
     cause: Any = error.java_exception if isinstance(error, Py4JJavaError) else None
@@ -90,6 +100,20 @@ def is_commit_conflict(error: Exception) -> bool:
             return True
         cause = cause.getCause()
     return any(name in str(error) for name in COMMIT_CONFLICTS)
+
+
+def change_refs(
+    spark: SparkSession, statement: str, sleep: Callable[[float], None] = time.sleep
+) -> None:
+    """Run a statement that changes a table's branches, again on a lost commit."""
+    for attempt in range(1, REF_CHANGE_ATTEMPTS + 1):
+        try:
+            spark.sql(statement)
+            return
+        except Exception as e:
+            if attempt == REF_CHANGE_ATTEMPTS or not is_commit_conflict(e):
+                raise
+        sleep(random.uniform(0, min(REF_CHANGE_BACKOFF_MAX_S, 0.05 * 2**attempt)))  # noqa: S311
 
 
 @dataclass(frozen=True)
@@ -221,9 +245,10 @@ class StateCatalog:
         assert self._branch is not None, "start() names the branch first"
         if table not in self._branched:
             snapshot = base.snapshots[table]
-            self.spark.sql(
+            change_refs(
+                self.spark,
                 f"ALTER TABLE {self.name(table)} CREATE OR REPLACE BRANCH {self._branch} "
-                f"AS OF VERSION {snapshot}"
+                f"AS OF VERSION {snapshot}",
             )
             self._branched[table] = snapshot
         return f"{self.name(table)}.branch_{self._branch}"
@@ -306,7 +331,9 @@ class StateCatalog:
 
     def drop_branches(self) -> None:
         for table in self._branched:
-            self.spark.sql(f"ALTER TABLE {self.name(table)} DROP BRANCH IF EXISTS {self._branch}")
+            change_refs(
+                self.spark, f"ALTER TABLE {self.name(table)} DROP BRANCH IF EXISTS {self._branch}"
+            )
         self._branched = {}
 
     # --- Publishing ------------------------------------------------------------------------
@@ -361,9 +388,10 @@ class StateCatalog:
                 return None
             for table, snapshot in sorted(latest.snapshots.items()):
                 if self.main_snapshot(table) != snapshot:
-                    self.spark.sql(
+                    change_refs(
+                        self.spark,
                         f"CALL {self.catalog}.system.set_current_snapshot("
-                        f"table => '{self.database}.{table}', snapshot_id => {snapshot})"
+                        f"table => '{self.database}.{table}', snapshot_id => {snapshot})",
                     )
             if self.base().publication == latest:
                 break

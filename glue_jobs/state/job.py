@@ -39,7 +39,7 @@ from glue_jobs.orders.logs import JobLogger
 from glue_jobs.orders.storage import HadoopStorage
 from glue_jobs.state import merge, reports
 from glue_jobs.state.args import StateJobArgs
-from glue_jobs.state.catalog import Base, StateCatalog, branch_name
+from glue_jobs.state.catalog import Base, StateCatalog, branch_name, is_commit_conflict
 from glue_jobs.state.pointers import pointer_store
 from glue_jobs.state.tables import LINE_COLUMNS, empty, read_lines
 
@@ -201,7 +201,15 @@ class StateMerge:
                 latest = self.catalog.follow_latest()
                 self.log.info("batch already in the state", fields={"seq": base.next_seq - 1})
                 return MergeOutcome(UP_TO_DATE, {}, latest.seq if latest else None, attempt)
-            publication = self._merge_on_branch(plan, base, held, attempt)
+            try:
+                publication = self._merge_on_branch(plan, base, held, attempt)
+            except Exception as e:
+                # A table commit on the branch that lost to other merges' commits more times
+                # than Iceberg retries it: nothing is published; merge again.
+                if not is_commit_conflict(e):
+                    raise
+                self.log.warning("a commit on the branch lost", fields={"error": str(e)[:300]})
+                publication = None
             if publication is not None:
                 with self._phase("follow"):
                     self.catalog.follow_latest()

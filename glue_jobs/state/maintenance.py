@@ -30,7 +30,7 @@ from duffbeer import aws, state, utc
 from duffbeer.state import KIND_MAINTENANCE, PUBLICATIONS, STATE_TABLES, Publication
 from glue_jobs.orders.logs import JobLogger
 from glue_jobs.state.args import MaintenanceArgs
-from glue_jobs.state.catalog import StateCatalog
+from glue_jobs.state.catalog import StateCatalog, change_refs
 
 Clock = Callable[[], datetime]
 
@@ -166,8 +166,9 @@ class TableMaintenance:
                     continue
                 head = java_table.snapshot(refs.get(name).snapshotId())
                 if datetime.fromtimestamp(head.timestampMillis() / 1000, UTC) < horizon:
-                    self.spark.sql(
-                        f"ALTER TABLE {self.catalog.name(table)} DROP BRANCH IF EXISTS {name}"
+                    change_refs(
+                        self.spark,
+                        f"ALTER TABLE {self.catalog.name(table)} DROP BRANCH IF EXISTS {name}",
                     )
                     self.facts.dropped_branches.append(f"{table}.{name}")
 

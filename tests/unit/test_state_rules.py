@@ -179,3 +179,48 @@ def test_the_store_step_publishes_only_runs_ordering_after_the_pointer(
     if pointer_run is not None:
         pointer = {**made(*pointer_run), "published": {"run_id": pointer_run[0]}}
     assert manifest.publication_decision(pointer, made(*candidate)) == decision  # type: ignore[arg-type]
+
+
+class _RefStatements:
+    """A session whose ref statements lose their commit `losses` times, then land."""
+
+    def __init__(self, losses: int, error: str) -> None:
+        self.losses = losses
+        self.error = error
+        self.statements: list[str] = []
+
+    def sql(self, statement: str) -> None:
+        self.statements.append(statement)
+        if len(self.statements) <= self.losses:
+            raise RuntimeError(self.error)
+
+
+LOST_REF_COMMIT = (
+    "org.apache.iceberg.exceptions.CommitFailedException: Table metadata refresh is required"
+)
+
+
+def test_a_ref_change_that_loses_its_commit_is_run_again_as_a_new_statement() -> None:
+    from glue_jobs.state.catalog import change_refs  # noqa: PLC0415  (imports pyspark)
+
+    # Given a branch creation that loses to other merges' commits three times
+    session = _RefStatements(losses=3, error=LOST_REF_COMMIT)
+    waits: list[float] = []
+    # When it is run
+    change_refs(session, "ALTER TABLE t CREATE OR REPLACE BRANCH b", sleep=waits.append)  # type: ignore[arg-type]
+    # Then the statement ran four times, with a bounded wait between attempts
+    assert session.statements == ["ALTER TABLE t CREATE OR REPLACE BRANCH b"] * 4
+    assert len(waits) == 3 and all(0 <= w <= 2.0 for w in waits)
+
+
+def test_a_ref_change_gives_up_after_its_attempts_and_never_retries_other_errors() -> None:
+    from glue_jobs.state.catalog import REF_CHANGE_ATTEMPTS, change_refs  # noqa: PLC0415
+
+    always_losing = _RefStatements(losses=10**6, error=LOST_REF_COMMIT)
+    with pytest.raises(RuntimeError, match="refresh is required"):
+        change_refs(always_losing, "DROP", sleep=lambda _: None)  # type: ignore[arg-type]
+    assert len(always_losing.statements) == REF_CHANGE_ATTEMPTS
+    broken = _RefStatements(losses=1, error="AnalysisException: no such branch")
+    with pytest.raises(RuntimeError, match="no such branch"):
+        change_refs(broken, "DROP", sleep=lambda _: None)  # type: ignore[arg-type]
+    assert len(broken.statements) == 1
