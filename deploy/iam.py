@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from deploy.stack import FUNCTIONS, WORKFLOW_FUNCTIONS, StackArns
-from duffbeer import naming, state
+from duffbeer import naming, reports_sql, state
 
 Document = dict[str, Any]
 
@@ -108,6 +108,18 @@ def _catalog_resources(arns: StackArns) -> list[str]:
     return [arns.glue_catalog, arns.glue_database, arns.glue_tables]
 
 
+def _batch_catalog_resources(arns: StackArns) -> list[str]:
+    """The catalog, the database, and exactly the tables and views the catalog step keeps:
+    the per-batch history tables and the views over the state (never the state's tables)."""
+    tables = (
+        naming.ORDER_LINES_TABLE,
+        naming.REJECTS_TABLE,
+        *naming.BATCH_REPORT_TABLES.values(),
+        *reports_sql.VIEW_COLUMNS,
+    )
+    return [arns.glue_catalog, arns.glue_database, *(arns.glue_table(t) for t in tables)]
+
+
 def _state_table_resources(arns: StackArns) -> list[str]:
     """The catalog, the database and exactly the state's Iceberg tables."""
     tables = (*state.STATE_TABLES, state.PUBLICATIONS_TABLE)
@@ -119,7 +131,6 @@ def _state_table_resources(arns: StackArns) -> list[str]:
 _ICEBERG_CATALOG = [
     "glue:GetDatabase",
     "glue:GetTable",
-    "glue:GetTables",
     "glue:CreateTable",
     "glue:UpdateTable",
 ]
@@ -178,9 +189,9 @@ def lambda_policy(key: str, arns: StackArns) -> Document:
                 [arns.objects(names.processed_bucket, naming.MANIFESTS_PREFIX)],
             ),
             _allow(
-                "MaintainCatalog",
+                "MaintainBatchTablesAndViews",
                 _CATALOG_READ + _CATALOG_WRITE,
-                _catalog_resources(arns),
+                _batch_catalog_resources(arns),
             ),
         ]
     elif key == "clean_up":

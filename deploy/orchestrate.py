@@ -7,7 +7,16 @@ from pathlib import Path
 
 from deploy import artifacts, iam
 from deploy.core import Clients, Reporter, aws_errors
-from deploy.resources import analytics, api, compute, identity, monitoring, storage, workflow
+from deploy.resources import (
+    analytics,
+    api,
+    compute,
+    identity,
+    monitoring,
+    storage,
+    upgrade,
+    workflow,
+)
 from deploy.stack import (
     FUNCTIONS,
     METRICS_NAMESPACE,
@@ -227,6 +236,9 @@ def deploy_stack(options: DeployOptions, reporter: Reporter) -> StackOutputs:
         analytics.trigger_definition(names, options),
         tags,
     )
+
+    reporter.section("Resources of earlier releases")
+    upgrade.remove_earlier_release(clients, reporter, names)
 
     reporter.section("Glue database and Athena workgroup")
     analytics.ensure_catalog_schema(clients, reporter, names.database, names.processed_bucket)

@@ -230,6 +230,12 @@ def glue_failure_pattern(*job_names: str) -> dict[str, Any]:
     }
 
 
+GLUE_FAILURE_RULE_DESCRIPTION = (
+    "A Glue job of the stack (transform, state merge, tables' upkeep) failed, timed out or "
+    "errored"
+)
+
+
 def ensure_glue_failure_rule(
     clients: Clients, reporter: Reporter, arns: StackArns, tags: list[dict[str, str]]
 ) -> None:
@@ -243,7 +249,8 @@ def ensure_glue_failure_rule(
         if (
             current
             and canonical(current.get("EventPattern", "{}")) == canonical(pattern)
-            and (current.get("State") == "ENABLED")
+            and current.get("State") == "ENABLED"
+            and current.get("Description") == GLUE_FAILURE_RULE_DESCRIPTION
         ):
             reporter.record("eventbridge rule", name, Change.UNCHANGED)
         else:
@@ -251,7 +258,7 @@ def ensure_glue_failure_rule(
                 Name=name,
                 EventPattern=json.dumps(pattern),
                 State="ENABLED",
-                Description="Glue transform job failed, timed out or errored",
+                Description=GLUE_FAILURE_RULE_DESCRIPTION,
                 Tags=tags,
             )
             reporter.record("eventbridge rule", name, Change.UPDATED if current else Change.CREATED)
@@ -339,7 +346,11 @@ def dashboard_body(arns: StackArns) -> dict[str, Any]:
     ]
     glue_time = [
         ["Glue", glue, "JobName", job, "JobRunId", "ALL", "Type", "count", {"label": label}]
-        for job, label in ((names.glue_job, "transform (ms)"), (names.state_job, "merge (ms)"))
+        for job, label in (
+            (names.glue_job, "transform (ms)"),
+            (names.state_job, "merge (ms)"),
+            (names.maintenance_job, "tables' upkeep (ms)"),
+        )
     ]
     latency = [
         ["AWS/ApiGateway", "Latency", *api, {"stat": "p50", "label": "latency p50 (ms)"}],
@@ -378,8 +389,8 @@ def dashboard_body(arns: StackArns) -> dict[str, Any]:
                 "height": 2,
                 "properties": {
                     "markdown": f"## {names.stack}: orders pipeline operations\n"
-                    f"State machine `{names.state_machine}`, Glue jobs `{names.glue_job}` and "
-                    f"`{names.state_job}`, API `{names.api}` (stage {API_STAGE}). Alerts go "
+                    f"State machine `{names.state_machine}`, Glue jobs `{names.glue_job}`, "
+                    f"`{names.state_job}` and `{names.maintenance_job}` (daily), API `{names.api}` (stage {API_STAGE}). Alerts go "
                     f"to the SNS topic `{names.topic}`; failed files to `quarantine/` in "
                     f"`{names.processed_bucket}`."
                 },

@@ -78,6 +78,10 @@ def test_glue_failure_rule_of_an_older_deploy_gains_the_upkeep_job(moto_server: 
     # Then a failure of any of the three Glue jobs reaches the same topic
     rule = events.describe_rule(Name="duffbeer-glue-job-failed")
     assert rule["State"] == "ENABLED"
+    assert rule["Description"] == (
+        "A Glue job of the stack (transform, state merge, tables' upkeep) failed, timed out "
+        "or errored"
+    )
     assert json.loads(rule["EventPattern"])["detail"] == {
         "jobName": [
             "duffbeer-transform-orders",

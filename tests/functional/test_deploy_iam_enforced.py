@@ -347,6 +347,18 @@ GLUE_CASES = [
     ),
     ("orders-api", "cannot drop a state table", _delete_table(STATE_TABLE), False),
     ("catalog-batch", "reads a batch-history table", _get_table(BATCH_TABLE), True),
+    (
+        "catalog-batch",
+        "cannot commit to a state table",
+        _commit(STATE_TABLE, STATE_METADATA_KEY),
+        False,
+    ),
+    (
+        "catalog-batch",
+        "cannot commit to the publications table",
+        _commit(PUBLICATIONS_TABLE, PUBLICATIONS_METADATA_KEY),
+        False,
+    ),
     ("glue", "cannot read a state table", _get_table(STATE_TABLE), False),
     (
         "glue",

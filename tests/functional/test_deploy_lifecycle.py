@@ -238,3 +238,77 @@ def test_stacks_with_different_suffixes_live_side_by_side(moto_server: str, tmp_
     assert left["glue_triggers"] == [MAINTENANCE_TRIGGER]
     assert len(left["functions"]) == len(FUNCTIONS)
     assert left["databases"] == ["duffbeer_reports"]
+
+
+def test_a_deploy_over_the_earlier_release_removes_what_the_iceberg_state_replaced(
+    moto_server: str, tmp_path: Path
+) -> None:
+    # Given a stack on which the earlier release's state machinery is still found: a view
+    # named like a state table, the versions database, the PlanState function with its role,
+    # log group and alarm
+    deploy(_options(moto_server, tmp_path), out=io.StringIO())
+    glue, lam, iam = (_client(moto_server, s) for s in ("glue", "lambda", "iam"))
+    view = {"Name": "order_lines_current", "TableType": "VIRTUAL_VIEW", "ViewOriginalText": "x"}
+    glue.create_table(DatabaseName="duffbeer_reports", TableInput=view)
+    glue.create_database(DatabaseInput={"Name": "duffbeer_reports_versions"})
+    glue.create_table(
+        DatabaseName="duffbeer_reports_versions", TableInput={"Name": "order_lines_current_v7"}
+    )
+    role = iam.create_role(
+        RoleName="duffbeer-plan-state-role",
+        AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+    )["Role"]["Arn"]
+    iam.put_role_policy(
+        RoleName="duffbeer-plan-state-role",
+        PolicyName="least-privilege",
+        PolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}],
+            }
+        ),
+    )
+    lam.create_function(
+        FunctionName="duffbeer-plan-state",
+        Runtime="python3.11",
+        Role=role,
+        Handler="lambdas.other.handler",
+        Code={"ZipFile": _zip_bytes("def handler(e, c): return e", tmp_path)},
+    )
+    _client(moto_server, "logs").create_log_group(logGroupName="/aws/lambda/duffbeer-plan-state")
+    _client(moto_server, "cloudwatch").put_metric_alarm(
+        AlarmName="duffbeer-plan-state-errors",
+        MetricName="Errors",
+        Namespace="AWS/Lambda",
+        Statistic="Sum",
+        Period=300,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+    )
+
+    # When this release is deployed over it
+    out = io.StringIO()
+    deploy(_options(moto_server, tmp_path), out=out)
+
+    # Then each of them is gone, and said so; the views of this release are kept
+    deleted = {
+        tuple(line.split()[1:3]) for line in out.getvalue().splitlines() if " deleted " in line
+    }
+    assert deleted == {
+        ("glue", "view"),
+        ("glue", "database"),
+        ("lambda", "function"),
+        ("iam", "role"),
+        ("log", "group"),
+        ("cloudwatch", "alarm"),
+    }, out.getvalue()
+    left = _leftovers(moto_server)
+    assert "duffbeer_reports_versions" not in left["databases"]
+    assert "duffbeer-plan-state" not in left["functions"]
+    assert "duffbeer-plan-state-role" not in left["roles"]
+    assert "duffbeer-plan-state-errors" not in left["alarms"]
+    assert "/aws/lambda/duffbeer-plan-state" not in left["log_groups"]
+    tables = {t["Name"] for t in glue.get_tables(DatabaseName="duffbeer_reports")["TableList"]}
+    assert "order_lines_current" not in tables
+    assert "orders_per_client" in tables

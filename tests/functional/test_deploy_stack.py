@@ -580,6 +580,7 @@ def test_operations_dashboard_shows_runs_rows_quarantine_glue_and_the_api(
     assert [m[2]["JobName"] for m in metrics["Glue run time"]] == [
         "duffbeer-transform-orders",
         "duffbeer-maintain-state",
+        "duffbeer-maintain-tables",
     ]
     assert {m[1] for m in metrics["Glue run time"]} == {"glue.driver.aggregate.elapsedTime"}
     api = {"ApiName": "duffbeer-orders-api", "Stage": "v1"}
@@ -673,7 +674,6 @@ def test_roles_trust_their_service_and_carry_one_inline_policy(
     assert state_statements["CommitStateTables"]["Action"] == [
         "glue:GetDatabase",
         "glue:GetTable",
-        "glue:GetTables",
         "glue:CreateTable",
         "glue:UpdateTable",
     ]
