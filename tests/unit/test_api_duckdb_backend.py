@@ -206,8 +206,8 @@ def test_health_reports_the_publication_served(service: ReportService) -> None:
     # When the backend's status is read after the first queries
     status = service.backend.status()
     # Then it names publication 2 and the rows loaded
+    assert status["publication"] == 2
     snapshot = status["snapshot"]
-    assert snapshot["publication"] == 2
     assert snapshot["rows"] == {
         "client_report": 14,
         "client_orders": 5,
@@ -286,7 +286,7 @@ def test_an_order_spanning_days_and_channels_lists_the_earliest_of_each(
         "units": 5, "sales": 11.0, "lines_by_status": {"created": 2, "delivered": 0, "broken": 0},
     }
     assert report["totals"] == {"orders": 2, "lines": 5, "units": 12, "sales": 32.0}
-    assert spanning.backend.status()["snapshot"]["publication"] == 1
+    assert spanning.backend.status()["publication"] == 1
 
 
 def test_snapshot_follows_publications_and_rebuilds_only_for_a_new_one() -> None:
@@ -304,7 +304,7 @@ def test_snapshot_follows_publications_and_rebuilds_only_for_a_new_one() -> None
     assert (rebuilt, unchanged) == (True, False)
     assert service.client_report(1001, OrdersPage()) == MOE_V2
     assert service.order_status_report(ReportFilters())["total_orders"] == 5
-    assert backend.status()["snapshot"]["publication"] == 2
+    assert backend.status()["publication"] == 2
 
 
 def test_requests_during_a_rebuild_read_the_previous_publication_whole() -> None:
@@ -321,7 +321,7 @@ def test_requests_during_a_rebuild_read_the_previous_publication_whole() -> None
     also_during = service.client_report(1001, OrdersPage())
     states.gate.set()
     deadline = time.monotonic() + 30
-    while backend.status()["snapshot"]["publication"] != 2:
+    while backend.status()["publication"] != 2:
         assert time.monotonic() < deadline, "the rebuild never finished"
         time.sleep(0.02)
     after = service.client_report(1001, OrdersPage())
@@ -352,7 +352,7 @@ def test_concurrent_requests_see_one_publication_while_new_ones_land() -> None:
         for seq, rows in enumerate((V2_ROWS, V1_ROWS, V2_ROWS, V1_ROWS), start=2):
             states.publish(rows, P2_AT + timedelta(minutes=seq))
             backend.refresh()
-            assert backend.status()["snapshot"]["publication"] == seq
+            assert backend.status()["publication"] == seq
             time.sleep(0.05)
     finally:
         stop.set()
@@ -379,7 +379,7 @@ def test_nothing_published_gives_empty_reports_and_unknown_clients() -> None:
     ]
     with pytest.raises(ClientNotFoundError):
         service.client_report(1001)
-    assert backend.status()["snapshot"]["publication"] is None
+    assert backend.status()["publication"] is None
 
 
 def test_answers_are_reused_within_a_snapshot() -> None:
@@ -422,7 +422,7 @@ def test_a_failed_rebuild_keeps_serving_the_previous_snapshot() -> None:
     error = backend.status()["last_refresh_error"]
     assert error is not None
     assert error.startswith(f"could not read client_report at snapshot {missing} (publication 2)")
-    assert backend.status()["snapshot"]["publication"] == 1
+    assert backend.status()["publication"] == 1
 
 
 def test_reports_as_of_an_instant_read_the_publication_current_then() -> None:

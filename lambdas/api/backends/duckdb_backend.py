@@ -189,12 +189,13 @@ class DuckDBBackend:
 
     def status(self) -> dict[str, Any]:
         snapshot = self._snapshot
+        # "publication" as the Athena backend reports it; "snapshot" is local mode's own.
         return {
             "backend": self.name,
+            "publication": None if snapshot is None else snapshot.seq,
             "snapshot": None
             if snapshot is None
             else {
-                "publication": snapshot.seq,
                 "rows": snapshot.rows,
                 "age_s": round(time.time() - snapshot.built_at, 1),
                 "cached_answers": len(snapshot.results),
