@@ -70,11 +70,7 @@ class BatchNotPublishedError(DuffBeerError):
 
 
 class StateConflictError(DuffBeerError):
-    """The state pointer moved since the merge was planned: plan again on the newer state."""
-
-
-class StateNotPublishedError(DuffBeerError):
-    """A state version is missing, incomplete or inconsistent, so it cannot be published."""
+    """Other merges published first every time this merge tried: it gave up."""
 
 
 class CatalogError(DuffBeerError):
