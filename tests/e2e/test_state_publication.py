@@ -1,42 +1,48 @@
-"""Each step after the transform failing in turn: what readers see meanwhile, and a retry.
+"""What readers see while the state is being published: failed steps, a merge killed in the
+middle of its commit, and hand re-runs of one upload.
 
-One deployed local stack. A baseline batch is published first. Then, for each step, the
-step is broken through the real configuration API (a function's environment, the state
-job's script location), a new batch is uploaded and its execution fails at that step. Readers
-must still see the previous state whole: the API's figures, the state pointer, the stable
-views and every file the published version names. The step is repaired and the execution is
-run again (a new execution with the same input, as an operator would): the batch is then
-published and the reports show it.
+One deployed local stack. A baseline batch is published first. For each step after the
+transform, the step is broken through the real configuration API (a function's environment,
+the state job's script location), a new batch is uploaded and its execution fails at that
+step; readers must still see the previous publication whole (pyiceberg on the Glue catalog,
+the API's figures). The step is repaired and the execution run again: the batch is then
+published and the reports show it. The hand re-runs are started as the README says: the
+request `python deploy/create_workflow.py --execution-input <key>` prints, sent as printed.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from duffbeer import catalog_tables, naming, state
+from duffbeer import state
 from duffbeer_local.executions import execution_history, failure_of
 from duffbeer_local.pipeline import LocalPipeline, LocalSettings
+from tests.state_support import StateReader
 
 pytestmark = pytest.mark.e2e
 
+ROOT = Path(__file__).resolve().parents[2]
 HEADER = (
     "client_id,client_name,order_id,product_id,product_description,product_price,"
     "product_ccf,product_volume,point_of_sale_channel,status,order_date"
 )
-# The steps a test breaks, and the component each of them depends on.
-FUNCTION_OF = {
-    "PublishBatch": "publish_batch",
-    "PlanState": "plan_state",
-    "PublishState": "publish_state",
-    "CatalogBatch": "catalog_batch",
-}
+# The Lambda steps a test breaks, and their functions.
+FUNCTION_OF = {"PublishBatch": "publish_batch", "CatalogBatch": "catalog_batch"}
+BASELINE_CLIENT = 7000
 
 
 def _orders_file(client: int, orders: int) -> str:
@@ -56,56 +62,53 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPipeline
         stack.start_api()
         folder = tmp_path_factory.mktemp("uploads")
         baseline = folder / "baseline.csv"
-        baseline.write_text(_orders_file(7000, 4))
+        baseline.write_text(_orders_file(BASELINE_CLIENT, 4))
         assert stack.process(baseline, "baseline.csv")["status"] == "SUCCEEDED"
         yield stack
+
+
+@pytest.fixture(scope="module")
+def reader(pipeline: LocalPipeline) -> StateReader:
+    return StateReader(pipeline.aws.endpoint_url, pipeline.outputs.database)
 
 
 def _client(pipeline: LocalPipeline, client: int) -> tuple[int, Any]:
     return pipeline.get(f"/orders/{client}")
 
 
-def _served_versions(pipeline: LocalPipeline, probes: int = 6) -> set[str | None]:
-    """The state versions the API's warm workers answer from (each checks the pointer every
-    few seconds, as each Lambda container does)."""
-    versions = set()
+def _served_publications(pipeline: LocalPipeline, probes: int = 6) -> set[int | None]:
+    """The publications the API's warm workers answer from (each reads the publications
+    again every few seconds, as each Lambda container does)."""
+    served = set()
     for _ in range(probes):
         pipeline.get("/order-status-report")  # a request is what makes a worker check
         status, health = pipeline.get("/health", api_key=False)
         assert status == 200
-        versions.add((health.get("snapshot") or {}).get("state_version"))
-    return versions
+        served.add(health["publication"])
+    return served
 
 
-def _reader_view(pipeline: LocalPipeline) -> dict[str, Any]:
-    """What every kind of reader sees of the state, once the API serves the published one."""
-    s3 = pipeline.aws.client("s3")
-    bucket = pipeline.outputs.processed_bucket
-    pointer = state.loads_pointer(
-        s3.get_object(Bucket=bucket, Key=naming.STATE_POINTER_KEY)["Body"].read()
-    )
+def _lines_by_client(rows: list[dict[str, Any]]) -> dict[int, int]:
+    return dict(Counter(int(row["client_id"]) for row in rows))
+
+
+def _reader_view(pipeline: LocalPipeline, reader: StateReader) -> dict[str, Any]:
+    """What every kind of reader sees of the state, once the API serves the latest
+    publication: the publication, the lines it names, what a query by table name reads, and
+    the API's figures."""
+    latest = reader.publications()[-1]
     deadline = time.monotonic() + 60
-    while _served_versions(pipeline) != {pointer["version"]}:
-        assert time.monotonic() < deadline, f"the API never served {pointer['version']}"
+    while _served_publications(pipeline) != {latest.seq}:
+        assert time.monotonic() < deadline, f"the API never served publication {latest.seq}"
         time.sleep(0.5)
-    manifest = state.loads_manifest(
-        s3.get_object(Bucket=bucket, Key=pointer["state_manifest"])["Body"].read()
-    )
-    # Every location the published version names still holds its files
-    for where in manifest["tables"].values():
-        locations = [where["location"]] if "location" in where else []
-        locations += [p["location"] for p in where.get("partitions", []) if p["rows"]]
-        for location in locations:
-            listed = s3.list_objects_v2(Bucket=bucket, Prefix=location, MaxKeys=1)
-            assert listed.get("KeyCount", 0) == 1, location
-    view = pipeline.aws.client("glue").get_table(
-        DatabaseName=pipeline.outputs.database, Name=state.CURRENT_LINES_TABLE
-    )["Table"]
+    published = _lines_by_client(reader.rows(state.CURRENT_LINES_TABLE))
+    # A query naming the table (Athena, Spark) reads its main branch: the same lines.
+    assert _lines_by_client(reader.main_rows(state.CURRENT_LINES_TABLE)) == published
     return {
-        "version": pointer["version"],
-        "views_show": view["Parameters"].get(catalog_tables.STATE_VERSION_PARAMETER),
+        "publication": latest.seq,
+        "lines_by_client": published,
         "status_report": pipeline.get("/order-status-report"),
-        "baseline_client": _client(pipeline, 7000),
+        "baseline_client": _client(pipeline, BASELINE_CLIENT),
     }
 
 
@@ -138,6 +141,17 @@ def _broken(pipeline: LocalPipeline, step: str) -> Iterator[None]:
         lam.update_function_configuration(FunctionName=name, Environment=environment)
 
 
+def _wait(pipeline: LocalPipeline, execution_arn: str, timeout: float = 600) -> dict[str, Any]:
+    sfn = pipeline.aws.client("stepfunctions")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
+        if result["status"] != "RUNNING":
+            return result
+        time.sleep(0.5)
+    raise AssertionError(f"{execution_arn} still running")
+
+
 def _retry(pipeline: LocalPipeline, execution_arn: str) -> dict[str, Any]:
     """Run a failed execution again: a new execution with the same input."""
     sfn = pipeline.aws.client("stepfunctions")
@@ -147,25 +161,19 @@ def _retry(pipeline: LocalPipeline, execution_arn: str) -> dict[str, Any]:
         name=f"{described['name'][:70]}-retry",
         input=described["input"],
     )["executionArn"]
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        result: dict[str, Any] = sfn.describe_execution(executionArn=arn)
-        if result["status"] != "RUNNING":
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"{arn} still running")
+    return _wait(pipeline, arn)
 
 
-STEPS = ["PublishBatch", "PlanState", "MergeState", "PublishState", "CatalogBatch"]
+STEPS = ["PublishBatch", "MergeState", "CatalogBatch"]
 
 
 @pytest.mark.parametrize("step", STEPS)
 def test_a_failed_step_leaves_the_previous_state_and_a_retry_completes_it(
-    pipeline: LocalPipeline, tmp_path: Path, step: str
+    pipeline: LocalPipeline, reader: StateReader, tmp_path: Path, step: str
 ) -> None:
     # Given the published state, and the step broken
     client = 7100 + STEPS.index(step)
-    before = _reader_view(pipeline)
+    before = _reader_view(pipeline, reader)
     upload = tmp_path / f"{step}.csv"
     upload.write_text(_orders_file(client, 2))
     with _broken(pipeline, step):
@@ -178,15 +186,14 @@ def test_a_failed_step_leaves_the_previous_state_and_a_retry_completes_it(
         execution_history(pipeline.aws.client("stepfunctions"), described["executionArn"])
     )
     assert failure is not None and failure.state == step
-    during = _reader_view(pipeline)
+    during = _reader_view(pipeline, reader)
     if step == "CatalogBatch":
-        # ... the state is published: the API serves it, while the stable views still show
-        # the previous version, whole; each reader sees one version
-        assert during["version"] != before["version"]
-        assert during["views_show"] == before["views_show"] == before["version"]
+        # ... after the state was published: every reader sees the new publication, whole
+        assert during["publication"] == before["publication"] + 1
+        assert during["lines_by_client"] == {**before["lines_by_client"], client: 2}
         assert _client(pipeline, client)[0] == 200
     else:
-        # ... and every reader still sees the previous state, whole
+        # ... and every reader still sees the previous publication, whole
         assert during == before
         assert _client(pipeline, client)[0] == 404
 
@@ -195,16 +202,73 @@ def test_a_failed_step_leaves_the_previous_state_and_a_retry_completes_it(
 
     # Then the batch is published and every reader sees it
     assert retried["status"] == "SUCCEEDED", retried.get("cause")
-    after = _reader_view(pipeline)
-    assert after["version"] not in (before["version"], None)
-    assert after["views_show"] == after["version"]
+    after = _reader_view(pipeline, reader)
+    assert after["publication"] > before["publication"]
+    assert after["lines_by_client"] == {**before["lines_by_client"], client: 2}
     status, body = _client(pipeline, client)
     assert (status, body["totals"]) == (200, {"orders": 2, "lines": 2, "units": 6, "sales": 12.0})
     assert after["baseline_client"] == before["baseline_client"]
 
 
+def _merge_branches(reader: StateReader) -> set[str]:
+    """The per-attempt branches the state job works on, over every state table."""
+    names: set[str] = set()
+    for table in state.STATE_TABLES:
+        loaded = reader.catalog.load_table(f"{reader.database}.{table}")
+        names.update(ref for ref in loaded.metadata.refs if ref.startswith("merge_"))
+    return names
+
+
+def test_a_merge_killed_during_its_writes_publishes_nothing_and_its_retry_publishes_once(
+    pipeline: LocalPipeline, reader: StateReader, tmp_path: Path
+) -> None:
+    # Given the published state
+    client = 7300
+    before = _reader_view(pipeline, reader)
+    branches_before = _merge_branches(reader)
+    upload = tmp_path / "killed.csv"
+    upload.write_text(_orders_file(client, 3))
+    arn = pipeline.execution_for(pipeline.upload(upload, "killed/orders.csv"))
+    # When its state job is killed (SIGKILL, as a lost worker) once it has started writing
+    # the tables on its own branch
+    deadline = time.monotonic() + 300
+    killed = False
+    while not killed and time.monotonic() < deadline:
+        if _merge_branches(reader) - branches_before:
+            for pid in _state_job_pids():
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
+                killed = True
+        time.sleep(0.2)
+    assert killed, "the state job never started writing"
+
+    # Then, meanwhile, readers still see the previous publication whole ...
+    assert _reader_view(pipeline, reader) == before
+    # ... and the workflow's retry of MergeState publishes the batch exactly once
+    described = _wait(pipeline, arn)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    after = _reader_view(pipeline, reader)
+    assert after["publication"] == before["publication"] + 1
+    assert after["lines_by_client"] == {**before["lines_by_client"], client: 3}
+    assert _client(pipeline, client)[1]["totals"]["orders"] == 3
+
+
+def _state_job_pids() -> list[int]:
+    """Every spark-submit process running the state job now."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue  # the process ended meanwhile
+        if any(a.endswith(b"maintain_state.py") for a in argv):
+            pids.append(int(entry.name))
+    return pids
+
+
 def test_a_failed_clean_up_never_fails_a_published_batch(
-    pipeline: LocalPipeline, tmp_path: Path
+    pipeline: LocalPipeline, reader: StateReader, tmp_path: Path
 ) -> None:
     lam = pipeline.aws.client("lambda")
     name = pipeline.outputs.function_arns["clean_up"]
@@ -220,6 +284,121 @@ def test_a_failed_clean_up_never_fails_a_published_batch(
     assert described["status"] == "SUCCEEDED"
     output = json.loads(described["output"])
     assert output["clean_up"]["errors"]  # recorded, and alarmed on through CleanupErrors
-    _reader_view(pipeline)
+    assert _reader_view(pipeline, reader)["lines_by_client"][7200] == 1
     status, body = _client(pipeline, 7200)
     assert (status, body["totals"]["orders"]) == (200, 1)
+
+
+# --- Hand re-runs (README, operations) ------------------------------------------------------
+
+
+def _printed_request(pipeline: LocalPipeline, key: str) -> dict[str, Any]:
+    """What `python deploy/create_workflow.py --execution-input <key>` prints: the name, the
+    input and the `aws stepfunctions start-execution` command, parsed as a shell would."""
+    printed = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "deploy" / "create_workflow.py"),
+            *("--execution-input", key),
+            *("--endpoint-url", pipeline.aws.endpoint_url),
+            *("--region", pipeline.settings.region),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+        env=os.environ.copy(),
+    ).stdout
+    command = next(line for line in printed.splitlines() if "start-execution" in line)
+    words = shlex.split(command.removeprefix("Or: "))
+    assert words[:3] == ["aws", "stepfunctions", "start-execution"], command
+    options = dict(zip(words[3::2], words[4::2], strict=True))
+    return {
+        "printed": printed,
+        "stateMachineArn": options["--state-machine-arn"],
+        "name": options["--name"],
+        "input": options["--input"],
+    }
+
+
+def _start_printed(pipeline: LocalPipeline, request: dict[str, Any]) -> str:
+    """The printed command's API call (StartExecution with its three arguments)."""
+    sfn = pipeline.aws.client("stepfunctions")
+    return str(
+        sfn.start_execution(
+            stateMachineArn=request["stateMachineArn"],
+            name=request["name"],
+            input=request["input"],
+        )["executionArn"]
+    )
+
+
+def test_a_hand_rerun_started_as_printed_runs_and_replaces_its_batch(
+    pipeline: LocalPipeline, reader: StateReader, tmp_path: Path
+) -> None:
+    # Given an upload whose automatic run published it
+    client = 7400
+    upload = tmp_path / "h1.csv"
+    upload.write_text(_orders_file(client, 2))
+    automatic = pipeline.process(upload, "console/h1.csv")
+    assert automatic["status"] == "SUCCEEDED"
+    before = _reader_view(pipeline, reader)
+
+    # When the re-run request is printed twice and the printed command is run
+    first, second = (_printed_request(pipeline, "console/h1.csv") for _ in range(2))
+    assert len({automatic["name"], first["name"], second["name"]}) == 3
+    assert "-manual-" in first["name"]
+    rerun = _wait(pipeline, _start_printed(pipeline, first))
+
+    # Then it succeeds, publishes the batch again from its own run, and the figures are the
+    # file's, counted once
+    assert rerun["status"] == "SUCCEEDED", rerun.get("cause")
+    after = _reader_view(pipeline, reader)
+    assert after["publication"] == before["publication"] + 1
+    assert after["lines_by_client"] == before["lines_by_client"]
+    status, body = _client(pipeline, client)
+    assert (status, body["totals"]) == (200, {"orders": 2, "lines": 2, "units": 6, "sales": 12.0})
+    batch = json.loads(rerun["input"])["batch_id"]
+    assert _published_run(pipeline, batch) == first["name"]
+
+
+def _published_run(pipeline: LocalPipeline, batch_id: str) -> str:
+    """The run the batch history (GET /batches) marks as the batch's published one."""
+    query = "/batches?limit=50"
+    while True:
+        status, page = pipeline.get(query)
+        assert status == 200, page
+        for run in page["items"]:
+            if run["batch_id"] == batch_id and run["published"]:
+                return str(run["run_id"])
+        assert page["next_cursor"], f"no published run of {batch_id} in the history"
+        query = f"/batches?limit=50&cursor={page['next_cursor']}"
+
+
+def test_two_hand_reruns_started_together_both_succeed_and_publish_the_batch_once(
+    pipeline: LocalPipeline, reader: StateReader, tmp_path: Path
+) -> None:
+    # Given an upload whose automatic run published it
+    client = 7500
+    upload = tmp_path / "h2.csv"
+    upload.write_text(_orders_file(client, 3))
+    assert pipeline.process(upload, "console/h2.csv")["status"] == "SUCCEEDED"
+    before = _reader_view(pipeline, reader)
+
+    # When two re-runs printed one after the other are started at the same moment
+    requests = [_printed_request(pipeline, "console/h2.csv") for _ in range(2)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        arns = list(pool.map(lambda r: _start_printed(pipeline, r), requests))
+    finals = [_wait(pipeline, arn) for arn in arns]
+
+    # Then both succeed; the batch's lines are in the state once, with the file's figures
+    assert [f["status"] for f in finals] == ["SUCCEEDED", "SUCCEEDED"], [
+        f.get("cause") for f in finals
+    ]
+    after = _reader_view(pipeline, reader)
+    assert after["lines_by_client"] == before["lines_by_client"]
+    status, body = _client(pipeline, client)
+    assert (status, body["totals"]) == (200, {"orders": 3, "lines": 3, "units": 9, "sales": 18.0})
+    # The batch names the newest of the two runs (printed last: the later re-run time)
+    batch = json.loads(requests[1]["input"])["batch_id"]
+    assert _published_run(pipeline, batch) == requests[1]["name"]
