@@ -390,8 +390,9 @@ def dashboard_body(arns: StackArns) -> dict[str, Any]:
                 "properties": {
                     "markdown": f"## {names.stack}: orders pipeline operations\n"
                     f"State machine `{names.state_machine}`, Glue jobs `{names.glue_job}`, "
-                    f"`{names.state_job}` and `{names.maintenance_job}` (daily), API `{names.api}` (stage {API_STAGE}). Alerts go "
-                    f"to the SNS topic `{names.topic}`; failed files to `quarantine/` in "
+                    f"`{names.state_job}` and `{names.maintenance_job}` (daily), API "
+                    f"`{names.api}` (stage {API_STAGE}). Alerts go to the SNS topic "
+                    f"`{names.topic}`; failed files to `quarantine/` in "
                     f"`{names.processed_bucket}`."
                 },
             },

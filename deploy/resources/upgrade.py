@@ -10,6 +10,8 @@ never deleted by a deploy): delete them by hand once the new state is published.
 
 from __future__ import annotations
 
+from functools import partial
+
 from deploy.core import Change, Clients, Reporter, aws_errors, get_or_none
 from deploy.resources import analytics, compute, identity, monitoring
 from deploy.stack import StackNames
@@ -24,9 +26,7 @@ def retired_views(clients: Clients, database: str) -> list[str]:
     found = []
     for name in (*state.STATE_TABLES, state.PUBLICATIONS_TABLE):
         with aws_errors(f"Glue table {database}.{name}"):
-            table = get_or_none(
-                lambda name=name: clients.glue.get_table(DatabaseName=database, Name=name)
-            )
+            table = get_or_none(partial(clients.glue.get_table, DatabaseName=database, Name=name))
         if table is not None and table["Table"].get("TableType") == "VIRTUAL_VIEW":
             found.append(name)
     return found
@@ -40,16 +40,15 @@ def remove_earlier_release(clients: Clients, reporter: Reporter, names: StackNam
         reporter.record("glue view", view, Change.DELETED, "replaced by an Iceberg table")
     versions = f"{names.database}{VERSIONS_DATABASE_SUFFIX}"
     with aws_errors(f"Glue database {versions}"):
-        found = get_or_none(lambda: clients.glue.get_database(Name=versions)) is not None
-    if found:
+        old_database = get_or_none(partial(clients.glue.get_database, Name=versions))
+    if old_database is not None:
         analytics.remove_database(clients, reporter, versions)
     lam = getattr(clients, "lambda")
     for key in RETIRED_FUNCTIONS:
         function = names.function(key)
         with aws_errors(f"Lambda function {function}"):
-            found = get_or_none(lambda function=function: lam.get_function(FunctionName=function))
-        if found is None:
-            continue
+            if get_or_none(partial(lam.get_function, FunctionName=function)) is None:
+                continue
         compute.remove_function(clients, reporter, function)
         identity.remove_role(clients, reporter, names.role(key))
         monitoring.remove_log_group(clients, reporter, names.lambda_log_group(key))
