@@ -6,7 +6,6 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -107,15 +106,6 @@ class Touched:
 def _untouched(held: dict[str, BatchRun], plan: MergePlan) -> list[BatchRun]:
     """The runs the state holds for the batches the plan does not change."""
     return [run for batch_id, run in sorted(held.items()) if batch_id not in plan.merged]
-
-
-def concurrently(*writes: Callable[[], None]) -> None:
-    """Run independent table writes at once and wait for all of them. Why: each write is a
-    few short Spark jobs and an Iceberg commit, mostly scheduling and catalog round trips,
-    so two cores run several at once in about the time of the longest."""
-    with ThreadPoolExecutor(max_workers=len(writes), thread_name_prefix="state-write") as pool:
-        for future in [pool.submit(write) for write in writes]:
-            future.result()
 
 
 @dataclass(frozen=True)
@@ -318,13 +308,11 @@ class StateMerge:
                 untouched_until=max((run.source_event_time for run in untouched), default=None),
             )
         with self._phase("write"):
-            concurrently(
-                lambda: self._write_lines(base, touched),
-                lambda: self._write_client_tables(base, touched),
-                lambda: self._write_product_daily(base, touched),
-                lambda: self._write_status_daily(base, touched),
-                lambda: self._write_spanning_cells(base, touched),
-            )
+            self._write_lines(base, touched)
+            self._write_client_tables(base, touched)
+            self._write_product_daily(base, touched)
+            self._write_status_daily(base, touched)
+            self._write_spanning_cells(base, touched)
 
     def _fallback(
         self,
