@@ -56,7 +56,7 @@ lint-asl: setup $(NODE_STAMP)
 	node_modules/.bin/asl-validator --json-path build/workflow/orders_etl.asl.json
 
 pytest: setup $(NODE_STAMP) browser
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=15
 
 test: lint typecheck lint-asl pytest
 
