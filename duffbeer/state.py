@@ -226,6 +226,16 @@ def as_of(published: Sequence[Publication], instant: datetime | None) -> Publica
     return candidates[-1] if candidates else None
 
 
+def merged_at(published: Iterable[Publication]) -> dict[tuple[str, str], datetime]:
+    """When each batch run entered the reports: (batch id, run id) -> the time of the first
+    retained publication that merged it (`as_of` that instant shows the reports with it)."""
+    entered: dict[tuple[str, str], datetime] = {}
+    for publication in sorted(published, key=lambda p: p.seq):
+        for batch_id, run_id in publication.merged.items():
+            entered.setdefault((batch_id, run_id), publication.published_at)
+    return entered
+
+
 # --- The merge rule ------------------------------------------------------------------------
 
 

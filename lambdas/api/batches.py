@@ -6,6 +6,8 @@ validation failure leaves only that). The batch pointer `manifests/<batch>.json`
 run is published. The history is what exists: CleanUp deletes superseded runs after a grace
 period. Records are listed (one ListObjectsV2 page per 1000 keys under runs/ and
 quarantine/) and ordered by when they were last written; only the page's records are read.
+A run's `in_reports_since` comes from the state's publications (the ones the report routes
+read): the instant to give as `as_of` to see the reports as they stood with that run.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +27,7 @@ from botocore.exceptions import ClientError
 # pydantic (the OpenAPI schema of the responses) needs this TypedDict before Python 3.12.
 from typing_extensions import TypedDict
 
-from duffbeer import aws, naming
+from duffbeer import aws, naming, state, utc
 from duffbeer.errors import InvalidParameterError
 from lambdas.api.config import ApiConfig
 from lambdas.api.params import parse_limit
@@ -74,6 +76,7 @@ class BatchRun(TypedDict):
     rejects_by_reason: dict[str, int]
     total_sales: float | None
     error: BatchError | None
+    in_reports_since: str | None
 
 
 class BatchesPage(TypedDict):
@@ -136,7 +139,14 @@ class BatchHistory:
     def from_config(cls, config: ApiConfig) -> BatchHistory:
         return cls(config.processed_bucket, aws.client("s3", config.region, config.endpoint_url))
 
-    def page(self, limit: str | None = None, cursor: str | None = None) -> BatchesPage:
+    def page(
+        self,
+        limit: str | None = None,
+        cursor: str | None = None,
+        published: Sequence[state.Publication] = (),
+    ) -> BatchesPage:
+        """One page of the history; `published` (the state's retained publications) dates
+        when each run entered the reports."""
         size, after = parse_page(limit, cursor)
         records = sorted(self.records(), key=lambda r: r.order, reverse=True)
         if after is not None:
@@ -145,6 +155,10 @@ class BatchHistory:
         pointers = self._pointers({r.batch_id for r in chosen})
         with ThreadPoolExecutor(max_workers=_READERS) as pool:
             items = list(pool.map(lambda r: self._describe(r, pointers.get(r.batch_id)), chosen))
+        entered = state.merged_at(published)
+        for item in items:
+            since = entered.get((item["batch_id"], item["run_id"]))
+            item["in_reports_since"] = utc.iso(since) if since else None
         more = len(records) > size
         return {
             "items": items,
@@ -224,6 +238,7 @@ class BatchHistory:
             "rejects_by_reason": {},
             "total_sales": None,
             "error": None,
+            "in_reports_since": None,
         }
         try:
             manifest = self._read(records.manifest_key) if records.manifest_key else None

@@ -26,6 +26,7 @@ from duffbeer.errors import (
     QueryError,
     QueryTimeoutError,
 )
+from duffbeer.state import Publication
 from duffbeer.telemetry import Measure, emit, entry_point, logger
 from lambdas.api import dashboard, overview, params
 from lambdas.api.backends import create_backend
@@ -135,6 +136,16 @@ def _error(status: HTTPStatus, message: str, headers: dict[str, str] | None = No
         body=json.dumps({"status": status.value, "error": status.phrase, "message": message}),
         headers=headers,
     )
+
+
+def _publications_if_readable(service: ReportService) -> list[Publication]:
+    """The state's publications, or none when the catalog cannot be read: the batch history
+    comes from the bucket and still answers, without the instants runs entered the reports."""
+    try:
+        return service.backend.published()
+    except QueryError as e:
+        logger.warning("publications not read for the batch history", extra={"error": str(e)})
+        return []
 
 
 def create_app(
@@ -321,7 +332,7 @@ def create_app(
         ] = None,
     ) -> BatchesPage:
         query_names(BATCH_PARAMS)
-        return batch_history().page(limit, cursor)
+        return batch_history().page(limit, cursor, _publications_if_readable(service))
 
     @app.get("/dashboard", include_in_schema=False)
     def dashboard_page() -> Response[str]:

@@ -13,6 +13,7 @@ from typing_extensions import TypedDict
 from duffbeer import reports_sql
 from duffbeer.contract import STATUSES
 from duffbeer.errors import ClientNotFoundError
+from duffbeer.state import Publication
 from lambdas.api.params import OrdersPage, ReportFilters, encode_cursor
 
 Row = dict[str, Any]
@@ -33,6 +34,11 @@ class QueryBackend(Protocol):
     ) -> list[list[Row]]: ...
 
     def status(self) -> dict[str, Any]: ...
+
+    def published(self) -> list[Publication]:
+        """The retained publications of the state, oldest first (cached as `fetch` caches
+        them; a QueryError when they cannot be read)."""
+        ...
 
 
 class Figures(TypedDict):

@@ -91,18 +91,22 @@ def loaded(
     bad_price = {**rows[0], "order_id": "7999", "product_price": "two euros"}
     assert process(GOOD_FILE, as_csv([*rows, bad_price]))["status"] == "SUCCEEDED"
     assert process(BAD_FILE, "client_id;client_name\n1;x\n")["status"] == "FAILED"
-    # Each warm API worker loads a newly published state version in the background once a
-    # request reaches it: parallel requests reach them all, until every one answers fresh.
+    wait_until_served(pipeline, total_orders=12)
+    return rows
+
+
+def wait_until_served(pipeline: LocalPipeline, total_orders: int) -> None:
+    """Each warm API worker loads a new publication in the background once a request
+    reaches it: parallel requests reach them all, until every one answers fresh."""
     deadline = time.monotonic() + 60
     fresh_rounds = 0
     with ThreadPoolExecutor(max_workers=4) as pool:
         while fresh_rounds < 2:
             answers = pool.map(lambda _: pipeline.get("/order-status-report")[1], range(8))
-            fresh = all(answer.get("total_orders") == 12 for answer in answers)
+            fresh = all(answer.get("total_orders") == total_orders for answer in answers)
             fresh_rounds = fresh_rounds + 1 if fresh else 0
-            assert time.monotonic() < deadline, "the API never served the week's orders"
+            assert time.monotonic() < deadline, f"the API never served {total_orders} orders"
             time.sleep(0.5)
-    return rows
 
 
 @pytest.fixture(scope="module")
@@ -379,4 +383,49 @@ def test_the_batch_history_shows_each_run_and_a_failed_batchs_error(
     assert good[7] == ""
     # Newest first: the failed upload came last
     assert rows[0] == failed
+    assert session.errors == []
+
+
+# Last in this module: it publishes a second batch, which the tests above do not expect.
+def test_figures_as_of_an_earlier_batch_show_the_reports_as_they_stood_then(
+    loaded: list[dict[str, str]],
+    pipeline: LocalPipeline,
+    process: Callable[[str, str], dict[str, Any]],
+    session: Session,
+) -> None:
+    # Given a second file published after the week's: one order of two cases at 10.00
+    later = {**loaded[0], "order_id": "7100", "product_price": "10.00", "product_ccf": "2"}
+    assert process("week-48.csv", as_csv([later]))["status"] == "SUCCEEDED"
+    wait_until_served(pipeline, total_orders=13)
+    week_total = sum(
+        (Decimal(r["product_price"]) * int(r["product_ccf"]) for r in loaded), Decimal(0)
+    )
+    # When the page is opened, it offers the instant each run entered the reports
+    open_with_key(session, pipeline)
+    options = session.page.eval_on_selector_all(
+        "#as-of option", "nodes => nodes.map(o => [o.value, o.textContent])"
+    )
+    runs = api(pipeline, "/batches")["items"]
+    entered = {r["file"].rsplit("/", 1)[-1]: r["in_reports_since"] for r in runs}
+    assert entered["semicolons.csv"] is None
+    assert entered["week-47.csv"] < entered["week-48.csv"]
+    assert [value for value, _ in options] == ["", entered["week-48.csv"], entered["week-47.csv"]]
+    assert options[0][1] == "Latest" and options[2][1].endswith("(week-47.csv)")
+    # And the latest figures include the second file
+    assert session.page.text_content("#total-orders") == "Distinct orders: 13"
+    latest = sum(cents(row[4]) for row in session.table("#table-products"))
+    assert latest == week_total + Decimal("20.00")
+    # When the user picks the week's instant and applies it
+    session.requests.clear()
+    session.page.select_option("#as-of", entered["week-47.csv"])
+    session.page.click("#apply-filters")
+    session.wait()
+    # Then every report route was asked as of that instant
+    asked = [r.url.removeprefix(pipeline.api_url) for r in session.requests]
+    as_of = f"as_of={quote(entered['week-47.csv'], safe='')}"
+    for route in ("/sales-by-product", "/order-status-report", "/daily-sales", "/top-clients"):
+        assert any(url.startswith(route) and as_of in url for url in asked), (route, asked)
+    # And the figures are the week's alone, as the CSV gives them
+    assert session.page.text_content("#total-orders") == "Distinct orders: 12"
+    assert sum(cents(row[4]) for row in session.table("#table-products")) == week_total
     assert session.errors == []

@@ -6,18 +6,24 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from deploy.stack import DASHBOARD_ASSETS
 from duffbeer import naming
+from duffbeer.errors import QueryError
 from lambdas.api import dashboard
 from lambdas.api import handler as api_handler
 from lambdas.api.batches import BatchHistory, decode_cursor, encode_cursor
 from lambdas.api.queries import ReportService
 from tests.unit.test_api_handler import FakeLambdaContext
 from tests.unit.test_api_support import (
+    SPANNING_ROWS,
+    V1_ROWS,
+    V2_ROWS,
+    PublishedStates,
     api_event,
     body,
     moto_endpoint,
@@ -303,6 +309,71 @@ def test_batches_refuses_malformed_parameters(
     response = call(api_event("/batches", query=query))
     assert response["statusCode"] == 400
     assert message in body(response)["message"]
+
+
+def test_each_run_says_since_when_the_reports_include_it(
+    moto_endpoint: str, history_bucket: str
+) -> None:
+    # Given publications that merged the old run of orders-a, then its new run, then
+    # another batch (which repeats no run)
+    states = PublishedStates()
+    first = datetime(2026, 1, 1, 10, 5, 0, 250_000, tzinfo=UTC)
+    second = datetime(2026, 1, 2, 9, 0, 0, tzinfo=UTC)
+    states.publish(V1_ROWS, first, merged={"orders-a": "run-old"})
+    states.publish(V2_ROWS, second, merged={"orders-a": "run-new"})
+    states.publish(SPANNING_ROWS, datetime(2026, 1, 3, tzinfo=UTC), merged={"orders-z": "r"})
+    history = BatchHistory(history_bucket, s3_client(moto_endpoint))
+    app = api_handler.create_app(ReportService(states.backend()), history)
+    # When the history is asked for
+    page = body(app.resolve(api_event("/batches"), FakeLambdaContext()))
+    # Then each merged run has the instant of the publication that first took it in, to
+    # the millisecond, and runs never merged have none
+    since = {r["run_id"]: r["in_reports_since"] for r in page["items"]}
+    assert since == {
+        "run-9": None,
+        "run-1": None,
+        "run-new": "2026-01-02T09:00:00.000Z",
+        "run-old": "2026-01-01T10:05:00.250Z",
+    }
+    # And that instant, as `as_of`, reads the publication that took the run in: the
+    # reports as they stood with the first publication only
+    only_first = PublishedStates()
+    only_first.publish(V1_ROWS, first)
+    then = api_handler.create_app(ReportService(only_first.backend()), history)
+    for route in ("/order-status-report", "/sales-by-product", "/daily-sales", "/top-clients"):
+        as_of = {"as_of": [str(since["run-old"])]}
+        answer = body(app.resolve(api_event(route, query=as_of), FakeLambdaContext()))
+        expected = body(then.resolve(api_event(route), FakeLambdaContext()))
+        assert answer == expected, route
+    latest = body(app.resolve(api_event("/order-status-report"), FakeLambdaContext()))
+    assert latest != body(then.resolve(api_event("/order-status-report"), FakeLambdaContext()))
+
+
+class _NoCatalogBackend:
+    """A backend whose catalog cannot be read."""
+
+    name = "no-catalog"
+
+    def fetch(self, queries: Any, as_of: Any = None) -> list[list[Any]]:
+        raise QueryError("the catalog is unreachable")
+
+    def status(self) -> dict[str, Any]:
+        return {"backend": self.name}
+
+    def published(self) -> list[Any]:
+        raise QueryError("the catalog is unreachable")
+
+
+def test_the_history_answers_without_dates_when_the_catalog_cannot_be_read(
+    moto_endpoint: str, history_bucket: str
+) -> None:
+    history = BatchHistory(history_bucket, s3_client(moto_endpoint))
+    app = api_handler.create_app(ReportService(_NoCatalogBackend()), history)
+    response = app.resolve(api_event("/batches"), FakeLambdaContext())
+    assert response["statusCode"] == 200
+    items = body(response)["items"]
+    assert [r["run_id"] for r in items] == ["run-9", "run-1", "run-new", "run-old"]
+    assert all(r["in_reports_since"] is None for r in items)
 
 
 def test_batch_cursor_round_trips() -> None:

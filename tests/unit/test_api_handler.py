@@ -14,6 +14,7 @@ import pytest
 from duffbeer import aws
 from duffbeer.errors import QueryError, QueryTimeoutError
 from duffbeer.reports_sql import BoundQuery
+from duffbeer.state import Publication
 from lambdas.api import handler as api_handler
 from lambdas.api.backends.duckdb_backend import DuckDBBackend
 from lambdas.api.params import encode_cursor
@@ -57,6 +58,9 @@ class RecordingBackend:
     def status(self) -> dict[str, Any]:
         return self.inner.status()
 
+    def published(self) -> list[Publication]:
+        return self.inner.published()
+
 
 class FailingBackend:
     name = "failing"
@@ -69,6 +73,9 @@ class FailingBackend:
 
     def status(self) -> dict[str, Any]:
         return {"backend": self.name}
+
+    def published(self) -> list[Publication]:
+        return []
 
 
 @pytest.fixture(scope="module")

@@ -780,7 +780,9 @@ class PublishedStates:
         self.gate = threading.Event()
         self.gate.set()
 
-    def publish(self, rows: Mapping[str, Rows], at: datetime) -> state.Publication:
+    def publish(
+        self, rows: Mapping[str, Rows], at: datetime, merged: Mapping[str, str] | None = None
+    ) -> state.Publication:
         snapshots: dict[str, int] = {}
         for name, table in state.STATE_TABLES.items():
             kept = self._rows.get(name)
@@ -796,6 +798,7 @@ class PublishedStates:
             published_at=at,
             kind=state.KIND_MERGE,
             snapshots=snapshots,
+            merged=dict(merged or {}),
         )
         self._publications.append(publication)
         return publication

@@ -158,6 +158,9 @@ class AthenaBackend:
         self._wait(ids, deadline)
         return [self._results(query_id) for query_id in ids]
 
+    def published(self) -> list[Publication]:
+        return self.publications.get()
+
     def status(self) -> dict[str, Any]:
         latest = self.publications.last[-1] if self.publications.last else None
         return {

@@ -187,6 +187,9 @@ class DuckDBBackend:
         with self._build_lock:
             return self._refresh_locked(fresh=True)
 
+    def published(self) -> list[Publication]:
+        return self.publications.get()
+
     def status(self) -> dict[str, Any]:
         snapshot = self._snapshot
         # "publication" as the Athena backend reports it; "snapshot" is local mode's own.

@@ -10,7 +10,7 @@
     "#7f8c8d", "#c0392b", "#16a085", "#34495e"];
   const state = {
     key: null,
-    filters: { channel: "", date_from: "", date_to: "" },
+    filters: { channel: "", date_from: "", date_to: "", as_of: "" },
     search: "",
     charts: {},
     batchesCursor: null,
@@ -254,7 +254,7 @@
     const box = $("client-detail");
     try {
       const report = await api("orders/" + encodeURIComponent(clientId),
-        { include: "orders", limit: "50", cursor: cursor || "" });
+        { include: "orders", limit: "50", cursor: cursor || "", as_of: state.filters.as_of });
       const figures = (f) => [count(f.orders), count(f.lines), count(f.units), money(f.sales)];
       const heads = [{ label: "Orders", num: true }, { label: "Lines", num: true },
         { label: "Units", num: true }, { label: "Sales", num: true }];
@@ -309,11 +309,13 @@
         : "";
       const status = el("span", { className: "status status-" + b.status }, b.status);
       return [when(b.finished_at || b.recorded_at), b.file || b.batch_id, status, count(b.rows_read),
-        count(b.rows_valid), count(b.rows_rejected), reasons, error];
+        count(b.rows_valid), count(b.rows_rejected), reasons, error,
+        b.in_reports_since ? when(b.in_reports_since) : ""];
     });
     const headers = [{ label: "Finished" }, { label: "File", wrap: true }, { label: "Status" },
       { label: "Read", num: true }, { label: "Valid", num: true }, { label: "Rejected", num: true },
-      { label: "Rejects by reason", wrap: true }, { label: "Error", wrap: true }];
+      { label: "Rejects by reason", wrap: true }, { label: "Error", wrap: true }, { label: "In reports since" }];
+    updateAsOfOptions(page.items);
     if (append) {
       const body = $("table-batches").tBodies[0];
       for (const row of rows) {
@@ -349,8 +351,28 @@
     select.value = chosen;
   }
 
+  /* "Figures as of": the instants at which runs listed in the history entered the reports
+   * (in_reports_since), newest first; each one, given as as_of, shows the reports as they
+   * stood with that run. */
+  function updateAsOfOptions(runs) {
+    const select = $("as-of");
+    const chosen = select.value;
+    const instants = new Map(Array.from(select.options).filter((o) => o.value).map((o) => [o.value, o.textContent]));
+    for (const run of runs) {
+      if (run.in_reports_since && !instants.has(run.in_reports_since)) {
+        const file = (run.file || run.batch_id).split("/").pop();
+        instants.set(run.in_reports_since, when(run.in_reports_since) + " (" + file + ")");
+      }
+    }
+    const newestFirst = Array.from(instants.keys()).sort().reverse();
+    select.replaceChildren(el("option", { value: "" }, "Latest"),
+      ...newestFirst.map((instant) => el("option", { value: instant }, instants.get(instant))));
+    select.value = chosen;
+  }
+
   async function loadClients() {
-    renderClients(await api("top-clients", { channel: state.filters.channel, search: state.search, limit: "10" }));
+    renderClients(await api("top-clients",
+      { channel: state.filters.channel, search: state.search, limit: "10", as_of: state.filters.as_of }));
   }
 
   async function loadAll() {
@@ -387,7 +409,7 @@
       showMessage("The start date is after the end date.");
       return false;
     }
-    state.filters = { channel: $("channel").value, date_from: from, date_to: to };
+    state.filters = { channel: $("channel").value, date_from: from, date_to: to, as_of: $("as-of").value };
     return true;
   }
 
@@ -415,6 +437,7 @@
       $("channel").value = "";
       $("date-from").value = "";
       $("date-to").value = "";
+      $("as-of").value = "";
       readFilters();
       loadAll();
     });
