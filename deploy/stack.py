@@ -108,6 +108,8 @@ class DeployOptions:
     api_quota_per_day: int = 100_000
     quarantine_retention_days: int = 90
     input_version_retention_days: int = 30
+    # Overwritten or deleted objects of the processed bucket stay restorable this long.
+    processed_version_retention_days: int = 30
     alert_emails: tuple[str, ...] = ()
     athena_results_retention_days: int = 7
     build_dir: Path = DEFAULT_BUILD_DIR

@@ -24,13 +24,15 @@ _PUBLIC_ACCESS_BLOCK = {
 }
 _OWNERSHIP = {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
 _ABORT_UPLOADS_DAYS = 7
-# The input bucket is versioned so that a run reads exactly the upload its event announced,
-# even if the key is overwritten meanwhile.
+# Both buckets are versioned: the input so that a run reads exactly the upload its event
+# announced, even if the key is overwritten meanwhile; the processed bucket so that what a
+# faulty job or clean-up overwrites or deletes can be restored (docs/deploy.md).
 _VERSIONING = {"Status": "Enabled"}
 
 
 def lifecycle_rules(options: DeployOptions, processed: bool) -> list[dict[str, Any]]:
-    """Incomplete uploads everywhere; temporary query results and quarantined files expire."""
+    """Incomplete uploads everywhere; replaced versions, temporary query results and
+    quarantined files expire."""
     rules: list[dict[str, Any]] = [
         {
             "ID": "abort-incomplete-multipart-uploads",
@@ -54,6 +56,18 @@ def lifecycle_rules(options: DeployOptions, processed: bool) -> list[dict[str, A
         )
     if processed:
         rules += [
+            {
+                # Overwritten and deleted objects (Iceberg's removed files, cleaned-up runs,
+                # expired quarantine) stay restorable this long, then go; so do the delete
+                # markers left with no version behind them.
+                "ID": "expire-replaced-processed-versions",
+                "Filter": {"Prefix": ""},
+                "Status": "Enabled",
+                "Expiration": {"ExpiredObjectDeleteMarker": True},
+                "NoncurrentVersionExpiration": {
+                    "NoncurrentDays": options.processed_version_retention_days
+                },
+            },
             {
                 "ID": "expire-athena-results",
                 "Filter": {"Prefix": naming.ATHENA_RESULTS_PREFIX},
@@ -156,18 +170,17 @@ def ensure_bucket(
             )
         else:
             reporter.record("s3 bucket policy", bucket, Change.SKIPPED, "plain-HTTP endpoint")
-        if not processed:
-            versioning = s3.get_bucket_versioning(Bucket=bucket)
-            _ensure_setting(
-                reporter,
-                bucket,
-                "s3 versioning",
-                current={"Status": versioning.get("Status")},
-                desired=_VERSIONING,
-                put=lambda: s3.put_bucket_versioning(
-                    Bucket=bucket, VersioningConfiguration=_VERSIONING
-                ),
-            )
+        versioning = s3.get_bucket_versioning(Bucket=bucket)
+        _ensure_setting(
+            reporter,
+            bucket,
+            "s3 versioning",
+            current={"Status": versioning.get("Status")},
+            desired=_VERSIONING,
+            put=lambda: s3.put_bucket_versioning(
+                Bucket=bucket, VersioningConfiguration=_VERSIONING
+            ),
+        )
         rules = lifecycle_rules(options, processed)
         current_rules = get_or_none(lambda: s3.get_bucket_lifecycle_configuration(Bucket=bucket))
         _ensure_setting(
@@ -258,24 +271,16 @@ def _object_count(s3: Any, bucket: str) -> int:
     return len(versions.get("Versions", [])) + len(versions.get("DeleteMarkers", []))
 
 
-def _empty_bucket(s3: Any, bucket: str) -> int:
+def _delete_versions(s3: Any, bucket: str, prefix: str = "") -> int:
+    """Delete every version and delete marker under `prefix` (the buckets are versioned:
+    deleting by key alone would leave the objects restorable and the bucket not empty)."""
     deleted = 0
     paginator = s3.get_paginator("list_object_versions")
-    for page in paginator.paginate(Bucket=bucket):
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
         objects = [
             {"Key": item["Key"], "VersionId": item["VersionId"]}
             for item in page.get("Versions", []) + page.get("DeleteMarkers", [])
         ]
-        if objects:
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
-            deleted += len(objects)
-    return deleted
-
-
-def _delete_prefix(s3: Any, bucket: str, prefix: str) -> int:
-    deleted = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        objects = [{"Key": item["Key"]} for item in page.get("Contents", [])]
         if objects:
             s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
             deleted += len(objects)
@@ -301,14 +306,14 @@ def remove_bucket(
             reporter.record("s3 bucket", bucket, Change.ABSENT)
             return True
         for prefix in owned_prefixes:
-            deleted = _delete_prefix(s3, bucket, prefix)
+            deleted = _delete_versions(s3, bucket, prefix)
             if deleted:
                 reporter.record("s3 objects", f"{bucket}/{prefix}", Change.DELETED, f"{deleted}")
         if _object_count(s3, bucket):
             if not force:
                 reporter.record("s3 bucket", bucket, Change.KEPT, "holds objects; use --force")
                 return False
-            deleted = _empty_bucket(s3, bucket)
+            deleted = _delete_versions(s3, bucket)
             reporter.record("s3 objects", bucket, Change.DELETED, f"{deleted} object versions")
         s3.delete_bucket(Bucket=bucket)
         reporter.record("s3 bucket", bucket, Change.DELETED)

@@ -105,6 +105,12 @@ def test_buckets_are_encrypted_private_and_expire_temporary_prefixes(
     assert rules["abort-incomplete-multipart-uploads"]["AbortIncompleteMultipartUpload"] == {
         "DaysAfterInitiation": 7
     }
+    # The processed bucket is versioned: what a job or a clean-up overwrites or deletes
+    # stays restorable for 30 days
+    assert s3.get_bucket_versioning(Bucket="duffbeer-processed-orders")["Status"] == "Enabled"
+    replaced = rules["expire-replaced-processed-versions"]
+    assert replaced["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}
+    assert replaced["Expiration"] == {"ExpiredObjectDeleteMarker": True}
 
 
 def test_every_new_object_triggers_start_etl_on_a_versioned_bucket(
