@@ -340,9 +340,13 @@ def _failure_paths(config: WorkflowConfig) -> tuple[Any, Any]:
     notify_state = _notification(
         config,
         NOTIFY_STATE,
-        comment="The batch is published but the reports did not catch up: retry the execution.",
+        comment="A step failed for a reason that is not the input's (it timed out, or the "
+        "batch is published and the reports did not catch up): notify, no quarantine.",
         subject="Duff Beer orders: reports not updated",
-        extra={"action": "The batch is published; re-run the execution to update the reports."},
+        extra={
+            "action": "The input is fine and was not quarantined (the batch may already be "
+            "published); re-run the execution to complete it and update the reports."
+        },
     )
     for notice in (notify, notify_state):
         # Without the notification the Fail state still ends the run with the original
@@ -389,8 +393,16 @@ def _failure_paths(config: WorkflowConfig) -> tuple[Any, Any]:
     return quarantine, notify_state
 
 
-def _batch_steps(config: WorkflowConfig, quarantine: Any) -> list[Any]:
-    """ReadInput -> Validate -> Transform -> Store: a failure here quarantines the input."""
+def _timed_out(notify_state: Any) -> Any:
+    """A step that still timed out after its retries: not the input's fault, and the step
+    may have done its work (PublishBatch after its conditional write): notify, never
+    quarantine."""
+    return Catch(next_step=notify_state, error_equals=list(TIMEOUT_ERRORS), result_path=_ON_ERROR)
+
+
+def _batch_steps(config: WorkflowConfig, quarantine: Any, notify_state: Any) -> list[Any]:
+    """ReadInput -> Validate -> Transform -> Store: a failure here quarantines the input,
+    unless the step timed out."""
     defaults = json.dumps(INPUT_DEFAULTS).replace("'", "\\'")
     read_input = Pass(
         READ_INPUT,
@@ -427,7 +439,7 @@ def _batch_steps(config: WorkflowConfig, quarantine: Any) -> list[Any]:
         result_path="$.validation",
         timeout_seconds=config.lambda_timeout_seconds,
         retry=_lambda_retry(),
-        catch=_catch_all(quarantine),
+        catch=[_timed_out(notify_state), _catch_all(quarantine)],
     )
     transform = _SelectingGlueStep(
         TRANSFORM,
@@ -437,8 +449,12 @@ def _batch_steps(config: WorkflowConfig, quarantine: Any) -> list[Any]:
         result_selector={"job_run_id.$": "$.Id", "state.$": "$.JobRunState"},
         result_path="$.transform",
         timeout_seconds=config.glue_timeout_seconds,
-        retry=_retry(GLUE_TRANSIENT_ERRORS, interval=60, attempts=5),
-        catch=_catch_all(quarantine),
+        retry=[
+            _retry(GLUE_TRANSIENT_ERRORS, interval=60, attempts=5),
+            # A run that ran out of time writes only its own run's prefix: run it once more.
+            _retry(("States.Timeout",), interval=60, attempts=1),
+        ],
+        catch=[_timed_out(notify_state), _catch_all(quarantine)],
     )
     store = _lambda_task(
         config,
@@ -456,6 +472,7 @@ def _batch_steps(config: WorkflowConfig, quarantine: Any) -> list[Any]:
         ),
         result_path="$.store",
     )
+    store.add_catch(_timed_out(notify_state))
     store.add_catch(_catch_all(quarantine))
     return [read_input, validate, transform, store]
 
@@ -523,7 +540,7 @@ def build_states(config: WorkflowConfig) -> Any:
     clean_up.next(succeeded)
     merge = _merge_state(config, notify_state)
     merge.next(catalog)
-    return Chain([*_batch_steps(config, quarantine), merge])
+    return Chain([*_batch_steps(config, quarantine, notify_state), merge])
 
 
 _COMMENT = (

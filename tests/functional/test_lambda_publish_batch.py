@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -253,6 +253,41 @@ def test_listed_partition_without_objects_is_an_error(s3: Any) -> None:
 
     with pytest.raises(BatchNotPublishedError, match="point_of_sale_channel=B2B"):
         _publish(s3, "run-1")
+
+
+def test_a_three_year_backfill_publishes_with_one_listing_of_the_run(s3: Any) -> None:
+    # Given a valid run of 3 years x 4 channels: 4,384 partitions, one object each
+    run = _write_run(s3, BATCH, "run-1")
+    root = f"runs/{BATCH}/run-1/order_lines/"
+    first = date(2024, 1, 1)
+    partitions = [
+        {
+            "point_of_sale_channel": channel,
+            "order_date": day.isoformat(),
+            "location": f"{root}point_of_sale_channel={channel}/order_date={day.isoformat()}/",
+            "rows": 1,
+        }
+        for channel in ("B2B", "Online", "Retail", "Wholesale")
+        for day in (first + timedelta(days=n) for n in range(1096))
+    ]
+    for partition in partitions:
+        s3.put_object(Bucket=BUCKET, Key=f"{partition['location']}part-0.parquet", Body=b"p")
+    run["partitions"] = partitions
+    s3.put_object(Bucket=BUCKET, Key=f"runs/{BATCH}/run-1/_manifest.json", Body=json.dumps(run))
+    listings: list[str] = []
+    s3.meta.events.register(
+        "provide-client-params.s3.ListObjectsV2",
+        lambda params, **_: listings.append(params["Prefix"]),
+    )
+    # When its Store step runs
+    result = _publish(s3, "run-1")
+    # Then it is published, its outputs verified by one paginated listing of the run's
+    # prefix before the conditional write and one after (1,000 keys a page), not one
+    # request per partition
+    assert (result.outcome, result.partitions) == (PUBLISH, 4384)
+    assert _pointer(s3)["published"]["run_id"] == "run-1"
+    pages = -(-(4384 + 2 + 3 + 1) // 1000)
+    assert listings == [f"runs/{BATCH}/run-1/"] * (2 * pages)
 
 
 def test_a_write_that_lands_first_makes_the_step_decide_again(s3: Any) -> None:

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,29 @@ FUNCTIONS = (
     "clean_up",
     "quarantine_batch",
 )
+# Fault injection around the shipped PublishBatch handler: the first invocation for a run
+# publishes, then outlives the function's timeout (Lambda reports Sandbox.Timedout).
+HANG_AFTER_PUBLISHING = """
+import os
+import time
+
+import boto3
+from botocore.exceptions import ClientError
+
+from lambdas.publish_batch.handler import handler as publish
+
+
+def handler(event, context):
+    result = publish(event, context)
+    s3 = boto3.client("s3")
+    bucket, marker = os.environ["PROCESSED_BUCKET"], "test-markers/" + event["run_id"]
+    try:
+        s3.head_object(Bucket=bucket, Key=marker)
+    except ClientError:
+        s3.put_object(Bucket=bucket, Key=marker, Body=b"")
+        time.sleep(60)
+    return result
+"""
 SAMPLE = (
     b"client_id,client_name,order_id,product_id,product_description,product_price,"
     b"product_ccf,product_volume,point_of_sale_channel,status\n"
@@ -54,6 +79,8 @@ class Stack:
     queue_url: str
     # The same definition pointed at a Glue job that does not exist.
     broken_state_machine_arn: str
+    # The same definition whose PublishBatch outlives its timeout once, after its write.
+    hanging_store_state_machine_arn: str
     # SNS notifications received so far, by execution name.
     notices: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
@@ -104,6 +131,19 @@ def _deploy(aws: LocalAwsServer, build: Path) -> Stack:
             },
         )
         arns[name] = created["FunctionArn"]
+    hanging_zip = build / "zips" / "lambda_publish_batch_hanging.zip"
+    shutil.copy(build / "zips" / "lambda_publish_batch.zip", hanging_zip)
+    with zipfile.ZipFile(hanging_zip, "a") as archive:
+        archive.writestr("hang_after_publishing.py", HANG_AFTER_PUBLISHING)
+    hanging = lam.create_function(
+        FunctionName="duffbeer-publish_batch-hanging",
+        Runtime="python3.11",
+        Role=role_arn,
+        Handler="hang_after_publishing.handler",
+        Code={"ZipFile": hanging_zip.read_bytes()},
+        Timeout=3,
+        Environment={"Variables": {"PROCESSED_BUCKET": PROCESSED, "LOG_LEVEL": "INFO"}},
+    )
     topic_arn = sns.create_topic(Name="duffbeer-orders-alerts")["TopicArn"]
     queue_url = sqs.create_queue(QueueName="alerts")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
@@ -146,11 +186,20 @@ def _deploy(aws: LocalAwsServer, build: Path) -> Stack:
     broken_sm = sfn.create_state_machine(
         name=broken.state_machine_name, definition=definition_json(broken), roleArn=role_arn
     )
+    hanging = dataclasses.replace(
+        config,
+        state_machine_name="duffbeer-orders-etl-hanging-store",
+        publish_function_arn=hanging["FunctionArn"],
+    )
+    hanging_sm = sfn.create_state_machine(
+        name=hanging.state_machine_name, definition=definition_json(hanging), roleArn=role_arn
+    )
     return Stack(
         aws=aws,
         state_machine_arn=created_sm["stateMachineArn"],
         queue_url=queue_url,
         broken_state_machine_arn=broken_sm["stateMachineArn"],
+        hanging_store_state_machine_arn=hanging_sm["stateMachineArn"],
     )
 
 
@@ -395,3 +444,33 @@ def test_glue_failure_is_caught_into_the_failure_path(stack: Stack) -> None:
         "incoming/no-job.csv",
     )
     assert _notice(stack, obj.execution_name)["error"] == "Glue.EntityNotFoundException"
+
+
+def test_a_publish_step_that_times_out_after_its_write_is_retried_to_published(
+    stack: Stack,
+) -> None:
+    # Given a valid file whose PublishBatch writes the batch pointer, then runs out of time
+    obj = _upload(stack, "incoming/hangs-after-publishing.csv", SAMPLE)
+    _write_as_the_job_would(stack, obj.batch_id, obj.execution_name)
+
+    # When its execution runs
+    execution = _start(stack, obj, stack.hanging_store_state_machine_arn)
+    described = _wait(stack, execution)
+
+    # Then the timeout was retried, not taken for a bad file: the retry found the batch
+    # published by the attempt that timed out, and the execution went on to succeed
+    assert described["status"] == "SUCCEEDED", described
+    events = stack.client("stepfunctions").get_execution_history(executionArn=execution)["events"]
+    failures = [e["taskFailedEventDetails"] for e in events if e["type"] == "TaskFailed"]
+    assert [f["error"] for f in failures] == ["Sandbox.Timedout"]
+    assert "QuarantineInput" not in _visited(stack, execution)
+    output = json.loads(described["output"])
+    assert output["store"]["outcome"] == "already_published"
+    assert output["store"]["published_run_id"] == obj.execution_name
+    s3 = stack.client("s3")
+    pointer = json.loads(
+        s3.get_object(Bucket=PROCESSED, Key=naming.manifest_key(obj.batch_id))["Body"].read()
+    )
+    assert pointer["published"]["run_id"] == obj.execution_name
+    prefix = naming.quarantine_prefix(obj.batch_id, obj.execution_name)
+    assert s3.list_objects_v2(Bucket=PROCESSED, Prefix=prefix).get("KeyCount", 0) == 0

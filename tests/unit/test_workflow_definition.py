@@ -51,9 +51,9 @@ def test_happy_path_and_failure_path_transitions(asl: dict[str, Any]) -> None:
     assert asl["StartAt"] == "ReadInput"
     assert _transitions(asl) == {
         "ReadInput": ["ValidateOrders"],
-        "ValidateOrders": ["TransformOrders", "QuarantineInput"],
-        "TransformOrders": ["PublishBatch", "QuarantineInput"],
-        "PublishBatch": ["MergeState", "QuarantineInput"],
+        "ValidateOrders": ["TransformOrders", "NotifyStateFailure", "QuarantineInput"],
+        "TransformOrders": ["PublishBatch", "NotifyStateFailure", "QuarantineInput"],
+        "PublishBatch": ["MergeState", "NotifyStateFailure", "QuarantineInput"],
         "MergeState": ["CatalogBatch", "NotifyStateFailure"],
         "CatalogBatch": ["CleanUp", "NotifyStateFailure"],
         "CleanUp": ["BatchSucceeded", "CleanUpFailed"],
@@ -113,8 +113,16 @@ def test_every_work_step_retries_transients_and_catches_the_rest(asl: dict[str, 
     ]
     for name in ("ValidateOrders", "PublishBatch", "CatalogBatch", "CleanUp", "QuarantineInput"):
         assert states[name]["Retry"] == lambda_retry, name
+    # Before publication a failure quarantines the input, unless the step timed out after
+    # its retries: then it is the step's failure, not the file's (PublishBatch may have
+    # written the pointer), and operators are told to re-run
+    timed_out = {
+        "ErrorEquals": ["Sandbox.Timedout", "States.Timeout"],
+        "ResultPath": "$.error",
+        "Next": "NotifyStateFailure",
+    }
     for name in ("ValidateOrders", "TransformOrders", "PublishBatch"):
-        assert states[name]["Catch"] == CATCH_ALL, name
+        assert states[name]["Catch"] == [timed_out, *CATCH_ALL], name
     for name in ("MergeState", "CatalogBatch"):
         assert states[name]["Catch"] == CATCH_STATE, name
     # Clean-up failures never fail a published batch
@@ -127,7 +135,13 @@ def test_every_work_step_retries_transients_and_catches_the_rest(asl: dict[str, 
             "IntervalSeconds": 60,
             "MaxAttempts": 5,
             "BackoffRate": 2.0,
-        }
+        },
+        {
+            "ErrorEquals": ["States.Timeout"],
+            "IntervalSeconds": 60,
+            "MaxAttempts": 1,
+            "BackoffRate": 2.0,
+        },
     ]
     # A merge that lost to other merges more often than it tries on its own, or failed
     # briefly, runs once more at a random moment (a merge is idempotent)
