@@ -74,12 +74,14 @@ API_ROUTES: tuple[str, ...] = (
     "/daily-sales",
     "/top-clients",
     "/batches",
+    "/status",
     "/health",
     "/openapi.json",
     *DASHBOARD_ROUTES,
 )
-# Routes that answer without an API key: liveness probes, the API's own description and the
-# reports page with its files (the page asks for the key and sends it on the data routes).
+# Routes that answer without an API key: liveness probes (which say nothing of the
+# deployment; /status, with the key, does), the API's own description and the reports page
+# with its files (the page asks for the key and sends it on the data routes).
 PUBLIC_ROUTES: frozenset[str] = frozenset({"/health", "/openapi.json", *DASHBOARD_ROUTES})
 
 

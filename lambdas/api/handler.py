@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 # pydantic (the OpenAPI schema of the error body) needs this TypedDict before Python 3.12.
 from typing_extensions import TypedDict
 
+from duffbeer import __version__
 from duffbeer.contract import CHANNEL_FILTER_PATTERN, INT_MAX, STATUSES
 from duffbeer.errors import (
     ClientNotFoundError,
@@ -82,6 +83,11 @@ AsOfParam = Annotated[
         },
     ),
 ]
+
+
+class Health(TypedDict):
+    status: str
+    version: str
 
 
 class ErrorBody(TypedDict):
@@ -248,13 +254,24 @@ def create_app(
 
     @app.get(
         "/health",
-        summary="Liveness and the query backend in use.",
+        summary="Liveness: the API answers, and its release (no key needed).",
         tags=["operations"],
         responses=_responses(*_ALWAYS),
     )
-    def health() -> dict[str, Any]:
+    def health() -> Health:
+        # Says nothing of the deployment: anyone may call it.
         query_names(())
-        return {"status": "ok", **service.backend.status()}
+        return {"status": "ok", "version": __version__}
+
+    @app.get(
+        "/status",
+        summary="The query backend and the publication it serves (the key is needed).",
+        tags=["operations"],
+        responses=_responses(*_ALWAYS),
+    )
+    def status() -> dict[str, Any]:
+        query_names(())
+        return {"status": "ok", "version": __version__, **service.backend.status()}
 
     @app.get(
         "/daily-sales",
@@ -352,6 +369,14 @@ def create_app(
             body=openapi_document(app),
         )
 
+    _handle_errors(app)
+    return app
+
+
+def _handle_errors(app: APIGatewayRestResolver) -> None:
+    """Every error as the one JSON error body, with its status (400, 404, 405, 502, 504,
+    500 with the request id)."""
+
     @app.exception_handler(InvalidParameterError)
     def invalid_parameter(e: InvalidParameterError) -> Response:
         return _error(HTTPStatus.BAD_REQUEST, str(e))
@@ -404,8 +429,6 @@ def create_app(
         logger.exception("unhandled error")
         request_id = app.current_event.request_context.request_id
         return _error(HTTPStatus.INTERNAL_SERVER_ERROR, f"internal error (request {request_id})")
-
-    return app
 
 
 def allowed_methods(app: APIGatewayRestResolver, path: str) -> list[str]:

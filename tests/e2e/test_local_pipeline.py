@@ -135,10 +135,15 @@ def test_sample_file_three_routes_answer_the_expected_figures(
 
 
 def test_health_batch_history_and_api_key_over_http(pipeline: LocalPipeline) -> None:
-    health_status, _ = pipeline.get("/health", api_key=False)
+    health_status, health = pipeline.get("/health", api_key=False)
     keyless_status, keyless = pipeline.get("/sales-by-product", api_key=False)
     unknown_status, _ = pipeline.get("/no-such-route")
     assert health_status == 200
+    # Without the key: liveness and the release only; the details need the key
+    assert set(health) == {"status", "version"}
+    assert pipeline.get("/status", api_key=False)[0] == 403
+    status_code, details = pipeline.get("/status")
+    assert (status_code, details["backend"]) == (200, "duckdb")
     assert (keyless_status, keyless) == (403, {"message": "Forbidden"})
     assert unknown_status == 403  # API Gateway's answer for an undefined route
     [run] = _runs_for(pipeline, "orders.csv")

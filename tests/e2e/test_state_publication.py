@@ -82,9 +82,9 @@ def _served_publications(pipeline: LocalPipeline, probes: int = 6) -> set[int | 
     served = set()
     for _ in range(probes):
         pipeline.get("/order-status-report")  # a request is what makes a worker check
-        status, health = pipeline.get("/health", api_key=False)
+        status, details = pipeline.get("/status")
         assert status == 200
-        served.add(health["publication"])
+        served.add(details["publication"])
     return served
 
 

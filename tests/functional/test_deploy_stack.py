@@ -491,6 +491,7 @@ def test_api_routes_proxy_to_orders_api_behind_an_api_key(stack: tuple[str, Stac
         "/daily-sales": True,
         "/top-clients": True,
         "/batches": True,
+        "/status": True,
         "/health": False,
         "/openapi.json": False,
         "/dashboard": False,

@@ -4,14 +4,16 @@ injection attempts that must be refused before any query runs."""
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from duffbeer import aws
+from duffbeer import __version__, aws
 from duffbeer.errors import QueryError, QueryTimeoutError
 from duffbeer.reports_sql import BoundQuery
 from duffbeer.state import Publication
@@ -132,8 +134,24 @@ def test_lambda_entry_point_answers_the_sample_events(
     assert body(client)["orders"]["next_cursor"] == encode_cursor(5678)
     assert [p["product_id"] for p in body(products)["products"]] == [105, 103, 102]
     assert body(statuses)["total_orders"] == 2
-    assert body(health)["status"] == "ok"
-    assert body(health)["backend"] == "duckdb"
+    assert body(health) == {"status": "ok", "version": __version__}
+
+
+def test_health_says_only_that_it_is_up_and_status_gives_the_details(call: Any) -> None:
+    health = call(api_event("/health"))
+    details = call(api_event("/status"))
+    assert (health["statusCode"], details["statusCode"]) == (200, 200)
+    # Anyone may call /health: no backend, database, bucket, publication or error text
+    assert body(health) == {"status": "ok", "version": __version__}
+    # /status (behind the key on the deployed API) names the backend and what it serves
+    assert body(details)["backend"] == "duckdb"
+    assert body(details)["version"] == __version__
+    assert "publication" in body(details)
+
+
+def test_the_reported_version_is_the_projects() -> None:
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    assert project["project"]["version"] == __version__
 
 
 def test_client_route_without_orders(call: Any) -> None:
@@ -354,6 +372,7 @@ def test_openapi_document_lists_the_routes_and_parameters(call: Any) -> None:
         "/order-status-report",
         "/orders/{client_id}",
         "/sales-by-product",
+        "/status",
         "/top-clients",
     ]
     sales = document["paths"]["/sales-by-product"]["get"]
@@ -408,6 +427,7 @@ def test_openapi_document_declares_every_status_a_route_can_answer(call: Any) ->
         "/sales-by-product": ["200", "400", "403", "405", "500", "502", "504"],
         "/order-status-report": ["200", "400", "403", "405", "500", "502", "504"],
         "/health": ["200", "400", "403", "405", "500"],
+        "/status": ["200", "400", "403", "405", "500"],
         "/daily-sales": ["200", "400", "403", "405", "500", "502", "504"],
         "/top-clients": ["200", "400", "403", "405", "500", "502", "504"],
         "/batches": ["200", "400", "403", "405", "500"],
