@@ -29,6 +29,7 @@ class RejectReason(StrEnum):
     BAD_CHANNEL = "bad_channel"
     BAD_STATUS = "bad_status"
     BAD_DATE = "bad_date"
+    FIELD_TOO_LONG = "field_too_long"  # a text field longer than MAX_TEXT_LENGTHS allows
     DUPLICATE_LINE = "duplicate_line"
 
 
@@ -65,7 +66,11 @@ class InputColumn:
 INPUT_COLUMNS: tuple[InputColumn, ...] = (
     InputColumn("client_id", ColumnKind.INTEGER, True, RejectReason.BAD_CLIENT_ID, "integer > 0"),
     InputColumn(
-        "client_name", ColumnKind.STRING, True, RejectReason.BAD_CLIENT_NAME, "not empty; trimmed"
+        "client_name",
+        ColumnKind.STRING,
+        True,
+        RejectReason.BAD_CLIENT_NAME,
+        "not empty; trimmed; at most 200 characters",
     ),
     InputColumn("order_id", ColumnKind.INTEGER, True, RejectReason.BAD_ORDER_ID, "integer > 0"),
     InputColumn("product_id", ColumnKind.INTEGER, True, RejectReason.BAD_PRODUCT_ID, "integer > 0"),
@@ -74,7 +79,7 @@ INPUT_COLUMNS: tuple[InputColumn, ...] = (
         ColumnKind.STRING,
         True,
         RejectReason.BAD_PRODUCT_DESCRIPTION,
-        "not empty; trimmed",
+        "not empty; trimmed; at most 200 characters",
     ),
     InputColumn(
         "product_price",
@@ -106,7 +111,7 @@ INPUT_COLUMNS: tuple[InputColumn, ...] = (
         ColumnKind.STRING,
         True,
         RejectReason.BAD_CHANNEL,
-        "not empty; trimmed; known channels in canonical case",
+        "not empty; trimmed; at most 50 characters; known channels in canonical case",
     ),
     InputColumn(
         "status", ColumnKind.STRING, True, RejectReason.BAD_STATUS, "created|delivered|broken"
@@ -115,6 +120,16 @@ INPUT_COLUMNS: tuple[InputColumn, ...] = (
 )
 
 COLUMNS_BY_NAME: dict[str, InputColumn] = {c.name: c for c in INPUT_COLUMNS}
+# Free text is bounded, so that one row can neither fill a report response nor a partition
+# path: a longer value (trimmed, in characters) rejects the row as field_too_long.
+MAX_TEXT_LENGTHS: dict[str, int] = {
+    "client_name": 200,
+    "product_description": 200,
+    "point_of_sale_channel": 50,
+}
+# Each channel is a partition of every table and a column of the reports: a file with more
+# distinct channels among its valid rows than this is refused whole (TooManyChannelsError).
+MAX_CHANNELS_PER_BATCH = 50
 INPUT_COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in INPUT_COLUMNS)
 REQUIRED_COLUMNS: tuple[str, ...] = tuple(c.name for c in INPUT_COLUMNS if c.required)
 OPTIONAL_COLUMNS: tuple[str, ...] = tuple(c.name for c in INPUT_COLUMNS if not c.required)

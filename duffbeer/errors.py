@@ -57,6 +57,10 @@ class TotalsOutOfRangeError(InvalidFileError):
     """The batch's total sales or volume exceed what its report sums hold exactly."""
 
 
+class TooManyChannelsError(InvalidFileError):
+    """The file's valid rows name more distinct channels than the contract allows."""
+
+
 class InputChangedError(InvalidFileError):
     """The object is no longer the upload its S3 event announced (overwritten meanwhile)."""
 

@@ -14,7 +14,11 @@ from pyspark.sql import functions as F
 
 from duffbeer import manifest as manifest_io
 from duffbeer import utc
-from duffbeer.contract import MAX_BATCH_TOTAL_SALES, MAX_BATCH_TOTAL_VOLUME_L
+from duffbeer.contract import (
+    MAX_BATCH_TOTAL_SALES,
+    MAX_BATCH_TOTAL_VOLUME_L,
+    MAX_CHANNELS_PER_BATCH,
+)
 from duffbeer.errors import (
     BatchNotPublishedError,
     DuffBeerError,
@@ -22,6 +26,7 @@ from duffbeer.errors import (
     EncodingError,
     InvalidFileError,
     RejectThresholdExceededError,
+    TooManyChannelsError,
     TotalsOutOfRangeError,
 )
 from duffbeer.manifest import ErrorInfo, Manifest, Outputs, Partition
@@ -318,8 +323,8 @@ class BatchRun:
 
     def _check_file(self, stats: BatchStats) -> None:
         """The file-level faults only the parse finds: bytes that are not UTF-8, no data
-        row, or totals beyond the reports' 64-bit whole-cent and millilitre sums (which
-        Spark would let wrap around silently)."""
+        row, more distinct channels than a batch may have, or totals beyond the reports'
+        64-bit whole-cent and millilitre sums (which Spark would let wrap around silently)."""
         where = self.args.input_path
         if stats.undecodable_rows:
             raise EncodingError(
@@ -327,6 +332,13 @@ class BatchRun:
             )
         if stats.rows_read == 0:
             raise EmptyFileError(f"{where} holds only a header row")
+        channels = {channel for channel, _ in stats.partition_rows}
+        if len(channels) > MAX_CHANNELS_PER_BATCH:
+            raise TooManyChannelsError(
+                f"{where}: its valid rows name {len(channels)} distinct channels, more than "
+                f"the {MAX_CHANNELS_PER_BATCH} a batch may have (e.g. "
+                f"{', '.join(sorted(channels)[:5])})"
+            )
         beyond = [
             f"total {name} {total} exceeds {limit}"
             for name, total, limit in (

@@ -23,6 +23,7 @@ from duffbeer.contract import (
     LINE_VOLUME_TYPE,
     MAX_LINE_TOTAL,
     MAX_PRICE_ANY_QUANTITY,
+    MAX_TEXT_LENGTHS,
     PRICE_PATTERN,
     RULE_ORDER,
     STATUSES,
@@ -114,7 +115,17 @@ def _checked_value(name: str) -> Column:
         return value
     if name == "status":
         return F.when(value.isin(*STATUSES), value)
+    if name in MAX_TEXT_LENGTHS:
+        return F.when(F.length(value).between(1, MAX_TEXT_LENGTHS[name]), value)
     return F.when(F.length(value) > 0, value)
+
+
+def _too_long(broken: Column, value: Column) -> Column:
+    """Whether the broken column is bounded text whose trimmed value is over its limit."""
+    over = _by_column(
+        broken, {n: F.length(F.trim(value)) > limit for n, limit in MAX_TEXT_LENGTHS.items()}
+    )
+    return F.coalesce(over, F.lit(False))
 
 
 def _undecodable() -> Column:
@@ -179,6 +190,7 @@ def add_reasons(checked: DataFrame) -> DataFrame:
     reason = (
         F.when(broken == _MALFORMED, F.lit(RejectReason.MALFORMED_ROW.value))
         .when(required & empty, F.lit(RejectReason.MISSING_FIELD.value))
+        .when(_too_long(broken, F.col(_BROKEN_VALUE)), F.lit(RejectReason.FIELD_TOO_LONG.value))
         .otherwise(
             _by_column(
                 broken,
@@ -210,6 +222,22 @@ def add_details(rows: DataFrame) -> DataFrame:
         .when(
             reason == RejectReason.MISSING_FIELD.value,
             F.concat(broken, F.lit(" is empty")),
+        )
+        .when(
+            reason == RejectReason.FIELD_TOO_LONG.value,
+            F.concat(
+                _by_column(
+                    broken,
+                    {
+                        n: F.lit(f"{n} must be at most {limit} characters, got ")
+                        for n, limit in MAX_TEXT_LENGTHS.items()
+                    },
+                ),
+                F.length(F.trim(F.col(_BROKEN_VALUE))).cast("string"),
+                F.lit(": '"),
+                F.substring(F.col(_BROKEN_VALUE), 1, MAX_DETAIL_CHARS),
+                F.lit("...'"),
+            ),
         )
         .otherwise(
             F.concat(

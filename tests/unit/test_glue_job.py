@@ -21,6 +21,7 @@ from duffbeer.errors import (
     InvalidFileError,
     MissingColumnsError,
     RejectThresholdExceededError,
+    TooManyChannelsError,
     TotalsOutOfRangeError,
 )
 from glue_jobs.orders import session
@@ -424,6 +425,17 @@ FAULTS = {
         ),
         TotalsOutOfRangeError,
         "total sales 99999999999900000.00 exceeds 92233720368547758.07",
+    ),
+    # 10,000 valid lines, each in a channel of its own: each would be a partition of every
+    # table and a column of the reports.
+    "ten-thousand-channels": (
+        f"{HEADER}\n".encode()
+        + b"".join(
+            f"1,Moe,{i},1,Duff,1.00,1,1,Shop {i:05d},created\n".encode() for i in range(1, 10_001)
+        ),
+        TooManyChannelsError,
+        "its valid rows name 10000 distinct channels, more than the 50 a batch may have "
+        "(e.g. Shop 00001, Shop 00002",
     ),
 }
 

@@ -96,6 +96,9 @@ RULE_CASES = [
     ("client_id", "", "missing_field"),
     ("client_name", "", "missing_field"),
     ("status", '""', "missing_field"),
+    ("client_name", "N" * 201, "field_too_long"),
+    ("product_description", "D" * 201, "field_too_long"),
+    ("point_of_sale_channel", "C" * 51, "field_too_long"),
 ]
 
 
@@ -478,3 +481,30 @@ def test_reports_count_orders_and_sum_money_and_volume_exactly(
             Row(status="delivered", orders=1, lines=1, total_sales=Decimal("0.20")),
         ],
     )
+
+
+def test_text_at_its_limit_is_kept_and_a_7_mb_description_is_rejected_with_a_short_detail(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    # Given a row with every bounded field at its limit (plus spaces trimmed away) and a
+    # row whose description is 7 MB
+    at_limit = (
+        GOOD.replace("Moe's Tavern", "  " + "N" * 200 + "  ")
+        .replace("Duff Classic", "D" * 200)
+        .replace("Retail", "C" * 50)
+    )
+    huge = with_field("product_description", "D" * (7 * 1024 * 1024))
+    # When the file is checked
+    rows = {
+        r["order_id"]: r
+        for r in checked(spark, tmp_path, "\n".join([HEADER, at_limit, huge]) + "\n").collect()
+    }
+    # Then the row at the limits is valid, and the 7 MB one is rejected as too long, its
+    # detail saying which field, its length and the limit, in a few hundred characters
+    assert rows["5678"][REASON_COLUMN] is None
+    assert rows["9999"][REASON_COLUMN] == "field_too_long"
+    detail = rows["9999"][DETAIL_COLUMN]
+    assert detail.startswith(
+        "product_description must be at most 200 characters, got 7340032: 'DDD"
+    )
+    assert len(detail) < 700
