@@ -27,6 +27,7 @@ from duffbeer.contract import (
     MAX_BATCH_TOTAL_VOLUME_L,
     MAX_LINE_TOTAL,
     MAX_PRICE_ANY_QUANTITY,
+    MAX_TEXT_LENGTHS,
     PRICE_PATTERN,
     RULE_ORDER,
     STATUSES,
@@ -85,6 +86,8 @@ def _rules(has_date: bool, ingest_date: str) -> tuple[str, str]:
         f" THEN lower({t['status']}) END",
         "order_date": date_expr,
     }
+    for name, limit in MAX_TEXT_LENGTHS.items():
+        values[name] = f"CASE WHEN length({t[name]}) <= {limit} THEN {values[name]} END"
     typed = ",\n".join(f"{expr} AS v_{name}" for name, expr in values.items())
     branches = []
     for name in RULE_ORDER:
@@ -92,6 +95,11 @@ def _rules(has_date: bool, ingest_date: str) -> tuple[str, str]:
         if column.required:
             branches.append(
                 f"WHEN {name} IS NULL OR {name} = '' THEN '{RejectReason.MISSING_FIELD.value}'"
+            )
+        if name in MAX_TEXT_LENGTHS:
+            branches.append(
+                f"WHEN length({t[name]}) > {MAX_TEXT_LENGTHS[name]}"
+                f" THEN '{RejectReason.FIELD_TOO_LONG.value}'"
             )
         branches.append(f"WHEN v_{name} IS NULL THEN '{column.reject_reason.value}'")
     return typed, "CASE " + " ".join(branches) + " END"

@@ -33,6 +33,7 @@ from duffbeer.contract import (
     MAX_BATCH_TOTAL_VOLUME_L,
     MAX_LINE_TOTAL,
     MAX_PRICE_ANY_QUANTITY,
+    MAX_TEXT_LENGTHS,
     PRICE_PATTERN,
     RULE_ORDER,
     STATUSES,
@@ -98,8 +99,11 @@ def validate(frame: pd.DataFrame, has_date: bool) -> pd.DataFrame:
         ]
     bad["product_ccf"] = bad["product_ccf"] | beyond
     values["product_ccf"] = values["product_ccf"].where(~beyond)
+    too_long = {
+        name: text[name].str.len() > limit for name, limit in MAX_TEXT_LENGTHS.items()
+    }
     for name in ("client_name", "product_description", "point_of_sale_channel"):
-        bad[name] = text[name] == ""
+        bad[name] = (text[name] == "") | too_long[name]
         values[name] = text[name]
     lowered = text["point_of_sale_channel"].str.lower()
     values["point_of_sale_channel"] = lowered.map(CANONICAL_CHANNEL).fillna(
@@ -119,6 +123,8 @@ def validate(frame: pd.DataFrame, has_date: bool) -> pd.DataFrame:
     for name in reversed(RULE_ORDER):
         column = COLUMNS_BY_NAME[name]
         reason = reason.mask(bad[name], column.reject_reason.value)
+        if name in too_long:
+            reason = reason.mask(too_long[name], RejectReason.FIELD_TOO_LONG.value)
         if column.required or (name == "order_date" and has_date):
             reason = reason.mask(frame[name] == "", RejectReason.MISSING_FIELD.value)
     out = pd.DataFrame(values)
