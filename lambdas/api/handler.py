@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from http import HTTPStatus
 from typing import Annotated, Any, NotRequired
@@ -144,6 +145,40 @@ def _error(status: HTTPStatus, message: str, headers: dict[str, str] | None = No
     )
 
 
+# Lambda refuses a response over 6 MB (the whole payload): a larger answer becomes a 400
+# that says how to narrow it, never a 502 for everyone asking the same thing.
+MAX_RESPONSE_BYTES = 5 * 1024 * 1024
+
+
+class BoundedResolver(APIGatewayRestResolver):
+    """The REST resolver, whose answers stay under Lambda's response limit."""
+
+    def __init__(self, max_body_bytes: int = MAX_RESPONSE_BYTES) -> None:
+        super().__init__(enable_validation=True)
+        self.max_body_bytes = max_body_bytes
+
+    def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        result: dict[str, Any] = super().resolve(event, context)
+        size = len(str(result.get("body") or "").encode("utf-8"))
+        if size <= self.max_body_bytes:
+            return result
+        logger.warning("answer over the response limit", extra={"bytes": size})
+        body = {
+            "status": HTTPStatus.BAD_REQUEST.value,
+            "error": HTTPStatus.BAD_REQUEST.phrase,
+            "message": f"the answer would be {size / 1024**2:.1f} MB, more than the "
+            f"{self.max_body_bytes / 1024**2:.1f} MB one response may carry: narrow it "
+            "(channel, date_from and date_to, or a smaller limit)",
+        }
+        headers: dict[str, str | list[str]] = {"Content-Type": content_types.APPLICATION_JSON}
+        return {
+            "statusCode": HTTPStatus.BAD_REQUEST.value,
+            "body": json.dumps(body),
+            "isBase64Encoded": False,
+            **self.current_event.header_serializer().serialize(headers=headers, cookies=[]),
+        }
+
+
 def _publications_if_readable(service: ReportService) -> list[Publication]:
     """The state's publications, or none when the catalog cannot be read: the batch history
     comes from the bucket and still answers, without the instants runs entered the reports."""
@@ -155,7 +190,9 @@ def _publications_if_readable(service: ReportService) -> list[Publication]:
 
 
 def create_app(
-    service: ReportService, history: BatchHistory | None = None
+    service: ReportService,
+    history: BatchHistory | None = None,
+    max_body_bytes: int = MAX_RESPONSE_BYTES,
 ) -> APIGatewayRestResolver:
     """The resolver with every route bound to `service` (and `/batches` to `history`,
     built from the environment on first use when not given).
@@ -163,7 +200,7 @@ def create_app(
     A resolver holds the event it is resolving, so one instance serves one request at a
     time: Lambda does that by design; a threaded server needs one resolver per thread.
     """
-    app = APIGatewayRestResolver(enable_validation=True)
+    app = BoundedResolver(max_body_bytes)
     histories: list[BatchHistory] = [history] if history is not None else []
 
     def batch_history() -> BatchHistory:

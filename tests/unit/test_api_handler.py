@@ -149,6 +149,25 @@ def test_health_says_only_that_it_is_up_and_status_gives_the_details(call: Any) 
     assert "publication" in body(details)
 
 
+def test_an_answer_over_the_response_limit_is_a_400_that_says_how_to_narrow_it(
+    backend: RecordingBackend,
+) -> None:
+    # Given an API whose responses may carry at most 300 bytes (Lambda's limit is 6 MB)
+    app = api_handler.create_app(ReportService(backend), max_body_bytes=300)
+    products = app.resolve(api_event("/sales-by-product"), FakeLambdaContext())
+    small = app.resolve(api_event("/health"), FakeLambdaContext())
+    # Then a report larger than that is refused with the one error body, and says why
+    assert products["statusCode"] == 400
+    assert products["multiValueHeaders"]["Content-Type"] == ["application/json"]
+    message = body(products)["message"]
+    assert message.startswith("the answer would be ") and "narrow it (channel" in message
+    assert body(products)["error"] == "Bad Request"
+    # And smaller answers are untouched
+    assert small["statusCode"] == 200
+    # And the deployed limit leaves room for headers under Lambda's 6 MB
+    assert api_handler.MAX_RESPONSE_BYTES <= 6_000_000 - 100_000
+
+
 def test_the_reported_version_is_the_projects() -> None:
     project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
     assert project["project"]["version"] == __version__
