@@ -70,6 +70,7 @@ _BAD_VALUES: dict[RejectReason, tuple[str, str]] = {
     RejectReason.BAD_CHANNEL: ("point_of_sale_channel", "  "),
     RejectReason.BAD_STATUS: ("status", "shipped"),
     RejectReason.BAD_DATE: ("order_date", "2026-02-30"),
+    RejectReason.FIELD_TOO_LONG: ("product_description", "D" * 201),
 }
 
 

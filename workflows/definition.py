@@ -344,8 +344,9 @@ def _failure_paths(config: WorkflowConfig) -> tuple[Any, Any]:
         "batch is published and the reports did not catch up): notify, no quarantine.",
         subject="Duff Beer orders: reports not updated",
         extra={
-            "action": "The input is fine and was not quarantined (the batch may already be "
-            "published); re-run the execution to complete it and update the reports."
+            "action": "The input was not quarantined: the step failed for a reason that is "
+            "not the file's (the batch may already be published); re-run the execution to "
+            "complete it and update the reports."
         },
     )
     for notice in (notify, notify_state):

@@ -236,7 +236,9 @@ def add_details(rows: DataFrame) -> DataFrame:
                 F.length(F.trim(F.col(_BROKEN_VALUE))).cast("string"),
                 F.lit(": '"),
                 F.substring(F.col(_BROKEN_VALUE), 1, MAX_DETAIL_CHARS),
-                F.lit("...'"),
+                F.when(F.length(F.col(_BROKEN_VALUE)) > MAX_DETAIL_CHARS, F.lit("...'")).otherwise(
+                    F.lit("'")
+                ),
             ),
         )
         .otherwise(
