@@ -42,6 +42,9 @@ DEFAULT_RESULT_REUSE_MINUTES = 10080
 MAX_RESULT_REUSE_MINUTES = 10080
 # The database is quoted into the query text, so only plain Glue names pass.
 _DATABASE_NAME = re.compile(r"[a-z0-9_]{1,255}")
+# The currency of every amount (an ISO 4217 code): the reports page formats money with it.
+DEFAULT_CURRENCY = "EUR"
+_CURRENCY = re.compile(r"[A-Z]{3}")
 
 
 def _number(raw: Any, info: ValidationInfo) -> Any:
@@ -89,6 +92,7 @@ class ApiConfig(Settings):
     result_reuse_minutes: Annotated[int, Number] = Field(
         default=DEFAULT_RESULT_REUSE_MINUTES, validation_alias="ATHENA_RESULT_REUSE_MINUTES"
     )
+    currency: str = Field(default=DEFAULT_CURRENCY, validation_alias="REPORT_CURRENCY")
 
     @field_validator("backend", mode="before")
     @classmethod
@@ -111,6 +115,13 @@ class ApiConfig(Settings):
         parts = urlsplit(value or "")
         if value is not None and (parts.scheme not in ("http", "https") or not parts.netloc):
             raise ValueError(f"must be an http(s) URL, got {value!r}")
+        return value
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        if not _CURRENCY.fullmatch(value):
+            raise ValueError(f"must be an ISO 4217 code such as EUR, got {value!r}")
         return value
 
     @field_validator("pointer_cache_s")

@@ -33,7 +33,7 @@ from duffbeer.telemetry import Measure, emit, entry_point, logger
 from lambdas.api import dashboard, overview, params
 from lambdas.api.backends import create_backend
 from lambdas.api.batches import BATCH_PARAMS, MAX_PAGE_SIZE, BatchesPage, BatchHistory
-from lambdas.api.config import ApiConfig
+from lambdas.api.config import DEFAULT_CURRENCY, ApiConfig
 from lambdas.api.queries import ClientReport, OrderStatusReport, ReportService, SalesByProduct
 
 API_TITLE = "Duff Beer orders reports"
@@ -193,9 +193,11 @@ def create_app(
     service: ReportService,
     history: BatchHistory | None = None,
     max_body_bytes: int = MAX_RESPONSE_BYTES,
+    currency: str = DEFAULT_CURRENCY,
 ) -> APIGatewayRestResolver:
     """The resolver with every route bound to `service` (and `/batches` to `history`,
-    built from the environment on first use when not given).
+    built from the environment on first use when not given); `currency` is the one of every
+    amount, reported on /status.
 
     A resolver holds the event it is resolving, so one instance serves one request at a
     time: Lambda does that by design; a threaded server needs one resolver per thread.
@@ -302,13 +304,19 @@ def create_app(
 
     @app.get(
         "/status",
-        summary="The query backend and the publication it serves (the key is needed).",
+        summary="The currency of the amounts, the query backend and the publication it "
+        "serves (the key is needed).",
         tags=["operations"],
         responses=_responses(*_ALWAYS),
     )
     def status() -> dict[str, Any]:
         query_names(())
-        return {"status": "ok", "version": __version__, **service.backend.status()}
+        return {
+            "status": "ok",
+            "version": __version__,
+            "currency": currency,
+            **service.backend.status(),
+        }
 
     @app.get(
         "/daily-sales",
@@ -528,7 +536,11 @@ def openapi_document(app: APIGatewayRestResolver) -> str:
 def default_app() -> APIGatewayRestResolver:
     """Built on the first invocation (config validated once per execution environment)."""
     config = ApiConfig.from_env()
-    return create_app(ReportService(create_backend(config)), BatchHistory.from_config(config))
+    return create_app(
+        ReportService(create_backend(config)),
+        BatchHistory.from_config(config),
+        currency=config.currency,
+    )
 
 
 @entry_point(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -78,7 +80,13 @@ def as_csv(rows: list[dict[str, str]]) -> str:
 
 
 def cents(value: Any) -> Decimal:
-    return Decimal(str(value)).quantize(Decimal("0.01"))
+    """An amount from the API (a number) or from the page ("€1,234.50"), to the cent."""
+    return Decimal(re.sub(r"[^0-9.-]", "", str(value))).quantize(Decimal("0.01"))
+
+
+def euros(value: Any) -> str:
+    """An amount as the page shows it in an en-US browser: currency, thousands separators."""
+    return f"€{cents(value):,.2f}"
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +156,8 @@ class Session:
 
 @pytest.fixture
 def session(chromium: Browser) -> Iterator[Session]:
-    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    # The locale fixes how the page formats numbers (en-US: €1,234.50).
+    context = chromium.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
     page = context.new_page()
     opened = Session(page)
 
@@ -235,7 +244,7 @@ def test_each_chart_and_table_shows_the_api_figures_to_the_cent(
         ]
         assert dataset["data"] == expected
     assert [row[0] for row in table] == labels
-    assert [row[4] for row in table] == [f"{cents(p['sales'])}" for p in products]
+    assert [row[4] for row in table] == [euros(p["sales"]) for p in products]
 
     chart = session.chart("statuses")
     assert chart["datasets"][0]["data"] == [s["orders"] for s in statuses["statuses"]]
@@ -245,7 +254,7 @@ def test_each_chart_and_table_shows_the_api_figures_to_the_cent(
             str(s["orders"]),
             f"{s['share_of_orders'] * 100:.1f} %",
             str(s["lines"]),
-            f"{cents(s['sales'])}",
+            euros(s["sales"]),
         ]
         for s in statuses["statuses"]
     ]
@@ -256,7 +265,7 @@ def test_each_chart_and_table_shows_the_api_figures_to_the_cent(
     assert chart["labels"] == [d["date"] for d in days]
     assert chart["datasets"][0]["data"] == [d["sales"] for d in days]
     assert session.table("#table-daily") == [
-        [d["date"], str(d["units"]), f"{cents(d['sales'])}"] for d in days
+        [d["date"], str(d["units"]), euros(d["sales"])] for d in days
     ]
 
     chart = session.chart("clients")
@@ -267,6 +276,63 @@ def test_each_chart_and_table_shows_the_api_figures_to_the_cent(
         drawn = session.chart(name)
         assert drawn["width"] > 0 and drawn["height"] > 0, name
     assert session.errors == []
+
+
+def test_headline_figures_totals_rows_and_units_over_the_filters(
+    loaded: list[dict[str, str]], pipeline: LocalPipeline, session: Session
+) -> None:
+    open_with_key(session, pipeline)
+    # The figures, computed here from the uploaded CSV rows
+    sales = sum((Decimal(r["product_price"]) * int(r["product_ccf"]) for r in loaded), Decimal(0))
+    litres = sum((Decimal(r["product_volume"]) * int(r["product_ccf"]) for r in loaded), Decimal(0))
+    units = sum(int(r["product_ccf"]) for r in loaded)
+    # Headline cards: sales in the currency /status reports, distinct orders, litres
+    assert api(pipeline, "/status")["currency"] == "EUR"
+    assert session.page.text_content("#kpi-sales") == euros(sales)
+    assert session.page.text_content("#kpi-orders") == "12"
+    assert session.page.text_content("#kpi-litres") == f"{litres:,.3f} l"
+    # Totals rows under the tables
+    assert footer(session, "#table-products") == [
+        "Total",
+        *[euros(sum_channel(loaded, c)) for c in sorted(CHANNELS)],
+        euros(sales),
+        "",
+        f"{units:,}",
+        f"{litres:,.3f}",
+    ]
+    assert footer(session, "#table-statuses")[:2] == ["All statuses", "12"]
+    assert footer(session, "#table-daily") == ["Total", f"{units:,}", euros(sales)]
+    # Units on every money column and axis
+    headers = session.page.eval_on_selector_all(
+        "#table-products thead th", "cells => cells.map(c => c.textContent.trim())"
+    )
+    assert headers[-4:] == ["Total sales (EUR)", "Orders", "Units", "Volume (l)"]
+    titles = session.page.evaluate(
+        """() => ['products', 'daily', 'statuses'].map(name => {
+            const chart = Chart.getChart(document.getElementById('chart-' + name));
+            return chart.options.scales.y.title.text;
+        })"""
+    )
+    assert titles == ["Sales (EUR)", "Sales (EUR)", "Orders"]
+    assert session.errors == []
+
+
+def sum_channel(rows: list[dict[str, str]], channel: str) -> Decimal:
+    return sum(
+        (
+            Decimal(r["product_price"]) * int(r["product_ccf"])
+            for r in rows
+            if r["point_of_sale_channel"] == channel
+        ),
+        Decimal(0),
+    )
+
+
+def footer(session: Session, selector: str) -> list[str]:
+    cells: list[str] = session.page.eval_on_selector_all(
+        f"{selector} tfoot td", "cells => cells.map(c => c.textContent.trim())"
+    )
+    return cells
 
 
 def test_a_filter_change_updates_every_chart_and_table(
@@ -359,12 +425,12 @@ def test_client_search_and_a_clients_detail(
     report = api(pipeline, "/orders/3004?include=orders&limit=50")
     assert session.page.text_content("#client-detail h3") == "Kwik-E-Mart (#3004)"
     totals = report["totals"]
-    assert f"sales {cents(totals['sales'])}" in (
+    assert f"sales {euros(totals['sales'])}" in (
         session.page.text_content("#client-detail p") or ""
     )
     orders = session.table("#detail-orders")
     assert [row[0] for row in orders] == [str(o["order_id"]) for o in report["orders"]["items"]]
-    assert [row[5] for row in orders] == [f"{cents(o['sales'])}" for o in report["orders"]["items"]]
+    assert [row[5] for row in orders] == [euros(o["sales"]) for o in report["orders"]["items"]]
     assert session.errors == []
 
 
@@ -386,6 +452,180 @@ def test_the_batch_history_shows_each_run_and_a_failed_batchs_error(
     assert session.errors == []
 
 
+def wait_for_table(session: Session, selector: str, expected: list[list[str]]) -> None:
+    """Polls the table until it shows `expected` (the page reloads after a history move)."""
+    deadline = time.monotonic() + 30
+    while session.table(selector) != expected:
+        assert time.monotonic() < deadline, (selector, session.table(selector), expected)
+        time.sleep(0.2)
+    session.wait()
+
+
+def test_a_view_lives_in_the_address_and_back_returns_to_the_previous_one(
+    loaded: list[dict[str, str]], pipeline: LocalPipeline, session: Session, chromium: Browser
+) -> None:
+    open_with_key(session, pipeline)
+    everything = session.table("#table-daily")
+    # When the user applies a channel and dates
+    session.page.select_option("#channel", "Online")
+    session.page.fill("#date-from", "2026-11-17")
+    session.page.fill("#date-to", "2026-11-19")
+    session.page.click("#apply-filters")
+    session.wait()
+    # Then the view is in the address's fragment, never the key
+    view = "channel=Online&date_from=2026-11-17&date_to=2026-11-19"
+    assert session.page.url == f"{pipeline.api_url}/dashboard#{view}"
+    filtered = session.table("#table-daily")
+    assert filtered != everything
+    # When the user goes back, the previous view returns; forward brings the filters again
+    session.page.go_back()
+    wait_for_table(session, "#table-daily", everything)
+    assert session.page.url == f"{pipeline.api_url}/dashboard"
+    assert session.page.input_value("#channel") == ""
+    session.page.go_forward()
+    wait_for_table(session, "#table-daily", filtered)
+    assert session.page.input_value("#date-from") == "2026-11-17"
+    # When a colleague opens the address (with the key, as `make serve` prints it)
+    context = chromium.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+    try:
+        other = Session(context.new_page())
+
+        def on_request(request: Request) -> None:
+            # Playwright cannot register a bound built-in method as a handler.
+            other.requests.append(request)
+
+        other.page.on("request", on_request)
+        other.page.goto(f"{pipeline.api_url}/dashboard#key={pipeline.api_key}&{view}")
+        other.wait()
+        # Then the same view opens, and the key left the address
+        assert other.page.url == f"{pipeline.api_url}/dashboard#{view}"
+        assert other.page.input_value("#channel") == "Online"
+        assert other.table("#table-daily") == filtered
+        asked = {r.url.removeprefix(pipeline.api_url) for r in other.requests}
+        assert f"/daily-sales?{view}" in asked
+        assert all(pipeline.api_key not in r.url for r in other.requests)
+    finally:
+        context.close()
+    assert session.errors == []
+
+
+def test_date_presets_fill_the_dates_and_apply_them(
+    loaded: list[dict[str, str]], pipeline: LocalPipeline, session: Session
+) -> None:
+    open_with_key(session, pipeline)
+    today = date.today()  # the browser runs on this machine, in its time zone
+    first_of_month = today.replace(day=1)
+    last_month_end = first_of_month - timedelta(days=1)
+    expected = {
+        "this-month": (first_of_month, today),
+        "last-month": (last_month_end.replace(day=1), last_month_end),
+        "last-30-days": (today - timedelta(days=29), today),
+        "year-to-date": (today.replace(month=1, day=1), today),
+    }
+    for preset, (first, last) in expected.items():
+        session.requests.clear()
+        session.page.select_option("#preset", preset)
+        session.wait()
+        assert session.page.input_value("#date-from") == first.isoformat(), preset
+        assert session.page.input_value("#date-to") == last.isoformat(), preset
+        asked = {r.url.removeprefix(pipeline.api_url) for r in session.requests}
+        assert f"/daily-sales?date_from={first}&date_to={last}" in asked, preset
+    session.page.select_option("#preset", "all")
+    session.wait()
+    assert session.page.input_value("#date-from") == ""
+    assert session.page.url == f"{pipeline.api_url}/dashboard"
+    assert session.errors == []
+
+
+def test_the_page_says_which_batches_the_figures_include_and_that_the_newest_failed(
+    loaded: list[dict[str, str]], pipeline: LocalPipeline, session: Session
+) -> None:
+    open_with_key(session, pipeline)
+    runs = api(pipeline, "/batches")["items"]
+    week = next(r for r in runs if r["file"].endswith("/week-47.csv"))
+    note = session.page.text_content("#data-as-of") or ""
+    assert note.startswith("Figures include every batch published up to ")
+    assert "(the latest: week-47.csv)" in note
+    assert week["in_reports_since"][:19].replace("T", " ") in note
+    # The newest upload is the file with semicolons, which failed
+    assert session.page.is_visible("#freshness-warning")
+    warning = session.page.text_content("#freshness-warning") or ""
+    assert warning == (
+        "The newest upload, semicolons.csv, failed (DelimiterError): its figures are not included."
+    )
+    assert session.errors == []
+
+
+def test_tables_sort_by_any_column_and_keep_the_order_on_reload(
+    loaded: list[dict[str, str]], pipeline: LocalPipeline, session: Session
+) -> None:
+    open_with_key(session, pipeline)
+    api_order = session.table("#table-products")
+    by_total = sorted(api_order, key=lambda row: cents(row[4]))
+    header = "#table-products th:nth-child(5)"
+    # When the user clicks "Total sales": ascending, then descending
+    session.page.click(f"{header} button")
+    assert session.table("#table-products") == by_total
+    assert session.page.get_attribute(header, "aria-sort") == "ascending"
+    session.page.click(f"{header} button")
+    assert session.table("#table-products") == by_total[::-1]
+    assert session.page.get_attribute(header, "aria-sort") == "descending"
+    # And a filter change keeps the chosen order
+    session.page.select_option("#channel", "Retail")
+    session.page.click("#apply-filters")
+    session.wait()
+    totals = [cents(row[2]) for row in session.table("#table-products")]
+    assert totals == sorted(totals, reverse=True) and len(totals) > 1
+    # And text columns sort as text
+    session.page.click("#table-products th:nth-child(1) button")
+    names = [row[0] for row in session.table("#table-products")]
+    assert names == sorted(names)
+    assert session.errors == []
+
+
+def test_each_table_exports_its_rows_as_csv_named_after_the_filters(
+    loaded: list[dict[str, str]], pipeline: LocalPipeline, session: Session
+) -> None:
+    open_with_key(session, pipeline)
+    session.page.select_option("#channel", "Online")
+    session.page.fill("#date-from", "2026-11-17")
+    session.page.click("#apply-filters")
+    session.wait()
+    # When the products table is exported
+    with session.page.expect_download() as started:
+        session.page.click("#table-products-csv")
+    download = started.value
+    # Then the file is named after the table and the filters, and holds RFC 4180 CSV of the
+    # table's rows under its column names, the figures plain (no currency or separators),
+    # to the cent as the API gives them
+    assert download.suggested_filename == "products_channel-Online_2026-11-17_to_end.csv"
+    raw = Path(download.path()).read_bytes().decode("utf-8")
+    assert raw.endswith("\r\n")
+    rows = list(csv.reader(io.StringIO(raw, newline="")))
+    assert rows[0] == [
+        "Product",
+        "Online (EUR)",
+        "Total sales (EUR)",
+        "Orders",
+        "Units",
+        "Volume (l)",
+    ]
+    shown = session.table("#table-products")
+    assert [r[0] for r in rows[1:]] == [r[0] for r in shown]
+    products = api(pipeline, "/sales-by-product?channel=Online&date_from=2026-11-17")["products"]
+    assert [r[2] for r in rows[1:]] == [f"{cents(p['sales'])}" for p in products]
+    assert [r[5] for r in rows[1:]] == [f"{Decimal(str(p['volume_l'])):.3f}" for p in products]
+    # And names with quotes and commas survive the round trip
+    with session.page.expect_download() as started:
+        session.page.click("#table-clients-csv")
+    clients = list(csv.reader(io.StringIO(Path(started.value.path()).read_text(), newline="")))
+    assert clients[0] == ["Client", "Orders", "Lines", "Units", "Sales (EUR)"]
+    assert [row[0] for row in clients[1:]] == [row[0] for row in session.table("#table-clients")]
+    top = api(pipeline, "/top-clients?channel=Online&limit=10")["clients"]
+    assert [row[4] for row in clients[1:]] == [f"{cents(c['sales'])}" for c in top]
+    assert session.errors == []
+
+
 # Last in this module: it publishes a second batch, which the tests above do not expect.
 def test_figures_as_of_an_earlier_batch_show_the_reports_as_they_stood_then(
     loaded: list[dict[str, str]],
@@ -393,8 +633,8 @@ def test_figures_as_of_an_earlier_batch_show_the_reports_as_they_stood_then(
     process: Callable[[str, str], dict[str, Any]],
     session: Session,
 ) -> None:
-    # Given a second file published after the week's: one order of two cases at 10.00
-    later = {**loaded[0], "order_id": "7100", "product_price": "10.00", "product_ccf": "2"}
+    # Given a second file published after the week's: one order of two cases at 1,234.50
+    later = {**loaded[0], "order_id": "7100", "product_price": "1234.50", "product_ccf": "2"}
     assert process("week-48.csv", as_csv([later]))["status"] == "SUCCEEDED"
     wait_until_served(pipeline, total_orders=13)
     week_total = sum(
@@ -414,7 +654,8 @@ def test_figures_as_of_an_earlier_batch_show_the_reports_as_they_stood_then(
     # And the latest figures include the second file
     assert session.page.text_content("#total-orders") == "Distinct orders: 13"
     latest = sum(cents(row[4]) for row in session.table("#table-products"))
-    assert latest == week_total + Decimal("20.00")
+    assert latest == week_total + Decimal("2469.00")
+    assert session.page.text_content("#kpi-sales") == euros(week_total + Decimal("2469.00"))
     # When the user picks the week's instant and applies it
     session.requests.clear()
     session.page.select_option("#as-of", entered["week-47.csv"])

@@ -22,6 +22,8 @@ def test_defaults_from_a_minimal_athena_environment() -> None:
         snapshot_check_s=5.0,
     )
     assert config.athena_output_location == "s3://duffbeer-processed-orders/athena-results/"
+    assert config.currency == "EUR"
+    assert ApiConfig.from_env({"QUERY_BACKEND": "duckdb", "REPORT_CURRENCY": "USD"}).currency == "USD"
 
 
 def test_local_mode_needs_no_workgroup() -> None:
@@ -52,6 +54,10 @@ def test_local_mode_needs_no_workgroup() -> None:
         (
             {"QUERY_BACKEND": "duckdb", "AWS_ENDPOINT_URL": "127.0.0.1:5000"},
             "AWS_ENDPOINT_URL must be an http(s) URL, got '127.0.0.1:5000'",
+        ),
+        (
+            {"QUERY_BACKEND": "duckdb", "REPORT_CURRENCY": "euro"},
+            "REPORT_CURRENCY must be an ISO 4217 code such as EUR, got 'euro'",
         ),
     ],
 )

@@ -146,6 +146,7 @@ def test_health_says_only_that_it_is_up_and_status_gives_the_details(call: Any) 
     # /status (behind the key on the deployed API) names the backend and what it serves
     assert body(details)["backend"] == "duckdb"
     assert body(details)["version"] == __version__
+    assert body(details)["currency"] == "EUR"
     assert "publication" in body(details)
 
 
