@@ -115,10 +115,11 @@ def launch(project_dir: Path = PROJECT_DIR) -> Iterator[Browser]:
             browser.close()
 
 
-def screenshot(url: str, out: Path, *, width: int = 1280, timeout_s: float = 60.0) -> Path:
-    """A full-page PNG of the reports page at `url` once it has drawn every section."""
+def screenshot(url: str, out: Path, *, width: int = 1400, timeout_s: float = 60.0) -> Path:
+    """A full-page PNG of the reports page at `url` once it has drawn every section (numbers
+    formatted as in an en-US browser)."""
     with launch() as browser:
-        page = browser.new_page(viewport={"width": width, "height": 900})
+        page = browser.new_page(viewport={"width": width, "height": 900}, locale="en-US")
         page.goto(url)
         page.wait_for_selector("body[data-state=ready]", timeout=timeout_s * 1000)
         out.parent.mkdir(parents=True, exist_ok=True)
