@@ -163,19 +163,19 @@ class BoundedResolver(APIGatewayRestResolver):
         if size <= self.max_body_bytes:
             return result
         logger.warning("answer over the response limit", extra={"bytes": size})
-        body = {
-            "status": HTTPStatus.BAD_REQUEST.value,
-            "error": HTTPStatus.BAD_REQUEST.phrase,
-            "message": f"the answer would be {size / 1024**2:.1f} MB, more than the "
+        refused = _error(
+            HTTPStatus.BAD_REQUEST,
+            f"the answer would be {size / 1024**2:.1f} MB, more than the "
             f"{self.max_body_bytes / 1024**2:.1f} MB one response may carry: narrow it "
             "(channel, date_from and date_to, or a smaller limit)",
-        }
-        headers: dict[str, str | list[str]] = {"Content-Type": content_types.APPLICATION_JSON}
+        )
         return {
-            "statusCode": HTTPStatus.BAD_REQUEST.value,
-            "body": json.dumps(body),
+            "statusCode": refused.status_code,
+            "body": refused.body,
             "isBase64Encoded": False,
-            **self.current_event.header_serializer().serialize(headers=headers, cookies=[]),
+            **self.current_event.header_serializer().serialize(
+                headers=refused.headers, cookies=[]
+            ),
         }
 
 
