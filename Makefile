@@ -13,7 +13,7 @@ export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 
-.PHONY: setup prereqs browser test lint typecheck lint-asl pytest demo serve screenshot bench glue-docker clean
+.PHONY: setup prereqs browser test test-fast lint typecheck lint-asl pytest demo serve screenshot bench glue-docker clean
 
 prereqs:
 	@scripts/check_prereqs.sh $(PYTHON)
@@ -59,6 +59,13 @@ pytest: setup $(NODE_STAMP) browser
 	$(PY) -m pytest --durations=15
 
 test: lint typecheck lint-asl pytest
+
+# The edit-run loop: unit and functional tests (moto in-process or on 127.0.0.1), without
+# Spark, the local stack or the Spark cluster, in two processes (pytest-xdist; each test
+# file stays in one process, since its tests share module fixtures). `make test` runs all.
+FAST_TESTS := -m "not spark and not e2e and not cluster"
+test-fast: setup $(NODE_STAMP)
+	$(PY) -m pytest $(FAST_TESTS) -n 2 --dist loadfile --durations=10
 
 demo: setup $(NODE_STAMP)
 	$(PY) -m duffbeer_local demo
