@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -132,6 +133,33 @@ def test_sample_file_three_routes_answer_the_expected_figures(
     assert status == 200
     assert report["total_orders"] == 5
     assert report["statuses"] == SAMPLE_STATUSES
+
+    # ... and the same rows as CSV, for a spreadsheet, by either way of asking
+    by_header = _get_text(pipeline, "/order-status-report", {"Accept": "text/csv"})
+    by_parameter = _get_text(pipeline, "/sales-by-product?format=csv", {})
+    assert by_header == (
+        "text/csv; charset=utf-8; header=present",
+        "status,orders,lines,sales,share_of_orders\r\n"
+        "created,2,2,111.00,0.4\r\n"
+        "delivered,2,2,39.00,0.4\r\n"
+        "broken,1,1,24.00,0.2\r\n",
+    )
+    assert sorted(by_parameter[1].splitlines()) == [
+        "102,Duff Classic,2,12,30.00,3.96",
+        "103,Duff Lite,1,12,24.00,6.0",
+        "104,Duff Dry,1,8,24.00,2.0",
+        "105,Duff Special,1,24,96.00,24.0",
+        "product_id,product_description,orders,units,sales,volume_l",
+    ]
+
+
+def _get_text(pipeline: LocalPipeline, path: str, headers: dict[str, str]) -> tuple[str, str]:
+    """GET a route with the API key; (Content-Type, body text)."""
+    request = urllib.request.Request(
+        pipeline.api_url + path, headers={"x-api-key": pipeline.api_key, **headers}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.headers["Content-Type"], response.read().decode("utf-8")
 
 
 def test_health_batch_history_and_api_key_over_http(pipeline: LocalPipeline) -> None:

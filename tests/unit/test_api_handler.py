@@ -4,6 +4,8 @@ injection attempts that must be refused before any query runs."""
 
 from __future__ import annotations
 
+import csv
+import io
 import tomllib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -279,7 +281,7 @@ def test_wrong_method_is_405(call: Any, method: str) -> None:
         (
             "/order-status-report",
             {"chanel": ["Retail"]},
-            "unknown query parameter 'chanel'; this route accepts channel, date_from, date_to, as_of",
+            "unknown query parameter 'chanel'; this route accepts channel, date_from, date_to, as_of, format",
         ),
         (
             "/sales-by-product",
@@ -396,7 +398,13 @@ def test_openapi_document_lists_the_routes_and_parameters(call: Any) -> None:
         "/top-clients",
     ]
     sales = document["paths"]["/sales-by-product"]["get"]
-    assert [p["name"] for p in sales["parameters"]] == ["channel", "date_from", "date_to", "as_of"]
+    assert [p["name"] for p in sales["parameters"]] == [
+        "channel",
+        "date_from",
+        "date_to",
+        "as_of",
+        "format",
+    ]
     client = document["paths"]["/orders/{client_id}"]["get"]
     assert [(p["name"], p["in"]) for p in client["parameters"]] == [
         ("client_id", "path"),
@@ -474,3 +482,97 @@ def test_openapi_document_declares_every_status_a_route_can_answer(call: Any) ->
     assert parameters["date_from"]["format"] == "date"
     assert parameters["include"]["enum"] == ["orders"]
     assert all("anyOf" not in schema for schema in parameters.values())
+
+
+# The reference state's products, hand-computed from V1_ROWS and V2_ROWS (test_api_support),
+# as CSV: sales to the cent, CRLF line ends, the best-selling product first.
+PRODUCTS_CSV = (
+    "product_id,product_description,orders,units,sales,volume_l\r\n"
+    "105,Duff Special,1,24,96.00,24.0\r\n"
+    "103,Duff Lite,2,22,44.00,11.0\r\n"
+    "102,Duff Classic,2,10,25.00,3.3\r\n"
+    "104,Duff Dry,1,8,24.00,2.0\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("query", "accept"),
+    [
+        ({"format": ["csv"]}, "application/json"),
+        (None, "text/csv"),
+        (None, "text/csv, application/json;q=0.5"),
+        (None, "text/*"),
+    ],
+)
+def test_rows_as_csv_by_parameter_or_accept_header(
+    call: Any, query: dict[str, list[str]] | None, accept: str
+) -> None:
+    response = call(api_event("/sales-by-product", query=query, accept=accept))
+    assert response["statusCode"] == 200
+    assert response["multiValueHeaders"]["Content-Type"] == ["text/csv; charset=utf-8; header=present"]
+    assert response["multiValueHeaders"]["Content-Disposition"] == ['attachment; filename="sales-by-product.csv"']
+    assert response["body"] == PRODUCTS_CSV
+
+
+@pytest.mark.parametrize(
+    ("query", "accept"),
+    [
+        (None, "application/json"),
+        (None, "*/*"),
+        (None, "text/csv;q=0.5, application/json"),
+        ({"format": ["json"]}, "text/csv"),
+    ],
+)
+def test_json_stays_the_default_and_format_json_wins(
+    call: Any, query: dict[str, list[str]] | None, accept: str
+) -> None:
+    response = call(api_event("/sales-by-product", query=query, accept=accept))
+    assert response["multiValueHeaders"]["Content-Type"] == ["application/json"]
+    assert [p["product_id"] for p in body(response)["products"]] == [105, 103, 102, 104]
+
+
+def test_every_row_route_answers_its_rows_as_csv_named_after_its_filters(call: Any) -> None:
+    filters = {"channel": ["retail"], "date_from": ["2026-01-10"], "date_to": ["2026-01-11"]}
+    for path, rows_key in [
+        ("/order-status-report", "statuses"),
+        ("/daily-sales", "days"),
+        ("/sales-by-product", "products"),
+    ]:
+        as_json = body(call(api_event(path, query=filters)))
+        as_csv = call(api_event(path, query={**filters, "format": ["csv"]}))
+        name = path.strip("/") + "_channel-Retail_2026-01-10_to_2026-01-11.csv"
+        disposition = as_csv["multiValueHeaders"]["Content-Disposition"]
+        assert disposition == [f'attachment; filename="{name}"'], path
+        header, *lines = list(csv.reader(io.StringIO(as_csv["body"])))
+        # One CSV line per JSON row, the same fields in the same order
+        assert len(lines) == len(as_json[rows_key]) > 0, path
+        assert [line[0] for line in lines] == [str(next(iter(r.values()))) for r in as_json[rows_key]]
+        assert header[0] == next(iter(as_json[rows_key][0])), path
+    clients = call(api_event("/top-clients", query={"search": ["moe"]}, accept="text/csv"))
+    assert clients["body"] == "client_id,client_name,orders,lines,units,sales\r\n1001,Moe's Tavern,2,3,22,49.00\r\n"
+    assert clients["multiValueHeaders"]["Content-Disposition"] == ['attachment; filename="top-clients_search-moe.csv"']
+
+
+def test_csv_is_only_for_row_routes_and_errors_stay_json(call: Any) -> None:
+    # A client's report is a document, not rows: it stays JSON whatever the Accept header
+    client = call(api_event("/orders/1001", accept="text/csv"))
+    assert (client["statusCode"], body(client)["client_id"]) == (200, 1001)
+    # An error is the one JSON error body, CSV asked or not
+    bad_date = call(api_event("/daily-sales", query={"date_from": ["2026-13-01"]}, accept="text/csv"))
+    assert (bad_date["statusCode"], bad_date["multiValueHeaders"]["Content-Type"]) == (400, ["application/json"])
+    bad_format = call(api_event("/daily-sales", query={"format": ["xlsx"]}))
+    assert (bad_format["statusCode"], body(bad_format)["message"]) == (400, "format must be json or csv, got 'xlsx'")
+    # format is a parameter of the row routes only
+    assert call(api_event("/orders/1001", query={"format": ["csv"]}))["statusCode"] == 400
+
+
+def test_openapi_document_offers_csv_on_every_row_route(call: Any) -> None:
+    paths = body(call(api_event("/openapi.json")))["paths"]
+    for path in ("/sales-by-product", "/order-status-report", "/daily-sales", "/top-clients"):
+        operation = paths[path]["get"]
+        content = operation["responses"]["200"]["content"]
+        assert sorted(content) == ["application/json", "text/csv"], path
+        assert content["application/json"]["schema"]["$ref"].startswith("#/components/schemas/")
+        [format_param] = [p for p in operation["parameters"] if p["name"] == "format"]
+        assert (format_param["schema"]["type"], format_param["schema"]["enum"]) == ("string", ["json", "csv"])
+    assert sorted(paths["/orders/{client_id}"]["get"]["responses"]["200"]["content"]) == ["application/json"]

@@ -920,10 +920,15 @@ def filesystem(endpoint: str) -> pafs.S3FileSystem:
 
 
 def api_event(
-    path: str, method: str = "GET", query: dict[str, list[str]] | None = None
+    path: str,
+    method: str = "GET",
+    query: dict[str, list[str]] | None = None,
+    accept: str = "application/json",
 ) -> dict[str, Any]:
     """A REST API proxy event shaped like the samples in tests/events."""
     event: dict[str, Any] = copy.deepcopy(json.loads((EVENTS / "api_get_health.json").read_text()))
+    event["headers"]["Accept"] = accept
+    event["multiValueHeaders"]["Accept"] = [accept]
     event["path"] = path
     event["httpMethod"] = method
     event["requestContext"]["httpMethod"] = method
