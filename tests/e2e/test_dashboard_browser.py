@@ -670,3 +670,91 @@ def test_figures_as_of_an_earlier_batch_show_the_reports_as_they_stood_then(
     assert session.page.text_content("#total-orders") == "Distinct orders: 12"
     assert sum(cents(row[4]) for row in session.table("#table-products")) == week_total
     assert session.errors == []
+
+
+# A realistic worst case for the layout: long names with spaces, one long unbroken word, and
+# large amounts (the widest figures).
+LONG_PRODUCT = (
+    "Duff Beer Springfield Anniversary Limited Edition Twelve Pack of Glass Bottles "
+    "with Collectible Nuclear Plant Coasters (Returnable, Deposit Included)"
+)
+LONG_CLIENT = "Springfield Municipal Stadium Concessions — Supercalifragilisticexpialidocious-Bar"
+# Chromium's own measurement is in CSS pixels; one pixel of slack absorbs subpixel rounding.
+# In a phone-wide window a table may scroll inside its card (it never draws outside it).
+LAYOUT_PROBLEMS = """tablesMayScroll => {
+    const slack = 1;
+    const problems = [];
+    const root = document.documentElement;
+    if (root.scrollWidth > root.clientWidth + slack) {
+        problems.push(`the page scrolls sideways: ${root.scrollWidth} > ${root.clientWidth}`);
+    }
+    const cards = Array.from(document.querySelectorAll('.card, .kpi'))
+        .filter(card => card.getClientRects().length);
+    // Measured with every card scrolled back to its start (a click may have scrolled one).
+    cards.forEach(card => { card.scrollLeft = 0; });
+    const name = el => el.id || el.querySelector('h2')?.textContent || el.className;
+    cards.forEach((card, i) => {
+        const box = card.getBoundingClientRect();
+        // Everything in a card but a table fits the card's width.
+        for (const el of card.querySelectorAll('*')) {
+            if (el.closest('table') || !el.getClientRects().length) continue;
+            const r = el.getBoundingClientRect();
+            if (r.left < box.left - slack || r.right > box.right + slack) {
+                problems.push(`${el.tagName}#${el.id} leaves card ${name(card)}`);
+            }
+        }
+        const scrolls = card.scrollWidth > card.clientWidth + slack;
+        if (scrolls && !(tablesMayScroll && card.querySelector('table'))) {
+            problems.push(`card ${name(card)} scrolls sideways`);
+        }
+        for (const other of cards.slice(i + 1)) {
+            const o = other.getBoundingClientRect();
+            const apart = o.left >= box.right - slack || o.right <= box.left + slack
+                || o.top >= box.bottom - slack || o.bottom <= box.top + slack;
+            if (!apart) problems.push(`${name(card)} overlaps ${name(other)}`);
+        }
+    });
+    return problems;
+}"""
+
+
+@pytest.mark.parametrize("width", [1400, 1024, 390])
+def test_no_element_overflows_its_card_or_overlaps_another_at_any_width(
+    loaded: list[dict[str, str]],
+    pipeline: LocalPipeline,
+    process: Callable[[str, str], dict[str, Any]],
+    chromium: Browser,
+    width: int,
+) -> None:
+    # Given long product and client names, and amounts in the hundred thousands (uploaded once)
+    if not any(r["file"].endswith("long-names.csv") for r in api(pipeline, "/batches")["items"]):
+        orders_before = api(pipeline, "/order-status-report")["total_orders"]
+        long_line = {
+            **loaded[0],
+            "client_id": "3999",
+            "client_name": LONG_CLIENT,
+            "order_id": "7500",
+            "product_id": "299",
+            "product_description": LONG_PRODUCT,
+            "product_price": "9999.99",
+            "product_ccf": "48",
+        }
+        assert process("long-names.csv", as_csv([long_line]))["status"] == "SUCCEEDED"
+        wait_until_served(pipeline, total_orders=orders_before + 1)
+    # When the page is drawn in a window that wide, with a client's detail open
+    context = chromium.new_context(viewport={"width": width, "height": 900}, locale="en-US")
+    try:
+        page = context.new_page()
+        session = Session(page)
+        open_with_key(session, pipeline)
+        page.fill("#client-search-text", "Springfield")
+        page.click("#client-search button[type=submit]")
+        session.wait()
+        page.click("#table-clients button[data-client-id='3999']")
+        page.wait_for_selector("#client-detail:not([hidden]) #detail-orders tbody tr")
+        # Then the long names are on the page, and no element leaves its card or covers another
+        assert LONG_PRODUCT in (page.text_content("#table-products") or "")
+        assert LONG_CLIENT in (page.text_content("#client-detail h3") or "")
+        assert page.evaluate(LAYOUT_PROBLEMS, width < 600) == []
+    finally:
+        context.close()

@@ -327,6 +327,15 @@
     state.charts[name] = new window.Chart($("chart-" + name), config);
   }
 
+  /* An axis keeps long names short, their id kept (the table and the tooltip show them whole). */
+  const AXIS_LABEL_CHARS = 30;
+  function axisLabel(value) {
+    const label = this.getLabelForValue(value);
+    if (label.length <= AXIS_LABEL_CHARS) return label;
+    const [, name, id] = /^(.*?)( \(#\d+\))?$/.exec(label);
+    return name.slice(0, AXIS_LABEL_CHARS - (id || "").length - 1).trimEnd() + "…" + (id || "");
+  }
+
   function productLabel(product) {
     return product.product_description + " (#" + product.product_id + ")";
   }
@@ -353,7 +362,7 @@
           backgroundColor: PALETTE[i % PALETTE.length],
         })),
       },
-      options: { scales: { x: { stacked: true }, y: { stacked: true, title: { display: true, text: inCurrency("Sales") },
+      options: { scales: { x: { stacked: true, ticks: { callback: axisLabel } }, y: { stacked: true, title: { display: true, text: inCurrency("Sales") },
         ticks: { callback: money } } } },
     });
     const products = report.products;
@@ -440,7 +449,8 @@
           maxBarThickness: 28 }],
       },
       options: { indexAxis: "y", plugins: { legend: { display: false } },
-        scales: { x: { title: { display: true, text: inCurrency("Sales") }, ticks: { callback: money } } } },
+        scales: { x: { title: { display: true, text: inCurrency("Sales") }, ticks: { callback: money } },
+          y: { ticks: { callback: axisLabel } } } },
     });
     const clients = report.clients;
     fillTable(
