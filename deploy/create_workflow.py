@@ -12,12 +12,25 @@ from typing import TextIO
 
 from deploy.console import execution_request, head_object, upload_order
 from deploy.core import Change, Clients, Reporter, aws_errors
-from deploy.orchestrate import deploy_stack, destroy_stack, plan
+from deploy.orchestrate import data_to_delete, deploy_stack, destroy_stack, plan
 from deploy.stack import DEFAULT_BUILD_DIR, DeployOptions, StackArns, StackNames, StackOutputs
 from duffbeer import naming, utc
-from duffbeer.errors import DuffBeerError
+from duffbeer.errors import DeployUsageError, DuffBeerError
 
 EXAMPLE_KEY = "orders.csv"
+
+
+# Exit statuses (documented in --help and docs/deploy.md).
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_DATA_KEPT = 3
+CONFIRMATION = "destroy"
+EPILOG = (
+    f"exit status: {EXIT_OK} done; {EXIT_FAILED} failed (or the removal was not confirmed); "
+    f"{EXIT_USAGE} usage error; {EXIT_DATA_KEPT} removed, but buckets holding data were kept "
+    "(--delete-data deletes them)."
+)
 
 
 @dataclass(frozen=True)
@@ -27,7 +40,8 @@ class CliArgs:
     options: DeployOptions
     dry_run: bool
     destroy: bool
-    force: bool
+    delete_data: bool
+    yes: bool
     outputs_file: Path | None
     execution_input: str | None
 
@@ -36,6 +50,8 @@ class CliArgs:
         parser = argparse.ArgumentParser(
             prog="create_workflow.py",
             description="Deploy the Duff Beer orders pipeline (idempotent), plan it, or remove it.",
+            epilog=EPILOG,
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         )
         parser.add_argument("--prefix", default="", help="prepended to every resource name")
         parser.add_argument("--suffix", default="", help="appended to every resource name")
@@ -46,13 +62,31 @@ class CliArgs:
             "--endpoint-url", help="AWS-compatible endpoint for every client (or AWS_ENDPOINT_URL)"
         )
         parser.add_argument("--dry-run", action="store_true", help="print the plan, call nothing")
-        parser.add_argument("--destroy", action="store_true", help="remove the stack")
-        parser.add_argument(
-            "--force", action="store_true", help="with --destroy: also empty buckets holding data"
+        mode = parser.add_mutually_exclusive_group()
+        mode.add_argument(
+            "--destroy", action="store_true", help="remove the stack (asks first, unless --yes)"
         )
-        parser.add_argument("--log-retention-days", type=int, default=30)
-        parser.add_argument("--glue-workers", type=int, default=2)
-        parser.add_argument("--glue-worker-type", default="G.1X")
+        mode.add_argument(
+            "--execution-input",
+            metavar="KEY",
+            help="print the execution name and input to start a run on this input-bucket key",
+        )
+        parser.add_argument(
+            "--delete-data",
+            action="store_true",
+            help="with --destroy: also delete the buckets holding data, every object version in "
+            "them (says how many objects and bytes first)",
+        )
+        parser.add_argument(
+            "--yes", "-y", action="store_true", help="with --destroy: do not ask for confirmation"
+        )
+        # --force once emptied the data buckets; in CDK and SAM "force" only skips a prompt.
+        parser.add_argument("--force", action="store_true", help=argparse.SUPPRESS)
+        parser.add_argument(
+            "--log-retention-days", type=int, default=30, help="retention of every log group"
+        )
+        parser.add_argument("--glue-workers", type=int, default=2, help="workers per Glue job run")
+        parser.add_argument("--glue-worker-type", default="G.1X", help="Glue worker type")
         parser.add_argument(
             "--athena-bytes-cutoff",
             type=int,
@@ -67,16 +101,23 @@ class CliArgs:
             help="subscribe this address to the alerts topic (repeatable; AWS emails a "
             "confirmation link first)",
         )
-        parser.add_argument("--build-dir", type=Path, default=DEFAULT_BUILD_DIR)
-        parser.add_argument("--outputs-file", type=Path, help="also write the outputs as JSON here")
         parser.add_argument(
-            "--execution-input",
-            metavar="KEY",
-            help="print the execution name and input to start a run on this input-bucket key",
+            "--build-dir",
+            type=Path,
+            default=DEFAULT_BUILD_DIR,
+            help="where the Lambda zips, the layer and the Glue libraries are built",
         )
+        parser.add_argument("--outputs-file", type=Path, help="also write the outputs as JSON here")
         args = parser.parse_args(argv)
-        if args.force and not args.destroy:
-            parser.error("--force only applies to --destroy")
+        if args.force:
+            parser.error(
+                "--force is gone: it deleted data. With --destroy, --delete-data deletes the "
+                "buckets holding data and --yes skips the confirmation"
+            )
+        if (args.delete_data or args.yes) and not args.destroy:
+            parser.error("--delete-data and --yes only apply to --destroy")
+        if args.dry_run and args.execution_input:
+            parser.error("--dry-run does not apply to --execution-input")
         region = args.region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
         options = DeployOptions(
             prefix=args.prefix,
@@ -94,7 +135,8 @@ class CliArgs:
             options,
             args.dry_run,
             args.destroy,
-            args.force,
+            args.delete_data,
+            args.yes,
             args.outputs_file,
             args.execution_input,
         )
@@ -108,10 +150,10 @@ def deploy(options: DeployOptions, out: TextIO | None = None) -> StackOutputs:
     return outputs
 
 
-def destroy(options: DeployOptions, *, force: bool, out: TextIO | None = None) -> bool:
+def destroy(options: DeployOptions, *, delete_data: bool, out: TextIO | None = None) -> bool:
     """Remove the stack; True when nothing is left behind."""
     reporter = Reporter(out or sys.stdout)
-    gone = destroy_stack(options, reporter, force=force)
+    gone = destroy_stack(options, reporter, delete_data=delete_data)
     print(
         f"destroy: {reporter.count(Change.DELETED)} deleted, "
         f"{reporter.count(Change.ABSENT)} already absent, {reporter.count(Change.KEPT)} kept",
@@ -200,7 +242,46 @@ def print_execution_request(options: DeployOptions, key: str, out: TextIO) -> No
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def confirm_destroy(cli: CliArgs, out: TextIO, answers: TextIO) -> bool:
+    """Say what --destroy removes (and, with --delete-data, how much data), then ask, unless
+    --yes. Only a typed `destroy` confirms."""
+    names = StackNames.build(cli.options.prefix, cli.options.suffix)
+    target = cli.options.endpoint_url or "AWS"
+    print(
+        f"This removes the stack {names.state_machine} and every resource of it from "
+        f"{target} ({cli.options.region}).",
+        file=out,
+    )
+    if cli.delete_data:
+        for held in data_to_delete(cli.options):
+            print(
+                f"  --delete-data deletes {held.versions} object versions "
+                f"({held.size_bytes} bytes) from s3://{held.bucket}",
+                file=out,
+            )
+    else:
+        print("  Buckets holding data are kept (--delete-data deletes them).", file=out)
+    if cli.yes:
+        return True
+    if not answers.isatty():
+        raise DeployUsageError("--destroy asks for confirmation: give --yes when not at a terminal")
+    print(f"Type '{CONFIRMATION}' to remove it: ", end="", file=out, flush=True)
+    return answers.readline().strip() == CONFIRMATION
+
+
+def _destroy_command(cli: CliArgs, out: TextIO, answers: TextIO) -> int:
+    if not confirm_destroy(cli, out, answers):
+        print("Not confirmed: nothing removed.", file=out)
+        return EXIT_FAILED
+    print(
+        f"Removing the stack from {cli.options.endpoint_url or 'AWS'} ({cli.options.region})",
+        file=out,
+    )
+    gone = destroy(cli.options, delete_data=cli.delete_data, out=out)
+    return EXIT_OK if gone else EXIT_DATA_KEPT
+
+
+def main(argv: list[str] | None = None, answers: TextIO | None = None) -> int:
     out = sys.stdout
     try:
         cli = CliArgs.from_args(argv, dict(os.environ))
@@ -211,24 +292,26 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"- {step.title}", file=out)
                 for resource in step.resources:
                     print(f"    {resource}", file=out)
-            return 0
+            return EXIT_OK
         target = cli.options.endpoint_url or "AWS"
         if cli.execution_input:
             print_execution_request(cli.options, cli.execution_input, out)
-            return 0
+            return EXIT_OK
         if cli.destroy:
-            print(f"Removing the stack from {target} ({cli.options.region})", file=out)
-            return 0 if destroy(cli.options, force=cli.force, out=out) else 1
+            return _destroy_command(cli, out, answers or sys.stdin)
         print(f"Deploying the stack to {target} ({cli.options.region})", file=out)
         outputs = deploy(cli.options, out=out)
         print_outputs(outputs, out)
         if cli.outputs_file:
             cli.outputs_file.parent.mkdir(parents=True, exist_ok=True)
             cli.outputs_file.write_text(json.dumps(outputs.to_dict(), indent=2) + "\n")
-        return 0
+        return EXIT_OK
+    except DeployUsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
     except DuffBeerError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

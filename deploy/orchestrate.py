@@ -316,7 +316,21 @@ def deploy_stack(options: DeployOptions, reporter: Reporter) -> StackOutputs:
     )
 
 
-def destroy_stack(options: DeployOptions, reporter: Reporter, *, force: bool) -> bool:
+# What deploy itself uploads to the processed bucket: not data, removed without asking.
+_PROCESSED_OWNED = (naming.ARTIFACTS_PREFIX, naming.ATHENA_RESULTS_PREFIX)
+
+
+def data_to_delete(options: DeployOptions) -> list[storage.BucketData]:
+    """What `destroy_stack(..., delete_data=True)` would delete from the stack's buckets."""
+    clients = Clients(options.region, options.endpoint_url)
+    names = StackNames.build(options.prefix, options.suffix)
+    return [
+        storage.data_held(clients, names.input_bucket),
+        storage.data_held(clients, names.processed_bucket, _PROCESSED_OWNED),
+    ]
+
+
+def destroy_stack(options: DeployOptions, reporter: Reporter, *, delete_data: bool) -> bool:
     """Remove everything deploy_stack creates. True when nothing is left (buckets included)."""
     clients = Clients(options.region, options.endpoint_url)
     names = StackNames.build(options.prefix, options.suffix)
@@ -348,13 +362,13 @@ def destroy_stack(options: DeployOptions, reporter: Reporter, *, force: bool) ->
         monitoring.remove_log_group(clients, reporter, group)
     reporter.section("S3 buckets")
     gone = [
-        storage.remove_bucket(clients, reporter, names.input_bucket, force=force),
+        storage.remove_bucket(clients, reporter, names.input_bucket, delete_data=delete_data),
         storage.remove_bucket(
             clients,
             reporter,
             names.processed_bucket,
-            force=force,
-            owned_prefixes=(naming.ARTIFACTS_PREFIX, naming.ATHENA_RESULTS_PREFIX),
+            delete_data=delete_data,
+            owned_prefixes=_PROCESSED_OWNED,
         ),
     ]
     reporter.section("SNS alert topic")

@@ -19,6 +19,10 @@ class DeploymentError(DuffBeerError):
     """Provisioning or removing a stack resource failed; the message names it and the AWS error."""
 
 
+class DeployUsageError(DeploymentError):
+    """The deploy command line cannot be carried out as given (exit status 2)."""
+
+
 class InvalidFileError(DuffBeerError):
     """The whole input file is rejected; the subclass names the cause."""
 

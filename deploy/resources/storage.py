@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -287,18 +288,44 @@ def _delete_versions(s3: Any, bucket: str, prefix: str = "") -> int:
     return deleted
 
 
+@dataclass(frozen=True)
+class BucketData:
+    """What a bucket holds beyond what deploy uploaded: every object version and delete
+    marker (the buckets are versioned), and the bytes of the versions."""
+
+    bucket: str
+    versions: int
+    size_bytes: int
+
+
+def data_held(clients: Clients, bucket: str, owned_prefixes: tuple[str, ...] = ()) -> BucketData:
+    """The data `remove_bucket(..., delete_data=True)` would delete from `bucket`."""
+    s3 = clients.s3
+    versions = size = 0
+    with aws_errors(f"S3 bucket {bucket}"):
+        if not _bucket_exists(s3, bucket):
+            return BucketData(bucket, 0, 0)
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+            for item in page.get("Versions", []) + page.get("DeleteMarkers", []):
+                if not item["Key"].startswith(owned_prefixes):
+                    versions += 1
+                    size += int(item.get("Size", 0))
+    return BucketData(bucket, versions, size)
+
+
 def remove_bucket(
     clients: Clients,
     reporter: Reporter,
     bucket: str,
     *,
-    force: bool,
+    delete_data: bool,
     owned_prefixes: tuple[str, ...] = (),
 ) -> bool:
-    """Delete the bucket; one holding data only with force. True when it is gone.
+    """Delete the bucket; one holding data only with delete_data. True when it is gone.
 
     Objects under `owned_prefixes` (what deploy itself uploaded, e.g. artifacts/) are not
-    data: they are removed first, so a stack that never ran a batch is removed without force.
+    data: they are removed first, so a stack that never ran a batch is removed without
+    delete_data.
     """
     s3 = clients.s3
     with aws_errors(f"S3 bucket {bucket}"):
@@ -310,8 +337,10 @@ def remove_bucket(
             if deleted:
                 reporter.record("s3 objects", f"{bucket}/{prefix}", Change.DELETED, f"{deleted}")
         if _object_count(s3, bucket):
-            if not force:
-                reporter.record("s3 bucket", bucket, Change.KEPT, "holds objects; use --force")
+            if not delete_data:
+                reporter.record(
+                    "s3 bucket", bucket, Change.KEPT, "holds data; --delete-data deletes it"
+                )
                 return False
             deleted = _delete_versions(s3, bucket)
             reporter.record("s3 objects", bucket, Change.DELETED, f"{deleted} object versions")

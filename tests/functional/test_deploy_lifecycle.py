@@ -199,22 +199,29 @@ def _leftovers(endpoint: str) -> dict[str, list[str]]:
     return {kind: names for kind, names in found.items() if names}
 
 
-def test_destroy_keeps_data_unless_forced_and_then_leaves_nothing(
-    moto_server: str, tmp_path: Path
+def test_destroy_keeps_data_unless_asked_and_says_what_it_deletes(
+    moto_server: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Given a deployed stack with an order file in the input bucket
+    # Given a deployed stack with an order file (two versions) in the input bucket
     deploy(_options(moto_server, tmp_path), out=io.StringIO())
-    _client(moto_server, "s3").put_object(
-        Bucket="duffbeer-input-orders", Key="incoming/data.txt", Body=b"kept"
-    )
-    # When it is destroyed without --force
-    kept = destroy(_options(moto_server, tmp_path), force=False, out=io.StringIO())
-    # Then only the bucket holding data is left (the processed bucket held only artifacts)
-    assert kept is False
+    s3 = _client(moto_server, "s3")
+    s3.put_object(Bucket="duffbeer-input-orders", Key="incoming/data.txt", Body=b"kept")
+    s3.put_object(Bucket="duffbeer-input-orders", Key="incoming/data.txt", Body=b"kept again")
+    cli = ["--destroy", "--endpoint-url", moto_server, "--region", REGION]
+    # When it is destroyed without --delete-data
+    kept = main([*cli, "--yes"])
+    # Then only the bucket holding data is left (the processed bucket held only artifacts),
+    # and the exit status says so
+    assert kept == 3
     assert _leftovers(moto_server) == {"buckets": ["duffbeer-input-orders"]}
-    # When destroyed with --force through the command line
-    code = main(["--destroy", "--force", "--endpoint-url", moto_server, "--region", REGION])
-    # Then nothing of the stack remains
+    capsys.readouterr()
+    # When destroyed with --delete-data
+    code = main([*cli, "--delete-data", "--yes"])
+    # Then it first said how much data it deletes, and nothing of the stack remains
+    out = capsys.readouterr().out
+    said = "--delete-data deletes {} object versions ({} bytes) from s3://duffbeer-{}-orders"
+    assert said.format(2, 14, "input") in out
+    assert said.format(0, 0, "processed") in out
     assert code == 0
     assert _leftovers(moto_server) == {}
 
@@ -225,7 +232,9 @@ def test_stacks_with_different_suffixes_live_side_by_side(moto_server: str, tmp_
     qa = deploy(_options(moto_server, tmp_path, suffix="-qa"), out=io.StringIO())
     assert qa.input_bucket == "duffbeer-input-orders-qa"
     # When the -qa stack is destroyed
-    assert destroy(_options(moto_server, tmp_path, suffix="-qa"), force=False, out=io.StringIO())
+    assert destroy(
+        _options(moto_server, tmp_path, suffix="-qa"), delete_data=False, out=io.StringIO()
+    )
     # Then the default stack is untouched
     left = _leftovers(moto_server)
     assert left["buckets"] == ["duffbeer-input-orders", "duffbeer-processed-orders"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -58,10 +60,72 @@ def test_a_failing_aws_call_names_the_resource_and_exits_non_zero(
     assert "error: STS GetCallerIdentity (credentials):" in capsys.readouterr().err
 
 
-def test_force_without_destroy_is_a_usage_error() -> None:
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--destroy", "--force"], "--force is gone: it deleted data. With --destroy, --delete"),
+        (["--delete-data"], "--delete-data and --yes only apply to --destroy"),
+        (["--yes"], "--delete-data and --yes only apply to --destroy"),
+        (["--destroy", "--execution-input", "a.csv"], "not allowed with argument --destroy"),
+        (["--dry-run", "--execution-input", "a.csv"], "--dry-run does not apply to --execution"),
+    ],
+)
+def test_usage_errors_exit_2_and_say_why(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as raised:
-        CliArgs.from_args(["--force"], {"AWS_REGION": "us-east-1"})
+        CliArgs.from_args(argv, {"AWS_REGION": "us-east-1"})
     assert raised.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+class _Terminal(io.StringIO):
+    """Answers typed at a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_destroy_asks_first_and_removes_nothing_unless_destroy_is_typed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given an endpoint that refuses every connection (any removal would fail loudly)
+    argv = ["--destroy", "--region", "eu-west-1", "--endpoint-url", DEAD_ENDPOINT]
+    # When the user answers anything but "destroy"
+    code = main(argv, answers=_Terminal("yes\n"))
+    # Then nothing was called and the command says so
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "This removes the stack duffbeer-orders-etl and every resource of it" in out
+    assert "Buckets holding data are kept (--delete-data deletes them)." in out
+    assert out.endswith("Type 'destroy' to remove it: Not confirmed: nothing removed.\n")
+
+
+def test_destroy_away_from_a_terminal_needs_yes(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        ["--destroy", "--region", "eu-west-1", "--endpoint-url", DEAD_ENDPOINT],
+        answers=io.StringIO("destroy\n"),
+    )
+    assert code == 2
+    assert "give --yes when not at a terminal" in capsys.readouterr().err
+
+
+def test_help_documents_every_option_its_default_and_the_exit_statuses() -> None:
+    result = subprocess.run(
+        [sys.executable, str(PROJECT / "deploy" / "create_workflow.py"), "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    text = " ".join(result.stdout.split())
+    for option in ("--log-retention-days", "--glue-workers", "--glue-worker-type", "--build-dir"):
+        assert re.search(re.escape(option) + r" \S+ \w", text), option
+    assert "retention of every log group (default: 30)" in text
+    assert "--force" not in text
+    assert (
+        "exit status: 0 done; 1 failed (or the removal was not confirmed); 2 usage error; "
+        "3 removed, but buckets holding data were kept (--delete-data deletes them)."
+    ) in text
 
 
 def test_region_and_endpoint_come_from_the_environment_unless_given() -> None:
