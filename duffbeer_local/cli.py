@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -18,7 +19,7 @@ from types import FrameType
 from typing import Any
 
 from deploy.stack import DASHBOARD_ROUTE
-from duffbeer.errors import DuffBeerError
+from duffbeer.errors import DuffBeerError, LocalModeError
 from duffbeer_local import browser
 from duffbeer_local.executions import execution_history, failure_of
 from duffbeer_local.loadtest import measure
@@ -31,6 +32,11 @@ INBOX_POLL_S = 1.0
 # The one page `batches` prints (the API's largest).
 BATCHES_SHOWN = 100
 SCREENSHOT = PROJECT_DIR / "docs" / "images" / "dashboard.png"
+# The key of a running `serve` reaches `batches` and `loadtest` through this variable or
+# through the file `serve` writes in its state folder (readable by the user only): never as
+# a command-line argument, which any user sees in `ps`.
+API_KEY_VARIABLE = "DUFFBEER_API_KEY"
+API_KEY_FILE = "api-key"
 
 
 @dataclass(frozen=True)
@@ -42,7 +48,6 @@ class CliArgs:
     port: int
     files: tuple[Path, ...]
     sample: Path
-    api_key: str = ""
     clients: int = 20
     requests: int = 100
     out: Path = SCREENSHOT
@@ -52,6 +57,8 @@ class CliArgs:
         parser = argparse.ArgumentParser(
             prog="python -m duffbeer_local",
             description="Run the Duff Beer orders pipeline on this machine (no AWS account).",
+            epilog=f"batches and loadtest read the API key from {API_KEY_VARIABLE}, else from "
+            f"the {API_KEY_FILE} file that serve writes in --state-dir.",
         )
         parser.add_argument(
             "--state-dir",
@@ -76,12 +83,10 @@ class CliArgs:
             "batches", help="the batch history (GET /batches) of a running `serve`"
         )
         batches.add_argument("--port", type=int, default=8080)
-        batches.add_argument("--api-key", required=True, help="the key `serve` printed")
         load = commands.add_parser(
             "loadtest", help="API latency of a running `serve` with 1, then N keep-alive clients"
         )
         load.add_argument("--port", type=int, default=8080)
-        load.add_argument("--api-key", required=True, help="the key `serve` printed")
         load.add_argument("--clients", type=int, default=20)
         load.add_argument("--requests", type=int, default=100, help="requests per client")
         parsed = parser.parse_args(list(argv))
@@ -95,7 +100,6 @@ class CliArgs:
             port=getattr(parsed, "port", 0),
             files=files,
             sample=getattr(parsed, "file", SAMPLE),
-            api_key=getattr(parsed, "api_key", ""),
             clients=getattr(parsed, "clients", 20),
             requests=getattr(parsed, "requests", 100),
             out=getattr(parsed, "out", SCREENSHOT),
@@ -210,20 +214,50 @@ def serve(args: CliArgs, should_stop: Callable[[], bool] | None = None) -> int:
         for path in args.files:
             _serve_one(pipeline, path)
         url = pipeline.start_api()
+        key_file = _write_key_file(args.state_dir, pipeline.api_key)
         _print(f"API                 {url}  (x-api-key: {pipeline.api_key})")
         _print(f"  curl -H 'x-api-key: {pipeline.api_key}' {url}/sales-by-product")
         _print(f"  curl -H 'x-api-key: {pipeline.api_key}' {url}/batches      curl {url}/health")
+        _print(f"  export {API_KEY_VARIABLE}={pipeline.api_key}   (also in {key_file})")
         _print(f"dashboard           {pipeline.dashboard_url()}")
         _print(f"inbox               {settings.inbox} (drop CSV files here; Ctrl-C stops)")
         sizes: dict[Path, tuple[int, float]] = {}
-        while not (should_stop and should_stop()):
-            for path in _ready_inbox_files(settings.inbox, sizes):
-                ok = _serve_one(pipeline, path)
-                done = settings.inbox / ("processed" if ok else "failed")
-                done.mkdir(exist_ok=True)
-                shutil.move(str(path), done / path.name)
-            time.sleep(INBOX_POLL_S)
+        try:
+            while not (should_stop and should_stop()):
+                for path in _ready_inbox_files(settings.inbox, sizes):
+                    ok = _serve_one(pipeline, path)
+                    done = settings.inbox / ("processed" if ok else "failed")
+                    done.mkdir(exist_ok=True)
+                    shutil.move(str(path), done / path.name)
+                time.sleep(INBOX_POLL_S)
+        finally:
+            # The key dies with this stack: a stale file would only mislead.
+            key_file.unlink(missing_ok=True)
     return 0
+
+
+def _write_key_file(state_dir: Path, key: str) -> Path:
+    """The key in a file only its owner can read (created so, never widened afterwards)."""
+    path = state_dir / API_KEY_FILE
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(key + "\n")
+    return path
+
+
+def _api_key(state_dir: Path) -> str:
+    """The key of the running `serve`: from the environment, else from its key file."""
+    key = os.environ.get(API_KEY_VARIABLE, "").strip()
+    if key:
+        return key
+    try:
+        return (state_dir / API_KEY_FILE).read_text().strip()
+    except FileNotFoundError:
+        raise LocalModeError(
+            f"no API key: set {API_KEY_VARIABLE} to the key `serve` printed, or give the "
+            f"--state-dir of the running serve (no {state_dir / API_KEY_FILE})"
+        ) from None
 
 
 def _count(value: Any) -> str:
@@ -236,7 +270,7 @@ def _row(values: Sequence[str], widths: Sequence[int]) -> str:
 
 def batches(args: CliArgs) -> int:
     url = f"http://127.0.0.1:{args.port}/batches?limit={BATCHES_SHOWN}"
-    request = urllib.request.Request(url, headers={"x-api-key": args.api_key})
+    request = urllib.request.Request(url, headers={"x-api-key": _api_key(args.state_dir)})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
             document = json.loads(response.read())
@@ -268,7 +302,9 @@ def batches(args: CliArgs) -> int:
 def loadtest(args: CliArgs) -> int:
     url = f"http://127.0.0.1:{args.port}"
     for clients in (1, args.clients):
-        report = measure(url, args.api_key, clients=clients, requests_per_client=args.requests)
+        report = measure(
+            url, _api_key(args.state_dir), clients=clients, requests_per_client=args.requests
+        )
         _print(report.line())
         if report.errors:
             return 1

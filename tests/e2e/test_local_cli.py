@@ -35,7 +35,11 @@ def _cli(*args: str) -> list[str]:
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("AWS_ENDPOINT") and k != "DUFFBEER_API_KEY"
+    }
     env["SAGEMAKER_SUPPRESS_V2_WARNING"] = "1"
     return env
 
@@ -132,16 +136,40 @@ def test_serve_reports_health_then_processes_the_inbox_and_lists_batches(tmp_pat
         ):
             time.sleep(0.2)
         assert (state / "inbox" / "failed" / "drop.csv").read_text() == INVALID
-        listing = subprocess.run(
-            _cli("batches", "--port", str(port), "--api-key", key),
+        # And `batches` lists it with the key from serve's key file (the owner's alone), or
+        # from the variable serve printed; never from its own command line
+        key_file = state / "api-key"
+        assert (key_file.read_text().strip(), key_file.stat().st_mode & 0o777) == (key, 0o600)
+        assert f"export DUFFBEER_API_KEY={key}" in "".join(output)
+        from_file = subprocess.run(
+            _cli("--state-dir", str(state), "batches", "--port", str(port)),
             env=_env(),
             capture_output=True,
             text=True,
             timeout=60,
             check=False,
         )
-        assert listing.returncode == 0, listing.stderr
-        assert "drop.csv" in listing.stdout and "MissingColumnsError" in listing.stdout
+        assert from_file.returncode == 0, from_file.stderr
+        assert "drop.csv" in from_file.stdout and "MissingColumnsError" in from_file.stdout
+        from_variable = subprocess.run(
+            _cli("--state-dir", str(tmp_path / "elsewhere"), "batches", "--port", str(port)),
+            env={**_env(), "DUFFBEER_API_KEY": key},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert from_variable.stdout == from_file.stdout
+        without_key = subprocess.run(
+            _cli("--state-dir", str(tmp_path / "elsewhere"), "batches", "--port", str(port)),
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert without_key.returncode == 1
+        assert "no API key: set DUFFBEER_API_KEY" in without_key.stderr
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
@@ -150,5 +178,6 @@ def test_serve_reports_health_then_processes_the_inbox_and_lists_batches(tmp_pat
         output.append(lines.get())
     assert server.returncode == 0, "".join(output)
     assert "stopped" in "".join(output)
+    assert not (state / "api-key").exists()  # the key died with the stack
     # serve printed the reports page's URL, the key in its fragment (never sent to a server)
     assert f"dashboard           http://127.0.0.1:{port}/dashboard#key=" in "".join(output)
