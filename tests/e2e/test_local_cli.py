@@ -140,7 +140,6 @@ def test_serve_reports_health_then_processes_the_inbox_and_lists_batches(tmp_pat
         # from the variable serve printed; never from its own command line
         key_file = state / "api-key"
         assert (key_file.read_text().strip(), key_file.stat().st_mode & 0o777) == (key, 0o600)
-        assert f"export DUFFBEER_API_KEY={key}" in "".join(output)
         from_file = subprocess.run(
             _cli("--state-dir", str(state), "batches", "--port", str(port)),
             env=_env(),
@@ -178,6 +177,7 @@ def test_serve_reports_health_then_processes_the_inbox_and_lists_batches(tmp_pat
         output.append(lines.get())
     assert server.returncode == 0, "".join(output)
     assert "stopped" in "".join(output)
+    assert f"export DUFFBEER_API_KEY={key}" in "".join(output)
     assert not (state / "api-key").exists()  # the key died with the stack
     # serve printed the reports page's URL, the key in its fragment (never sent to a server)
     assert f"dashboard           http://127.0.0.1:{port}/dashboard#key=" in "".join(output)
