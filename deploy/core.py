@@ -52,14 +52,15 @@ class Reporter:
 class Clients:
     """boto3 clients for one region/endpoint, created on first use (never at import)."""
 
-    def __init__(self, region: str, endpoint_url: str | None) -> None:
+    def __init__(self, region: str, endpoint_url: str | None, profile: str | None = None) -> None:
         self.region = region
         self.endpoint_url = endpoint_url
+        self.profile = profile
 
     def __getattr__(self, service: str) -> Any:
         if service.startswith("_"):
             raise AttributeError(service)
-        return aws.client(service.replace("_", "-"), self.region, self.endpoint_url)
+        return aws.client(service.replace("_", "-"), self.region, self.endpoint_url, self.profile)
 
 
 def error_code(error: ClientError) -> str:

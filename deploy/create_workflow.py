@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+import boto3
+from botocore.exceptions import ProfileNotFound
+
 from deploy.console import execution_request, head_object, upload_order
 from deploy.core import Change, Clients, Reporter, aws_errors
 from deploy.orchestrate import data_to_delete, deploy_stack, destroy_stack, plan
@@ -56,7 +59,13 @@ class CliArgs:
         parser.add_argument("--prefix", default="", help="prepended to every resource name")
         parser.add_argument("--suffix", default="", help="appended to every resource name")
         parser.add_argument(
-            "--region", help="AWS region (default: AWS_REGION / AWS_DEFAULT_REGION)"
+            "--profile",
+            help="named profile of the AWS config and credentials files (default: AWS_PROFILE, "
+            "else the default credential chain)",
+        )
+        parser.add_argument(
+            "--region",
+            help="AWS region (default: AWS_REGION / AWS_DEFAULT_REGION, else the profile's)",
         )
         parser.add_argument(
             "--endpoint-url", help="AWS-compatible endpoint for every client (or AWS_ENDPOINT_URL)"
@@ -119,11 +128,17 @@ class CliArgs:
         if args.dry_run and args.execution_input:
             parser.error("--dry-run does not apply to --execution-input")
         region = args.region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+        if args.profile:
+            try:
+                region = region or boto3.session.Session(profile_name=args.profile).region_name
+            except ProfileNotFound as e:
+                parser.error(f"--profile {args.profile}: {e}")
         options = DeployOptions(
             prefix=args.prefix,
             suffix=args.suffix,
             region=region or "",
             endpoint_url=args.endpoint_url or environ.get("AWS_ENDPOINT_URL") or None,
+            profile=args.profile,
             log_retention_days=args.log_retention_days,
             glue_workers=args.glue_workers,
             glue_worker_type=args.glue_worker_type,
@@ -222,7 +237,7 @@ def print_outputs(outputs: StackOutputs, out: TextIO) -> None:
 def print_execution_request(options: DeployOptions, key: str, out: TextIO) -> None:
     """Name, input and CLI command of a hand re-run of an object in the input bucket."""
     names = StackNames.build(options.prefix, options.suffix)
-    clients = Clients(options.region, options.endpoint_url)
+    clients = Clients(options.region, options.endpoint_url, options.profile)
     with aws_errors("STS GetCallerIdentity (credentials)"):
         account = str(clients.sts.get_caller_identity()["Account"])
     arns = StackArns(names, account, options.region)

@@ -152,7 +152,7 @@ def _account(clients: Clients) -> str:
 
 def deploy_stack(options: DeployOptions, reporter: Reporter) -> StackOutputs:
     """Create or update every resource; a second run with the same code changes nothing."""
-    clients = Clients(options.region, options.endpoint_url)
+    clients = Clients(options.region, options.endpoint_url, options.profile)
     names = StackNames.build(options.prefix, options.suffix)
     arns = StackArns(names, _account(clients), options.region)
     tags = _tags(options, names)
@@ -322,7 +322,7 @@ _PROCESSED_OWNED = (naming.ARTIFACTS_PREFIX, naming.ATHENA_RESULTS_PREFIX)
 
 def data_to_delete(options: DeployOptions) -> list[storage.BucketData]:
     """What `destroy_stack(..., delete_data=True)` would delete from the stack's buckets."""
-    clients = Clients(options.region, options.endpoint_url)
+    clients = Clients(options.region, options.endpoint_url, options.profile)
     names = StackNames.build(options.prefix, options.suffix)
     return [
         storage.data_held(clients, names.input_bucket),
@@ -332,7 +332,7 @@ def data_to_delete(options: DeployOptions) -> list[storage.BucketData]:
 
 def destroy_stack(options: DeployOptions, reporter: Reporter, *, delete_data: bool) -> bool:
     """Remove everything deploy_stack creates. True when nothing is left (buckets included)."""
-    clients = Clients(options.region, options.endpoint_url)
+    clients = Clients(options.region, options.endpoint_url, options.profile)
     names = StackNames.build(options.prefix, options.suffix)
     arns = StackArns(names, _account(clients), options.region)
 

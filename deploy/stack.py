@@ -93,6 +93,8 @@ class DeployOptions:
     suffix: str = ""
     region: str = "us-east-1"
     endpoint_url: str | None = None
+    # A named profile of the AWS config and credentials files (None: the default chain).
+    profile: str | None = None
     log_retention_days: int = 30
     glue_worker_type: str = "G.1X"
     glue_workers: int = 2

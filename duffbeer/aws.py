@@ -17,10 +17,16 @@ _CONFIG = Config(
 
 
 @lru_cache(maxsize=32)
-def client(service: str, region: str | None = None, endpoint_url: str | None = None) -> Any:
-    """A cached boto3 client. boto3 itself honours AWS_ENDPOINT_URL(_<SERVICE>) when
-    `endpoint_url` is None, which is how local mode points every client at 127.0.0.1."""
-    return boto3.session.Session().client(
+def client(
+    service: str,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    profile: str | None = None,
+) -> Any:
+    """A cached boto3 client, with the credentials of the named `profile` when given. boto3
+    itself honours AWS_ENDPOINT_URL(_<SERVICE>) when `endpoint_url` is None, which is how
+    local mode points every client at 127.0.0.1."""
+    return boto3.session.Session(profile_name=profile).client(
         service,
         region_name=region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
         endpoint_url=endpoint_url,

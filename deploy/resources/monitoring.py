@@ -231,8 +231,7 @@ def glue_failure_pattern(*job_names: str) -> dict[str, Any]:
 
 
 GLUE_FAILURE_RULE_DESCRIPTION = (
-    "A Glue job of the stack (transform, state merge, tables' upkeep) failed, timed out or "
-    "errored"
+    "A Glue job of the stack (transform, state merge, tables' upkeep) failed, timed out or errored"
 )
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from deploy.console import UploadOrder, execution_request
+from deploy.core import Clients
 from deploy.create_workflow import CliArgs, console_execution_input, main
 from duffbeer import manifest, naming
 
@@ -212,3 +213,40 @@ def test_a_manual_name_keeps_its_manual_part_when_the_batch_id_is_long() -> None
     assert len(name) == naming.EXECUTION_NAME_MAX
     assert name.endswith("-manual-20260102T000000000Z-beef")
     assert name[0].isalnum()
+
+
+def test_a_named_profile_gives_the_credentials_and_the_region_unless_one_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an AWS config file with a profile of its own region and keys
+    config = tmp_path / "config"
+    config.write_text(
+        "[profile qa]\nregion = eu-west-3\n"
+        "aws_access_key_id = AKIAQAPROFILE0000001\naws_secret_access_key = qa-secret\n"
+    )
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    # (boto3 prefers a region in the environment to the profile's, as the AWS CLI does)
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.delenv("AWS_REGION")
+    # When the command line names it
+    from_profile = CliArgs.from_args(["--profile", "qa"], {}).options
+    given = CliArgs.from_args(["--profile", "qa", "--region", "us-west-2"], {}).options
+    # Then the region is the profile's unless given, and every client signs with its keys
+    assert (from_profile.profile, from_profile.region, given.region) == (
+        "qa",
+        "eu-west-3",
+        "us-west-2",
+    )
+    s3 = Clients(from_profile.region, None, from_profile.profile).s3
+    assert s3.meta.region_name == "eu-west-3"
+    assert s3._request_signer._credentials.access_key == "AKIAQAPROFILE0000001"
+
+
+def test_an_unknown_profile_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    with pytest.raises(SystemExit) as raised:
+        CliArgs.from_args(["--profile", "nope"], {})
+    assert raised.value.code == 2
+    assert "--profile nope: The config profile (nope) could not be found" in capsys.readouterr().err
