@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from duffbeer.errors import InvalidParameterError
-
 FORMAT_PARAM = "format"
 JSON, CSV = "json", "csv"
 TEXT_CSV = "text/csv"
@@ -57,13 +55,6 @@ TABLES: dict[str, CsvTable] = {
         frozenset({"client_name"}),
     ),
 }
-
-
-def parse_format(raw: str | None) -> str | None:
-    """The `format` query parameter: json or csv (None when absent)."""
-    if raw is None or raw in (JSON, CSV):
-        return raw
-    raise InvalidParameterError(f"format must be json or csv, got {raw[:40]!a}")
 
 
 def chosen_format(format_param: str | None, accept: str | None) -> str:

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 
 from duffbeer.contract import CHANNEL_FILTER_PATTERN, INT_MAX, canonical_channel
 from duffbeer.errors import InvalidParameterError
+from lambdas.api import csv_export
 
 # ASCII only: Python's \d also matches other scripts' digits, which int() would accept.
 _POSITIVE_INT = re.compile(r"[0-9]{1,10}")
@@ -97,6 +98,13 @@ def parse_as_of(raw: str | None) -> datetime | None:
         return datetime.fromisoformat(raw).astimezone(UTC)
     except ValueError as e:
         raise InvalidParameterError(f"as_of is not a calendar time: {_shown(raw)}") from e
+
+
+def parse_format(raw: str | None) -> str | None:
+    """The `format` query parameter of the row routes: json or csv (None when absent)."""
+    if raw is None or raw in (csv_export.JSON, csv_export.CSV):
+        return raw
+    raise InvalidParameterError(f"format must be json or csv, got {_shown(raw)}")
 
 
 def parse_orders_page(

@@ -8,7 +8,7 @@ import io
 import pytest
 
 from duffbeer.errors import InvalidParameterError
-from lambdas.api import csv_export
+from lambdas.api import csv_export, params
 
 PRODUCTS = csv_export.TABLES["/sales-by-product"]
 
@@ -70,7 +70,7 @@ def test_format_choice(format_param: str | None, accept: str | None, chosen: str
 
 def test_an_unknown_format_is_refused() -> None:
     with pytest.raises(InvalidParameterError, match="format must be json or csv, got 'xml'"):
-        csv_export.parse_format("xml")
+        params.parse_format("xml")
 
 
 def test_the_file_name_keeps_only_safe_characters() -> None:

@@ -115,7 +115,7 @@ def reports_router(service: ReportService, table: RouteTable) -> Router:
         format: FormatParam = None,
     ) -> SalesByProduct:
         check_query(router, REPORT_PARAMS)
-        csv_export.parse_format(format)
+        params.parse_format(format)
         return service.sales_by_product(params.parse_filters(channel, date_from, date_to, as_of))
 
     @table.get(
@@ -133,7 +133,7 @@ def reports_router(service: ReportService, table: RouteTable) -> Router:
         format: FormatParam = None,
     ) -> OrderStatusReport:
         check_query(router, REPORT_PARAMS)
-        csv_export.parse_format(format)
+        params.parse_format(format)
         return service.order_status_report(params.parse_filters(channel, date_from, date_to, as_of))
 
     @table.get(
@@ -151,7 +151,7 @@ def reports_router(service: ReportService, table: RouteTable) -> Router:
         format: FormatParam = None,
     ) -> overview.DailySales:
         check_query(router, REPORT_PARAMS)
-        csv_export.parse_format(format)
+        params.parse_format(format)
         filters = params.parse_filters(channel, date_from, date_to, as_of)
         return overview.daily_sales(service.backend, filters)
 
@@ -170,7 +170,7 @@ def reports_router(service: ReportService, table: RouteTable) -> Router:
         format: FormatParam = None,
     ) -> overview.TopClients:
         check_query(router, (*overview.TOP_CLIENTS_PARAMS, csv_export.FORMAT_PARAM))
-        csv_export.parse_format(format)
+        params.parse_format(format)
         return overview.top_clients(service.backend, channel, search, limit, as_of)
 
     return router
