@@ -178,6 +178,11 @@ def lambda_policy(key: str, arns: StackArns) -> Document:
                 ["s3:PutObject"],
                 _processed_objects(arns, naming.MANIFESTS_PREFIX),
             ),
+            _allow(
+                "RecordRunsInHistory",
+                ["s3:PutObject"],
+                _processed_objects(arns, naming.HISTORY_PREFIX),
+            ),
         ]
     elif key == "catalog_batch":
         # Reads the batch manifest: partitions point at the locations it lists.
@@ -202,10 +207,11 @@ def lambda_policy(key: str, arns: StackArns) -> Document:
                 ["s3:GetObject"],
                 _processed_objects(arns, naming.MANIFESTS_PREFIX, naming.RUNS_PREFIX),
             ),
+            # A superseded run's files and its entry in the run index.
             _allow(
                 "DeleteSupersededRuns",
                 ["s3:DeleteObject"],
-                _processed_objects(arns, naming.RUNS_PREFIX),
+                _processed_objects(arns, naming.RUNS_PREFIX, naming.HISTORY_PREFIX),
             ),
         ]
     elif key == "quarantine_batch":
@@ -216,6 +222,12 @@ def lambda_policy(key: str, arns: StackArns) -> Document:
                 "WriteQuarantine",
                 ["s3:PutObject"],
                 _processed_objects(arns, naming.QUARANTINE_PREFIX),
+            ),
+            # The run's entry in the run index, tagged to expire with its report.
+            _allow(
+                "RecordRunsInHistory",
+                ["s3:PutObject", "s3:PutObjectTagging"],
+                _processed_objects(arns, naming.HISTORY_PREFIX),
             ),
         ]
     elif key == "orders_api":
@@ -243,11 +255,9 @@ def lambda_policy(key: str, arns: StackArns) -> Document:
                 "ListStateAndResults",
                 [naming.WAREHOUSE_PREFIX, naming.ATHENA_RESULTS_PREFIX],
             ),
-            # GET /batches: the run manifests and quarantine reports it lists and reads,
-            # and the batch pointers that say which run is published.
-            _list_processed(
-                arns, "ListBatchHistory", [naming.RUNS_PREFIX, naming.QUARANTINE_PREFIX]
-            ),
+            # GET /batches: a page of the run index, the run manifests and quarantine
+            # reports of its runs, and the batch pointers that say which run is published.
+            _list_processed(arns, "ListBatchHistory", [naming.HISTORY_PREFIX]),
             _allow(
                 "ReadBatchHistory",
                 ["s3:GetObject"],

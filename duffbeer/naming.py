@@ -12,6 +12,9 @@ Layout of the processed bucket (keys relative to the bucket root):
                                                   metadata, written only through Iceberg)
     quarantine/<batch_id>/<run_id>/<file name>    a rejected input file ...
     quarantine/<batch_id>/<run_id>/error.json     ... and its machine-readable error report
+    history/<inverted run time>/<batch_id>/<run_id>.json
+                                                  the run index GET /batches pages through
+                                                  (duffbeer.history), newest run first
     athena-results/                               Athena query results (workgroup output)
     artifacts/                                    Glue script and libraries uploaded by deploy
 
@@ -41,6 +44,7 @@ QUARANTINE_PREFIX = "quarantine/"
 ATHENA_RESULTS_PREFIX = "athena-results/"
 ARTIFACTS_PREFIX = "artifacts/"
 WAREHOUSE_PREFIX = "warehouse/"
+HISTORY_PREFIX = "history/"
 
 ORDER_LINES_DIR = "order_lines"
 # The run's own copy of the exact upload it processes (written by ValidateOrders).

@@ -374,6 +374,7 @@ def _failure_paths(config: WorkflowConfig) -> tuple[Any, Any]:
                 "key.$": "$.key",
                 "version_id.$": "$.version_id",
                 "event_time.$": "$.event_time",
+                "rerun_at.$": "$.rerun_at",
                 "error.$": f"{_ON_ERROR}.Error",
                 "cause.$": f"{_ON_ERROR}.Cause",
             },

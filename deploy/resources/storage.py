@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 from deploy import iam
 from deploy.core import Change, Clients, Reporter, aws_errors, canonical, get_or_none, retry_on
 from deploy.stack import DeployOptions, StackArns
-from duffbeer import naming
+from duffbeer import history, naming
 
 _ENCRYPTION = {
     "Rules": [
@@ -78,6 +78,18 @@ def lifecycle_rules(options: DeployOptions, processed: bool) -> list[dict[str, A
             {
                 "ID": "expire-quarantine",
                 "Filter": {"Prefix": naming.QUARANTINE_PREFIX},
+                "Status": "Enabled",
+                "Expiration": {"Days": options.quarantine_retention_days},
+            },
+            {
+                # The run index's entries of quarantined runs go with their reports.
+                "ID": "expire-quarantined-history",
+                "Filter": {
+                    "And": {
+                        "Prefix": naming.HISTORY_PREFIX,
+                        "Tags": [history.QUARANTINED_TAG],
+                    }
+                },
                 "Status": "Enabled",
                 "Expiration": {"Days": options.quarantine_retention_days},
             },

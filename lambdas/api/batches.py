@@ -1,11 +1,12 @@
-"""The batch history of GET /batches: every run that left a record, newest first, paged.
+"""The batch history of GET /batches: every recorded run, newest first, paged.
 
-A run leaves `runs/<batch>/<run>/_manifest.json` once it reaches the transform (SUCCEEDED or
-FAILED) and `quarantine/<batch>/<run>/error.json` when it fails before publication (a
-validation failure leaves only that). The batch pointer `manifests/<batch>.json` says which
-run is published. The history is what exists: CleanUp deletes superseded runs after a grace
-period. Records are listed (one ListObjectsV2 page per 1000 keys under runs/ and
-quarantine/) and ordered by when they were last written; only the page's records are read.
+PublishBatch and QuarantineInput record each run they finish in the run index
+(duffbeer.history, `history/`), whose keys sort newest run first: a page is one
+ListObjectsV2 of the index (`StartAfter` the cursor), then the records of that page's runs
+only: the run manifest `runs/<batch>/<run>/_manifest.json` (once the transform ran) and the
+quarantine report `quarantine/<batch>/<run>/error.json` (when the run failed), and the batch
+pointers `manifests/<batch>.json` that say which run is published. Its cost does not grow
+with the history. CleanUp forgets the superseded runs it deletes.
 A run's `in_reports_since` comes from the state's publications (the ones the report routes
 read): the instant to give as `as_of` to see the reports as they stood with that run.
 """
@@ -16,10 +17,8 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -27,7 +26,7 @@ from botocore.exceptions import ClientError
 # pydantic (the OpenAPI schema of the responses) needs this TypedDict before Python 3.12.
 from typing_extensions import TypedDict
 
-from duffbeer import aws, naming, state, utc
+from duffbeer import aws, history, naming, state, utc
 from duffbeer.errors import InvalidParameterError
 from lambdas.api.config import ApiConfig
 from lambdas.api.params import parse_limit
@@ -44,12 +43,6 @@ FAILED = "FAILED"
 UNREADABLE = "UNREADABLE"
 STATUSES = (PUBLISHED, SUPERSEDED, PENDING, FAILED, UNREADABLE)
 
-_RUN_MANIFEST = re.compile(
-    re.escape(naming.RUNS_PREFIX) + r"([^/]+)/([^/]+)/" + re.escape(naming.RUN_MANIFEST_FILE)
-)
-_ERROR_REPORT = re.compile(
-    re.escape(naming.QUARANTINE_PREFIX) + r"([^/]+)/([^/]+)/" + re.escape(naming.ERROR_REPORT_FILE)
-)
 _CURSOR = re.compile(r"[A-Za-z0-9_-]{1,400}")
 # Reading a page's records one after another would add their latencies up.
 _READERS = 8
@@ -84,48 +77,29 @@ class BatchesPage(TypedDict):
     next_cursor: str | None
 
 
-@dataclass(frozen=True)
-class RunRecords:
-    """The records one run left, as listed: keys and the time the newest was written."""
-
-    batch_id: str
-    run_id: str
-    recorded_at: datetime
-    manifest_key: str | None = None
-    error_key: str | None = None
-
-    @property
-    def order(self) -> tuple[str, str, str]:
-        return (self.recorded_at.isoformat(), self.batch_id, self.run_id)
-
-
-def parse_page(limit: str | None, cursor: str | None) -> tuple[int, tuple[str, str, str] | None]:
-    """(page size, position after which the page starts) from the query parameters."""
+def parse_page(limit: str | None, cursor: str | None) -> tuple[int, str | None]:
+    """(page size, index key after which the page starts) from the query parameters."""
     size = parse_limit(limit, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     return size, (decode_cursor(cursor) if cursor is not None else None)
 
 
-def encode_cursor(order: tuple[str, str, str]) -> str:
-    token = base64.urlsafe_b64encode("\n".join(order).encode("utf-8"))
+def encode_cursor(after_key: str) -> str:
+    token = base64.urlsafe_b64encode(after_key.encode("utf-8"))
     return token.decode("ascii").rstrip("=")
 
 
-def decode_cursor(raw: str) -> tuple[str, str, str]:
+def decode_cursor(raw: str) -> str:
+    """The index key a cursor stands for; only keys under the run index are accepted."""
     error = InvalidParameterError(f"cursor is not one this API returned: {raw[:40]!a}")
     if not _CURSOR.fullmatch(raw):
         raise error
     try:
-        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode("utf-8")
+        key = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError) as e:
         raise error from e
-    parts = text.split("\n")
-    if len(parts) != 3 or not all(parts):
+    if not key.startswith(naming.HISTORY_PREFIX) or not key.isprintable():
         raise error
-    try:
-        datetime.fromisoformat(parts[0])
-    except ValueError as e:
-        raise error from e
-    return parts[0], parts[1], parts[2]
+    return key
 
 
 class BatchHistory:
@@ -148,50 +122,23 @@ class BatchHistory:
         """One page of the history; `published` (the state's retained publications) dates
         when each run entered the reports."""
         size, after = parse_page(limit, cursor)
-        records = sorted(self.records(), key=lambda r: r.order, reverse=True)
-        if after is not None:
-            records = [r for r in records if r.order < after]
-        chosen = records[:size]
-        pointers = self._pointers({r.batch_id for r in chosen})
+        listed, next_after = history.page(self.client, self.bucket, size=size, after=after)
+        pointers = self._pointers({item.entry.batch_id for item in listed})
         with ThreadPoolExecutor(max_workers=_READERS) as pool:
-            items = list(pool.map(lambda r: self._describe(r, pointers.get(r.batch_id)), chosen))
+            described = list(
+                pool.map(
+                    lambda item: self._describe(item, pointers.get(item.entry.batch_id)), listed
+                )
+            )
         entered = state.merged_at(published)
+        items = [run for run in described if run is not None]
         for item in items:
             since = entered.get((item["batch_id"], item["run_id"]))
             item["in_reports_since"] = utc.iso(since) if since else None
-        more = len(records) > size
         return {
             "items": items,
-            "next_cursor": encode_cursor(chosen[-1].order) if more and chosen else None,
+            "next_cursor": encode_cursor(next_after) if next_after is not None else None,
         }
-
-    def records(self) -> list[RunRecords]:
-        """Every run with a run manifest or a quarantine report, from two listings."""
-        found: dict[tuple[str, str], RunRecords] = {}
-        for pattern, prefix, field in (
-            (_RUN_MANIFEST, naming.RUNS_PREFIX, "manifest_key"),
-            (_ERROR_REPORT, naming.QUARANTINE_PREFIX, "error_key"),
-        ):
-            for key, modified in self._list(prefix):
-                match = pattern.fullmatch(key)
-                if not match:
-                    continue
-                run = (match.group(1), match.group(2))
-                known = found.get(run) or RunRecords(run[0], run[1], modified)
-                found[run] = RunRecords(
-                    **{
-                        **known.__dict__,
-                        field: key,
-                        "recorded_at": max(known.recorded_at, modified),
-                    }
-                )
-        return list(found.values())
-
-    def _list(self, prefix: str) -> Iterator[tuple[str, datetime]]:
-        paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-            for item in page.get("Contents", []):
-                yield str(item["Key"]), item["LastModified"]
 
     def _read(self, key: str) -> dict[str, Any] | None:
         """A JSON record, or None when it was deleted since the listing."""
@@ -221,17 +168,20 @@ class BatchHistory:
         with ThreadPoolExecutor(max_workers=_READERS) as pool:
             return dict(zip(ordered, pool.map(published, ordered), strict=True))
 
-    def _describe(self, records: RunRecords, published_run: str | None) -> BatchRun:
+    def _describe(self, listed: history.Listed, published_run: str | None) -> BatchRun | None:
+        """The run's row from its records; None when they are gone (deleted or expired
+        since the index was listed)."""
+        entry = listed.entry
         run: BatchRun = {
-            "batch_id": records.batch_id,
-            "run_id": records.run_id,
+            "batch_id": entry.batch_id,
+            "run_id": entry.run_id,
             "status": PENDING,
-            "published": published_run == records.run_id,
+            "published": published_run == entry.run_id,
             "file": None,
             "uploaded_at": None,
             "started_at": None,
             "finished_at": None,
-            "recorded_at": records.recorded_at.isoformat(),
+            "recorded_at": listed.recorded_at.isoformat(),
             "rows_read": None,
             "rows_valid": None,
             "rows_rejected": None,
@@ -240,14 +190,19 @@ class BatchHistory:
             "error": None,
             "in_reports_since": None,
         }
+        report_key = naming.quarantine_prefix(entry.batch_id, entry.run_id)
         try:
-            manifest = self._read(records.manifest_key) if records.manifest_key else None
-            report = self._read(records.error_key) if records.error_key else None
+            manifest = self._read(naming.run_manifest_key(entry.batch_id, entry.run_id))
+            # Only a run that failed (or never reached the transform) has a report.
+            failed = manifest is None or manifest.get("status") == naming.STATUS_FAILED
+            report = self._read(f"{report_key}{naming.ERROR_REPORT_FILE}") if failed else None
         except ValueError as e:
             # One broken record must not hide the rest of the history.
             run["status"] = UNREADABLE
             run["error"] = {"name": type(e).__name__, "message": str(e)}
             return run
+        if manifest is None and report is None:
+            return None
         if manifest is not None:
             _from_manifest(run, manifest)
         if report is not None:

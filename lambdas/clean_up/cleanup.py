@@ -11,8 +11,10 @@ published run. A run of the batch goes when
   the orphan grace period ago: its execution has long ended.
 
 A run that orders after the published one and succeeded is a newer run on its way to
-publication: it stays. The state's Iceberg tables are not here: their files are removed by
-Iceberg's own maintenance (glue_jobs/maintain_tables.py).
+publication: it stays. A superseded run that succeeded also leaves the run index GET
+/batches reads (duffbeer.history); a failed run stays there, as its quarantine report does.
+The state's Iceberg tables are not here: their files are removed by Iceberg's own
+maintenance (glue_jobs/maintain_tables.py).
 
 Errors are collected, not raised: the batch is published whatever happens here, and the
 CleanupErrors metric (alarmed) tells operators. The next run of the batch retries.
@@ -28,8 +30,8 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ConfigDict, Field
 
+from duffbeer import history, naming, objects, utc
 from duffbeer import manifest as manifests
-from duffbeer import naming, objects, utc
 from duffbeer.errors import DuffBeerError
 from duffbeer.steps import Payload
 from duffbeer.telemetry import Measure
@@ -94,6 +96,15 @@ def removable(
     return settled and manifests.order_of(run) < manifests.order_of(pointer)
 
 
+def _index_entry(run: manifests.Manifest | None) -> list[str]:
+    """The run's key in the run index, if it succeeded (PublishBatch recorded it)."""
+    if run is None or run["status"] != naming.STATUS_SUCCEEDED:
+        return []
+    source = run["source"]
+    at = history.run_time(source["event_time"], source.get("rerun_at"))
+    return [history.entry_key(run["batch_id"], run["run_id"], at)]
+
+
 def clean_runs(
     *, batch_id: str, bucket: str, client: Any, now: datetime, grace: Grace, result: CleanUpResult
 ) -> None:
@@ -112,7 +123,7 @@ def clean_runs(
         run = _run_manifest(client, bucket, batch_id, run_id)
         last_written = max(entry["LastModified"] for entry in entries)
         if removable(run, pointer, last_written=last_written, now=now, grace=grace):
-            doomed[run_id] = [entry["Key"] for entry in entries]
+            doomed[run_id] = [entry["Key"] for entry in entries] + _index_entry(run)
     if not doomed:
         return
     # The pointer read again just before deleting: whatever moved it meanwhile moved it to

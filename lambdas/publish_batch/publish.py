@@ -8,7 +8,9 @@ then writes the batch pointer `manifests/<batch_id>.json` with `If-Match` on the
 that orders after the published one is published (duffbeer.manifest.RunOrder: upload time,
 S3 sequencer, hand re-run time, run id; ADR 0009), and a racing writer makes the step read
 the pointer again and decide again, so two runs of one batch can never leave the older one
-published. Nothing is deleted here: superseded runs go in the CleanUp step.
+published. Whatever it decides, the run is then recorded in the run index GET /batches
+reads (duffbeer.history; a retry writes the same entry again). Nothing is deleted here:
+superseded runs go in the CleanUp step.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit
 
+from duffbeer import history, naming, objects, utc
 from duffbeer import manifest as manifests
-from duffbeer import naming, objects, utc
 from duffbeer.errors import BatchNotPublishedError
 from duffbeer.steps import Payload
 from duffbeer.telemetry import Measure
@@ -154,6 +156,15 @@ def publish_run(
         raise BatchNotPublishedError(
             f"{where} changed {MAX_ATTEMPTS} times while run {run_id} was being published"
         )
+    source = run["source"]
+    history.record(
+        client,
+        bucket,
+        batch_id=batch_id,
+        run_id=run_id,
+        at=history.run_time(source["event_time"], source.get("rerun_at")),
+        outcome=outcome,
+    )
     return PublishResult(
         batch_id=batch_id,
         run_id=run_id,

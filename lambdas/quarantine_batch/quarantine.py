@@ -2,9 +2,10 @@
 
 The copy goes to the PROCESSED bucket, so the input bucket's ObjectCreated notification can
 never fire for it; the original stays where it was uploaded (a corrected re-upload of the
-same key replaces the batch). The report names the error the way the state machine caught
-it (`error`, e.g. `MissingColumnsError` or `States.TaskFailed`) and, where the cause allows,
-the project exception behind it (`reason`) with its message.
+same key replaces the batch), and the run is recorded in the run index GET /batches reads
+(duffbeer.history, tagged to expire with the report). The report names the error the way
+the state machine caught it (`error`, e.g. `MissingColumnsError` or `States.TaskFailed`)
+and, where the cause allows, the project exception behind it (`reason`) with its message.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 from pydantic import BeforeValidator
 
-from duffbeer import errors, naming
+from duffbeer import errors, history, naming
 from duffbeer.steps import InputEvent, Payload
 from duffbeer.telemetry import Measure
 
@@ -34,6 +35,8 @@ class FailedRun(InputEvent):
     # The Catch's Error and Cause; either may be null.
     error: Annotated[str, BeforeValidator(lambda value: value or "Unknown")] = "Unknown"
     cause: Annotated[str, BeforeValidator(lambda value: value or "")] = ""
+    # Set when the run was started by hand (the execution input's optional field).
+    rerun_at: Annotated[str, BeforeValidator(lambda value: value or "")] = ""
 
 
 class QuarantineResult(Payload):
@@ -75,6 +78,15 @@ def _file_name(key: str) -> str:
     name = key.rsplit("/", 1)[-1] or "input"
     # Never let an input named like the report overwrite it.
     return f"input-{name}" if name == naming.ERROR_REPORT_FILE else name
+
+
+def _run_time(failed: FailedRun, now: datetime) -> datetime:
+    """The run's place in the history; now if the input carries no readable time (the file
+    is quarantined all the same)."""
+    try:
+        return history.run_time(failed.event_time, failed.rerun_at)
+    except ValueError:
+        return now
 
 
 def quarantine(
@@ -125,6 +137,15 @@ def quarantine(
         Key=report_key,
         Body=json.dumps(report, indent=2, sort_keys=True).encode("utf-8"),
         ContentType="application/json",
+    )
+    history.record(
+        client,
+        processed_bucket,
+        batch_id=failed.batch_id,
+        run_id=failed.run_id,
+        at=_run_time(failed, now),
+        outcome="quarantined",
+        quarantined=True,
     )
     return QuarantineResult(
         location=location, report=f"s3://{processed_bucket}/{report_key}", reason=reason

@@ -71,7 +71,13 @@ REUSE_A_WEEK = {"ResultReuseByAgeConfiguration": {"Enabled": True, "MaxAgeInMinu
 
 
 def column(name: str, kind: str) -> dict[str, Any]:
-    return {"Name": name, "Label": name, "Type": kind, "Nullable": "UNKNOWN", "CaseSensitive": False}
+    return {
+        "Name": name,
+        "Label": name,
+        "Type": kind,
+        "Nullable": "UNKNOWN",
+        "CaseSensitive": False,
+    }
 
 
 def row(*cells: str | None) -> dict[str, Any]:
@@ -114,8 +120,13 @@ def publish(endpoint: str, *publications: Any) -> list[state.Publication]:
     write_iceberg_state(endpoint, DATABASE, list(publications))
     catalog = load_catalog(
         "outside",
-        **{"type": "glue", "glue.endpoint": endpoint, "glue.region": REGION,
-           "s3.endpoint": endpoint, "s3.region": REGION},
+        **{
+            "type": "glue",
+            "glue.endpoint": endpoint,
+            "glue.region": REGION,
+            "s3.endpoint": endpoint,
+            "s3.region": REGION,
+        },
     )
     table = catalog.load_table(f"{DATABASE}.{state.PUBLICATIONS_TABLE}")
     return state.publications(
@@ -175,7 +186,11 @@ def test_status_report_pins_every_table_to_the_publication_and_binds_literals(
     [published] = publish(moto_server, V1_ROWS)
     queue_results(
         STATUS_COLUMNS,
-        [("created", "0", "2", "2", "120.00"), ("delivered", "0", "1", "1", "15.005"), (None, "1", "2", "3", "135.00")],
+        [
+            ("created", "0", "2", "2", "120.00"),
+            ("delivered", "0", "1", "1", "15.005"),
+            (None, "1", "2", "3", "135.00"),
+        ],
     )
     service = ReportService(backend_for(moto_server, aws))
     # When the filtered status report is asked for
@@ -198,7 +213,13 @@ def test_status_report_pins_every_table_to_the_publication_and_binds_literals(
         "total_orders": 2,
         "statuses": [
             {"status": "created", "orders": 2, "lines": 2, "sales": 120.0, "share_of_orders": 1.0},
-            {"status": "delivered", "orders": 1, "lines": 1, "sales": 15.01, "share_of_orders": 0.5},
+            {
+                "status": "delivered",
+                "orders": 1,
+                "lines": 1,
+                "sales": 15.01,
+                "share_of_orders": 0.5,
+            },
             {"status": "broken", "orders": 0, "lines": 0, "sales": 0.0, "share_of_orders": 0.0},
         ],
     }
@@ -453,7 +474,12 @@ def test_query_past_its_deadline_is_cancelled(
         now[0] += seconds
 
     backend = backend_for(
-        moto_server, aws, timeout_s=3.0, sleep=sleep, clock=lambda: now[0], backoff=Backoff(0.1, 2.0, 1.0)
+        moto_server,
+        aws,
+        timeout_s=3.0,
+        sleep=sleep,
+        clock=lambda: now[0],
+        backoff=Backoff(0.1, 2.0, 1.0),
     )
     # When the report is asked for
     with pytest.raises(QueryTimeoutError, match="did not finish within 3 s"):
@@ -467,6 +493,8 @@ def test_query_past_its_deadline_is_cancelled(
 
 def test_client_not_found_when_no_row_is_the_clients(moto_server: str, aws: Any) -> None:
     publish(moto_server, V1_ROWS)
-    queue_results([("status", "varchar"), ("all_statuses", "integer"), ("all_channels", "integer")], [])
+    queue_results(
+        [("status", "varchar"), ("all_statuses", "integer"), ("all_channels", "integer")], []
+    )
     with pytest.raises(ClientNotFoundError, match="client 7 has no current order lines"):
         ReportService(backend_for(moto_server, aws)).client_report(7)

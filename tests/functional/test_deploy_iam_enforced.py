@@ -16,7 +16,7 @@ from moto.glue.responses import GlueResponse
 
 from deploy.create_workflow import deploy
 from deploy.stack import DeployOptions
-from duffbeer import naming, state
+from duffbeer import history, naming, state
 from lambdas.api.batches import BatchHistory
 from lambdas.api.publications import read_publications
 
@@ -71,6 +71,9 @@ SEEDED = {
     (PROCESSED, "quarantine/orders-2/run-1/error.json"): (
         b'{"reason": "DelimiterError", "message": "the header is delimited by \';\'"}'
     ),
+    # The run index's entries of both runs (as PublishBatch and QuarantineInput record them).
+    (PROCESSED, history.entry_key("orders-1", "run-1", datetime(2026, 3, 1, tzinfo=UTC))): b"{}",
+    (PROCESSED, history.entry_key("orders-2", "run-1", datetime(2026, 3, 2, tzinfo=UTC))): b"{}",
     (PROCESSED, f"{TABLES_PREFIX}{STATE_TABLE}/data/00000-0-a.parquet"): b"PAR1",
     (PROCESSED, STATE_METADATA_KEY): b"{}",
     (PROCESSED, PUBLICATIONS_METADATA_KEY): json.dumps(PUBLICATIONS_METADATA).encode(),
@@ -209,6 +212,7 @@ STATE_DATA = f"{PROCESSED}/{TABLES_PREFIX}{STATE_TABLE}/data/00000-0-a.parquet"
 NEW_STATE_DATA = f"{PROCESSED}/{TABLES_PREFIX}{STATE_TABLE}/data/00001-0-b.parquet"
 NEW_STATE_METADATA = f"{PROCESSED}/{TABLES_PREFIX}{STATE_TABLE}/metadata/00002-c.metadata.json"
 PUBLICATIONS_METADATA_FILE = f"{PROCESSED}/{PUBLICATIONS_METADATA_KEY}"
+HISTORY_ENTRY = f"{PROCESSED}/{history.entry_key('b', 'r', datetime(2026, 3, 3, tzinfo=UTC))}"
 
 # moto evaluates no StringLike condition: listing is checked per bucket, not per s3:prefix
 # (the prefixes are checked in tests/unit/test_deploy_iam.py).
@@ -241,16 +245,20 @@ CASES = [
     ("orders-api", "cannot read a run's input", _get(RUN_INPUT), False),
     ("orders-api", "cannot write the input bucket", _put(f"{INPUT}/x.csv"), False),
     ("orders-api", "cannot write runs", _put(f"{PROCESSED}/runs/orders-1/x"), False),
+    ("orders-api", "cannot write the history", _put(HISTORY_ENTRY), False),
     ("orders-api", "cannot write state data", _put(NEW_STATE_DATA), False),
     ("orders-api", "cannot write state metadata", _put(NEW_STATE_METADATA), False),
     ("orders-api", "cannot delete the state's files", _delete(STATE_DATA), False),
     ("orders-api", "cannot list the input bucket", _list(f"{INPUT}/"), False),
     ("quarantine-batch", "reads the failed input", _get(INPUT_CSV), True),
     ("quarantine-batch", "writes quarantine", _put(f"{PROCESSED}/quarantine/b/r/x.csv"), True),
+    ("quarantine-batch", "records the run's history", _put(HISTORY_ENTRY), True),
     ("quarantine-batch", "cannot write runs", _put(f"{PROCESSED}/runs/b/r/x"), False),
     ("quarantine-batch", "cannot write the warehouse", _put(NEW_STATE_DATA), False),
     ("publish-batch", "reads manifests", _get(MANIFEST), True),
     ("publish-batch", "writes batch pointers", _put(MANIFEST), True),
+    ("publish-batch", "records the run's history", _put(HISTORY_ENTRY), True),
+    ("publish-batch", "cannot delete the history", _delete(HISTORY_ENTRY), False),
     ("publish-batch", "cannot delete runs", _delete(RUN_FILE), False),
     ("publish-batch", "cannot read the state", _get(PUBLICATIONS_METADATA_FILE), False),
     ("publish-batch", "cannot write the state", _put(NEW_STATE_METADATA), False),
@@ -260,6 +268,7 @@ CASES = [
     ("catalog-batch", "cannot write the state", _put(NEW_STATE_DATA), False),
     ("catalog-batch", "cannot delete the state's files", _delete(STATE_DATA), False),
     ("clean-up", "deletes superseded runs", _delete(f"{PROCESSED}/runs/old/r/x"), True),
+    ("clean-up", "deletes their history entries", _delete(HISTORY_ENTRY), True),
     ("clean-up", "reads batch pointers", _get(MANIFEST), True),
     ("clean-up", "cannot delete a batch pointer", _delete(MANIFEST), False),
     ("clean-up", "cannot delete the state's data", _delete(STATE_DATA), False),
@@ -270,6 +279,7 @@ CASES = [
     ("glue", "cannot write manifests", _put(f"{PROCESSED}/manifests/orders-2.json"), False),
     ("glue", "cannot write the input bucket", _put(f"{INPUT}/x.csv"), False),
     ("glue", "cannot write quarantine", _put(f"{PROCESSED}/quarantine/x"), False),
+    ("glue", "cannot write the history", _put(HISTORY_ENTRY), False),
     ("glue", "cannot write the warehouse", _put(NEW_STATE_DATA), False),
     ("glue", "cannot read the warehouse", _get(STATE_DATA), False),
     ("state-job", "reads published runs", _get(RUN_FILE), True),

@@ -102,6 +102,14 @@ def test_buckets_are_encrypted_private_and_expire_temporary_prefixes(
     assert rules["expire-athena-results"]["Expiration"] == {"Days": 7}
     assert rules["expire-quarantine"]["Filter"] == {"Prefix": "quarantine/"}
     assert rules["expire-quarantine"]["Expiration"] == {"Days": 90}
+    # The run index's entries of quarantined runs (tagged) expire with their reports
+    assert rules["expire-quarantined-history"]["Filter"] == {
+        "And": {
+            "Prefix": "history/",
+            "Tags": [{"Key": "duffbeer-history", "Value": "quarantined"}],
+        }
+    }
+    assert rules["expire-quarantined-history"]["Expiration"] == {"Days": 90}
     assert rules["abort-incomplete-multipart-uploads"]["AbortIncompleteMultipartUpload"] == {
         "DaysAfterInitiation": 7
     }

@@ -12,7 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from duffbeer import naming
+from duffbeer import history, naming
 from lambdas.clean_up import cleanup
 from lambdas.clean_up.cleanup import Grace, clean_up
 from lambdas.publish_batch.publish import publish_run
@@ -128,6 +128,27 @@ def test_replaced_runs_go_after_the_grace_period_and_newer_ones_stay(s3: Any) ->
         batch_id=BATCH, bucket=BUCKET, s3=s3, now=later + timedelta(days=1), grace=GRACE
     )
     assert result.deleted_runs == ["r4"]
+
+
+def test_a_deleted_run_leaves_the_run_index_and_a_failed_run_stays_in_it(s3: Any) -> None:
+    # Given r1 published, then replaced by r2 (a later upload), both recorded by the Store
+    # step, and r3, a failed run recorded by QuarantineInput
+    now = datetime.now(UTC)
+    put_run(s3, BATCH, "r1", event_time="2026-11-28T07:00:00.000Z")
+    publish(s3, "r1", now)
+    put_run(s3, BATCH, "r2")
+    publish(s3, "r2", now)
+    put_run(s3, BATCH, "r3", event_time="2026-11-28T09:00:00.000Z", status="FAILED")
+    failed_at = history.run_time("2026-11-28T09:00:00.000Z")
+    history.record(s3, BUCKET, batch_id=BATCH, run_id="r3", at=failed_at, outcome="quarantined")
+    # When CleanUp deletes r1 after the grace period, and r3 after the orphan period
+    result = clean_up(
+        batch_id=BATCH, bucket=BUCKET, s3=s3, now=now + timedelta(days=2), grace=GRACE
+    )
+    # Then r1's entry goes with its files; r3's stays (its quarantine report describes it)
+    assert sorted(result.deleted_runs) == ["r1", "r3"]
+    entries, _ = history.page(s3, BUCKET, size=10, after=None)
+    assert [e.entry.run_id for e in entries] == ["r3", "r2"]
 
 
 def test_a_hand_rerun_publishing_while_clean_up_runs_keeps_its_files(

@@ -12,6 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from duffbeer import history
 from duffbeer.errors import BatchNotPublishedError
 from duffbeer.manifest import ALREADY_PUBLISHED, PUBLISH, SUPERSEDED
 from lambdas.publish_batch.publish import publish_run
@@ -221,6 +222,36 @@ def test_a_hand_rerun_of_the_same_upload_republishes_and_its_automatic_run_never
     # And the automatic run, retried later, is superseded by it
     assert _publish(s3, "run-auto").outcome == SUPERSEDED
     assert _pointer(s3)["published"]["run_id"] == "run-manual"
+
+
+def test_every_decided_run_is_recorded_in_the_run_index_newest_run_first(s3: Any) -> None:
+    # Given an upload's automatic run, a hand re-run of it, and a failed run of another batch
+    _write_run(s3, BATCH, "run-auto")
+    _write_run(s3, BATCH, "run-manual", rerun_at="2026-11-28T09:00:00.000Z")
+    _write_run(s3, OTHER_BATCH, "run-1", status="FAILED", event_time="2026-11-28T10:00:00Z")
+    # When the Store step decides about each (the automatic run last, and twice)
+    _publish(s3, "run-manual")
+    _publish(s3, "run-auto")
+    _publish(s3, "run-auto")
+    with pytest.raises(BatchNotPublishedError):
+        publish_run(batch_id=OTHER_BATCH, run_id="run-1", bucket=BUCKET, client=s3, now=NOW)
+    # Then both runs of the batch are recorded once, the re-run first (it ran at 09:00),
+    # each with what was decided; the failed run is left to QuarantineInput
+    entries, more = history.page(s3, BUCKET, size=10, after=None)
+    assert [(e.entry.batch_id, e.entry.run_id) for e in entries] == [
+        (BATCH, "run-manual"),
+        (BATCH, "run-auto"),
+    ]
+    assert more is None
+    assert [e.entry.run_time for e in entries] == [
+        datetime(2026, 11, 28, 9, tzinfo=UTC),
+        datetime(2026, 11, 28, 8, tzinfo=UTC),
+    ]
+    outcomes = [
+        json.loads(s3.get_object(Bucket=BUCKET, Key=e.entry.key)["Body"].read())["outcome"]
+        for e in entries
+    ]
+    assert outcomes == [PUBLISH, SUPERSEDED]
 
 
 def test_failed_run_is_not_published(s3: Any) -> None:

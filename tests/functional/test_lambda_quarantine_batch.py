@@ -11,6 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from duffbeer import history
 from lambdas.quarantine_batch.quarantine import FailedRun, quarantine
 
 pytestmark = pytest.mark.functional
@@ -96,6 +97,14 @@ def test_lambda_error_quarantines_the_input_with_a_report(s3: Any) -> None:
     }
     # ... and the input bucket holds nothing new (its notification cannot re-trigger)
     assert [o["Key"] for o in s3.list_objects_v2(Bucket=INPUT)["Contents"]] == ["incoming/semi.csv"]
+    # ... and the run is recorded in the run index at its upload time, tagged to expire
+    # with the report
+    entries, _ = history.page(s3, PROCESSED, size=10, after=None)
+    assert [(e.entry.run_id, e.entry.run_time) for e in entries] == [
+        ("semi-0123456789ab-00112233aabbccdd", datetime(2026, 11, 28, 8, tzinfo=UTC))
+    ]
+    tags = s3.get_object_tagging(Bucket=PROCESSED, Key=entries[0].entry.key)["TagSet"]
+    assert tags == [history.QUARANTINED_TAG]
 
 
 def test_glue_failure_reason_is_the_job_exception(s3: Any) -> None:

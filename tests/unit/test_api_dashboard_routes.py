@@ -4,7 +4,6 @@ itself, through the handler on proxy events over a hand-computed state and bucke
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import pytest
 
 from deploy.stack import DASHBOARD_ASSETS
-from duffbeer import naming
+from duffbeer import history, naming
 from duffbeer.errors import QueryError
 from lambdas.api import dashboard
 from lambdas.api import handler as api_handler
@@ -65,32 +64,35 @@ def _run_manifest(batch: str, run: str, status: str, **extra: Any) -> dict[str, 
     return manifest
 
 
+def _record(s3: Any, batch: str, run: str, event_time: str, outcome: str) -> None:
+    """The run's entry in the run index, as PublishBatch or QuarantineInput writes it."""
+    at = history.run_time(event_time)
+    history.record(s3, BUCKET, batch_id=batch, run_id=run, at=at, outcome=outcome)
+
+
 @pytest.fixture(scope="module")
 def history_bucket(moto_endpoint: str) -> str:
-    """Four runs, written oldest first: a published run, a run superseded by it, a run that
-    failed in the transform (manifest + quarantine report), a validation failure (report
-    only), and a stray key that is no record."""
+    """Four recorded runs: a published run and a run superseded by it (one upload, run
+    twice), a run that failed in the transform (manifest + quarantine report), a validation
+    failure (report only); a recorded run whose records are gone; stray keys that are no
+    record."""
     s3 = s3_client(moto_endpoint)
     s3.create_bucket(Bucket=BUCKET)
 
     def put(key: str, document: Any) -> None:
         s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(document).encode())
 
-    def next_second() -> None:
-        # S3 lists LastModified to the second: the history's order needs distinct seconds.
-        time.sleep(1.05)
-
     put(
         naming.run_manifest_key("orders-a", "run-old"),
         _run_manifest("orders-a", "run-old", "SUCCEEDED"),
     )
-    next_second()
+    _record(s3, "orders-a", "run-old", "2026-01-01T10:00:00+00:00", "superseded")
     published = _run_manifest(
         "orders-a", "run-new", "SUCCEEDED", rows_read=5, rows_rejected=0, rejects_by_reason={}
     )
     put(naming.run_manifest_key("orders-a", "run-new"), published)
     put(naming.manifest_key("orders-a"), {**published, "published": {"run_id": "run-new"}})
-    next_second()
+    _record(s3, "orders-a", "run-new", "2026-01-01T10:00:00+00:00", "published")
     failed = _run_manifest(
         "orders-b",
         "run-1",
@@ -113,7 +115,7 @@ def history_bucket(moto_endpoint: str) -> str:
             "quarantined_at": "2026-01-02T08:00:40+00:00",
         },
     )
-    next_second()
+    _record(s3, "orders-b", "run-1", "2026-01-02T08:00:00Z", "quarantined")
     put(
         f"{naming.quarantine_prefix('orders-c', 'run-9')}{naming.ERROR_REPORT_FILE}",
         {
@@ -129,9 +131,17 @@ def history_bucket(moto_endpoint: str) -> str:
             "quarantined_at": "2026-01-03T08:00:05+00:00",
         },
     )
+    _record(s3, "orders-c", "run-9", "2026-01-03T08:00:00Z", "quarantined")
+    # Recorded, but its report has expired since: the history leaves it out.
+    _record(s3, "orders-d", "run-gone", "2025-12-01T08:00:00Z", "quarantined")
     s3.put_object(Bucket=BUCKET, Key="quarantine/orders-c/run-9/bad.csv", Body=b"x")
     s3.put_object(
         Bucket=BUCKET, Key="runs/orders-a/run-new/order_lines/part-0.parquet", Body=b"PAR1"
+    )
+    # A run manifest nobody recorded (its execution has not reached PublishBatch yet).
+    put(
+        naming.run_manifest_key("orders-e", "run-1"),
+        _run_manifest("orders-e", "run-1", "SUCCEEDED"),
     )
     return BUCKET
 
@@ -249,7 +259,7 @@ def test_top_clients_refuses_malformed_parameters(
     assert message in body(response)["message"]
 
 
-def test_batches_lists_every_run_with_a_record_newest_first(call: Any) -> None:
+def test_batches_lists_every_recorded_run_newest_first(call: Any) -> None:
     page = body(call(api_event("/batches")))
     runs = [(r["batch_id"], r["run_id"], r["status"]) for r in page["items"]]
     assert runs == [
@@ -297,7 +307,7 @@ def test_batches_pages_follow_each_other_without_gaps(call: Any) -> None:
         ({"limit": ["0"]}, "limit must be an integer from 1 to 100"),
         ({"cursor": ["not a cursor"]}, "cursor is not one this API returned"),
         (
-            {"cursor": [encode_cursor(("yesterday", "b", "r"))]},
+            {"cursor": [encode_cursor(naming.run_manifest_key("orders-a", "run-new"))]},
             "cursor is not one this API returned",
         ),
         ({"page": ["2"]}, "unknown query parameter 'page'"),
@@ -377,8 +387,8 @@ def test_the_history_answers_without_dates_when_the_catalog_cannot_be_read(
 
 
 def test_batch_cursor_round_trips() -> None:
-    order = ("2026-01-02T08:00:40+00:00", "orders-b", "run-1")
-    assert decode_cursor(encode_cursor(order)) == order
+    key = history.entry_key("orders-b", "run-1", datetime(2026, 1, 2, 8, tzinfo=UTC))
+    assert decode_cursor(encode_cursor(key)) == key
 
 
 def test_dashboard_page_carries_a_policy_that_allows_only_its_own_script(call: Any) -> None:

@@ -23,6 +23,7 @@ MANIFEST = "arn:aws:s3:::duffbeer-processed-orders/manifests/b-1.json"
 RUN_MANIFEST = "arn:aws:s3:::duffbeer-processed-orders/runs/b-1/r-1/_manifest.json"
 ERROR_REPORT = "arn:aws:s3:::duffbeer-processed-orders/quarantine/b-1/r-1/error.json"
 QUARANTINE_OBJECT = "arn:aws:s3:::duffbeer-processed-orders/quarantine/b-1/r-1/orders.csv"
+HISTORY_ENTRY = "arn:aws:s3:::duffbeer-processed-orders/history/8203330799999/b-1/r-1.json"
 ATHENA_RESULT = "arn:aws:s3:::duffbeer-processed-orders/athena-results/q-1.csv"
 ARTIFACT = "arn:aws:s3:::duffbeer-processed-orders/artifacts/glue/transform_orders.py"
 STATE_MACHINE = "arn:aws:states:eu-west-1:111122223333:stateMachine:duffbeer-orders-etl"
@@ -113,11 +114,15 @@ def test_no_wildcard_actions_and_star_resources_only_where_aws_requires_them() -
         ("duffbeer-publish-batch-role", "s3:GetObject", MANIFEST),
         ("duffbeer-publish-batch-role", "s3:GetObject", RUN_OBJECT),
         ("duffbeer-publish-batch-role", "s3:PutObject", MANIFEST),
+        ("duffbeer-publish-batch-role", "s3:PutObject", HISTORY_ENTRY),
         ("duffbeer-catalog-batch-role", "s3:GetObject", MANIFEST),
         ("duffbeer-catalog-batch-role", "glue:BatchCreatePartition", ORDER_LINES_TABLE),
         ("duffbeer-clean-up-role", "s3:DeleteObject", RUN_OBJECT),
+        ("duffbeer-clean-up-role", "s3:DeleteObject", HISTORY_ENTRY),
         ("duffbeer-quarantine-batch-role", "s3:GetObject", INPUT_OBJECT),
         ("duffbeer-quarantine-batch-role", "s3:PutObject", QUARANTINE_OBJECT),
+        ("duffbeer-quarantine-batch-role", "s3:PutObject", HISTORY_ENTRY),
+        ("duffbeer-quarantine-batch-role", "s3:PutObjectTagging", HISTORY_ENTRY),
         ("duffbeer-orders-api-role", "athena:StartQueryExecution", WORKGROUP),
         ("duffbeer-orders-api-role", "glue:GetTable", ORDER_LINES_TABLE),
         # The publications' metadata, and the state's files Athena reads for the role.
@@ -189,6 +194,8 @@ def test_the_functions_and_the_state_machine_send_traces_and_the_jobs_do_not() -
         ("duffbeer-orders-api-role", "s3:GetObject", RUN_INPUT),
         ("duffbeer-orders-api-role", "s3:GetObject", QUARANTINE_OBJECT),
         ("duffbeer-orders-api-role", "s3:PutObject", RUN_MANIFEST),
+        ("duffbeer-orders-api-role", "s3:PutObject", HISTORY_ENTRY),
+        ("duffbeer-orders-api-role", "s3:DeleteObject", HISTORY_ENTRY),
         ("duffbeer-orders-api-role", "s3:DeleteObject", RUN_OBJECT),
         ("duffbeer-orders-api-role", "glue:CreateTable", ORDER_LINES_TABLE),
         ("duffbeer-orders-api-role", "states:StartExecution", STATE_MACHINE),
@@ -207,6 +214,7 @@ def test_the_functions_and_the_state_machine_send_traces_and_the_jobs_do_not() -
         # Publishing writes the batch pointer only; it deletes nothing.
         ("duffbeer-publish-batch-role", "s3:DeleteObject", MANIFEST),
         ("duffbeer-publish-batch-role", "s3:DeleteObject", RUN_OBJECT),
+        ("duffbeer-publish-batch-role", "s3:DeleteObject", HISTORY_ENTRY),
         ("duffbeer-publish-batch-role", "s3:PutObject", RUN_OBJECT),
         ("duffbeer-publish-batch-role", "s3:PutObject", STATE_OBJECT),
         # Clean-up deletes superseded runs only: never a pointer, never the state's files.
@@ -223,6 +231,7 @@ def test_the_functions_and_the_state_machine_send_traces_and_the_jobs_do_not() -
         ("duffbeer-glue-role", "s3:PutObject", INPUT_OBJECT),
         ("duffbeer-glue-role", "s3:GetObject", INPUT_OBJECT),
         ("duffbeer-glue-role", "s3:PutObject", QUARANTINE_OBJECT),
+        ("duffbeer-glue-role", "s3:PutObject", HISTORY_ENTRY),
         ("duffbeer-glue-role", "s3:PutObject", MANIFEST),
         ("duffbeer-glue-role", "s3:DeleteObject", MANIFEST),
         ("duffbeer-glue-role", "s3:PutObject", STATE_OBJECT),
@@ -276,3 +285,16 @@ def test_topic_policy_lets_only_the_glue_rule_and_alarms_publish() -> None:
         }
     }
     assert statements["AlarmsPublish"]["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+
+
+def test_the_api_lists_the_run_index_not_every_run_and_report() -> None:
+    # Given the API role / When its bucket listings are read from the policy
+    _, policy = ROLES["duffbeer-orders-api-role"]
+    listed = sorted(
+        prefix
+        for statement in _statements(policy)
+        if statement["Action"] == ["s3:ListBucket"]
+        for prefix in statement["Condition"]["StringLike"]["s3:prefix"]
+    )
+    # Then GET /batches lists the run index only: its cost does not follow the data written
+    assert listed == ["athena-results/*", "history/*", "warehouse/*"]
