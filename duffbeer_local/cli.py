@@ -153,7 +153,8 @@ def _banner(pipeline: LocalPipeline) -> None:
 
 def demo(args: CliArgs) -> int:
     started = time.monotonic()
-    with LocalPipeline(LocalSettings(state_dir=args.state_dir)) as pipeline:
+    settings = LocalSettings(state_dir=args.state_dir, rewarm_spark_drivers=False)
+    with LocalPipeline(settings) as pipeline:
         _banner(pipeline)
         if not _process(pipeline, args.sample):
             return 1
@@ -180,7 +181,8 @@ def demo(args: CliArgs) -> int:
 
 def screenshot(args: CliArgs) -> int:
     """The README's picture of the reports page over the demo data."""
-    with LocalPipeline(LocalSettings(state_dir=args.state_dir)) as pipeline:
+    settings = LocalSettings(state_dir=args.state_dir, rewarm_spark_drivers=False)
+    with LocalPipeline(settings) as pipeline:
         _banner(pipeline)
         if not _process(pipeline, args.sample):
             return 1

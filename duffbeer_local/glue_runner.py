@@ -11,11 +11,18 @@ A job with `--datalake-formats iceberg` gets what Glue gives it: the Iceberg jar
 pinned ones, duffbeer_local/jars.py) and the Spark settings of its `--conf` argument, plus
 the settings that point Iceberg's Glue and S3 clients at the local endpoint. Its Iceberg
 tables are read and written there directly, not through the view.
+
+A job's run usually starts in a driver started ahead of it (duffbeer_local.spark_driver):
+`prewarm` starts one per job with the launch options its next small run will have, and a
+run whose options match takes it (otherwise spark-submit starts as before); each driver runs
+one job run and ends with it, and the next is started once the run ends.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
+import json
 import os
 import re
 import signal
@@ -37,6 +44,8 @@ from duffbeer.errors import ConfigurationError
 from duffbeer.naming import RUNS_PREFIX
 from duffbeer_local import jars
 from duffbeer_local.s3_mirror import BucketMirror, BucketView, local_relative
+from duffbeer_local.spark_driver import HandedRun
+from glue_jobs.orders.session import spark_settings
 
 # Arguments Glue itself consumes (it never hands them to spark-submit's script as data).
 GLUE_RUNTIME_ARGUMENTS = frozenset(
@@ -62,6 +71,8 @@ GLUE_RUNTIME_ARGUMENTS = frozenset(
         "--datalake-formats",
     }
 )
+# The script a driver started ahead of its run runs (duffbeer_local/spark_driver.py).
+SPARK_DRIVER = Path(__file__).with_name("spark_driver.py")
 _EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit)\w*): (.+)$")
 
 StateCallback = Callable[[str, str | None], None]
@@ -155,9 +166,27 @@ class _Staged:
     input_bytes: int = 0
 
 
+@dataclass
+class _Spare:
+    """A driver started ahead of a run of `job_name` with the options `launch`."""
+
+    job_name: str
+    launch: list[str]
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    run_file: Path  # where the run is handed over (duffbeer_local/spark_driver.py)
+
+
 def _timeout_seconds(spec: GlueRunSpec) -> int:
     # Glue's default job timeout is 2880 minutes (48 hours).
     return (spec.timeout_minutes or 2880) * 60
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Kill a driver's whole process group (spark-submit, the JVM, Python) and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def error_from_log(text: str) -> str | None:
@@ -179,6 +208,10 @@ class GlueRuntime:
         self._mirror = BucketMirror(settings.state_dir / "glue" / "mirror", s3)
         self._lock = threading.Lock()
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._spares: dict[str, _Spare] = {}
+        self._warm_jobs: dict[str, dict[str, str]] = {}
+        self._rewarm: set[str] = set()
+        self._spare_numbers = itertools.count(1)
         self._threads: list[threading.Thread] = []
         self._closed = False
 
@@ -207,29 +240,32 @@ class GlueRuntime:
 
     # Running ------------------------------------------------------------------------------
 
-    def _command(self, spec: GlueRunSpec, staged: _Staged) -> list[str]:
+    def _launch(self, arguments: Mapping[str, str], input_bytes: int) -> list[str]:
+        """spark-submit and the options that start a run's driver (not yet its script)."""
         command = [str(self._settings.spark_submit), "--master", "local[*]"]
-        conf = dict(self._settings.spark_conf)
+        # The job's own session settings, given at launch too: a driver started ahead of
+        # its run then has them from its first query (a cached file system, static settings).
+        conf = {**spark_settings(), **self._settings.spark_conf}
         settings = self._settings
-        small = staged.input_bytes <= settings.small_input_bytes
+        small = input_bytes <= settings.small_input_bytes
         conf.setdefault(
             "spark.driver.extraJavaOptions",
             settings.small_input_java_options if small else settings.large_input_java_options,
         )
         low, high = settings.driver_memory_mib_bounds
-        wanted = staged.input_bytes * settings.driver_memory_per_input_byte // 1024**2
+        wanted = input_bytes * settings.driver_memory_per_input_byte // 1024**2
         conf.setdefault("spark.driver.memory", f"{min(high, max(low, wanted))}m")
-        formats = spec.arguments.get("--datalake-formats", "").split(",")
+        formats = arguments.get("--datalake-formats", "").split(",")
         if "iceberg" in (name.strip() for name in formats):
             command += ["--jars", ",".join(str(p) for p in jars.jar_paths(settings.jars_dir))]
-            conf.update(iceberg.parse_glue_conf_argument(spec.arguments.get("--conf", "")))
+            conf.update(iceberg.parse_glue_conf_argument(arguments.get("--conf", "")))
             if settings.endpoint_url is not None:
                 conf.update(iceberg.endpoint_conf(settings.endpoint_url, settings.region))
         for key, value in conf.items():
             command += ["--conf", f"{key}={value}"]
-        if staged.py_files:
-            command += ["--py-files", ",".join(str(p) for p in staged.py_files)]
-        command.append(str(staged.script))
+        return command
+
+    def _script_arguments(self, spec: GlueRunSpec, staged: _Staged) -> list[str]:
         arguments = {
             name: value
             for name, value in spec.arguments.items()
@@ -237,9 +273,14 @@ class GlueRuntime:
         }
         arguments.setdefault("--JOB_NAME", spec.job_name)
         arguments.update(staged.arguments)
-        for name, value in arguments.items():
-            command += [name, value]
-        return command
+        return [part for name, value in arguments.items() for part in (name, value)]
+
+    def _command(self, spec: GlueRunSpec, staged: _Staged) -> list[str]:
+        command = self._launch(spec.arguments, staged.input_bytes)
+        if staged.py_files:
+            command += ["--py-files", ",".join(str(p) for p in staged.py_files)]
+        command.append(str(staged.script))
+        return command + self._script_arguments(spec, staged)
 
     def _run_error(self, views: list[BucketView], log_text: str) -> str | None:
         """The run's error: from the run manifest the job wrote, else from its log."""
@@ -289,41 +330,120 @@ class GlueRuntime:
                     staged.arguments[original] = uri
         return staged
 
-    def _spawn(
-        self, spec: GlueRunSpec, command: list[str], cwd: Path, log_path: Path
-    ) -> int | None:
-        """Run spark-submit to completion: its exit status, or None when it timed out."""
-        env = {
+    def _environment(self) -> dict[str, str]:
+        return {
             **os.environ,
             "PYSPARK_PYTHON": self._settings.python,
             "PYSPARK_DRIVER_PYTHON": self._settings.python,
             **self._settings.extra_env,
         }
+
+    def _start_process(
+        self, command: list[str], cwd: Path, log_path: Path
+    ) -> subprocess.Popen[bytes]:
         with log_path.open("wb") as log:
             log.write(("$ " + " ".join(command) + "\n").encode())
             log.flush()
             # A new session, so a timeout or shutdown ends the JVM and its Python workers too.
-            process = subprocess.Popen(
+            return subprocess.Popen(
                 command,
                 cwd=cwd,
-                env=env,
+                env=self._environment(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
+
+    def _hand_over(self, spare: _Spare, spec: GlueRunSpec, staged: _Staged, cwd: Path) -> bool:
+        """Give the run to a driver started ahead of it; False if that driver is gone."""
+        if spare.process.poll() is not None:
+            return False
+        run: HandedRun = {
+            "script": str(staged.script),
+            "py_files": [str(p) for p in staged.py_files],
+            "arguments": self._script_arguments(spec, staged),
+            "cwd": str(cwd),
+        }
+        # Written whole, then renamed into place: the driver never reads half a run.
+        written = spare.run_file.with_suffix(".tmp")
+        written.write_text(json.dumps(run))
+        written.replace(spare.run_file)
+        return True
+
+    def _spawn(self, spec: GlueRunSpec, staged: _Staged, cwd: Path, log_path: Path) -> int | None:
+        """Run the job to completion, in a driver started ahead of it when one matches, else
+        in a new spark-submit: its exit status, or None when it timed out."""
+        launch = self._launch(spec.arguments, staged.input_bytes)
+        spare = self._take_spare(spec.job_name, launch)
+        if spare is not None and self._hand_over(spare, spec, staged, cwd):
+            # The driver keeps writing to the same file under the run's name.
+            spare.log_path.replace(log_path)
+            process = spare.process
+        else:
+            if spare is not None:
+                _stop(spare.process)
+                spare.log_path.unlink(missing_ok=True)
+            command = self._command(spec, staged)
+            process = self._start_process(command, cwd, log_path)
+        with self._lock:
+            self._processes[spec.job_run_id] = process
+        try:
+            process.wait(timeout=_timeout_seconds(spec))
+        except subprocess.TimeoutExpired:
+            _stop(process)
+            return None
+        finally:
             with self._lock:
-                self._processes[spec.job_run_id] = process
-            try:
-                process.wait(timeout=_timeout_seconds(spec))
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-                return None
-            finally:
-                with self._lock:
-                    self._processes.pop(spec.job_run_id, None)
+                self._processes.pop(spec.job_run_id, None)
         return process.returncode
+
+    # Drivers started ahead of their runs ----------------------------------------------------
+
+    def prewarm(self, job_name: str, arguments: Mapping[str, str], *, again: bool = True) -> None:
+        """Start a driver for the next run of `job_name` (arguments: the job's defaults),
+        unless one is already waiting; with `again`, another after each run of the job."""
+        with self._lock:
+            if self._closed or job_name in self._spares:
+                return
+            if again:
+                self._warm_jobs[job_name] = dict(arguments)
+            launch = self._launch(arguments, 0)
+            folder = self._settings.state_dir / "glue" / "drivers"
+            logs = self._settings.state_dir / "logs" / "glue"
+            folder.mkdir(parents=True, exist_ok=True)
+            logs.mkdir(parents=True, exist_ok=True)
+            number = next(self._spare_numbers)
+            log_path = logs / f".driver-{job_name}-{number}.log"
+            run_file = folder / f"{job_name}-{number}.run.json"
+            command = [
+                *launch,
+                str(SPARK_DRIVER),
+                *("--job", job_name, "--run-file", str(run_file), "--owner", str(os.getpid())),
+            ]
+            process = self._start_process(command, folder, log_path)
+            self._spares[job_name] = _Spare(job_name, launch, process, log_path, run_file)
+
+    def _take_spare(self, job_name: str, launch: list[str]) -> _Spare | None:
+        with self._lock:
+            spare = self._spares.get(job_name)
+            if spare is None or spare.launch != launch:
+                return None  # none, or started for other options: it waits for the next run
+            del self._spares[job_name]
+        return spare
+
+    def _replace_spare(self, job_name: str) -> None:
+        """After a run: another driver for the job, once no run is left (a warm-up would
+        take the cores from a running job)."""
+        with self._lock:
+            if job_name in self._warm_jobs:
+                self._rewarm.add(job_name)
+            if self._processes:
+                return
+            due = {name: self._warm_jobs[name] for name in sorted(self._rewarm)}
+            self._rewarm.clear()
+        for name, arguments in due.items():
+            self.prewarm(name, arguments)
 
     def run(self, spec: GlueRunSpec) -> GlueOutcome:
         """Stage, run and publish one job run; blocks until it ends."""
@@ -340,8 +460,10 @@ class GlueRuntime:
             return GlueOutcome(
                 "FAILED", f"staging failed: {e}", time.monotonic() - started, log_path
             )
-        command = self._command(spec, staged)
-        status = self._spawn(spec, command, run_dir, log_path)
+        try:
+            status = self._spawn(spec, staged, run_dir, log_path)
+        finally:
+            self._replace_spare(spec.job_name)
         state, error = "SUCCEEDED", None
         if status is None:
             state = "TIMEOUT"
@@ -385,8 +507,12 @@ class GlueRuntime:
             self._closed = True
             processes = list(self._processes.values())
             threads = list(self._threads)
+            spares = list(self._spares.values())
+            self._spares.clear()
         for process in processes:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
+            _stop(process)
+        for spare in spares:
+            _stop(spare.process)
+            spare.log_path.unlink(missing_ok=True)
         for thread in threads:
             thread.join(timeout)

@@ -27,7 +27,14 @@ from typing import Any
 from urllib.parse import quote
 
 from deploy.create_workflow import deploy
-from deploy.stack import DASHBOARD_ROUTE, DASHBOARD_ROUTES, DeployOptions, StackOutputs
+from deploy.resources.analytics import iceberg_arguments
+from deploy.stack import (
+    DASHBOARD_ROUTE,
+    DASHBOARD_ROUTES,
+    DeployOptions,
+    StackNames,
+    StackOutputs,
+)
 from duffbeer.errors import LocalModeError
 from duffbeer_local.api_server import LocalApiServer
 from duffbeer_local.executions import execution_arns, follow_execution, wait_for_execution
@@ -46,6 +53,9 @@ class LocalSettings:
     region: str = "us-east-1"
     api_warm_workers: int = 2
     execution_timeout_s: float = 600.0
+    # Start another warm Spark driver after each job run (serve, tests); a run of one file
+    # (demo, screenshot) needs the first two only.
+    rewarm_spark_drivers: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.api_port <= 65535:
@@ -97,14 +107,27 @@ class LocalPipeline:
                 endpoint_url=self.aws.endpoint_url,
                 build_dir=self.settings.state_dir / "build",
             )
+            # The transform's driver warms up on the core the deploy (one Python process)
+            # leaves free; the state job's, needed a transform later, once the deploy is done.
+            names = StackNames.build(options.prefix, options.suffix)
+            self._prewarm_spark(names.glue_job, {})
             self._outputs = deploy(options, out=report)
             self.deploy_seconds = time.monotonic() - started
+            self._prewarm_spark(names.state_job, iceberg_arguments(names))
             self.settings.deploy_log.parent.mkdir(parents=True, exist_ok=True)
             self.settings.deploy_log.write_text(report.getvalue())
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _prewarm_spark(self, job_name: str, arguments: dict[str, str]) -> None:
+        """Start a driver for the next run of one of the workflow's Spark jobs, with the
+        launch options its runs will have (`arguments`: the job's Iceberg settings), so that
+        the run does not wait for a JVM and a cold Spark (duffbeer_local.spark_driver)."""
+        runtime = self.aws.glue_runtime
+        if runtime is not None:
+            runtime.prewarm(job_name, arguments, again=self.settings.rewarm_spark_drivers)
 
     def start_api(self) -> str:
         """Serve the deployed REST API on 127.0.0.1 (settings.api_port); return its URL."""

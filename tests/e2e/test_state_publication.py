@@ -253,7 +253,7 @@ def test_a_merge_killed_during_its_writes_publishes_nothing_and_its_retry_publis
 
 
 def _state_job_pids() -> list[int]:
-    """Every spark-submit process running the state job now."""
+    """Every process running the state job now."""
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -262,7 +262,8 @@ def _state_job_pids() -> list[int]:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue  # the process ended meanwhile
-        if any(a.endswith(b"maintain_state.py") for a in argv):
+        # Its own spark-submit, or the driver started ahead of it (duffbeer_local/spark_driver)
+        if any(a.endswith(b"maintain_state.py") or a == b"duffbeer-maintain-state" for a in argv):
             pids.append(int(entry.name))
     return pids
 

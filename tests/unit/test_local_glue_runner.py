@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -13,6 +15,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from duffbeer_local import spark_driver
 from duffbeer_local.glue_runner import GlueRunSpec, GlueRuntime, GlueSettings, error_from_log
 
 # Stands in for spark-submit in these tests: it records its command line and runs the script
@@ -268,3 +271,93 @@ def test_staging_never_writes_outside_its_folder_whatever_the_keys(
     assert not list(tmp_path.rglob("absolute.txt"))
     staged = tmp_path / "state" / "glue" / "jr_r6" / "input" / "input_path" / "climb.csv"
     assert staged.read_bytes() == b"a,b\n1,2\n"
+
+
+def _processes_naming(text: str) -> list[int]:
+    """Processes whose command line contains `text`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if text.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue  # ended meanwhile
+    return found
+
+
+@pytest.mark.spark
+def test_runs_handed_to_drivers_started_ahead_of_them_end_as_spark_submit_runs_do(
+    tmp_path: Path, s3: RecordingS3
+) -> None:
+    # Given the real spark-submit and a driver started ahead of the job's next run
+    state = tmp_path / "state"
+    runtime = GlueRuntime(GlueSettings(state_dir=state), s3=s3)
+    try:
+        runtime.prewarm("transform_orders", {})
+        # When a run succeeds, then another fails (each in a driver started ahead of it: the
+        # second is started once the first run ends)
+        good = runtime.run(_spec("raw/good.csv", "r1"))
+        bad = runtime.run(_spec("raw/bad.csv", "r2"))
+        waiting = _processes_naming(str(state / "glue" / "drivers"))
+    finally:
+        runtime.close()
+    # Then they end, upload and report errors as spark-submit runs do
+    assert (good.state, good.error_message) == ("SUCCEEDED", None)
+    assert (bad.state, bad.error_message) == (
+        "FAILED",
+        "RejectThresholdExceededError: 3 of 5 rows rejected",
+    )
+    assert s3.uploaded[:3] == [
+        "runs/orders-1/r1/part-0.parquet",
+        "runs/orders-1/r1/seen.txt",
+        "runs/orders-1/r1/_manifest.json",
+    ]
+    # And each ran in a driver started ahead, whose log became the run's log
+    for outcome in (good, bad):
+        log = outcome.log_path.read_text(errors="replace")
+        assert log.startswith("$ ") and "spark_driver.py --job transform_orders" in log
+        assert "spark_driver: running" in log
+    # And a third driver was waiting for the next run; the runtime's close stopped it and
+    # left no log of a run that never came
+    assert waiting
+    assert _processes_naming(str(state / "glue" / "drivers")) == []
+    assert not list((state / "logs" / "glue").glob(".driver-*"))
+
+
+@pytest.mark.spark
+def test_a_run_with_other_launch_options_starts_its_own_spark_submit(
+    tmp_path: Path, s3: RecordingS3
+) -> None:
+    # Given a driver started ahead for small inputs, and a runner for which this input is
+    # large (so its run needs another JIT and heap)
+    state = tmp_path / "state"
+    runtime = GlueRuntime(GlueSettings(state_dir=state, small_input_bytes=0), s3=s3)
+    try:
+        runtime.prewarm("transform_orders", {}, again=False)
+        outcome = runtime.run(_spec("raw/good.csv", "r1"))
+        # Then the run started its own spark-submit of the job's script, and the driver
+        # still waits for a run it fits
+        log = outcome.log_path.read_text(errors="replace")
+        assert outcome.state == "SUCCEEDED"
+        assert "spark_driver.py" not in log.splitlines()[0]
+        assert log.splitlines()[0].endswith("--source_uri s3://input/raw/good.csv")
+        assert _processes_naming(str(state / "glue" / "drivers"))
+    finally:
+        runtime.close()
+
+
+def test_a_driver_waits_for_its_run_file_and_gives_up_when_its_owner_is_gone(
+    tmp_path: Path,
+) -> None:
+    # Given a run handed over in a file, as the runner writes it
+    handed = tmp_path / "run.json"
+    run = {"script": "/s.py", "py_files": [], "arguments": ["--a", "1"], "cwd": "/"}
+    handed.write_text(json.dumps(run))
+    # Then the driver reads it (and removes it) while its owner lives
+    assert spark_driver.wait_for_run(handed, os.getpid()) == run
+    assert not handed.exists()
+    # And with no run and an owner that has ended, it returns without one
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    assert spark_driver.wait_for_run(tmp_path / "never.json", ended.pid) is None
