@@ -26,7 +26,6 @@ import runpy
 import sys
 import tempfile
 import time
-import traceback
 from pathlib import Path
 from typing import TypedDict
 
@@ -87,8 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     spark = SparkSession.builder.getOrCreate()
     try:
         warm_up(spark)
-    except Exception:  # a slower first query, never a failed run
-        traceback.print_exc()
+    except Exception as e:  # a slower first query, never a failed run
+        # One line that the runner's error_from_log never takes for the run's own error.
+        sys.stdout.write(f"spark_driver: warm-up failed, the run starts cold ({e!r})\n")
     run = wait_for_run(args.run_file, args.owner)
     if run is None:
         return 0
