@@ -14,8 +14,8 @@ tables are read and written there directly, not through the view.
 
 A job's run usually starts in a driver started ahead of it (duffbeer_local.spark_driver):
 `prewarm` starts one per job with the launch options its next small run will have, and a
-run whose options match takes it (otherwise spark-submit starts as before); each driver runs
-one job run and ends with it, and the next is started once the run ends.
+run whose options match takes it (otherwise it starts its own spark-submit); each driver
+runs one job run and ends with it, and with `again` another is started once no run is left.
 """
 
 from __future__ import annotations
@@ -168,9 +168,8 @@ class _Staged:
 
 @dataclass
 class _Spare:
-    """A driver started ahead of a run of `job_name` with the options `launch`."""
+    """A driver started ahead of a job's next run with the options `launch`."""
 
-    job_name: str
     launch: list[str]
     process: subprocess.Popen[bytes]
     log_path: Path
@@ -422,7 +421,7 @@ class GlueRuntime:
                 *("--job", job_name, "--run-file", str(run_file), "--owner", str(os.getpid())),
             ]
             process = self._start_process(command, folder, log_path)
-            self._spares[job_name] = _Spare(job_name, launch, process, log_path, run_file)
+            self._spares[job_name] = _Spare(launch, process, log_path, run_file)
 
     def _take_spare(self, job_name: str, launch: list[str]) -> _Spare | None:
         with self._lock:
