@@ -29,7 +29,6 @@ from typing_extensions import TypedDict
 from duffbeer import aws, history, naming, state, utc
 from duffbeer.errors import InvalidParameterError
 from lambdas.api.config import ApiConfig
-from lambdas.api.params import parse_limit
 from lambdas.api.queries import money
 
 BATCH_PARAMS = ("limit", "cursor")
@@ -77,12 +76,6 @@ class BatchesPage(TypedDict):
     next_cursor: str | None
 
 
-def parse_page(limit: str | None, cursor: str | None) -> tuple[int, str | None]:
-    """(page size, index key after which the page starts) from the query parameters."""
-    size = parse_limit(limit, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    return size, (decode_cursor(cursor) if cursor is not None else None)
-
-
 def encode_cursor(after_key: str) -> str:
     token = base64.urlsafe_b64encode(after_key.encode("utf-8"))
     return token.decode("ascii").rstrip("=")
@@ -115,14 +108,14 @@ class BatchHistory:
 
     def page(
         self,
-        limit: str | None = None,
+        limit: int = DEFAULT_PAGE_SIZE,
         cursor: str | None = None,
         published: Sequence[state.Publication] = (),
     ) -> BatchesPage:
         """One page of the history; `published` (the state's retained publications) dates
         when each run entered the reports."""
-        size, after = parse_page(limit, cursor)
-        listed, next_after = history.page(self.client, self.bucket, size=size, after=after)
+        after = decode_cursor(cursor) if cursor is not None else None
+        listed, next_after = history.page(self.client, self.bucket, size=limit, after=after)
         pointers = self._pointers({item.entry.batch_id for item in listed})
         with ThreadPoolExecutor(max_workers=_READERS) as pool:
             described = list(

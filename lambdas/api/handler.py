@@ -22,7 +22,7 @@ from duffbeer.telemetry import Measure, emit, entry_point, logger
 from lambdas.api.backends import create_backend
 from lambdas.api.batches import BatchHistory
 from lambdas.api.config import DEFAULT_CURRENCY, ApiConfig
-from lambdas.api.declarations import RouteTable, error
+from lambdas.api.declarations import INVALID_PARAMETER, RouteTable, error
 from lambdas.api.queries import ReportService
 from lambdas.api.resolver import MAX_RESPONSE_BYTES, BoundedResolver
 from lambdas.api.routes.operations import operations_router
@@ -71,8 +71,13 @@ def _handle_errors(app: APIGatewayRestResolver, table: RouteTable) -> None:
 
     @app.exception_handler(RequestValidationError)
     def invalid_request(e: RequestValidationError) -> Response:
-        fields = sorted({".".join(str(p) for p in err.get("loc", ())) for err in e.errors()})
-        # Every declared parameter is a string, so this is a parameter given more than once.
+        errors = e.errors()
+        # A parameter's parser said what was wrong with it (declarations.parsed_by).
+        said = [err["msg"] for err in errors if err.get("type") == INVALID_PARAMETER]
+        if said:
+            return error(HTTPStatus.BAD_REQUEST, said[0])
+        # Otherwise the value did not reach a parser: a parameter given more than once.
+        fields = sorted({".".join(str(p) for p in err.get("loc", ())) for err in errors})
         return error(
             HTTPStatus.BAD_REQUEST,
             f"invalid request parameters: {', '.join(fields)} (each takes one value)",

@@ -11,7 +11,7 @@ from typing_extensions import TypedDict
 
 from duffbeer import reports_sql
 from duffbeer.errors import InvalidParameterError
-from lambdas.api.params import ReportFilters, parse_filters, parse_limit
+from lambdas.api.params import ReportFilters
 from lambdas.api.queries import Filters, QueryBackend, money
 
 TOP_CLIENTS_PARAMS = ("channel", "search", "limit", "as_of")
@@ -75,10 +75,8 @@ def _iso(value: Any) -> str:
     return value.isoformat() if isinstance(value, date) else str(value)
 
 
-def parse_search(raw: str | None) -> str | None:
+def parse_search(raw: str) -> str:
     """A client search text: 1-64 printable characters (a name part or a client id)."""
-    if raw is None:
-        return None
     text = raw.strip()
     printable = all(unicodedata.category(ch)[0] != "C" for ch in text)
     if not text or len(text) > MAX_SEARCH_CHARS or not printable:
@@ -89,21 +87,14 @@ def parse_search(raw: str | None) -> str | None:
 
 
 def top_clients(
-    backend: QueryBackend,
-    channel: str | None,
-    search: str | None,
-    limit: str | None,
-    as_of: str | None = None,
+    backend: QueryBackend, filters: ReportFilters, search: str | None, limit: int | None
 ) -> TopClients:
-    """The clients with the most sales (over all channels, or in `channel`), best first."""
-    filters = parse_filters(channel, None, None, as_of)
-    text = parse_search(search)
-    size = parse_limit(limit, DEFAULT_TOP_CLIENTS, MAX_TOP_CLIENTS)
-    query = reports_sql.top_clients_query(filters.channel, text, size)
+    """The `limit` clients with the most sales (over all channels, or in the filter's
+    channel), best first, optionally only those `search` finds."""
+    query = reports_sql.top_clients_query(filters.channel, search, limit or DEFAULT_TOP_CLIENTS)
     rows = backend.fetch([query], filters.as_of)[0]
-    chosen = filters.channel
     return {
-        "filters": {"channel": chosen, "search": text},
+        "filters": {"channel": filters.channel, "search": search},
         "clients": [
             {
                 "client_id": int(r["client_id"]),

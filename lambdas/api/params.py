@@ -26,7 +26,7 @@ FILTER_PARAMS = ("channel", "date_from", "date_to", "as_of")
 CLIENT_PARAMS = ("include", "limit", "cursor", "as_of")
 # An ISO-8601 instant in UTC: a date, a time to the second (fraction optional), then Z or
 # +00:00 (an instant in another offset is refused rather than converted behind the scenes).
-_INSTANT = re.compile(
+INSTANT = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|\+00:00)"
 )
 
@@ -72,25 +72,23 @@ def check_query_names(params: QueryParams, allowed: Sequence[str]) -> None:
             raise InvalidParameterError(f"query parameter {name} must be given once")
 
 
-def parse_filters(
-    channel: str | None, date_from: str | None, date_to: str | None, as_of: str | None = None
+def report_filters(
+    channel: str | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    as_of: datetime | None = None,
 ) -> ReportFilters:
-    start = _date("date_from", date_from) if date_from is not None else None
-    end = _date("date_to", date_to) if date_to is not None else None
-    if start and end and start > end:
+    """The report filters from parameters parsed one by one, checked together."""
+    if date_from and date_to and date_from > date_to:
         raise InvalidParameterError(
-            f"date_from ({start.isoformat()}) is after date_to ({end.isoformat()})"
+            f"date_from ({date_from.isoformat()}) is after date_to ({date_to.isoformat()})"
         )
-    return ReportFilters(
-        _channel(channel) if channel is not None else None, start, end, parse_as_of(as_of)
-    )
+    return ReportFilters(channel, date_from, date_to, as_of)
 
 
-def parse_as_of(raw: str | None) -> datetime | None:
+def parse_as_of(raw: str) -> datetime:
     """The `as_of` instant: ISO-8601 in UTC (YYYY-MM-DDTHH:MM:SS[.ffffff]Z)."""
-    if raw is None:
-        return None
-    if not _INSTANT.fullmatch(raw):
+    if not INSTANT.fullmatch(raw):
         raise InvalidParameterError(
             f"as_of must be an ISO-8601 UTC instant such as 2026-11-28T08:00:00Z, got {_shown(raw)}"
         )
@@ -100,34 +98,31 @@ def parse_as_of(raw: str | None) -> datetime | None:
         raise InvalidParameterError(f"as_of is not a calendar time: {_shown(raw)}") from e
 
 
-def parse_format(raw: str | None) -> str | None:
-    """The `format` query parameter of the row routes: json or csv (None when absent)."""
-    if raw is None or raw in (csv_export.JSON, csv_export.CSV):
+def parse_format(raw: str) -> str:
+    """The `format` query parameter of the row routes: json or csv."""
+    if raw in (csv_export.JSON, csv_export.CSV):
         return raw
     raise InvalidParameterError(f"format must be json or csv, got {_shown(raw)}")
 
 
-def parse_orders_page(
-    include: str | None, limit: str | None, cursor: str | None
-) -> OrdersPage | None:
+def parse_include(raw: str) -> str:
+    if raw != INCLUDE_ORDERS:
+        raise InvalidParameterError(f"include accepts only '{INCLUDE_ORDERS}', got {_shown(raw)}")
+    return raw
+
+
+def orders_page(include: str | None, limit: int | None, cursor: str | None) -> OrdersPage | None:
     """The requested page of orders, or None when the orders are not asked for."""
     if include is None:
         if limit is not None or cursor is not None:
             raise InvalidParameterError("limit and cursor apply only with include=orders")
         return None
-    if include != INCLUDE_ORDERS:
-        raise InvalidParameterError(
-            f"include accepts only '{INCLUDE_ORDERS}', got {_shown(include)}"
-        )
-    size = parse_limit(limit, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     after = decode_cursor(cursor) if cursor is not None else 0
-    return OrdersPage(limit=size, after_order_id=after)
+    return OrdersPage(limit=limit or DEFAULT_PAGE_SIZE, after_order_id=after)
 
 
-def parse_limit(raw: str | None, default: int, maximum: int) -> int:
-    """A route's `limit` parameter: `default` when absent, else an integer from 1 to `maximum`."""
-    if raw is None:
-        return default
+def parse_limit(raw: str, maximum: int) -> int:
+    """A route's `limit` parameter: an integer from 1 to `maximum`."""
     if not _POSITIVE_INT.fullmatch(raw) or not 0 < int(raw) <= maximum:
         raise InvalidParameterError(
             f"limit must be an integer from 1 to {maximum}, got {_shown(raw)}"
@@ -156,7 +151,7 @@ def decode_cursor(raw: str) -> int:
     return int(number)
 
 
-def _channel(raw: str) -> str:
+def parse_channel(raw: str) -> str:
     # The value is bound as a parameter anyway; rejecting SQL-looking input early keeps
     # probes out of the query layer and its logs.
     if not CHANNEL_FILTER_PATTERN.fullmatch(raw) or "--" in raw:
@@ -167,7 +162,7 @@ def _channel(raw: str) -> str:
     return canonical_channel(raw)
 
 
-def _date(name: str, raw: str) -> date:
+def parse_date(name: str, raw: str) -> date:
     if not _ISO_DATE.fullmatch(raw):
         raise InvalidParameterError(f"{name} must be a date as YYYY-MM-DD, got {_shown(raw)}")
     try:

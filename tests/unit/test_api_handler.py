@@ -576,3 +576,55 @@ def test_openapi_document_offers_csv_on_every_row_route(call: Any) -> None:
         [format_param] = [p for p in operation["parameters"] if p["name"] == "format"]
         assert (format_param["schema"]["type"], format_param["schema"]["enum"]) == ("string", ["json", "csv"])
     assert sorted(paths["/orders/{client_id}"]["get"]["responses"]["200"]["content"]) == ["application/json"]
+
+
+def _outside(schema: dict[str, Any]) -> list[str]:
+    """Values a parameter's documented schema excludes."""
+    values = []
+    if "maximum" in schema:
+        values += [str(schema["minimum"] - 1), str(schema["maximum"] + 1)]
+    if "enum" in schema:
+        values.append("x" + "".join(schema["enum"]))
+    if "maxLength" in schema:
+        values.append("y" * (schema["maxLength"] + 1))
+    if schema.get("format") in ("date", "date-time"):
+        values.append("2026-02-30")
+    return values
+
+
+def _inside(schema: dict[str, Any]) -> list[str]:
+    """The edge values a parameter's documented schema allows."""
+    if "maximum" in schema:
+        return [str(schema["minimum"]), str(schema["maximum"])]
+    return [str(value) for value in schema.get("enum", ())]
+
+
+def test_every_parameter_is_validated_as_the_openapi_document_declares_it(call: Any) -> None:
+    # Given the parameters as the API documents them (one declaration gives the document,
+    # the validation and the message)
+    document = body(call(api_event("/openapi.json")))
+    checked = 0
+    for template, operations in document["paths"].items():
+        for parameter in operations["get"].get("parameters", []):
+            name, schema = parameter["name"], parameter["schema"]
+            for value in _outside(schema):
+                # When a value the document excludes is sent
+                if parameter["in"] == "path":
+                    response = call(api_event(template.replace("{" + name + "}", value)))
+                else:
+                    path = template.replace("{client_id}", "1001")
+                    response = call(api_event(path, query={name: [value]}))
+                # Then it is a 400 whose message names the parameter
+                assert response["statusCode"] == 400, (template, name, value)
+                assert body(response)["message"].startswith(f"{name} "), (template, name, value)
+                checked += 1
+            for value in _inside(schema) if template != "/batches" else ():
+                # And the edge values it allows are accepted
+                query = {name: [value]} if parameter["in"] == "query" else None
+                if name == "limit" and template == "/orders/{client_id}":
+                    query = {"include": ["orders"], "limit": [value]}
+                path = template.replace("{client_id}", value if name == "client_id" else "1001")
+                response = call(api_event(path, query=query))
+                assert response["statusCode"] in (200, 404), (template, name, value)
+                checked += 1
+    assert checked > 30

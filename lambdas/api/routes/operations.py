@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
+from pydantic import Field
 
 # pydantic (the OpenAPI schema of the responses) needs this TypedDict before Python 3.12.
 from typing_extensions import TypedDict
@@ -15,22 +16,27 @@ from duffbeer import __version__
 from duffbeer.errors import QueryError
 from duffbeer.state import Publication
 from duffbeer.telemetry import logger
-from lambdas.api.batches import BATCH_PARAMS, MAX_PAGE_SIZE, BatchesPage, BatchHistory
-from lambdas.api.declarations import ALWAYS, RouteTable, check_query, responses
+from lambdas.api.batches import (
+    BATCH_PARAMS,
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    BatchesPage,
+    BatchHistory,
+)
+from lambdas.api.declarations import ALWAYS, RouteTable, check_query, limit_parser, responses
 from lambdas.api.queries import ReportService
 
 BatchesLimitParam = Annotated[
-    str | None,
-    Query(
-        description=f"Runs per page, 1-{MAX_PAGE_SIZE} (default 20).",
-        json_schema_extra={"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
-    ),
+    int | None,
+    Query(description=f"Runs per page, 1-{MAX_PAGE_SIZE} (default {DEFAULT_PAGE_SIZE})."),
+    Field(ge=1, le=MAX_PAGE_SIZE),
+    limit_parser(MAX_PAGE_SIZE),
 ]
 BatchesCursorParam = Annotated[
     str | None,
     Query(
         description="next_cursor of the previous page.",
-        json_schema_extra={"type": "string", "pattern": "^[A-Za-z0-9_-]{1,400}$"},
+        json_schema_extra={"pattern": "^[A-Za-z0-9_-]{1,400}$"},
     ),
 ]
 
@@ -87,7 +93,8 @@ def operations_router(
     )
     def batches(limit: BatchesLimitParam = None, cursor: BatchesCursorParam = None) -> BatchesPage:
         check_query(router, BATCH_PARAMS)
-        return batch_history().page(limit, cursor, _publications_if_readable(service))
+        published = _publications_if_readable(service)
+        return batch_history().page(limit or DEFAULT_PAGE_SIZE, cursor, published)
 
     return router
 

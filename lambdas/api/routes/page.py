@@ -45,8 +45,13 @@ def page_router(app: APIGatewayRestResolver, table: RouteTable) -> Router:
 
 
 def _plain_parameter(schema: dict[str, Any]) -> dict[str, Any]:
-    """A parameter's schema as HTTP carries it: never null, whole numbers as integers."""
-    schema.pop("anyOf", None)
+    """A parameter's schema as HTTP carries it: never null (an optional parameter is
+    absent), a single choice as an enum like the others, whole numbers as integers."""
+    for alternative in schema.pop("anyOf", ()):
+        if alternative.get("type") != "null":
+            schema.update(alternative)
+    if "const" in schema:
+        schema["enum"] = [schema.pop("const")]
     for bound in ("minimum", "maximum"):
         if isinstance(schema.get(bound), float) and schema[bound].is_integer():
             schema[bound] = int(schema[bound])

@@ -4,10 +4,11 @@ the top clients, each read from one publication of the current state."""
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Annotated
+from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from pydantic import Field
 
 from duffbeer.contract import INT_MAX, STATUSES
 from lambdas.api import csv_export, overview, params
@@ -22,58 +23,56 @@ from lambdas.api.declarations import (
     FormatParam,
     RouteTable,
     check_query,
+    limit_parser,
+    parsed_by,
     responses,
     row_responses,
 )
 from lambdas.api.queries import ClientReport, OrderStatusReport, ReportService, SalesByProduct
 
 ClientIdParam = Annotated[
-    str,
-    Path(
-        description="The client id, a positive integer.",
-        json_schema_extra={"type": "integer", "minimum": 1, "maximum": INT_MAX},
-    ),
+    int,
+    Path(description="The client id, a positive integer."),
+    Field(ge=1, le=INT_MAX),
+    parsed_by(params.parse_client_id),
 ]
 IncludeParam = Annotated[
-    str | None,
-    Query(
-        description="'orders' adds the client's orders, paged.",
-        json_schema_extra={"type": "string", "enum": [params.INCLUDE_ORDERS]},
-    ),
+    Literal["orders"] | None,
+    Query(description="'orders' adds the client's orders, paged."),
+    parsed_by(params.parse_include),
 ]
 OrdersLimitParam = Annotated[
-    str | None,
+    int | None,
     Query(
         description=f"Orders per page, 1-{params.MAX_PAGE_SIZE} (default "
-        f"{params.DEFAULT_PAGE_SIZE}); only with include=orders.",
-        json_schema_extra={"type": "integer", "minimum": 1, "maximum": params.MAX_PAGE_SIZE},
+        f"{params.DEFAULT_PAGE_SIZE}); only with include=orders."
     ),
+    Field(ge=1, le=params.MAX_PAGE_SIZE),
+    limit_parser(params.MAX_PAGE_SIZE),
 ]
+# A cursor is a token this API hands out: its shape is documented, its decoding checked by
+# the route.
 OrdersCursorParam = Annotated[
     str | None,
     Query(
         description="next_cursor of the previous page; only with include=orders.",
-        json_schema_extra={"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+        json_schema_extra={"pattern": "^[A-Za-z0-9_-]{1,64}$"},
     ),
 ]
 SearchParam = Annotated[
     str | None,
-    Query(
-        description="Only clients whose name contains this text (any case) or whose id it is.",
-        json_schema_extra={
-            "type": "string",
-            "minLength": 1,
-            "maxLength": overview.MAX_SEARCH_CHARS,
-        },
-    ),
+    Query(description="Only clients whose name contains this text (any case) or whose id it is."),
+    Field(min_length=1, max_length=overview.MAX_SEARCH_CHARS),
+    parsed_by(overview.parse_search),
 ]
 TopLimitParam = Annotated[
-    str | None,
+    int | None,
     Query(
         description=f"How many clients, 1-{overview.MAX_TOP_CLIENTS} (default "
-        f"{overview.DEFAULT_TOP_CLIENTS}).",
-        json_schema_extra={"type": "integer", "minimum": 1, "maximum": overview.MAX_TOP_CLIENTS},
+        f"{overview.DEFAULT_TOP_CLIENTS})."
     ),
+    Field(ge=1, le=overview.MAX_TOP_CLIENTS),
+    limit_parser(overview.MAX_TOP_CLIENTS),
 ]
 
 
@@ -96,9 +95,7 @@ def reports_router(service: ReportService, table: RouteTable) -> Router:
         as_of: AsOfParam = None,
     ) -> ClientReport:
         check_query(router, params.CLIENT_PARAMS)
-        page = params.parse_orders_page(include, limit, cursor)
-        instant = params.parse_as_of(as_of)
-        return service.client_report(params.parse_client_id(client_id), page, instant)
+        return service.client_report(client_id, params.orders_page(include, limit, cursor), as_of)
 
     @table.get(
         router,
@@ -115,8 +112,7 @@ def reports_router(service: ReportService, table: RouteTable) -> Router:
         format: FormatParam = None,
     ) -> SalesByProduct:
         check_query(router, REPORT_PARAMS)
-        params.parse_format(format)
-        return service.sales_by_product(params.parse_filters(channel, date_from, date_to, as_of))
+        return service.sales_by_product(params.report_filters(channel, date_from, date_to, as_of))
 
     @table.get(
         router,
@@ -133,8 +129,8 @@ def reports_router(service: ReportService, table: RouteTable) -> Router:
         format: FormatParam = None,
     ) -> OrderStatusReport:
         check_query(router, REPORT_PARAMS)
-        params.parse_format(format)
-        return service.order_status_report(params.parse_filters(channel, date_from, date_to, as_of))
+        filters = params.report_filters(channel, date_from, date_to, as_of)
+        return service.order_status_report(filters)
 
     @table.get(
         router,
@@ -151,8 +147,7 @@ def reports_router(service: ReportService, table: RouteTable) -> Router:
         format: FormatParam = None,
     ) -> overview.DailySales:
         check_query(router, REPORT_PARAMS)
-        params.parse_format(format)
-        filters = params.parse_filters(channel, date_from, date_to, as_of)
+        filters = params.report_filters(channel, date_from, date_to, as_of)
         return overview.daily_sales(service.backend, filters)
 
     @table.get(
@@ -170,7 +165,7 @@ def reports_router(service: ReportService, table: RouteTable) -> Router:
         format: FormatParam = None,
     ) -> overview.TopClients:
         check_query(router, (*overview.TOP_CLIENTS_PARAMS, csv_export.FORMAT_PARAM))
-        params.parse_format(format)
-        return overview.top_clients(service.backend, channel, search, limit, as_of)
+        filters = params.report_filters(channel, as_of=as_of)
+        return overview.top_clients(service.backend, filters, search, limit)
 
     return router
