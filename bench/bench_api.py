@@ -236,8 +236,6 @@ def _targets(route: str, rng: random.Random, space: TargetSpace) -> str:
     filters: list[str] = []
     if rng.random() < 0.5 and space.channels:
         filters.append(f"channel={rng.choice(space.channels)}")
-    if route == "top-clients":
-        return "/top-clients" + ("?" + filters[0] if filters else "")
     if rng.random() < 0.5:
         start = rng.randrange(space.days)
         end = min(space.days - 1, start + rng.randrange(1, 15))
@@ -429,7 +427,10 @@ ROUTE_QUERIES: dict[str, Callable[[ScanTarget], list[reports_sql.BoundQuery]]] =
     ],
     "daily-sales": lambda t: [reports_sql.daily_sales_query(t.channel, t.date_from, t.date_to)],
     "top-clients": lambda t: [
-        reports_sql.top_clients_query(t.channel, None, overview.DEFAULT_TOP_CLIENTS)
+        reports_sql.top_clients_query(
+            t.channel, None, overview.DEFAULT_TOP_CLIENTS, t.date_from, t.date_to
+        ),
+        reports_sql.client_count_query(t.channel, None, t.date_from, t.date_to),
     ],
 }
 

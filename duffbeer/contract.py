@@ -315,6 +315,18 @@ STATUS_DAILY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("lines", "bigint"),
     ("total_sales", SUM_MONEY_TYPE),
 )
+# Per client, order and (channel, day) cell the order has lines in: their lines, units and
+# sales. The top clients over a date range (and a channel) add up the matching rows; an
+# order counts once however many matching cells it has (its id is in each row).
+CLIENT_ORDER_CELLS_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("client_id", "int"),
+    ("order_id", "int"),
+    ("point_of_sale_channel", "string"),
+    ("order_date", "date"),
+    ("lines", "bigint"),
+    ("units", "bigint"),
+    ("total_sales", SUM_MONEY_TYPE),
+)
 # The cells of every order whose current lines lie in more than one (channel, day) cell: one
 # row per order and cell (status null) and per order, cell and status. Summing STATUS_DAILY
 # over several cells counts such an order once per cell; these rows correct that exactly.

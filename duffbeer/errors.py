@@ -101,6 +101,10 @@ class InvalidParameterError(DuffBeerError):
     """A request parameter is malformed."""
 
 
+class TableNotPublishedError(InvalidParameterError):
+    """The publication a request reads predates a state table its report needs."""
+
+
 class LocalModeError(DuffBeerError):
     """The local runtime (moto server and its extensions) cannot run as required."""
 

@@ -21,6 +21,7 @@ from datetime import date
 
 from duffbeer import contract, state
 from duffbeer.contract import STATUSES
+from duffbeer.errors import TableNotPublishedError
 
 Columns = tuple[tuple[str, str], ...]
 
@@ -28,6 +29,7 @@ Columns = tuple[tuple[str, str], ...]
 API_TABLES: tuple[str, ...] = (
     state.CLIENT_REPORT_TABLE,
     state.CLIENT_ORDERS_TABLE,
+    state.CLIENT_ORDER_CELLS_TABLE,
     state.PRODUCT_DAILY_TABLE,
     state.STATUS_DAILY_TABLE,
     state.SPANNING_ORDER_CELLS_TABLE,
@@ -55,6 +57,11 @@ class BoundQuery:
             table = match.group(1)
             if table not in self.tables:
                 raise KeyError(f"query {self.name} names table {table} it does not declare")
+            if table not in references:
+                raise TableNotPublishedError(
+                    f"this report needs the state table {table}, which the reports it reads "
+                    "predate (it was added by an upgrade; the next merged batch builds it)"
+                )
             return references[table]
 
         return _PLACEHOLDER.sub(reference, self.sql)
@@ -212,26 +219,52 @@ GROUP BY order_date
 ORDER BY order_date
 """.strip()
 
-# The clients with the most sales, over all channels or in one; optionally only those whose
-# name contains a text or whose id is a number. client_report is small (one row per client,
-# status and channel), so this reads every bucket. The name comes from the
-# client's totals row, which always carries it.
-TOP_CLIENTS_SQL = f"""
+# One row per client with its orders, lines, units and sales over all days: client_report's
+# row for the channel (or all channels); optionally only those whose name contains a text
+# or whose id is a number. client_report is small (one row per client, status and
+# channel), so this reads every bucket. The name comes from the client's totals row, which
+# always carries it.
+_CLIENTS_ALL_DAYS = f"""
 SELECT c.client_id, t.client_name, c.orders, c.lines, c.units, c.total_sales
 FROM {{{state.CLIENT_REPORT_TABLE}}} c
 JOIN {{{state.CLIENT_REPORT_TABLE}}} t
   ON t.client_id = c.client_id AND t.all_statuses = 1 AND t.all_channels = 1
 WHERE c.all_statuses = 1 AND {{scope}}
 {{search}}
-ORDER BY c.total_sales DESC, c.client_id
-LIMIT ?
 """.strip()
 _TOP_CLIENTS_ALL = "c.all_channels = 1"
 _TOP_CLIENTS_CHANNEL = "c.all_channels = 0 AND c.point_of_sale_channel = ?"
+# The same over a date range: the client_order_cells rows of the matching days (their
+# months' files only), an order counted once however many matching cells it has.
+_CLIENTS_IN_DATES = f"""
+SELECT c.client_id, t.client_name,
+       count(DISTINCT c.order_id) AS orders,
+       sum(c.lines) AS lines,
+       sum(c.units) AS units,
+       sum(c.total_sales) AS total_sales
+FROM {{{state.CLIENT_ORDER_CELLS_TABLE}}} c
+JOIN {{{state.CLIENT_REPORT_TABLE}}} t
+  ON t.client_id = c.client_id AND t.all_statuses = 1 AND t.all_channels = 1
+WHERE {{scope}}
+{{search}}
+GROUP BY c.client_id, t.client_name
+""".strip()
 # `!` escapes the LIKE wildcards of the user's text, which is bound, never formatted in.
 _TOP_CLIENTS_SEARCH = (
     "AND (lower(t.client_name) LIKE ? ESCAPE '!' OR CAST(c.client_id AS VARCHAR) = ?)"
 )
+TOP_CLIENTS_SQL = """
+SELECT * FROM (
+{clients}
+) m
+ORDER BY m.total_sales DESC, m.client_id
+LIMIT ?
+""".strip()
+CLIENT_COUNT_SQL = """
+SELECT count(*) AS clients FROM (
+{clients}
+) m
+""".strip()
 
 
 def daily_sales_query(
@@ -247,21 +280,62 @@ def like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-def top_clients_query(channel: str | None, search: str | None, limit: int) -> BoundQuery:
+def _matching_clients(
+    channel: str | None, search: str | None, date_from: date | None, date_to: date | None
+) -> tuple[str, tuple[SqlValue, ...], tuple[str, ...]]:
+    """The per-client rows within the filters: their SQL, its values and its tables."""
     params: list[SqlValue] = []
-    scope = _TOP_CLIENTS_ALL
-    if channel is not None:
-        scope = _TOP_CLIENTS_CHANNEL
-        params.append(channel)
+    tables: tuple[str, ...] = (state.CLIENT_REPORT_TABLE,)
+    if date_from is None and date_to is None:
+        template = _CLIENTS_ALL_DAYS
+        scope = _TOP_CLIENTS_ALL
+        if channel is not None:
+            scope = _TOP_CLIENTS_CHANNEL
+            params.append(channel)
+    else:
+        template = _CLIENTS_IN_DATES
+        tables = (state.CLIENT_ORDER_CELLS_TABLE, state.CLIENT_REPORT_TABLE)
+        parts = []
+        for fragment, value in (
+            ("c." + FILTER_CHANNEL, channel),
+            ("c." + FILTER_DATE_FROM, date_from),
+            ("c." + FILTER_DATE_TO, date_to),
+        ):
+            if value is not None:
+                parts.append(fragment)
+                params.append(value)
+        scope = " AND ".join(parts)
     where_search = ""
     if search is not None:
         where_search = _TOP_CLIENTS_SEARCH
         params += [like_pattern(search), search]
-    sql = TOP_CLIENTS_SQL.replace("{scope}", scope).replace("{search}", where_search)
+    sql = template.replace("{scope}", scope).replace("{search}", where_search)
     lines = [line for line in sql.split("\n") if line.strip()]
-    return BoundQuery(
-        "top_clients", "\n".join(lines), (*params, limit), (state.CLIENT_REPORT_TABLE,)
-    )
+    return "\n".join(lines), tuple(params), tables
+
+
+def top_clients_query(
+    channel: str | None,
+    search: str | None,
+    limit: int,
+    date_from: date | None = None,
+    date_to: date | None = None,
+) -> BoundQuery:
+    clients, params, tables = _matching_clients(channel, search, date_from, date_to)
+    sql = TOP_CLIENTS_SQL.replace("{clients}", clients)
+    return BoundQuery("top_clients", sql, (*params, limit), tables)
+
+
+def client_count_query(
+    channel: str | None,
+    search: str | None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+) -> BoundQuery:
+    """How many clients the top clients' filters match."""
+    clients, params, tables = _matching_clients(channel, search, date_from, date_to)
+    sql = CLIENT_COUNT_SQL.replace("{clients}", clients)
+    return BoundQuery("client_count", sql, params, tables)
 
 
 def channels_query() -> BoundQuery:
@@ -370,11 +444,14 @@ GROUP BY status
 
 def table_references(database: str, snapshots: Mapping[str, int] | None = None) -> dict[str, str]:
     """The quoted Athena name of every state table: pinned to a publication's snapshots
-    (`FOR VERSION AS OF`) when given, else the table's current snapshot (the views)."""
+    (`FOR VERSION AS OF`) when given (the tables it names), else the table's current
+    snapshot (the views)."""
     return {
         table: f'"{database}"."{table}"'
         + (f" FOR VERSION AS OF {snapshots[table]}" if snapshots is not None else "")
         for table in state.STATE_TABLES
+        # A publication made before a table was added does not name it.
+        if snapshots is None or table in snapshots
     }
 
 

@@ -4,9 +4,9 @@ After every published batch the state job (glue_jobs/maintain_state.py) merges t
 published run into Iceberg tables in the Glue Data Catalog (docs/adr/0045):
 
 - `order_lines_current` holds the current version of every line key; the report tables
-  (`client_report`, `client_orders`, `product_daily`, `status_daily`,
-  `spanning_order_cells`, `orders_summary`) hold the figures the API reads at the grain
-  its routes filter on.
+  (`client_report`, `client_orders`, `client_order_cells`, `product_daily`,
+  `status_daily`, `spanning_order_cells`, `orders_summary`) hold the figures the API reads
+  at the grain its routes filter on.
 - A merge takes in every batch whose published run the state does not hold yet (its own
   and any other published meanwhile), writes all the tables on a branch of its own, then
   publishes them with one Iceberg commit: rows appended to `state_publications`, one per
@@ -35,6 +35,7 @@ Columns = tuple[tuple[str, str], ...]
 CURRENT_LINES_TABLE = "order_lines_current"
 CLIENT_REPORT_TABLE = "client_report"
 CLIENT_ORDERS_TABLE = "client_orders"
+CLIENT_ORDER_CELLS_TABLE = "client_order_cells"
 PRODUCT_DAILY_TABLE = "product_daily"
 STATUS_DAILY_TABLE = "status_daily"
 SPANNING_ORDER_CELLS_TABLE = "spanning_order_cells"
@@ -128,6 +129,15 @@ STATE_TABLES: dict[str, StateTable] = {
             contract.ORDERS_SUMMARY_COLUMNS,
             key=("client_id",),
             ordered_by=("client_id",),
+        ),
+        StateTable(
+            CLIENT_ORDER_CELLS_TABLE,
+            contract.CLIENT_ORDER_CELLS_COLUMNS,
+            key=("client_id", "order_id", *_CELL),
+            # Read by date range: a range reads its months' files only.
+            partitioned_by=("months(order_date)",),
+            ordered_by=("order_date", "client_id"),
+            merge_on_read=True,
         ),
     )
 }

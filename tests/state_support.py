@@ -350,6 +350,12 @@ def expected_tables(lines: list[dict[str, Any]]) -> dict[str, list[tuple[Any, ..
                     latest["product_id"],
                 )
             )
+    order_cells = [
+        (client, order, channel, day, len(rows), sum(r["product_ccf"] for r in rows), sales(rows))
+        for (client, order, channel, day), rows in group(
+            lines, "client_id", "order_id", CHANNEL, "order_date"
+        ).items()
+    ]
     products = []
     for (product, channel, day), rows in group(lines, "product_id", CHANNEL, "order_date").items():
         latest = max(rows, key=recency)
@@ -387,6 +393,7 @@ def expected_tables(lines: list[dict[str, Any]]) -> dict[str, list[tuple[Any, ..
         ),
         state.CLIENT_REPORT_TABLE: sort(report),
         state.CLIENT_ORDERS_TABLE: sort(client_orders),
+        state.CLIENT_ORDER_CELLS_TABLE: sort(order_cells),
         state.PRODUCT_DAILY_TABLE: sort(products),
         state.STATUS_DAILY_TABLE: sort(status),
         state.SPANNING_ORDER_CELLS_TABLE: sort(spanning),

@@ -19,6 +19,7 @@ from duffbeer import naming, utc
 from duffbeer.contract import LINE_KEY
 from duffbeer.errors import BatchNotPublishedError, StateConflictError
 from duffbeer.state import (
+    CLIENT_ORDER_CELLS_TABLE,
     CLIENT_ORDERS_TABLE,
     CLIENT_REPORT_TABLE,
     CURRENT_LINES_TABLE,
@@ -310,6 +311,7 @@ class StateMerge:
         with self._phase("write"):
             self._write_lines(base, touched)
             self._write_client_tables(base, touched)
+            self._write_client_order_cells(base, touched)
             self._write_product_daily(base, touched)
             self._write_status_daily(base, touched)
             self._write_spanning_cells(base, touched)
@@ -377,6 +379,25 @@ class StateMerge:
             reports.orders_summary(report),
             self._old_rows(base, ORDERS_SUMMARY_TABLE, clients, ["client_id"]),
         )
+
+    def _write_client_order_cells(self, base: Base, touched: Touched) -> None:
+        table = STATE_TABLES[CLIENT_ORDER_CELLS_TABLE]
+        if base.publication is not None and table.name not in base.publication.snapshots:
+            # A table added by a later release: the first merge after the upgrade builds it
+            # from every current line (the untouched orders' as the base holds them).
+            columns = ["client_id", "order_id", *reports.CELL, "product_ccf", "line_total"]
+            lines = (
+                touched.base_lines.join(touched.orders, on="order_id", how="left_anti")
+                .select(*columns)
+                .unionByName(touched.after.select(*columns))
+            )
+            rows = self._keep(reports.client_order_cells(lines))
+            self.catalog.rewrite_rows(table, base, rows, rows)
+            return
+        old = self.catalog.read_at(table.name, base.snapshots[table.name]).join(
+            touched.orders, on="order_id", how="left_semi"
+        )
+        self.catalog.merge_rows(table, base, reports.client_order_cells(touched.after), old)
 
     def _client_names(
         self, base: Base, touched: Touched, recomputed: DataFrame, clients: DataFrame

@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 
 from duffbeer.contract import (
     BATCH_ID_COLUMN,
+    CLIENT_ORDER_CELLS_COLUMNS,
     CLIENT_ORDERS_COLUMNS,
     CLIENT_REPORT_COLUMNS,
     ORDERS_SUMMARY_COLUMNS,
@@ -305,6 +306,17 @@ def client_orders(lines: DataFrame) -> DataFrame:
         F.col("_latest.product_id").alias("latest_product_id"),
     )
     return conform(named, CLIENT_ORDERS_COLUMNS)
+
+
+def client_order_cells(lines: DataFrame) -> DataFrame:
+    """Per client, order and cell, from all of the order's current lines
+    (CLIENT_ORDER_CELLS_COLUMNS)."""
+    rows = lines.groupBy("client_id", "order_id", *CELL).agg(
+        F.count(F.lit(1)).alias("lines"),
+        F.sum("product_ccf").alias("units"),
+        F.sum("line_total").cast(SUM_MONEY_TYPE).alias("total_sales"),
+    )
+    return conform(rows, CLIENT_ORDER_CELLS_COLUMNS)
 
 
 def client_latest(orders: DataFrame) -> DataFrame:

@@ -14,7 +14,7 @@ from duffbeer.errors import InvalidParameterError
 from lambdas.api.params import ReportFilters
 from lambdas.api.queries import Filters, QueryBackend, money
 
-TOP_CLIENTS_PARAMS = ("channel", "search", "limit", "as_of")
+TOP_CLIENTS_PARAMS = ("channel", "date_from", "date_to", "search", "limit", "as_of")
 DEFAULT_TOP_CLIENTS = 10
 MAX_TOP_CLIENTS = 100
 MAX_SEARCH_CHARS = 64
@@ -42,11 +42,15 @@ class TopClient(TypedDict):
 
 class TopClientsFilters(TypedDict):
     channel: str | None
+    date_from: str | None
+    date_to: str | None
     search: str | None
 
 
 class TopClients(TypedDict):
     filters: TopClientsFilters
+    # How many clients the filters match (`clients` lists the first `limit` of them).
+    matching_clients: int
     clients: list[TopClient]
 
 
@@ -55,11 +59,7 @@ def daily_sales(backend: QueryBackend, filters: ReportFilters) -> DailySales:
     query = reports_sql.daily_sales_query(filters.channel, filters.date_from, filters.date_to)
     rows = backend.fetch([query], filters.as_of)[0]
     return {
-        "filters": {
-            "channel": filters.channel,
-            "date_from": filters.date_from.isoformat() if filters.date_from else None,
-            "date_to": filters.date_to.isoformat() if filters.date_to else None,
-        },
+        "filters": _filters(filters),
         "days": [
             {
                 "date": _iso(r["order_date"]),
@@ -68,6 +68,14 @@ def daily_sales(backend: QueryBackend, filters: ReportFilters) -> DailySales:
             }
             for r in rows
         ],
+    }
+
+
+def _filters(filters: ReportFilters) -> Filters:
+    return {
+        "channel": filters.channel,
+        "date_from": filters.date_from.isoformat() if filters.date_from else None,
+        "date_to": filters.date_to.isoformat() if filters.date_to else None,
     }
 
 
@@ -89,12 +97,21 @@ def parse_search(raw: str) -> str:
 def top_clients(
     backend: QueryBackend, filters: ReportFilters, search: str | None, limit: int | None
 ) -> TopClients:
-    """The `limit` clients with the most sales (over all channels, or in the filter's
-    channel), best first, optionally only those `search` finds."""
-    query = reports_sql.top_clients_query(filters.channel, search, limit or DEFAULT_TOP_CLIENTS)
-    rows = backend.fetch([query], filters.as_of)[0]
+    """The `limit` clients with the most sales within the filters (channel, days), best
+    first, optionally only those `search` finds; and how many clients match."""
+    chosen = (filters.channel, search)
+    dates = (filters.date_from, filters.date_to)
+    size = limit or DEFAULT_TOP_CLIENTS
+    rows, counted = backend.fetch(
+        [
+            reports_sql.top_clients_query(*chosen, size, *dates),
+            reports_sql.client_count_query(*chosen, *dates),
+        ],
+        filters.as_of,
+    )
     return {
-        "filters": {"channel": filters.channel, "search": search},
+        "filters": {**_filters(filters), "search": search},
+        "matching_clients": int(counted[0]["clients"]) if counted else 0,
         "clients": [
             {
                 "client_id": int(r["client_id"]),

@@ -286,10 +286,11 @@ def test_headline_figures_totals_rows_and_units_over_the_filters(
     sales = sum((Decimal(r["product_price"]) * int(r["product_ccf"]) for r in loaded), Decimal(0))
     litres = sum((Decimal(r["product_volume"]) * int(r["product_ccf"]) for r in loaded), Decimal(0))
     units = sum(int(r["product_ccf"]) for r in loaded)
-    # Headline cards: sales in the currency /status reports, distinct orders, litres
+    # Headline cards: sales in the currency /status reports, distinct orders, clients, litres
     assert api(pipeline, "/status")["currency"] == "EUR"
     assert session.page.text_content("#kpi-sales") == euros(sales)
     assert session.page.text_content("#kpi-orders") == "12"
+    assert session.page.text_content("#kpi-clients") == str(len({r["client_id"] for r in loaded}))
     assert session.page.text_content("#kpi-litres") == f"{litres:,.3f} l"
     # Totals rows under the tables
     assert footer(session, "#table-products") == [
@@ -352,12 +353,22 @@ def test_a_filter_change_updates_every_chart_and_table(
     asked = {r.url.removeprefix(pipeline.api_url) for r in session.requests}
     for route in ("/sales-by-product", "/order-status-report", "/daily-sales"):
         assert f"{route}?{query}" in asked
-    assert "/top-clients?channel=Online&limit=10" in asked
+    assert f"/top-clients?{query}&limit=10" in asked
     # And every chart and table shows the filtered answers
     days = api(pipeline, f"/daily-sales?{query}")["days"]
     products = api(pipeline, f"/sales-by-product?{query}")["products"]
     statuses = api(pipeline, f"/order-status-report?{query}")["statuses"]
-    clients = api(pipeline, "/top-clients?channel=Online&limit=10")["clients"]
+    clients = api(pipeline, f"/top-clients?{query}&limit=10")["clients"]
+    # The top clients within the filters, computed here from the uploaded rows
+    sales: dict[int, Decimal] = {}
+    for r in loaded:
+        in_days = "2026-11-17" <= r["order_date"] <= "2026-11-19"
+        if r["point_of_sale_channel"] == "Online" and in_days:
+            line = Decimal(r["product_price"]) * int(r["product_ccf"])
+            sales[int(r["client_id"])] = sales.get(int(r["client_id"]), Decimal(0)) + line
+    ranked = sorted(sales.items(), key=lambda kv: (-kv[1], kv[0]))
+    assert [(c["client_id"], cents(c["sales"])) for c in clients] == ranked
+    assert session.page.text_content("#kpi-clients") == str(len(ranked))
     assert session.table("#table-daily") != before
     assert session.chart("daily")["datasets"][0]["data"] == [d["sales"] for d in days]
     # Online: orders 7001 (11-17), 7004 (11-20), 7007 (11-18), 7010 (11-16)
@@ -621,7 +632,7 @@ def test_each_table_exports_its_rows_as_csv_named_after_the_filters(
     clients = list(csv.reader(io.StringIO(Path(started.value.path()).read_text(), newline="")))
     assert clients[0] == ["Client", "Orders", "Lines", "Units", "Sales (EUR)"]
     assert [row[0] for row in clients[1:]] == [row[0] for row in session.table("#table-clients")]
-    top = api(pipeline, "/top-clients?channel=Online&limit=10")["clients"]
+    top = api(pipeline, "/top-clients?channel=Online&date_from=2026-11-17&limit=10")["clients"]
     assert [row[4] for row in clients[1:]] == [f"{cents(c['sales'])}" for c in top]
     assert session.errors == []
 

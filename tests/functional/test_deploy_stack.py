@@ -702,6 +702,7 @@ def test_roles_trust_their_service_and_carry_one_inline_policy(
         f"{table}status_daily",
         f"{table}spanning_order_cells",
         f"{table}orders_summary",
+        f"{table}client_order_cells",
         f"{table}state_publications",
     ]
     assert state_statements["ReadAndWriteStateFiles"]["Resource"] == [

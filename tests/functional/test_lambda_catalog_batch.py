@@ -47,6 +47,7 @@ ICEBERG_TABLES = (
     "status_daily",
     "spanning_order_cells",
     "orders_summary",
+    "client_order_cells",
     "state_publications",
 )
 

@@ -190,7 +190,8 @@ def test_top_clients_ranks_by_sales_over_all_channels_or_one(call: Any) -> None:
     top = body(call(api_event("/top-clients")))
     retail = body(call(api_event("/top-clients", query={"channel": ["Retail"], "limit": ["1"]})))
     assert top == {
-        "filters": {"channel": None, "search": None},
+        "filters": {"channel": None, "date_from": None, "date_to": None, "search": None},
+        "matching_clients": 2,
         "clients": [
             {
                 "client_id": 2001,
@@ -222,6 +223,73 @@ def test_top_clients_ranks_by_sales_over_all_channels_or_one(call: Any) -> None:
     ]
 
 
+# The spanning state's lines, by hand (tests/unit/test_api_support.py): Barney's order 9000
+# has lines in (Retail, 01-10) and (B2B, 01-11), 9001 in (Retail, 01-10) and (Retail, 01-11);
+# Lenny's 9002 is on 01-11 (Retail), 9003 on 01-12 (Online).
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        # Both of Barney's orders span the two days: each counts once.
+        (
+            {"date_from": ["2026-01-10"], "date_to": ["2026-01-11"]},
+            [(2001, "Barney", 2, 5, 12, 32.0), (2002, "Lenny", 1, 1, 5, 10.0)],
+        ),
+        # From 01-11: Barney's lines B, D, E (6 + 3 + 8); Lenny's F and G (10 + 5).
+        (
+            {"date_from": ["2026-01-11"]},
+            [(2001, "Barney", 2, 3, 6, 17.0), (2002, "Lenny", 2, 2, 7, 15.0)],
+        ),
+        # Retail up to 01-10: Barney's A and C only.
+        (
+            {"channel": ["retail"], "date_to": ["2026-01-10"]},
+            [(2001, "Barney", 2, 2, 6, 15.0)],
+        ),
+        ({"date_from": ["2026-01-12"], "search": ["len"]}, [(2002, "Lenny", 1, 1, 2, 5.0)]),
+        ({"date_from": ["2026-01-13"]}, []),
+    ],
+)
+def test_top_clients_follow_the_date_filters_counting_each_order_once(
+    call: Any, query: dict[str, list[str]], expected: list[tuple[Any, ...]]
+) -> None:
+    found = body(call(api_event("/top-clients", query=query)))
+    rows = [
+        (c["client_id"], c["client_name"], c["orders"], c["lines"], c["units"], c["sales"])
+        for c in found["clients"]
+    ]
+    assert (rows, found["matching_clients"]) == (expected, len(expected))
+    assert found["filters"]["date_from"] == query.get("date_from", [None])[0]
+
+
+def test_top_clients_counts_every_matching_client_beyond_the_limit(call: Any) -> None:
+    found = body(call(api_event("/top-clients", query={"limit": ["1"], "date_to": ["2026-01-11"]})))
+    assert ([c["client_id"] for c in found["clients"]], found["matching_clients"]) == ([2001], 2)
+
+
+def test_top_clients_by_date_on_reports_made_before_the_table_existed() -> None:
+    # Given a publication made before client_order_cells was added (an upgraded stack
+    # before its first merge)
+    states = PublishedStates()
+    rows = {k: v for k, v in SPANNING_ROWS.items() if k != "client_order_cells"}
+    states.publish(rows, datetime(2026, 1, 5, tzinfo=UTC))
+    app = api_handler.create_app(ReportService(states.backend()))
+
+    def get(query: dict[str, list[str]] | None) -> dict[str, Any]:
+        event = api_event("/top-clients", query=query)
+        response: dict[str, Any] = app.resolve(event, FakeLambdaContext())
+        return response
+
+    # Then the top clients over all days still answer, and by date say why they cannot
+    assert [c["client_id"] for c in body(get(None))["clients"]] == [2001, 2002]
+    by_date = get({"date_from": ["2026-01-11"]})
+    assert by_date["statusCode"] == 400
+    assert "client_order_cells" in body(by_date)["message"]
+    assert "next merged batch builds it" in body(by_date)["message"]
+    # And the other reports are unaffected
+    assert get(None)["statusCode"] == 200
+    status = app.resolve(api_event("/order-status-report"), FakeLambdaContext())
+    assert status["statusCode"] == 200
+
+
 @pytest.mark.parametrize(
     ("search", "expected"),
     [
@@ -248,7 +316,11 @@ def test_top_clients_search_matches_names_and_ids_and_binds_the_text(
         ({"search": ["x" * 65]}, "search must be 1-64 printable characters"),
         ({"limit": ["0"]}, "limit must be an integer from 1 to 100"),
         ({"limit": ["101"]}, "limit must be an integer from 1 to 100"),
-        ({"date_from": ["2026-01-01"]}, "unknown query parameter 'date_from'"),
+        (
+            {"date_from": ["2026-01-12"], "date_to": ["2026-01-10"]},
+            "date_from (2026-01-12) is after date_to (2026-01-10)",
+        ),
+        ({"date_to": ["2026-02-30"]}, "date_to is not a calendar date"),
     ],
 )
 def test_top_clients_refuses_malformed_parameters(

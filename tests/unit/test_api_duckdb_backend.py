@@ -211,6 +211,7 @@ def test_health_reports_the_publication_served(service: ReportService) -> None:
     assert snapshot["rows"] == {
         "client_report": 14,
         "client_orders": 5,
+        "client_order_cells": 5,
         "product_daily": 6,
         "status_daily": 11,
         "spanning_order_cells": 0,
@@ -459,4 +460,4 @@ def test_as_of_snapshots_are_built_once_and_kept() -> None:
     for _ in range(3):
         service.client_report(1001, None, P1_AT)
     # Then publication 1's tables were loaded once
-    assert len(states.loads) - loads == 5
+    assert len(states.loads) - loads == 6

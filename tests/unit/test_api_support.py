@@ -185,6 +185,13 @@ V1_ROWS: dict[str, Rows] = {
         (1002, 5679, D11, "B2B", 1, 10, Decimal("20.00"), 0, 1, 0, KWIK, T_A, "orders-a", 103),
         (1003, 5680, D11, "Online", 1, 8, Decimal("24.00"), 0, 0, 1, KRUSTY, T_A, "orders-a", 104),
     ],
+    # client_id, order_id, channel, order_date, lines, units, total_sales
+    state.CLIENT_ORDER_CELLS_TABLE: [
+        (1001, 5678, "Retail", D10, 2, 18, Decimal("39.00")),
+        (1002, 5679, "B2B", D11, 1, 10, Decimal("20.00")),
+        (1003, 5680, "Online", D11, 1, 8, Decimal("24.00")),
+        (1001, 5690, "Online", D12, 1, 4, Decimal("10.00")),
+    ],
     # product_id, channel, order_date, description, latest event, batch, order, orders, units, total_sales, total_volume_l
     state.PRODUCT_DAILY_TABLE: [
         (
@@ -382,6 +389,14 @@ V2_ROWS: dict[str, Rows] = {
         (1001, 5678, D10, "Retail", 2, 18, Decimal("39.00"), 1, 1, 0, MOE, T_B, "orders-b", 102),
         (1001, 5690, D12, "Online", 1, 4, Decimal("10.00"), 0, 1, 0, MOE, T_A, "orders-a", 102),
         (1004, 5700, D12, "Retail", 1, 24, Decimal("96.00"), 1, 0, 0, MALL, T_B, "orders-b", 105),
+    ],
+    # client_id, order_id, channel, order_date, lines, units, total_sales
+    state.CLIENT_ORDER_CELLS_TABLE: [
+        (1001, 5678, "Retail", D10, 2, 18, Decimal("39.00")),
+        (1002, 5679, "B2B", D11, 1, 10, Decimal("20.00")),
+        (1003, 5680, "Online", D11, 1, 8, Decimal("24.00")),
+        (1001, 5690, "Online", D12, 1, 4, Decimal("10.00")),
+        (1004, 5700, "Retail", D12, 1, 24, Decimal("96.00")),
     ],
     state.PRODUCT_DAILY_TABLE: [
         (
@@ -625,6 +640,15 @@ SPANNING_ROWS: dict[str, Rows] = {
         (2002, 9002, D11, "Retail", 1, 5, Decimal("10.00"), 1, 0, 0, LENNY, T_S, "orders-t", 103),
         (2002, 9003, D12, "Online", 1, 2, Decimal("5.00"), 0, 1, 0, LENNY, T_S, "orders-s", 102),
     ],
+    # client_id, order_id, channel, order_date, lines, units, total_sales
+    state.CLIENT_ORDER_CELLS_TABLE: [
+        (2001, 9000, "Retail", D10, 1, 2, Decimal("5.00")),
+        (2001, 9000, "B2B", D11, 1, 3, Decimal("6.00")),
+        (2001, 9001, "Retail", D10, 1, 4, Decimal("10.00")),
+        (2001, 9001, "Retail", D11, 2, 3, Decimal("11.00")),
+        (2002, 9002, "Retail", D11, 1, 5, Decimal("10.00")),
+        (2002, 9003, "Online", D12, 1, 2, Decimal("5.00")),
+    ],
     state.PRODUCT_DAILY_TABLE: [
         (
             102,
@@ -785,6 +809,8 @@ class PublishedStates:
     ) -> state.Publication:
         snapshots: dict[str, int] = {}
         for name, table in state.STATE_TABLES.items():
+            if name not in rows:
+                continue  # a publication made before the table was added
             kept = self._rows.get(name)
             if kept is not None and list(kept[0]) == list(rows[name]):
                 snapshots[name] = kept[1]

@@ -153,19 +153,23 @@ def reports_router(service: ReportService, table: RouteTable) -> Router:
     @table.get(
         router,
         "/top-clients",
-        summary="The clients with the most sales, over all channels or in one; searchable.",
+        summary="The clients with the most sales within the filters (channel, days); "
+        "searchable; and how many clients match.",
         tags=["reports"],
         responses=row_responses(overview.TopClients, *ALWAYS, *QUERIES),
     )
     def top_clients(
+        *,
         channel: ChannelParam = None,
+        date_from: DateFromParam = None,
+        date_to: DateToParam = None,
         search: SearchParam = None,
         limit: TopLimitParam = None,
         as_of: AsOfParam = None,
         format: FormatParam = None,
     ) -> overview.TopClients:
         check_query(router, (*overview.TOP_CLIENTS_PARAMS, csv_export.FORMAT_PARAM))
-        filters = params.report_filters(channel, as_of=as_of)
+        filters = params.report_filters(channel, date_from, date_to, as_of)
         return overview.top_clients(service.backend, filters, search, limit)
 
     return router

@@ -464,7 +464,7 @@
       }),
       state.search ? "No client matches this search." : "No clients for these filters.",
       // A client's orders are its own: the clients shown add up.
-      ["The " + clients.length + " shown", countCell(sum(clients.map((c) => c.orders))),
+      ["The " + clients.length + " shown of " + count(report.matching_clients), countCell(sum(clients.map((c) => c.orders))),
         countCell(sum(clients.map((c) => c.lines))), countCell(sum(clients.map((c) => c.units))),
         moneyCell(sumMoney(clients.map((c) => c.sales))), ""],
     );
@@ -620,9 +620,17 @@
     select.value = chosen;
   }
 
+  /* The top clients follow every filter; without a search, their count of matching clients is
+   * the headline's (with one, the headline asks for the count over the filters alone). */
   async function loadClients() {
-    renderClients(await api("top-clients",
-      { channel: state.filters.channel, search: state.search, limit: "10", as_of: state.filters.as_of }));
+    const report = await api("top-clients", { ...state.filters, search: state.search, limit: "10" });
+    renderClients(report);
+    if (!state.search) $("kpi-clients").textContent = count(report.matching_clients);
+  }
+
+  async function loadClientCount() {
+    const report = await api("top-clients", { ...state.filters, limit: "1" });
+    $("kpi-clients").textContent = count(report.matching_clients);
   }
 
   async function loadAll() {
@@ -638,6 +646,7 @@
       ["orders by status", api("order-status-report", f).then(renderStatuses)],
       ["daily sales", api("daily-sales", f).then(renderDaily)],
       ["top clients", loadClients()],
+      ...(state.search ? [["clients", loadClientCount()]] : []),
       ["batch history", api("batches", { limit: "20" }).then((p) => renderBatches(p, false))],
     ];
     const results = await Promise.allSettled(tasks.map(([, task]) => task));
