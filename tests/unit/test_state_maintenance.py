@@ -15,7 +15,7 @@ from pyspark.sql import SparkSession
 from duffbeer import naming, state, utc
 from glue_jobs import maintain_tables
 from glue_jobs.state.catalog import StateCatalog
-from glue_jobs.state.job import PUBLISHED
+from glue_jobs.state.job import PUBLISHED, StateMerge
 from tests.state_support import (
     INPUT_BUCKET,
     Line,
@@ -126,3 +126,44 @@ def test_maintenance_compacts_expires_and_keeps_every_retained_publication_reada
     assert_publication_reads(
         reader, reader.publications()[-1], [*live, Upload(batch("orders/c.csv"), at(11), C)]
     )
+
+
+def test_upkeep_of_a_state_from_before_a_table_was_added_leaves_it_to_the_next_merge(
+    spark: SparkSession,
+    aws_endpoint: str,
+    state_database: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    root = tmp_path / "processed"
+    root.mkdir()
+    steps = Steps(spark, root, endpoint=aws_endpoint, database=state_database)
+    reader = StateReader(aws_endpoint, state_database)
+    # Given a state whose merge-on-read tables need compacting, published by a release
+    # without client_order_cells
+    added = state.CLIENT_ORDER_CELLS_TABLE
+    with monkeypatch.context() as earlier_release:
+        earlier_release.delitem(state.STATE_TABLES, added)
+        earlier_release.setattr(StateMerge, "_write_client_order_cells", lambda *_: None)
+        steps.process("orders/a.csv", A, at(8), "a-run")
+        steps.process("orders/b.csv", B, at(9), "b-run")
+        steps.process("orders/b.csv", B_CORRECTED, at(10), "b-run-2")
+    # When this release's upkeep job compacts them
+    facts = maintain_tables.main(
+        ["maintain_tables.py", *("--JOB_NAME", "maintain_tables", "--database", state_database)],
+        spark=spark,
+        s3=steps.s3,
+    )
+    # Then its publication names the tables it compacted and not the one it never built
+    assert state.CURRENT_LINES_TABLE in facts.compacted
+    latest = reader.publications()[-1]
+    assert latest.kind == state.KIND_MAINTENANCE
+    assert added not in latest.snapshots
+    # And the next merge builds it from every current line
+    steps.process("orders/c.csv", C, at(11), "c-run")
+    live = [
+        Upload(batch("orders/a.csv"), at(8), A),
+        Upload(batch("orders/b.csv"), at(10), B_CORRECTED),
+        Upload(batch("orders/c.csv"), at(11), C),
+    ]
+    assert_publication_reads(reader, reader.publications()[-1], live)
