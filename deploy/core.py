@@ -98,19 +98,54 @@ def get_or_none(call: Callable[[], T]) -> T | None:
         raise
 
 
+# A wait says what it waits for once it has lasted this long, then again at this interval.
+PROGRESS_AFTER_S = 5.0
+PROGRESS_EVERY_S = 10.0
+
+
+class Progress:
+    """Lines on stderr saying what a wait is for and how long it has lasted so far."""
+
+    def __init__(
+        self,
+        what: str,
+        out: TextIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.what = what
+        self.out = out
+        self.clock = clock
+        self.started = clock()
+        self._next = self.started + PROGRESS_AFTER_S
+
+    def tick(self) -> None:
+        """Called on every turn of the wait: prints when a line is due."""
+        now = self.clock()
+        if now >= self._next:
+            print(
+                f"  waiting for {self.what} ({now - self.started:.0f} s so far)",
+                file=self.out or sys.stderr,
+                flush=True,
+            )
+            self._next = now + PROGRESS_EVERY_S
+
+
 def retry_on(
     codes: set[str],
     call: Callable[[], T],
     *,
+    waiting_for: str,
     message: str = "",
     attempts: int = 10,
     delay: float = 3.0,
 ) -> T:
-    """Retry a call refused while IAM changes propagate (a new role is not usable at once).
+    """Retry a call refused while IAM changes propagate (a new role is not usable at once),
+    saying what it waits for (`waiting_for`) once the wait lasts.
 
     Only errors with one of `codes` whose message contains `message` are retried, so a
     genuinely invalid request still fails at once.
     """
+    progress = Progress(waiting_for)
     for attempt in range(attempts):
         try:
             return call()
@@ -119,6 +154,7 @@ def retry_on(
             if error_code(e) not in codes or message not in text or attempt == attempts - 1:
                 raise
             time.sleep(delay)
+            progress.tick()
     raise AssertionError("unreachable")
 
 

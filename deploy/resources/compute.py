@@ -13,6 +13,7 @@ from deploy.artifacts import code_sha256
 from deploy.core import (
     Change,
     Clients,
+    Progress,
     Reporter,
     aws_errors,
     error_code,
@@ -72,11 +73,13 @@ def remove_layer(clients: Clients, reporter: Reporter, name: str) -> None:
 def _wait_until_updated(lam: Any, name: str) -> None:
     # An update is refused while the previous one is still being applied.
     deadline = time.monotonic() + _UPDATE_WAIT_SECONDS
+    progress = Progress(f"Lambda to finish updating {name}")
     while time.monotonic() < deadline:
         config = lam.get_function_configuration(FunctionName=name)
         if config.get("State") != "Pending" and config.get("LastUpdateStatus") != "InProgress":
             return
         time.sleep(2)
+        progress.tick()
 
 
 def function_configuration(
@@ -135,6 +138,7 @@ def ensure_function(
                     Architectures=[LAMBDA_ARCHITECTURE],
                     Tags=tags,
                 ),
+                waiting_for=f"the role of {name} to be usable by Lambda",
                 message=_ROLE_NOT_READY_MESSAGE,
             )
             reporter.record("lambda function", name, Change.CREATED)
@@ -150,6 +154,7 @@ def ensure_function(
             retry_on(
                 _ROLE_NOT_READY,
                 lambda: lam.update_function_configuration(**desired),
+                waiting_for=f"the role of {name} to be usable by Lambda",
                 message=_ROLE_NOT_READY_MESSAGE,
             )
             changes.append("configuration")

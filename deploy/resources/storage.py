@@ -270,6 +270,7 @@ def ensure_notification(
             lambda: s3.put_bucket_notification_configuration(
                 Bucket=bucket, NotificationConfiguration=desired
             ),
+            waiting_for=f"S3 to see the permission that lets {bucket} invoke the function",
             message="Unable to validate the following destination configurations",
         )
         reporter.record(

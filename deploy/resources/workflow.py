@@ -67,6 +67,7 @@ def ensure_state_machine(
                     tracingConfiguration=TRACING,
                     tags=tags,
                 ),
+                waiting_for=f"the role of {name} to be usable by Step Functions",
             )
             reporter.record("state machine", name, Change.CREATED)
             return str(created["stateMachineArn"])
