@@ -16,9 +16,9 @@ from botocore.exceptions import ProfileNotFound
 from deploy.console import execution_request, head_object, upload_order
 from deploy.core import Change, Clients, Reporter, aws_errors
 from deploy.orchestrate import data_to_delete, deploy_stack, destroy_stack, plan
-from deploy.stack import DEFAULT_BUILD_DIR, DeployOptions, StackArns, StackNames, StackOutputs
+from deploy.stack import DEFAULT_BUILD_DIR, DeployOptions, StackArns, StackOutputs
 from duffbeer import naming, utc
-from duffbeer.errors import DeployUsageError, DuffBeerError
+from duffbeer.errors import ConfigurationError, DeployUsageError, DuffBeerError
 
 EXAMPLE_KEY = "orders.csv"
 
@@ -56,8 +56,22 @@ class CliArgs:
             epilog=EPILOG,
             formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         )
-        parser.add_argument("--prefix", default="", help="prepended to every resource name")
-        parser.add_argument("--suffix", default="", help="appended to every resource name")
+        parser.add_argument(
+            "--stack-name",
+            help="the name every resource starts with: <name>-orders-etl, buckets "
+            "<name>-input-orders and <name>-processed-orders, database <name>_reports "
+            "(default: duffbeer)",
+        )
+        parser.add_argument(
+            "--prefix",
+            default="",
+            help="older naming, instead of --stack-name: prepended to every resource name",
+        )
+        parser.add_argument(
+            "--suffix",
+            default="",
+            help="older naming, instead of --stack-name: appended to every resource name",
+        )
         parser.add_argument(
             "--profile",
             help="named profile of the AWS config and credentials files (default: AWS_PROFILE, "
@@ -133,19 +147,24 @@ class CliArgs:
                 region = region or boto3.session.Session(profile_name=args.profile).region_name
             except ProfileNotFound as e:
                 parser.error(f"--profile {args.profile}: {e}")
-        options = DeployOptions(
-            prefix=args.prefix,
-            suffix=args.suffix,
-            region=region or "",
-            endpoint_url=args.endpoint_url or environ.get("AWS_ENDPOINT_URL") or None,
-            profile=args.profile,
-            log_retention_days=args.log_retention_days,
-            glue_workers=args.glue_workers,
-            glue_worker_type=args.glue_worker_type,
-            athena_bytes_scanned_cutoff=args.athena_bytes_cutoff,
-            alert_emails=tuple(args.alert_email),
-            build_dir=args.build_dir,
-        )
+        try:
+            options = DeployOptions(
+                prefix=args.prefix,
+                suffix=args.suffix,
+                stack_name=args.stack_name,
+                region=region or "",
+                endpoint_url=args.endpoint_url or environ.get("AWS_ENDPOINT_URL") or None,
+                profile=args.profile,
+                log_retention_days=args.log_retention_days,
+                glue_workers=args.glue_workers,
+                glue_worker_type=args.glue_worker_type,
+                athena_bytes_scanned_cutoff=args.athena_bytes_cutoff,
+                alert_emails=tuple(args.alert_email),
+                build_dir=args.build_dir,
+            )
+        except ConfigurationError as e:
+            # Names, sizes and addresses the options refuse are usage errors (exit 2).
+            parser.error(str(e))
         return cls(
             options,
             args.dry_run,
@@ -236,7 +255,7 @@ def print_outputs(outputs: StackOutputs, out: TextIO) -> None:
 
 def print_execution_request(options: DeployOptions, key: str, out: TextIO) -> None:
     """Name, input and CLI command of a hand re-run of an object in the input bucket."""
-    names = StackNames.build(options.prefix, options.suffix)
+    names = options.names()
     clients = Clients(options.region, options.endpoint_url, options.profile)
     with aws_errors("STS GetCallerIdentity (credentials)"):
         account = str(clients.sts.get_caller_identity()["Account"])
@@ -260,7 +279,7 @@ def print_execution_request(options: DeployOptions, key: str, out: TextIO) -> No
 def confirm_destroy(cli: CliArgs, out: TextIO, answers: TextIO) -> bool:
     """Say what --destroy removes (and, with --delete-data, how much data), then ask, unless
     --yes. Only a typed `destroy` confirms."""
-    names = StackNames.build(cli.options.prefix, cli.options.suffix)
+    names = cli.options.names()
     target = cli.options.endpoint_url or "AWS"
     print(
         f"This removes the stack {names.state_machine} and every resource of it from "

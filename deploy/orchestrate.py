@@ -102,7 +102,7 @@ def workflow_config(names: StackNames, arns: StackArns, options: DeployOptions) 
 
 def plan(options: DeployOptions) -> list[PlanStep]:
     """What a deploy creates or updates, without any AWS call (account left as a placeholder)."""
-    names = StackNames.build(options.prefix, options.suffix)
+    names = options.names()
     arns = StackArns(names, PLACEHOLDER_ACCOUNT, options.region)
     return [
         PlanStep("SNS alert topic", (names.topic,)),
@@ -153,7 +153,7 @@ def _account(clients: Clients) -> str:
 def deploy_stack(options: DeployOptions, reporter: Reporter) -> StackOutputs:
     """Create or update every resource; a second run with the same code changes nothing."""
     clients = Clients(options.region, options.endpoint_url, options.profile)
-    names = StackNames.build(options.prefix, options.suffix)
+    names = options.names()
     arns = StackArns(names, _account(clients), options.region)
     tags = _tags(options, names)
     build_dir = Path(options.build_dir)
@@ -323,7 +323,7 @@ _PROCESSED_OWNED = (naming.ARTIFACTS_PREFIX, naming.ATHENA_RESULTS_PREFIX)
 def data_to_delete(options: DeployOptions) -> list[storage.BucketData]:
     """What `destroy_stack(..., delete_data=True)` would delete from the stack's buckets."""
     clients = Clients(options.region, options.endpoint_url, options.profile)
-    names = StackNames.build(options.prefix, options.suffix)
+    names = options.names()
     return [
         storage.data_held(clients, names.input_bucket),
         storage.data_held(clients, names.processed_bucket, _PROCESSED_OWNED),
@@ -333,7 +333,7 @@ def data_to_delete(options: DeployOptions) -> list[storage.BucketData]:
 def destroy_stack(options: DeployOptions, reporter: Reporter, *, delete_data: bool) -> bool:
     """Remove everything deploy_stack creates. True when nothing is left (buckets included)."""
     clients = Clients(options.region, options.endpoint_url, options.profile)
-    names = StackNames.build(options.prefix, options.suffix)
+    names = options.names()
     arns = StackArns(names, _account(clients), options.region)
 
     reporter.section("Alarms and rules")

@@ -22,6 +22,7 @@ PLACEHOLDER_ACCOUNT = "<account-id>"
 # Lowercase letters, digits and hyphens keep every derived name valid for S3 buckets, IAM,
 # Lambda, Glue and Step Functions at once.
 _AFFIX = re.compile(r"^[a-z0-9-]*$")
+_STACK_NAME = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
 _BUCKET_MAX = 63
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -91,6 +92,8 @@ class DeployOptions:
 
     prefix: str = ""
     suffix: str = ""
+    # The start of every resource name (None: "duffbeer" with the affixes around it).
+    stack_name: str | None = None
     region: str = "us-east-1"
     endpoint_url: str | None = None
     # A named profile of the AWS config and credentials files (None: the default chain).
@@ -125,10 +128,18 @@ class DeployOptions:
                 raise ConfigurationError(
                     f"{label} {value!r}: use lowercase letters, digits and '-' only"
                 )
+        if self.stack_name is not None:
+            if self.prefix or self.suffix:
+                raise ConfigurationError("--stack-name replaces --prefix and --suffix: use one")
+            if not _STACK_NAME.match(self.stack_name):
+                raise ConfigurationError(
+                    f"--stack-name {self.stack_name!r}: use lowercase letters, digits and '-', "
+                    "starting with a letter and not ending with '-'"
+                )
         if not self.region:
             raise ConfigurationError("no region: pass --region or set AWS_REGION")
-        names = naming.BucketNames.build(self.prefix, self.suffix)
-        for bucket in (names.input, names.processed):
+        names = self.names()
+        for bucket in (names.input_bucket, names.processed_bucket):
             if len(bucket) > _BUCKET_MAX:
                 raise ConfigurationError(
                     f"bucket name {bucket!r} is longer than {_BUCKET_MAX} characters"
@@ -138,6 +149,12 @@ class DeployOptions:
                 raise ConfigurationError(f"--alert-email {address!r} is not an email address")
         if self.log_retention_days <= 0 or min(self.glue_workers, self.state_workers) < 2:
             raise ConfigurationError("log retention must be positive and Glue needs >= 2 workers")
+
+    def names(self) -> StackNames:
+        """The resource names these options give."""
+        if self.stack_name is not None:
+            return StackNames.named(self.stack_name)
+        return StackNames.build(self.prefix, self.suffix)
 
     @property
     def enforce_tls(self) -> bool:
@@ -167,15 +184,33 @@ class StackNames:
 
     @classmethod
     def build(cls, prefix: str = "", suffix: str = "") -> StackNames:
-        stack = f"{prefix}duffbeer{suffix}"
+        """The names with affixes around "duffbeer" (--prefix, --suffix)."""
         buckets = naming.BucketNames.build(prefix, suffix)
         database = naming.DATABASE
         if prefix or suffix:
             database = f"{prefix}{naming.DATABASE}{suffix}".replace("-", "_")
+        return cls._around(f"{prefix}duffbeer{suffix}", buckets.input, buckets.processed, database)
+
+    @classmethod
+    def named(cls, stack_name: str) -> StackNames:
+        """Every name starting with `stack_name` (--stack-name): buckets
+        `<name>-input-orders` and `<name>-processed-orders`, database `<name>_reports`;
+        `named("duffbeer")` gives the default names."""
+        return cls._around(
+            stack_name,
+            f"{stack_name}-input-orders",
+            f"{stack_name}-processed-orders",
+            f"{stack_name}_reports".replace("-", "_"),
+        )
+
+    @classmethod
+    def _around(
+        cls, stack: str, input_bucket: str, processed_bucket: str, database: str
+    ) -> StackNames:
         return cls(
             stack=stack,
-            input_bucket=buckets.input,
-            processed_bucket=buckets.processed,
+            input_bucket=input_bucket,
+            processed_bucket=processed_bucket,
             database=database,
             topic=f"{stack}-alerts",
             state_machine=f"{stack}-orders-etl",

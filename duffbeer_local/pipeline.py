@@ -32,7 +32,6 @@ from deploy.stack import (
     DASHBOARD_ROUTE,
     DASHBOARD_ROUTES,
     DeployOptions,
-    StackNames,
     StackOutputs,
 )
 from duffbeer.errors import LocalModeError
@@ -109,7 +108,7 @@ class LocalPipeline:
             )
             # The transform's driver warms up on the core the deploy (one Python process)
             # leaves free; the state job's, needed a transform later, once the deploy is done.
-            names = StackNames.build(options.prefix, options.suffix)
+            names = options.names()
             self._prewarm_spark(names.glue_job, {})
             self._outputs = deploy(options, out=report)
             self.deploy_seconds = time.monotonic() - started

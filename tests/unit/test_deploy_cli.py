@@ -15,6 +15,7 @@ import pytest
 from deploy.console import UploadOrder, execution_request
 from deploy.core import Clients
 from deploy.create_workflow import CliArgs, console_execution_input, main
+from deploy.stack import StackNames
 from duffbeer import manifest, naming
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -49,6 +50,27 @@ def test_dry_run_prints_the_plan_without_calling_aws(capsys: pytest.CaptureFixtu
         assert name in out, name
 
 
+def test_a_stack_name_starts_every_resource_name(capsys: pytest.CaptureFixture[str]) -> None:
+    # When a dry run is asked for with a stack name
+    code = main(["--dry-run", "--stack-name", "acme-orders", "--region", "eu-west-1"])
+    # Then every resource is named after it, buckets and database included
+    out = capsys.readouterr().out
+    assert code == 0
+    for name in (
+        "acme-orders-input-orders",
+        "acme-orders-processed-orders",
+        "acme_orders_reports",
+        "acme-orders-alerts",
+        "acme-orders-start-etl",
+        "arn:aws:states:eu-west-1:<account-id>:stateMachine:acme-orders-orders-etl",
+        "acme-orders-transform-orders",
+    ):
+        assert name in out, name
+    assert "duffbeer" not in out
+    # And the default stack name gives the names of a deploy without one
+    assert StackNames.named("duffbeer") == StackNames.build()
+
+
 def test_a_failing_aws_call_names_the_resource_and_exits_non_zero(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -69,6 +91,10 @@ def test_a_failing_aws_call_names_the_resource_and_exits_non_zero(
         (["--yes"], "--delete-data and --yes only apply to --destroy"),
         (["--destroy", "--execution-input", "a.csv"], "not allowed with argument --destroy"),
         (["--dry-run", "--execution-input", "a.csv"], "--dry-run does not apply to --execution"),
+        (["--stack-name", "acme", "--prefix", "x-"], "--stack-name replaces --prefix and --suffix"),
+        (["--stack-name", "Acme"], "--stack-name 'Acme': use lowercase letters, digits and '-'"),
+        (["--stack-name", "acme-"], "--stack-name 'acme-': use lowercase letters"),
+        (["--prefix", "X"], "--prefix 'X': use lowercase letters, digits and '-' only"),
     ],
 )
 def test_usage_errors_exit_2_and_say_why(
