@@ -12,19 +12,21 @@ from deploy.core import Change, Clients, Reporter
 from deploy.create_workflow import CliArgs
 from deploy.resources.monitoring import ensure_email_subscriptions, ensure_glue_failure_rule
 from deploy.stack import StackArns, StackNames
-from duffbeer.errors import ConfigurationError
 
 pytestmark = pytest.mark.functional
 
 
-def test_alert_email_is_parsed_and_checked() -> None:
+def test_alert_email_is_parsed_and_checked(capsys: pytest.CaptureFixture[str]) -> None:
     args = CliArgs.from_args(
         ["--region", "eu-west-1", "--alert-email", "ops@duff.example", "--alert-email", "b@x.io"],
         {},
     )
     assert args.options.alert_emails == ("ops@duff.example", "b@x.io")
-    with pytest.raises(ConfigurationError, match="not an email address"):
+    # A malformed address is a usage error (exit status 2)
+    with pytest.raises(SystemExit) as raised:
         CliArgs.from_args(["--region", "eu-west-1", "--alert-email", "ops"], {})
+    assert raised.value.code == 2
+    assert "--alert-email 'ops' is not an email address" in capsys.readouterr().err
 
 
 def test_each_address_is_subscribed_once(moto_server: str) -> None:
