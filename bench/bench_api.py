@@ -429,8 +429,7 @@ ROUTE_QUERIES: dict[str, Callable[[ScanTarget], list[reports_sql.BoundQuery]]] =
     "top-clients": lambda t: [
         reports_sql.top_clients_query(
             t.channel, None, overview.DEFAULT_TOP_CLIENTS, t.date_from, t.date_to
-        ),
-        reports_sql.client_count_query(t.channel, None, t.date_from, t.date_to),
+        )
     ],
 }
 

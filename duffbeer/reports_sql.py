@@ -253,17 +253,14 @@ GROUP BY c.client_id, t.client_name
 _TOP_CLIENTS_SEARCH = (
     "AND (lower(t.client_name) LIKE ? ESCAPE '!' OR CAST(c.client_id AS VARCHAR) = ?)"
 )
+# The best clients first; each row also says how many clients match (counted before the
+# limit, in the same scan).
 TOP_CLIENTS_SQL = """
-SELECT * FROM (
+SELECT m.*, count(*) OVER () AS matching_clients FROM (
 {clients}
 ) m
 ORDER BY m.total_sales DESC, m.client_id
 LIMIT ?
-""".strip()
-CLIENT_COUNT_SQL = """
-SELECT count(*) AS clients FROM (
-{clients}
-) m
 """.strip()
 
 
@@ -324,18 +321,6 @@ def top_clients_query(
     clients, params, tables = _matching_clients(channel, search, date_from, date_to)
     sql = TOP_CLIENTS_SQL.replace("{clients}", clients)
     return BoundQuery("top_clients", sql, (*params, limit), tables)
-
-
-def client_count_query(
-    channel: str | None,
-    search: str | None,
-    date_from: date | None = None,
-    date_to: date | None = None,
-) -> BoundQuery:
-    """How many clients the top clients' filters match."""
-    clients, params, tables = _matching_clients(channel, search, date_from, date_to)
-    sql = CLIENT_COUNT_SQL.replace("{clients}", clients)
-    return BoundQuery("client_count", sql, params, tables)
 
 
 def channels_query() -> BoundQuery:

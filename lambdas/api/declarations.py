@@ -1,109 +1,22 @@
-"""What the API's routes declare once: their query parameters, their documented answers, the
-error body, and the table of routes the 405 answer is computed from."""
+"""What the API's routes declare once: their documented answers, the error body, and the
+table of routes the 405 answer is computed from (their parameters: lambdas/api/parameters.py)."""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
-from datetime import date, datetime
-from functools import partial
+from collections.abc import Callable
 from http import HTTPStatus
-from typing import Annotated, Any, Literal, NotRequired
+from typing import Any, NotRequired
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from pydantic import BeforeValidator
-from pydantic_core import PydanticCustomError
 
 # pydantic (the OpenAPI schema of the error body) needs this TypedDict before Python 3.12.
 from typing_extensions import TypedDict
 
-from duffbeer.contract import CHANNEL_FILTER_PATTERN
-from duffbeer.errors import InvalidParameterError
-from lambdas.api import csv_export, params
-
-# Every parameter is declared once, as its type, its documented constraints and the parser
-# that validates it (lambdas/api/params.py): the OpenAPI document, the validation and the
-# 400's message all come from that declaration.
-INVALID_PARAMETER = "invalid_parameter"
-
-
-def parsed_by(parse: Callable[[str], Any]) -> BeforeValidator:
-    """Validate a parameter's text with `parse`: its InvalidParameterError becomes the
-    request's validation error, with the message the 400 carries. A repeated parameter (a
-    list) is left to the type check, which refuses it."""
-
-    def validate(raw: Any) -> Any:
-        if not isinstance(raw, str):
-            return raw
-        try:
-            return parse(raw)
-        except InvalidParameterError as e:
-            raise PydanticCustomError(INVALID_PARAMETER, "{message}", {"message": str(e)}) from e
-
-    return BeforeValidator(validate)
-
-
-def limit_parser(maximum: int) -> BeforeValidator:
-    return parsed_by(partial(params.parse_limit, maximum=maximum))
-
-
-ChannelParam = Annotated[
-    str | None,
-    Query(
-        description="Only this point-of-sale channel (known channels match in any case).",
-        json_schema_extra={
-            # The filter's pattern, without two hyphens in a row (no SQL comment look-alike).
-            "pattern": "^(?!.*--)" + CHANNEL_FILTER_PATTERN.pattern.removeprefix("^"),
-        },
-    ),
-    parsed_by(params.parse_channel),
-]
-_DATE = {"pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
-DateFromParam = Annotated[
-    date | None,
-    Query(
-        description="Only order dates on or after this day (YYYY-MM-DD); not after date_to.",
-        json_schema_extra=_DATE,
-    ),
-    parsed_by(partial(params.parse_date, "date_from")),
-]
-DateToParam = Annotated[
-    date | None,
-    Query(
-        description="Only order dates on or before this day (YYYY-MM-DD).", json_schema_extra=_DATE
-    ),
-    parsed_by(partial(params.parse_date, "date_to")),
-]
-AsOfParam = Annotated[
-    datetime | None,
-    Query(
-        description="The report as it stood at this instant (ISO-8601 UTC, e.g. "
-        "2026-11-28T08:00:00Z): after the last batch published at or before it. A 400 "
-        "before the first publication still kept.",
-        json_schema_extra={"pattern": f"^{params.INSTANT.pattern}$"},
-    ),
-    parsed_by(params.parse_as_of),
-]
-FormatParam = Annotated[
-    Literal["json", "csv"] | None,
-    Query(
-        description="csv: the rows as CSV (RFC 4180, a header line, amounts to the cent) "
-        "instead of JSON; the same as sending Accept: text/csv.",
-    ),
-    parsed_by(params.parse_format),
-]
-# The filters of the row routes, and the format of their answer.
-REPORT_PARAMS = (*params.FILTER_PARAMS, csv_export.FORMAT_PARAM)
-
-
-def check_query(router: Router, allowed: Sequence[str]) -> None:
-    """Refuse query parameters the route does not take, or one given twice."""
-    raw = router.current_event.multi_value_query_string_parameters or {}
-    params.check_query_names(raw, allowed)
+from lambdas.api import csv_export
 
 
 class ErrorBody(TypedDict):

@@ -22,7 +22,8 @@ from duffbeer.telemetry import Measure, emit, entry_point, logger
 from lambdas.api.backends import create_backend
 from lambdas.api.batches import BatchHistory
 from lambdas.api.config import DEFAULT_CURRENCY, ApiConfig
-from lambdas.api.declarations import INVALID_PARAMETER, RouteTable, error
+from lambdas.api.declarations import RouteTable, error
+from lambdas.api.parameters import INVALID_PARAMETER
 from lambdas.api.queries import ReportService
 from lambdas.api.resolver import MAX_RESPONSE_BYTES, BoundedResolver
 from lambdas.api.routes.operations import operations_router
@@ -72,7 +73,7 @@ def _handle_errors(app: APIGatewayRestResolver, table: RouteTable) -> None:
     @app.exception_handler(RequestValidationError)
     def invalid_request(e: RequestValidationError) -> Response:
         errors = e.errors()
-        # A parameter's parser said what was wrong with it (declarations.parsed_by).
+        # A parameter's parser said what was wrong with it (parameters.parsed_by).
         said = [err["msg"] for err in errors if err.get("type") == INVALID_PARAMETER]
         if said:
             return error(HTTPStatus.BAD_REQUEST, said[0])

@@ -99,19 +99,13 @@ def top_clients(
 ) -> TopClients:
     """The `limit` clients with the most sales within the filters (channel, days), best
     first, optionally only those `search` finds; and how many clients match."""
-    chosen = (filters.channel, search)
-    dates = (filters.date_from, filters.date_to)
-    size = limit or DEFAULT_TOP_CLIENTS
-    rows, counted = backend.fetch(
-        [
-            reports_sql.top_clients_query(*chosen, size, *dates),
-            reports_sql.client_count_query(*chosen, *dates),
-        ],
-        filters.as_of,
+    query = reports_sql.top_clients_query(
+        filters.channel, search, limit or DEFAULT_TOP_CLIENTS, filters.date_from, filters.date_to
     )
+    rows = backend.fetch([query], filters.as_of)[0]
     return {
         "filters": {**_filters(filters), "search": search},
-        "matching_clients": int(counted[0]["clients"]) if counted else 0,
+        "matching_clients": int(rows[0]["matching_clients"]) if rows else 0,
         "clients": [
             {
                 "client_id": int(r["client_id"]),

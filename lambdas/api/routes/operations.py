@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Query
-from pydantic import Field
 
 # pydantic (the OpenAPI schema of the responses) needs this TypedDict before Python 3.12.
 from typing_extensions import TypedDict
@@ -16,29 +14,10 @@ from duffbeer import __version__
 from duffbeer.errors import QueryError
 from duffbeer.state import Publication
 from duffbeer.telemetry import logger
-from lambdas.api.batches import (
-    BATCH_PARAMS,
-    DEFAULT_PAGE_SIZE,
-    MAX_PAGE_SIZE,
-    BatchesPage,
-    BatchHistory,
-)
-from lambdas.api.declarations import ALWAYS, RouteTable, check_query, limit_parser, responses
+from lambdas.api.batches import BATCH_PARAMS, DEFAULT_PAGE_SIZE, BatchesPage, BatchHistory
+from lambdas.api.declarations import ALWAYS, RouteTable, responses
+from lambdas.api.parameters import BatchesCursorParam, BatchesLimitParam, check_query
 from lambdas.api.queries import ReportService
-
-BatchesLimitParam = Annotated[
-    int | None,
-    Query(description=f"Runs per page, 1-{MAX_PAGE_SIZE} (default {DEFAULT_PAGE_SIZE})."),
-    Field(ge=1, le=MAX_PAGE_SIZE),
-    limit_parser(MAX_PAGE_SIZE),
-]
-BatchesCursorParam = Annotated[
-    str | None,
-    Query(
-        description="next_cursor of the previous page.",
-        json_schema_extra={"pattern": "^[A-Za-z0-9_-]{1,400}$"},
-    ),
-]
 
 
 class Health(TypedDict):

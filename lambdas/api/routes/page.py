@@ -11,7 +11,8 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 
 from lambdas.api import dashboard
-from lambdas.api.declarations import RouteTable, check_query
+from lambdas.api.declarations import RouteTable
+from lambdas.api.parameters import check_query
 
 API_TITLE = "Duff Beer orders reports"
 API_VERSION = "1.0.0"

@@ -4,76 +4,28 @@ the top clients, each read from one publication of the current state."""
 from __future__ import annotations
 
 from http import HTTPStatus
-from typing import Annotated, Literal
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
-from pydantic import Field
 
-from duffbeer.contract import INT_MAX, STATUSES
+from duffbeer.contract import STATUSES
 from lambdas.api import csv_export, overview, params
-from lambdas.api.declarations import (
-    ALWAYS,
-    QUERIES,
+from lambdas.api.declarations import ALWAYS, QUERIES, RouteTable, responses, row_responses
+from lambdas.api.parameters import (
     REPORT_PARAMS,
     AsOfParam,
     ChannelParam,
+    ClientIdParam,
     DateFromParam,
     DateToParam,
     FormatParam,
-    RouteTable,
+    IncludeParam,
+    OrdersCursorParam,
+    OrdersLimitParam,
+    SearchParam,
+    TopLimitParam,
     check_query,
-    limit_parser,
-    parsed_by,
-    responses,
-    row_responses,
 )
 from lambdas.api.queries import ClientReport, OrderStatusReport, ReportService, SalesByProduct
-
-ClientIdParam = Annotated[
-    int,
-    Path(description="The client id, a positive integer."),
-    Field(ge=1, le=INT_MAX),
-    parsed_by(params.parse_client_id),
-]
-IncludeParam = Annotated[
-    Literal["orders"] | None,
-    Query(description="'orders' adds the client's orders, paged."),
-    parsed_by(params.parse_include),
-]
-OrdersLimitParam = Annotated[
-    int | None,
-    Query(
-        description=f"Orders per page, 1-{params.MAX_PAGE_SIZE} (default "
-        f"{params.DEFAULT_PAGE_SIZE}); only with include=orders."
-    ),
-    Field(ge=1, le=params.MAX_PAGE_SIZE),
-    limit_parser(params.MAX_PAGE_SIZE),
-]
-# A cursor is a token this API hands out: its shape is documented, its decoding checked by
-# the route.
-OrdersCursorParam = Annotated[
-    str | None,
-    Query(
-        description="next_cursor of the previous page; only with include=orders.",
-        json_schema_extra={"pattern": "^[A-Za-z0-9_-]{1,64}$"},
-    ),
-]
-SearchParam = Annotated[
-    str | None,
-    Query(description="Only clients whose name contains this text (any case) or whose id it is."),
-    Field(min_length=1, max_length=overview.MAX_SEARCH_CHARS),
-    parsed_by(overview.parse_search),
-]
-TopLimitParam = Annotated[
-    int | None,
-    Query(
-        description=f"How many clients, 1-{overview.MAX_TOP_CLIENTS} (default "
-        f"{overview.DEFAULT_TOP_CLIENTS})."
-    ),
-    Field(ge=1, le=overview.MAX_TOP_CLIENTS),
-    limit_parser(overview.MAX_TOP_CLIENTS),
-]
 
 
 def reports_router(service: ReportService, table: RouteTable) -> Router:
