@@ -234,8 +234,9 @@ WHERE c.all_statuses = 1 AND {{scope}}
 """.strip()
 _TOP_CLIENTS_ALL = "c.all_channels = 1"
 _TOP_CLIENTS_CHANNEL = "c.all_channels = 0 AND c.point_of_sale_channel = ?"
-# The same over a date range: the client_order_cells rows of the matching days (their
-# months' files only), an order counted once however many matching cells it has.
+# The same over a date range: the client_order_cells rows of the matching days (every
+# client bucket; the files' date order skips row groups), an order counted once however
+# many matching cells it has.
 _CLIENTS_IN_DATES = f"""
 SELECT c.client_id, t.client_name,
        count(DISTINCT c.order_id) AS orders,

@@ -134,8 +134,7 @@ STATE_TABLES: dict[str, StateTable] = {
             CLIENT_ORDER_CELLS_TABLE,
             contract.CLIENT_ORDER_CELLS_COLUMNS,
             key=("client_id", "order_id", *_CELL),
-            # Read by date range: a range reads its months' files only.
-            partitioned_by=("months(order_date)",),
+            partitioned_by=(_CLIENT_BUCKET,),
             ordered_by=("order_date", "client_id"),
             merge_on_read=True,
         ),
