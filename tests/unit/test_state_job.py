@@ -15,7 +15,7 @@ from duffbeer import manifest, naming, state, utc
 from duffbeer.errors import ConfigurationError
 from glue_jobs.state.args import StateJobArgs
 from glue_jobs.state.catalog import StateCatalog
-from glue_jobs.state.job import PUBLISHED, UP_TO_DATE, StateMerge
+from glue_jobs.state.job import PUBLISHED, UP_TO_DATE
 from tests.state_support import (
     INPUT_BUCKET,
     Line,
@@ -125,29 +125,6 @@ def test_a_correction_falls_back_to_the_older_versions_of_the_lines_it_withdraws
         for r in reader.rows(state.CURRENT_LINES_TABLE)
     }
     assert lines == {(1, 1): "created", (2, 1): "created", (3, 2): "broken"}
-
-
-def test_a_table_added_by_an_upgrade_is_built_in_full_by_the_next_merge(
-    steps: Steps, reader: StateReader, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Given a state published by a release without client_order_cells
-    with monkeypatch.context() as earlier_release:
-        earlier_release.delitem(state.STATE_TABLES, state.CLIENT_ORDER_CELLS_TABLE)
-        earlier_release.setattr(StateMerge, "_write_client_order_cells", lambda *_: None)
-        steps.process("orders/a.csv", A, at(8), "a-run")
-    assert state.CLIENT_ORDER_CELLS_TABLE not in reader.publications()[-1].snapshots
-    # When this release merges a batch that touches order 1 and adds order 3 (not order 2)
-    outcome = steps.process("orders/b.csv", B, at(9), "b-run")
-    # Then the new table holds the cells of every current line, untouched orders included,
-    # and the next merge keeps it up to date
-    assert outcome.outcome == PUBLISHED
-    assert set(reader.publications()[-1].snapshots) == set(state.STATE_TABLES)
-    live = [Upload(batch("orders/a.csv"), at(8), A), Upload(batch("orders/b.csv"), at(9), B)]
-    assert_state_equals(reader, current_lines(live))
-    corrected = (Line(3, 2, status="broken", units=5),)
-    steps.process("orders/b.csv", corrected, at(10), "b-run-2")
-    live[1] = Upload(batch("orders/b.csv"), at(10), corrected)
-    assert_state_equals(reader, current_lines(live))
 
 
 def test_a_batch_merged_twice_changes_nothing(steps: Steps, reader: StateReader) -> None:

@@ -128,7 +128,7 @@ def test_maintenance_compacts_expires_and_keeps_every_retained_publication_reada
     )
 
 
-def test_upkeep_of_a_state_from_before_a_table_was_added_leaves_it_to_the_next_merge(
+def test_a_table_added_by_an_upgrade_is_left_by_the_upkeep_and_built_by_the_next_merge(
     spark: SparkSession,
     aws_endpoint: str,
     state_database: str,
@@ -148,6 +148,7 @@ def test_upkeep_of_a_state_from_before_a_table_was_added_leaves_it_to_the_next_m
         steps.process("orders/a.csv", A, at(8), "a-run")
         steps.process("orders/b.csv", B, at(9), "b-run")
         steps.process("orders/b.csv", B_CORRECTED, at(10), "b-run-2")
+    assert added not in reader.publications()[-1].snapshots
     # When this release's upkeep job compacts them
     facts = maintain_tables.main(
         ["maintain_tables.py", *("--JOB_NAME", "maintain_tables", "--database", state_database)],
@@ -159,11 +160,19 @@ def test_upkeep_of_a_state_from_before_a_table_was_added_leaves_it_to_the_next_m
     latest = reader.publications()[-1]
     assert latest.kind == state.KIND_MAINTENANCE
     assert added not in latest.snapshots
-    # And the next merge builds it from every current line
-    steps.process("orders/c.csv", C, at(11), "c-run")
+    # When this release merges a batch that adds order 4 only (orders 1-3 untouched)
+    outcome = steps.process("orders/c.csv", C, at(11), "c-run")
+    # Then the new table holds the cells of every current line, untouched orders included
+    assert outcome.outcome == PUBLISHED
+    assert set(reader.publications()[-1].snapshots) == set(state.STATE_TABLES)
     live = [
         Upload(batch("orders/a.csv"), at(8), A),
         Upload(batch("orders/b.csv"), at(10), B_CORRECTED),
         Upload(batch("orders/c.csv"), at(11), C),
     ]
+    assert_publication_reads(reader, reader.publications()[-1], live)
+    # And the next merge keeps it up to date
+    corrected = (Line(4, 3, client_id=3, day="2026-11-02", units=5),)
+    steps.process("orders/c.csv", corrected, at(12), "c-run-2")
+    live[2] = Upload(batch("orders/c.csv"), at(12), corrected)
     assert_publication_reads(reader, reader.publications()[-1], live)
