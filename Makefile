@@ -1,4 +1,5 @@
 # Two commands on a fresh machine: `make demo` and `make test`. Both set up .venv first.
+# `make deploy` needs only Python 3.11 and Node.js: it sets up its own lean $(DEPLOY_VENV).
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -8,18 +9,33 @@ JARS_DIR := build/jars
 JARS_STAMP := $(JARS_DIR)/.fetched
 PORT ?= 8080
 FILES ?=
+# Every file pip reads for .venv: the groups in requirements/ are pyproject.toml's extras.
+REQUIREMENTS := requirements.txt requirements-dev.txt requirements/base.txt \
+	requirements/deploy.txt requirements/spark.txt requirements/local.txt requirements/dev.txt \
+	constraints.txt pyproject.toml
+# make deploy: the [deploy] extra only (no Spark, pyarrow, moto), in its own venv. A test
+# points DEPLOY_VENV at a venv that already holds it; DEPLOY_ARGS go after the subcommand.
+DEPLOY_VENV ?= .venv-deploy
+DEPLOY_PY := $(DEPLOY_VENV)/bin/python
+DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
+DEPLOY_ARGS ?=
+NODE_DEPLOY_STAMP := node_modules/.installed-deploy
 
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 export SAGEMAKER_SUPPRESS_V2_WARNING := 1
 
-.PHONY: setup prereqs browser test test-fast lint typecheck lint-asl pytest demo serve screenshot bench glue-docker clean
+.PHONY: setup prereqs prereqs-deploy deploy browser test test-fast lint typecheck lint-asl pytest demo serve screenshot bench glue-docker clean
 
 prereqs:
 	@scripts/check_prereqs.sh $(PYTHON)
 
+# Python 3.11 and Node.js only: what make deploy needs.
+prereqs-deploy:
+	@scripts/check_prereqs.sh --deploy $(PYTHON)
+
 # Re-installs only when a requirements file changes.
-$(VENV_STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml | prereqs
+$(VENV_STAMP): $(REQUIREMENTS) | prereqs
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
@@ -38,6 +54,28 @@ $(NODE_STAMP): package.json package-lock.json
 	@command -v npm >/dev/null 2>&1 || { echo "error: npm not found; the ASL lint, the reports page's chart library and the browser tests come from npm packages. Install Node.js 20+ (e.g. apt-get install nodejs npm)." >&2; exit 1; }
 	npm ci --silent --no-audit --no-fund
 	@touch $@
+
+# What packaging needs from npm: chart.js, vendored into the API zip (package.json's only
+# "dependency"; the linter and Chromium are devDependencies). When node_modules already holds
+# the chart.js version package-lock.json pins (e.g. from make setup's full install), npm is
+# not run, so a deploy never removes the devDependencies the tests use.
+$(NODE_DEPLOY_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "error: npm not found; the API package vendors the reports page's chart library from npm. Install Node.js 20+ (e.g. apt-get install nodejs npm, or brew install node)." >&2; exit 1; }
+	@node -e 'const pin = require("./package-lock.json").packages["node_modules/chart.js"].version; process.exit(require("./node_modules/chart.js/package.json").version === pin ? 0 : 1)' 2>/dev/null \
+	|| { echo "npm ci --omit=dev"; npm ci --omit=dev --silent --no-audit --no-fund; }
+	@touch $@
+
+# The deploy's own venv: requirements/base.txt + deploy.txt, i.e. pip install -e '.[deploy]'.
+$(DEPLOY_STAMP): requirements/base.txt requirements/deploy.txt constraints.txt pyproject.toml | prereqs-deploy
+	@test -x $(DEPLOY_PY) || { $(PYTHON) -m venv $(DEPLOY_VENV) && echo '*' > $(DEPLOY_VENV)/.gitignore; }
+	$(DEPLOY_PY) -m pip install --quiet --disable-pip-version-check -r requirements/base.txt -r requirements/deploy.txt -c constraints.txt
+	$(DEPLOY_PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $@
+
+# Deploys the stack (AWS, or DEPLOY_ARGS="--endpoint-url URL"): prints the diff, then deploys.
+deploy: prereqs-deploy $(DEPLOY_STAMP) $(NODE_DEPLOY_STAMP)
+	$(DEPLOY_PY) deploy/create_workflow.py diff $(DEPLOY_ARGS)
+	$(DEPLOY_PY) deploy/create_workflow.py deploy $(DEPLOY_ARGS)
 
 # The headless Chromium of the browser tests: unpacked from the npm package, or Debian's.
 browser: setup $(NODE_STAMP)

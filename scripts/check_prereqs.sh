@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Stops with a clear message when Python 3.11, Java 17 or Node.js is missing; with
-# --browser <venv python>, when no headless Chromium can run the browser tests.
+# Stops with a clear message when Python 3.11, Java 17 or Node.js is missing (make setup,
+# test, demo); with --deploy <python>, when Python 3.11 or Node.js is missing (make deploy needs
+# no Java: it runs no Spark); with --browser <venv python>, when no headless Chromium can run
+# the browser tests.
 set -euo pipefail
 
 if [ "${1:-}" = "--browser" ]; then
@@ -17,6 +19,11 @@ if [ "${1:-}" = "--browser" ]; then
   exit 0
 fi
 
+deploy_only=0
+if [ "${1:-}" = "--deploy" ]; then
+  deploy_only=1
+  shift
+fi
 python_bin="${1:-python3.11}"
 
 if ! command -v "$python_bin" >/dev/null 2>&1; then
@@ -27,6 +34,15 @@ py_version=$("$python_bin" -c 'import sys; print("%d.%d" % sys.version_info[:2])
 if [ "$py_version" != "3.11" ]; then
   echo "error: $python_bin is Python $py_version; this project needs Python 3.11 (parity with AWS Glue 5.0 and Lambda python3.11)." >&2
   exit 1
+fi
+
+node_help="Install Node.js 20+ (e.g. apt-get install nodejs npm, or brew install node)."
+if [ "$deploy_only" = 1 ]; then
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "error: Node.js/npm not found. The deploy packages the reports page's chart library (npm ci, vendored into the API package). $node_help" >&2
+    exit 1
+  fi
+  exit 0
 fi
 
 java_bin="java"
@@ -42,6 +58,6 @@ if [ "$java_major" != "17" ]; then
 fi
 
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  echo "error: Node.js/npm not found. npm ci brings the ASL linter, the reports page's chart library (vendored into the API package) and the headless Chromium of the browser tests. Install Node.js 20+ (e.g. apt-get install nodejs npm)." >&2
+  echo "error: Node.js/npm not found. npm ci brings the ASL linter, the reports page's chart library (vendored into the API package) and the headless Chromium of the browser tests. $node_help" >&2
   exit 1
 fi
