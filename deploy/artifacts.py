@@ -6,6 +6,10 @@ import base64
 import hashlib
 import importlib.metadata
 import json
+import re
+import shutil
+import subprocess
+import sys
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
@@ -43,8 +47,22 @@ VENDORED_FILES: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("chart.js", "LICENSE.md", "lambdas/api/dashboard/vendor/chart.js.LICENSE.md"),
     ),
 }
-# Compiled wheels must match the functions' runtime and architecture.
-_LAMBDA_WHEEL_TAGS = ("cp311-cp311-manylinux", "py3-none-any", "py2.py3-none-any")
+# Compiled wheels must match the functions' runtime and architecture (deploy/stack.py:
+# python3.11 on x86_64): a wheel tag such as cp311-cp311-manylinux_2_17_x86_64, cp38-abi3-
+# manylinux2014_x86_64, or a pure-Python py3-none-any.
+_LAMBDA_BINARY_TAG = re.compile(r"^cp3(\d+)-(cp311|abi3)-manylinux[0-9a-z_]*_x86_64$")
+_PURE_TAG = re.compile(r"^(py3|py2\.py3|cp311)-none-any$")
+# Where this environment's wheels do not run on Lambda (macOS, Windows, Linux on ARM), pip
+# installs the same pinned versions as built for Lambda's platform; the layer takes those.
+LAMBDA_PIP_PLATFORM: tuple[str, ...] = (
+    "--platform",
+    "manylinux2014_x86_64",
+    "--only-binary=:all:",
+    "--python-version",
+    "3.11",
+    "--implementation",
+    "cp",
+)
 
 
 def _source_files(root: Path, package: str) -> list[tuple[Path, str]]:
@@ -120,19 +138,73 @@ def build_glue_libs_zip(dest_dir: Path, root: Path = PROJECT_DIR) -> Path:
     return _write_zip(dest_dir / "duffbeer_libs.zip", entries)
 
 
-def _distribution_entries(name: str) -> list[tuple[Path, str]]:
+def runs_on_lambda(tags: Iterable[str]) -> bool:
+    """Whether a wheel with these WHEEL tags runs on the functions' python3.11 on x86_64 (a
+    distribution installed without tags, e.g. from a source tree, is taken as pure Python)."""
+    tags = list(tags)
+    for tag in tags:
+        binary = _LAMBDA_BINARY_TAG.match(tag)
+        if _PURE_TAG.match(tag) or (binary and int(binary.group(1)) <= 11):
+            return True
+    return not tags
+
+
+def _wheel_tags(dist: importlib.metadata.Distribution) -> list[str]:
+    wheel = dist.read_text("WHEEL") or ""
+    return [line.split(":", 1)[1].strip() for line in wheel.splitlines() if line.startswith("Tag:")]
+
+
+def _installed(name: str) -> importlib.metadata.Distribution:
     try:
-        dist = importlib.metadata.distribution(name)
+        return importlib.metadata.distribution(name)
     except importlib.metadata.PackageNotFoundError as e:
         raise ConfigurationError(
-            f"the layer needs {name}, which is not installed: pip install -r requirements.txt"
+            f"the layer needs {name}, which is not installed: "
+            "pip install -e '.[deploy]' -c constraints.txt"
         ) from e
-    wheel = dist.read_text("WHEEL") or ""
-    tags = [line.split(":", 1)[1].strip() for line in wheel.splitlines() if line.startswith("Tag:")]
-    if tags and not any(tag.startswith(_LAMBDA_WHEEL_TAGS) for tag in tags):
+
+
+def install_for_lambda(
+    pins: dict[str, str], target: Path
+) -> dict[str, importlib.metadata.Distribution]:
+    """Installs name==version for Lambda's platform into `target` (pip --platform: wheels only,
+    no build, so it works from any OS and architecture), and returns those distributions."""
+    shutil.rmtree(target, ignore_errors=True)
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-deps",
+        *LAMBDA_PIP_PLATFORM,
+        "--target",
+        str(target),
+        *(f"{name}=={version}" for name, version in sorted(pins.items())),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
         raise ConfigurationError(
-            f"{name} is installed for {tags[0]}, not for Lambda's python3.11 on x86_64 Linux: "
-            "deploy from Linux x86_64 or install it with pip --platform manylinux2014_x86_64"
+            f"could not install {', '.join(sorted(pins))} for Lambda (manylinux2014_x86_64, "
+            f"CPython 3.11): {result.stderr.strip()[-500:]}; build the layer on Linux x86_64 "
+            "or in a Lambda build image (public.ecr.aws/sam/build-python3.11)"
+        )
+    found = {}
+    for name in pins:
+        dists = list(importlib.metadata.Distribution.discover(name=name, path=[str(target)]))
+        if not dists:
+            raise ConfigurationError(f"pip did not install {name} into {target}")
+        found[name] = dists[0]
+    return found
+
+
+def _distribution_entries(dist: importlib.metadata.Distribution) -> list[tuple[Path, str]]:
+    name = dist.metadata["Name"]
+    tags = _wheel_tags(dist)
+    if not runs_on_lambda(tags):
+        raise ConfigurationError(
+            f"{name} is installed for {tags[0]}, not for Lambda's python3.11 on x86_64 Linux"
         )
     entries = []
     for file in dist.files or ():
@@ -148,16 +220,24 @@ def _distribution_entries(name: str) -> list[tuple[Path, str]]:
 
 
 def build_layer_zip(dest_dir: Path) -> Path:
-    """The Powertools layer (python/ + the installed distributions), built from this environment."""
+    """The Powertools layer (python/ + the pinned distributions). Built from this environment's
+    installed files; a distribution whose wheel does not run on Lambda (this machine is not
+    Linux x86_64) is replaced by the same version installed for Lambda's platform."""
     version = importlib.metadata.version("aws-lambda-powertools")
     if version != POWERTOOLS_VERSION:
         raise ConfigurationError(
             f"aws-lambda-powertools {version} is installed; the functions are pinned to "
-            f"{POWERTOOLS_VERSION}: pip install -r requirements.txt -c constraints.txt"
+            f"{POWERTOOLS_VERSION}: pip install -e '.[deploy]' -c constraints.txt"
         )
+    dists = {name: _installed(name) for name in LAYER_DISTRIBUTIONS}
+    foreign = {
+        name: dist.version for name, dist in dists.items() if not runs_on_lambda(_wheel_tags(dist))
+    }
+    if foreign:
+        dists |= install_for_lambda(foreign, dest_dir / "layer-packages")
     entries: list[tuple[Path, str]] = []
     for name in LAYER_DISTRIBUTIONS:
-        entries += _distribution_entries(name)
+        entries += _distribution_entries(dists[name])
     return _write_zip(dest_dir / "powertools_layer.zip", entries)
 
 

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
+import platform
+import subprocess
+import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -156,3 +162,117 @@ def test_the_api_zip_needs_npm_ci_first(tmp_path: Path) -> None:
     (project / "node_modules" / "chart.js" / "package.json").unlink()
     with pytest.raises(ConfigurationError, match="run npm ci"):
         artifacts.build_lambda_zip("api", tmp_path / "out", root=project)
+
+
+@pytest.mark.parametrize(
+    ("tags", "runs"),
+    [
+        (["py3-none-any"], True),
+        (["py2-none-any", "py3-none-any"], True),
+        (["cp311-cp311-manylinux2014_x86_64", "cp311-cp311-manylinux_2_17_x86_64"], True),
+        (["cp311-cp311-manylinux_2_5_x86_64", "cp311-cp311-manylinux_2_28_x86_64"], True),
+        (["cp38-abi3-manylinux_2_17_x86_64"], True),
+        ([], True),
+        (["cp311-cp311-macosx_11_0_arm64"], False),
+        (["cp311-cp311-win_amd64"], False),
+        (["cp311-cp311-manylinux_2_17_aarch64"], False),
+        (["cp312-cp312-manylinux_2_17_x86_64"], False),
+        (["cp312-abi3-manylinux_2_17_x86_64"], False),
+    ],
+)
+def test_which_wheels_run_on_lambda_python311_x86_64(tags: list[str], runs: bool) -> None:
+    assert artifacts.runs_on_lambda(tags) is runs
+
+
+def _fake_pip(calls: list[list[str]]) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Stands in for `pip install --target`: writes each name==version as a Lambda wheel would
+    install it, with one module whose text says where it came from (no network)."""
+
+    def run(command: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
+        calls.append(command)
+        target = Path(command[command.index("--target") + 1])
+        for pin in (arg for arg in command if "==" in arg):
+            name, version = pin.split("==")
+            module = name.replace("-", "_")
+            info = target / f"{module}-{version}.dist-info"
+            info.mkdir(parents=True)
+            (info / "METADATA").write_text(
+                f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+            )
+            (info / "WHEEL").write_text("Tag: cp311-cp311-manylinux_2_17_x86_64\n")
+            (target / module).mkdir()
+            (target / module / "__init__.py").write_text("built for Lambda\n")
+            (info / "RECORD").write_text(
+                f"{module}/__init__.py,,\n{info.name}/METADATA,,\n{info.name}/WHEEL,,\n"
+                f"{info.name}/RECORD,,\n"
+            )
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    return run
+
+
+def _pretend_this_machine_is_a_mac(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
+    real = artifacts._wheel_tags
+
+    def tags(dist: importlib.metadata.Distribution) -> list[str]:
+        if dist.metadata["Name"] in names and "layer-packages" not in str(dist.locate_file("")):
+            return ["cp311-cp311-macosx_11_0_arm64"]
+        return real(dist)
+
+    monkeypatch.setattr(artifacts, "_wheel_tags", tags)
+
+
+def test_off_linux_x86_64_the_compiled_wheels_are_installed_for_lambda(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an environment whose compiled distributions are macOS wheels
+    _pretend_this_machine_is_a_mac(monkeypatch, "pydantic_core", "wrapt")
+    calls: list[list[str]] = []
+    monkeypatch.setattr(artifacts.subprocess, "run", _fake_pip(calls))
+    # When the layer is built
+    path = artifacts.build_layer_zip(tmp_path)
+    # Then pip installed exactly those, at this environment's versions, for Lambda's platform
+    (command,) = calls
+    pins = sorted(arg for arg in command if "==" in arg)
+    versions = {name: importlib.metadata.version(name) for name in ("pydantic-core", "wrapt")}
+    assert pins == [f"pydantic-core=={versions['pydantic-core']}", f"wrapt=={versions['wrapt']}"]
+    options = " ".join(command)
+    assert "--platform manylinux2014_x86_64 --only-binary=:all: --python-version 3.11" in options
+    assert "--implementation cp" in options
+    assert "--no-deps" in command
+    # And the layer holds the Lambda builds of those, the environment's files of the others
+    with zipfile.ZipFile(path) as archive:
+        assert archive.read("python/pydantic_core/__init__.py") == b"built for Lambda\n"
+        assert archive.read("python/wrapt/__init__.py") == b"built for Lambda\n"
+        names = set(archive.namelist())
+    assert "python/aws_lambda_powertools/__init__.py" in names
+    assert "python/pydantic/__init__.py" in names
+
+
+def test_a_failed_install_for_lambda_names_the_other_ways(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _pretend_this_machine_is_a_mac(monkeypatch, "pydantic_core")
+
+    def offline(command: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
+        return subprocess.CompletedProcess(command, 1, "", "ERROR: No matching distribution")
+
+    monkeypatch.setattr(artifacts.subprocess, "run", offline)
+    with pytest.raises(ConfigurationError, match=r"pydantic-core .*Lambda build image"):
+        artifacts.build_layer_zip(tmp_path)
+
+
+@pytest.mark.skipif(
+    (sys.platform, platform.machine()) != ("linux", "x86_64"), reason="Linux x86_64 only"
+)
+def test_on_linux_x86_64_the_layer_comes_from_this_environment_without_pip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given Linux x86_64, where the installed wheels are Lambda's / When the layer is built
+    def no_pip(command: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
+        raise AssertionError(f"pip ran: {command}")
+
+    monkeypatch.setattr(artifacts.subprocess, "run", no_pip)
+    first = artifacts.build_layer_zip(tmp_path / "a")
+    # Then pip is not run, and a rebuild gives the same bytes
+    assert first.read_bytes() == artifacts.build_layer_zip(tmp_path / "b").read_bytes()
