@@ -17,7 +17,7 @@ REQUIREMENTS := requirements.txt requirements-dev.txt requirements/base.txt \
 # points DEPLOY_VENV at a venv that already holds it; DEPLOY_ARGS go after the subcommand.
 DEPLOY_VENV ?= .venv-deploy
 DEPLOY_PY := $(DEPLOY_VENV)/bin/python
-DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
+DEPLOY_STAMP := $(DEPLOY_VENV)/.installed-deploy
 DEPLOY_ARGS ?=
 NODE_DEPLOY_STAMP := node_modules/.installed-deploy
 

@@ -32,7 +32,7 @@ def _stand_in_venv(path: Path) -> Path:
     python.parent.mkdir(parents=True)
     python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
     python.chmod(0o755)
-    (path / ".installed").touch()  # newer than every requirements file
+    (path / ".installed-deploy").touch()  # newer than every requirements file
     return path
 
 
