@@ -39,14 +39,26 @@ class Reporter:
     def record(self, kind: str, name: str, change: Change, detail: str = "") -> Change:
         self.changes.append((kind, name, change))
         suffix = f" ({detail})" if detail else ""
-        print(f"  {change.value:<9} {kind:<22} {name}{suffix}", file=self.out, flush=True)
+        print(f"  {self.label(change):<9} {kind:<22} {name}{suffix}", file=self.out, flush=True)
         return change
+
+    def label(self, change: Change) -> str:
+        return change.value
 
     def section(self, title: str) -> None:
         print(f"- {title}", file=self.out, flush=True)
 
     def count(self, change: Change) -> int:
         return sum(1 for _, _, seen in self.changes if seen is change)
+
+
+class DiffReporter(Reporter):
+    """Reports what a deploy would do: the same lines, in the future tense."""
+
+    _WOULD = {Change.CREATED: "create", Change.UPDATED: "update", Change.DELETED: "delete"}
+
+    def label(self, change: Change) -> str:
+        return self._WOULD.get(change, change.value)
 
 
 class Clients:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from deploy import artifacts, iam
 from deploy.core import Clients, Reporter, aws_errors
+from deploy.read_only import ReadOnlyClients
 from deploy.resources import (
     analytics,
     api,
@@ -20,7 +20,6 @@ from deploy.resources import (
 from deploy.stack import (
     FUNCTIONS,
     METRICS_NAMESPACE,
-    PLACEHOLDER_ACCOUNT,
     DeployOptions,
     StackArns,
     StackNames,
@@ -34,12 +33,6 @@ STATE_SCRIPT = artifacts.PROJECT_DIR / "glue_jobs" / "maintain_state.py"
 MAINTENANCE_SCRIPT = artifacts.PROJECT_DIR / "glue_jobs" / "maintain_tables.py"
 S3_TRIGGER_STATEMENT = "s3-input-bucket-invokes"
 API_STATEMENT = "apigateway-invokes"
-
-
-@dataclass(frozen=True)
-class PlanStep:
-    title: str
-    resources: tuple[str, ...]
 
 
 def _tags(options: DeployOptions, names: StackNames) -> dict[str, str]:
@@ -100,59 +93,16 @@ def workflow_config(names: StackNames, arns: StackArns, options: DeployOptions) 
     )
 
 
-def plan(options: DeployOptions) -> list[PlanStep]:
-    """What a deploy creates or updates, without any AWS call (account left as a placeholder)."""
-    names = options.names()
-    arns = StackArns(names, PLACEHOLDER_ACCOUNT, options.region)
-    return [
-        PlanStep("SNS alert topic", (names.topic,)),
-        PlanStep(
-            "S3 buckets (SSE-S3, Block Public Access, TLS-only policy, lifecycle rules)",
-            (names.input_bucket, names.processed_bucket),
-        ),
-        PlanStep("CloudWatch log groups", names.log_groups),
-        PlanStep("IAM roles with inline least-privilege policies", names.roles),
-        PlanStep("Lambda layer (aws-lambda-powertools)", (names.layer,)),
-        PlanStep("Lambda functions", tuple(names.function(spec.key) for spec in FUNCTIONS)),
-        PlanStep(
-            "Glue job artifacts, jobs (Glue 5.0) and the daily upkeep trigger",
-            (
-                f"s3://{names.processed_bucket}/{analytics.GLUE_ARTIFACTS_PREFIX}",
-                names.glue_job,
-                names.state_job,
-                names.maintenance_job,
-                names.maintenance_trigger,
-            ),
-        ),
-        PlanStep(
-            "Glue database (batch history tables, views), Athena workgroup (engine 3)",
-            (names.database, names.workgroup),
-        ),
-        PlanStep("Step Functions state machine", (arns.state_machine,)),
-        PlanStep(
-            "S3 notification (every object created) -> start_etl",
-            (f"{names.input_bucket} -> {names.function('start_etl')}",),
-        ),
-        PlanStep(
-            "REST API, stage, usage plan and API key",
-            (names.api, names.usage_plan, names.api_key),
-        ),
-        PlanStep(
-            "Alarms -> SNS and the Glue failure rule",
-            (*names.alarms, names.glue_failure_rule),
-        ),
-        PlanStep("CloudWatch operations dashboard", (names.operations_dashboard,)),
-    ]
-
-
 def _account(clients: Clients) -> str:
     with aws_errors("STS GetCallerIdentity (credentials)"):
         return str(clients.sts.get_caller_identity()["Account"])
 
 
-def deploy_stack(options: DeployOptions, reporter: Reporter) -> StackOutputs:
+def deploy_stack(
+    options: DeployOptions, reporter: Reporter, clients: Clients | None = None
+) -> StackOutputs:
     """Create or update every resource; a second run with the same code changes nothing."""
-    clients = Clients(options.region, options.endpoint_url, options.profile)
+    clients = clients or Clients(options.region, options.endpoint_url, options.profile)
     names = options.names()
     arns = StackArns(names, _account(clients), options.region)
     tags = _tags(options, names)
@@ -314,6 +264,15 @@ def deploy_stack(options: DeployOptions, reporter: Reporter) -> StackOutputs:
         layer_version_arn=layer_arn,
         operations_dashboard_url=dashboard_url,
     )
+
+
+def diff_stack(options: DeployOptions, reporter: Reporter) -> list[str]:
+    """Run the deploy sequence with clients that only read: `reporter` gets what a deploy
+    would create, change or leave alone, decided by the same code that deploys. Returns the
+    write calls a deploy would make."""
+    clients = ReadOnlyClients(options.region, options.endpoint_url, options.profile)
+    deploy_stack(options, reporter, clients)
+    return clients.writes
 
 
 # What deploy itself uploads to the processed bucket: not data, removed without asking.

@@ -17,7 +17,6 @@ LAMBDA_ARCHITECTURE = "x86_64"
 METRICS_NAMESPACE = naming.METRICS_NAMESPACE
 GLUE_VERSION = "5.0"
 API_STAGE = "v1"
-PLACEHOLDER_ACCOUNT = "<account-id>"
 
 # Lowercase letters, digits and hyphens keep every derived name valid for S3 buckets, IAM,
 # Lambda, Glue and Step Functions at once.

@@ -16,6 +16,23 @@ _CONFIG = Config(
 )
 
 
+def new_client(
+    service: str,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    profile: str | None = None,
+) -> Any:
+    """A boto3 client of its own (one whose events a caller changes), with the credentials of
+    the named `profile` when given. boto3 itself honours AWS_ENDPOINT_URL(_<SERVICE>) when
+    `endpoint_url` is None, which is how local mode points every client at 127.0.0.1."""
+    return boto3.session.Session(profile_name=profile).client(
+        service,
+        region_name=region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+        endpoint_url=endpoint_url,
+        config=_CONFIG,
+    )
+
+
 @lru_cache(maxsize=32)
 def client(
     service: str,
@@ -23,12 +40,5 @@ def client(
     endpoint_url: str | None = None,
     profile: str | None = None,
 ) -> Any:
-    """A cached boto3 client, with the credentials of the named `profile` when given. boto3
-    itself honours AWS_ENDPOINT_URL(_<SERVICE>) when `endpoint_url` is None, which is how
-    local mode points every client at 127.0.0.1."""
-    return boto3.session.Session(profile_name=profile).client(
-        service,
-        region_name=region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
-        endpoint_url=endpoint_url,
-        config=_CONFIG,
-    )
+    """The shared, cached client of `new_client`'s arguments."""
+    return new_client(service, region, endpoint_url, profile)

@@ -111,20 +111,21 @@ def ensure_api(
     with aws_errors(f"REST API {names.api}"):
         api_id = _find_rest_api(apigw, names.api)
         if api_id is None:
-            api_id = str(
-                apigw.create_rest_api(
-                    name=names.api,
-                    description="Duff Beer orders reports",
-                    endpointConfiguration={"types": ["REGIONAL"]},
-                    apiKeySource="HEADER",
-                    tags=tags,
-                )["id"]
+            created = apigw.create_rest_api(
+                name=names.api,
+                description="Duff Beer orders reports",
+                endpointConfiguration={"types": ["REGIONAL"]},
+                apiKeySource="HEADER",
+                tags=tags,
             )
+            api_id = str(created["id"])
+            # A new API holds only its root resource.
+            paths = {"/": str(created["rootResourceId"])}
             reporter.record("rest api", names.api, Change.CREATED, api_id)
         else:
+            resources = apigw.get_resources(restApiId=api_id, limit=500)["items"]
+            paths = {item["path"]: item["id"] for item in resources}
             reporter.record("rest api", names.api, Change.UNCHANGED, api_id)
-        resources = apigw.get_resources(restApiId=api_id, limit=500)["items"]
-        paths = {item["path"]: item["id"] for item in resources}
         api_changed = False
         for route in API_ROUTES:
             resource_id, created = _ensure_resource(apigw, api_id, paths, route)
@@ -136,12 +137,12 @@ def ensure_api(
             apigw.create_deployment(
                 restApiId=api_id, stageName=API_STAGE, description="create_workflow.py"
             )
-            stage = apigw.get_stage(restApiId=api_id, stageName=API_STAGE)
+            stage = {}  # a stage just created has no method settings yet
             reporter.record("api deployment", f"{names.api}/{API_STAGE}", Change.CREATED)
         elif api_changed:
-            # Point the existing stage at a new deployment, keeping its settings.
+            # Point the existing stage at a new deployment; its settings (as read) are kept.
             deployment = apigw.create_deployment(restApiId=api_id, description="create_workflow.py")
-            stage = apigw.update_stage(
+            apigw.update_stage(
                 restApiId=api_id,
                 stageName=API_STAGE,
                 patchOperations=[

@@ -261,7 +261,8 @@ def ensure_glue_failure_rule(
                 Tags=tags,
             )
             reporter.record("eventbridge rule", name, Change.UPDATED if current else Change.CREATED)
-        targets = events.list_targets_by_rule(Rule=name)["Targets"]
+        # A rule just created has no targets yet.
+        targets = events.list_targets_by_rule(Rule=name)["Targets"] if current else []
         if [target["Arn"] for target in targets] == [arns.topic]:
             reporter.record("eventbridge target", name, Change.UNCHANGED)
         else:

@@ -183,12 +183,13 @@ def ensure_bucket(
             )
         else:
             reporter.record("s3 bucket policy", bucket, Change.SKIPPED, "plain-HTTP endpoint")
-        versioning = s3.get_bucket_versioning(Bucket=bucket)
+        # A bucket never versioned answers without a Status (not set yet, like a new bucket).
+        versioning = get_or_none(lambda: s3.get_bucket_versioning(Bucket=bucket)) or {}
         _ensure_setting(
             reporter,
             bucket,
             "s3 versioning",
-            current={"Status": versioning.get("Status")},
+            current={"Status": versioning["Status"]} if versioning.get("Status") else None,
             desired=_VERSIONING,
             put=lambda: s3.put_bucket_versioning(
                 Bucket=bucket, VersioningConfiguration=_VERSIONING
@@ -259,7 +260,8 @@ def ensure_notification(
     s3 = clients.s3
     desired = notification_configuration(function_arn)
     with aws_errors(f"S3 notification on {bucket}"):
-        current = s3.get_bucket_notification_configuration(Bucket=bucket)
+        current = get_or_none(lambda: s3.get_bucket_notification_configuration(Bucket=bucket))
+        current = current or {}
         if _comparable_notification(current) == _comparable_notification(desired):
             reporter.record("s3 notification", bucket, Change.UNCHANGED)
             return

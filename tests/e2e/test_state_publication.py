@@ -6,8 +6,9 @@ transform, the step is broken through the real configuration API (a function's e
 the state job's script location), a new batch is uploaded and its execution fails at that
 step; readers must still see the previous publication whole (pyiceberg on the Glue catalog,
 the API's figures). The step is repaired and the execution run again: the batch is then
-published and the reports show it. The hand re-runs are started as the README says: the
-request `python deploy/create_workflow.py --execution-input <key>` prints, sent as printed.
+published and the reports show it. The hand re-runs are started as docs/operations.md says: the
+request `python deploy/create_workflow.py start-execution <key> --print-only` prints, sent as
+printed.
 """
 
 from __future__ import annotations
@@ -290,17 +291,18 @@ def test_a_failed_clean_up_never_fails_a_published_batch(
     assert (status, body["totals"]["orders"]) == (200, 1)
 
 
-# --- Hand re-runs (README, operations) ------------------------------------------------------
+# --- Hand re-runs (docs/operations.md) --------------------------------------------------------
 
 
 def _printed_request(pipeline: LocalPipeline, key: str) -> dict[str, Any]:
-    """What `python deploy/create_workflow.py --execution-input <key>` prints: the name, the
-    input and the `aws stepfunctions start-execution` command, parsed as a shell would."""
+    """What `python deploy/create_workflow.py start-execution <key> --print-only` prints: the
+    name, the input and the `aws stepfunctions start-execution` command, parsed as a shell
+    would."""
     printed = subprocess.run(
         [
             sys.executable,
             str(ROOT / "deploy" / "create_workflow.py"),
-            *("--execution-input", key),
+            *("start-execution", key, "--print-only"),
             *("--endpoint-url", pipeline.aws.endpoint_url),
             *("--region", pipeline.settings.region),
         ],

@@ -18,13 +18,21 @@ pytestmark = pytest.mark.functional
 
 def test_alert_email_is_parsed_and_checked(capsys: pytest.CaptureFixture[str]) -> None:
     args = CliArgs.from_args(
-        ["--region", "eu-west-1", "--alert-email", "ops@duff.example", "--alert-email", "b@x.io"],
+        [
+            "deploy",
+            "--region",
+            "eu-west-1",
+            "--alert-email",
+            "ops@duff.example",
+            "--alert-email",
+            "b@x.io",
+        ],
         {},
     )
     assert args.options.alert_emails == ("ops@duff.example", "b@x.io")
     # A malformed address is a usage error (exit status 2)
     with pytest.raises(SystemExit) as raised:
-        CliArgs.from_args(["--region", "eu-west-1", "--alert-email", "ops"], {})
+        CliArgs.from_args(["deploy", "--region", "eu-west-1", "--alert-email", "ops"], {})
     assert raised.value.code == 2
     assert "--alert-email 'ops' is not an email address" in capsys.readouterr().err
 

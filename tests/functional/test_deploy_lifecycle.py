@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 import pytest
 
-from deploy.create_workflow import deploy, destroy, main
+from deploy.create_workflow import deploy, destroy, diff, main
 from deploy.stack import FUNCTIONS, DeployOptions
 
 pytestmark = pytest.mark.functional
@@ -34,6 +34,52 @@ def _zip_bytes(text: str, tmp_path: Path) -> bytes:
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("lambdas/other.py", text)
     return path.read_bytes()
+
+
+_DONE = {"create": "created", "update": "updated", "delete": "deleted"}
+_CHANGES = {*_DONE, *_DONE.values(), "unchanged", "skipped", "absent", "kept"}
+
+
+def _changes(text: str) -> list[tuple[str, str, str]]:
+    """(change, kind, resource) of each resource line of a deploy or a diff, in the past tense
+    (details in brackets dropped: a diff cannot know the ids AWS will give)."""
+    return [
+        (
+            _DONE.get(line[2:11].strip(), line[2:11].strip()),
+            line[12:35].strip(),
+            line[35:].split(" (")[0],
+        )
+        for line in text.splitlines()
+        if line.startswith("  ") and line[2:11].strip() in _CHANGES
+    ]
+
+
+def test_diff_of_an_empty_account_is_the_deploy_that_follows_and_creates_nothing(
+    moto_server: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given an account without the stack
+    argv = ["--stack-name", "acme-orders", "--endpoint-url", moto_server, "--region", REGION]
+    # When the diff runs
+    assert main(["diff", *argv, "--build-dir", str(tmp_path)]) == 0
+    planned = capsys.readouterr().out
+    # Then it created nothing, named every resource after the stack, and says what it would do
+    assert _leftovers(moto_server) == {}
+    assert "duffbeer" not in planned.replace("duffbeer_libs.zip", "")  # (the Glue code's file)
+    for line in (
+        "  create    s3 bucket              acme-orders-input-orders",
+        "  create    s3 bucket              acme-orders-processed-orders",
+        "  create    glue database          acme_orders_reports",
+        "  create    lambda function        acme-orders-start-etl",
+        "  create    state machine          acme-orders-orders-etl",
+    ):
+        assert line in planned, line
+    assert {change for change, _, _ in _changes(planned)} == {"created", "skipped"}
+    # And the deploy that follows does exactly that, resource by resource
+    assert main(["deploy", *argv, "--build-dir", str(tmp_path)]) == 0
+    done = capsys.readouterr().out
+    assert _changes(done) == _changes(planned)
+    created = len(_changes(done)) - planned.count("  skipped ")
+    assert f"diff: {created} to create, 0 to update, 0 to delete, 0 unchanged" in planned
 
 
 def test_second_run_changes_nothing(moto_server: str, tmp_path: Path) -> None:
@@ -101,12 +147,16 @@ def test_drifted_code_definition_and_settings_are_updated_in_place(
         stateMachineArn=STATE_MACHINE,
         definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
     )
-    # When deploy runs again with a shorter log retention (moto 5.2.5 has no Glue UpdateJob,
-    # so the job's own update path is exercised on AWS only)
+    # When a diff with a shorter log retention runs, then the deploy (moto 5.2.5 has no Glue
+    # UpdateJob, so the job's own update path is exercised on AWS only)
+    planned = diff(_options(moto_server, tmp_path, log_retention_days=14), out=io.StringIO())
+    assert lam.get_function_configuration(FunctionName="duffbeer-orders-api")["Timeout"] == 3
     out = io.StringIO()
     second = deploy(_options(moto_server, tmp_path, log_retention_days=14), out=out)
-    # Then the same resources are updated, not recreated
+    # Then the diff named exactly what the deploy changed, and changed nothing itself
     text = out.getvalue()
+    assert _changes(planned.out.getvalue()) == _changes(text)
+    # And the same resources are updated, not recreated
     assert "updated   lambda function        duffbeer-publish-batch (code)" in text
     assert "updated   state machine          duffbeer-orders-etl (definition)" in text
     assert "updated   log group              /aws/lambda/duffbeer-start-etl (14 days)" in text
@@ -207,7 +257,7 @@ def test_destroy_keeps_data_unless_asked_and_says_what_it_deletes(
     s3 = _client(moto_server, "s3")
     s3.put_object(Bucket="duffbeer-input-orders", Key="incoming/data.txt", Body=b"kept")
     s3.put_object(Bucket="duffbeer-input-orders", Key="incoming/data.txt", Body=b"kept again")
-    cli = ["--destroy", "--endpoint-url", moto_server, "--region", REGION]
+    cli = ["destroy", "--endpoint-url", moto_server, "--region", REGION]
     # When it is destroyed without --delete-data
     kept = main([*cli, "--yes"])
     # Then only the bucket holding data is left (the processed bucket held only artifacts),

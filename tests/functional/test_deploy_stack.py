@@ -716,17 +716,16 @@ def test_roles_trust_their_service_and_carry_one_inline_policy(
     ]
 
 
-def test_execution_input_helper_starts_a_run_on_an_uploaded_object(
+def test_start_execution_prints_then_starts_a_run_on_an_uploaded_object(
     stack: tuple[str, StackOutputs], capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given an order file in the input bucket
     _client(stack, "s3").put_object(
         Bucket="duffbeer-input-orders", Key="manual/orders.csv", Body=b"client_id\n1\n"
     )
-    # When the helper prints the execution to start
-    code = main(
-        ["--execution-input", "manual/orders.csv", "--endpoint-url", stack[0], "--region", REGION]
-    )
+    where = ["--endpoint-url", stack[0], "--region", REGION]
+    # When the command prints the execution to start
+    code = main(["start-execution", "manual/orders.csv", "--print-only", *where])
     out = capsys.readouterr().out
     assert code == 0
     name = out.split("Name: ", 1)[1].split("\n", 1)[0]
@@ -740,6 +739,13 @@ def test_execution_input_helper_starts_a_run_on_an_uploaded_object(
     assert started["executionArn"] == (
         f"arn:aws:states:{REGION}:{ACCOUNT}:execution:duffbeer-orders-etl:{name}"
     )
+    # And without --print-only the command starts one itself, with an input of that shape
+    assert main(["start-execution", "manual/orders.csv", *where]) == 0
+    out = capsys.readouterr().out
+    arn = out.split("Started: ", 1)[1].strip()
+    execution = _client(stack, "stepfunctions").describe_execution(executionArn=arn)
+    assert json.loads(execution["input"])["key"] == "manual/orders.csv"
+    assert arn.split(":execution:duffbeer-orders-etl:")[1].startswith(name.split("-manual-")[0])
 
 
 def test_a_stopped_upkeep_trigger_is_started_again_by_the_next_deploy(moto_server: str) -> None:

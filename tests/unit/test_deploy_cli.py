@@ -1,4 +1,4 @@
-"""The create_workflow.py command line: dry run, argument checks, console instructions."""
+"""The create_workflow.py command line: commands, argument checks, console instructions."""
 
 from __future__ import annotations
 
@@ -23,52 +23,11 @@ PROJECT = Path(__file__).resolve().parents[2]
 DEAD_ENDPOINT = "http://127.0.0.1:1"
 
 
-def test_dry_run_prints_the_plan_without_calling_aws(capsys: pytest.CaptureFixture[str]) -> None:
-    # Given an endpoint that refuses every connection
-    # When a dry run is asked for
-    code = main(
-        ["--dry-run", "--suffix=-qa", "--region", "eu-west-1", "--endpoint-url", DEAD_ENDPOINT]
-    )
-    # Then it succeeds and names every resource it would create
-    out = capsys.readouterr().out
-    assert code == 0
-    for name in (
-        "duffbeer-input-orders-qa",
-        "duffbeer-processed-orders-qa",
-        "duffbeer_reports_qa",
-        "duffbeer-qa-alerts",
-        "duffbeer-qa-start-etl",
-        "duffbeer-qa-orders-api-role",
-        "duffbeer-qa-transform-orders",
-        "duffbeer-qa-reports",
-        "arn:aws:states:eu-west-1:<account-id>:stateMachine:duffbeer-qa-orders-etl",
-        "duffbeer-qa-orders-api-key",
-        "duffbeer-qa-state-machine-failed",
-        "duffbeer-qa-glue-job-failed",
-        "/aws/vendedlogs/states/duffbeer-qa-orders-etl",
-    ):
-        assert name in out, name
-
-
-def test_a_stack_name_starts_every_resource_name(capsys: pytest.CaptureFixture[str]) -> None:
-    # When a dry run is asked for with a stack name
-    code = main(["--dry-run", "--stack-name", "acme-orders", "--region", "eu-west-1"])
-    # Then every resource is named after it, buckets and database included
-    out = capsys.readouterr().out
-    assert code == 0
-    for name in (
-        "acme-orders-input-orders",
-        "acme-orders-processed-orders",
-        "acme_orders_reports",
-        "acme-orders-alerts",
-        "acme-orders-start-etl",
-        "arn:aws:states:eu-west-1:<account-id>:stateMachine:acme-orders-orders-etl",
-        "acme-orders-transform-orders",
-    ):
-        assert name in out, name
-    assert "duffbeer" not in out
-    # And the default stack name gives the names of a deploy without one
+def test_the_default_stack_name_names_what_earlier_releases_deployed() -> None:
     assert StackNames.named("duffbeer") == StackNames.build()
+    assert CliArgs.from_args(["diff"], {"AWS_REGION": "eu-west-1"}).options.names() == (
+        StackNames.build()
+    )
 
 
 def test_a_failing_aws_call_names_the_resource_and_exits_non_zero(
@@ -76,7 +35,10 @@ def test_a_failing_aws_call_names_the_resource_and_exits_non_zero(
 ) -> None:
     # Given an endpoint nobody answers on / When deploying
     code = main(
-        ["--region", "eu-west-1", "--endpoint-url", DEAD_ENDPOINT, "--build-dir", str(tmp_path)]
+        [
+            *("deploy", "--region", "eu-west-1", "--endpoint-url", DEAD_ENDPOINT),
+            *("--build-dir", str(tmp_path)),
+        ]
     )
     # Then the error says which call failed
     assert code == 1
@@ -86,15 +48,17 @@ def test_a_failing_aws_call_names_the_resource_and_exits_non_zero(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--destroy", "--force"], "--force is gone: it deleted data. With --destroy, --delete"),
-        (["--delete-data"], "--delete-data and --yes only apply to --destroy"),
-        (["--yes"], "--delete-data and --yes only apply to --destroy"),
-        (["--destroy", "--execution-input", "a.csv"], "not allowed with argument --destroy"),
-        (["--dry-run", "--execution-input", "a.csv"], "--dry-run does not apply to --execution"),
-        (["--stack-name", "acme", "--prefix", "x-"], "--stack-name replaces --prefix and --suffix"),
-        (["--stack-name", "Acme"], "--stack-name 'Acme': use lowercase letters, digits and '-'"),
-        (["--stack-name", "acme-"], "--stack-name 'acme-': use lowercase letters"),
-        (["--prefix", "X"], "--prefix 'X': use lowercase letters, digits and '-' only"),
+        (["destroy", "--force"], "--force is gone: it deleted data. With destroy, --delete-data"),
+        (["deploy", "--delete-data"], "unrecognized arguments: --delete-data"),
+        (["diff", "--yes"], "unrecognized arguments: --yes"),
+        (["--destroy"], "--destroy is now a command: create_workflow.py destroy [options]"),
+        (["--dry-run"], "--dry-run is now a command: create_workflow.py diff [options]"),
+        ([], "the following arguments are required: COMMAND"),
+        (["start-execution"], "the following arguments are required: KEY"),
+        (["deploy", "--stack-name", "acme", "--prefix", "x-"], "--stack-name replaces --prefix"),
+        (["diff", "--stack-name", "Acme"], "--stack-name 'Acme': use lowercase letters, digits"),
+        (["destroy", "--stack-name", "acme-"], "--stack-name 'acme-': use lowercase letters"),
+        (["deploy", "--prefix", "X"], "--prefix 'X': use lowercase letters, digits and '-' only"),
     ],
 )
 def test_usage_errors_exit_2_and_say_why(
@@ -117,7 +81,7 @@ def test_destroy_asks_first_and_removes_nothing_unless_destroy_is_typed(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # Given an endpoint that refuses every connection (any removal would fail loudly)
-    argv = ["--destroy", "--region", "eu-west-1", "--endpoint-url", DEAD_ENDPOINT]
+    argv = ["destroy", "--region", "eu-west-1", "--endpoint-url", DEAD_ENDPOINT]
     # When the user answers anything but "destroy"
     code = main(argv, answers=_Terminal("yes\n"))
     # Then nothing was called and the command says so
@@ -130,35 +94,57 @@ def test_destroy_asks_first_and_removes_nothing_unless_destroy_is_typed(
 
 def test_destroy_away_from_a_terminal_needs_yes(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(
-        ["--destroy", "--region", "eu-west-1", "--endpoint-url", DEAD_ENDPOINT],
+        ["destroy", "--region", "eu-west-1", "--endpoint-url", DEAD_ENDPOINT],
         answers=io.StringIO("destroy\n"),
     )
     assert code == 2
     assert "give --yes when not at a terminal" in capsys.readouterr().err
 
 
-def test_help_documents_every_option_its_default_and_the_exit_statuses() -> None:
+def _help(*argv: str) -> str:
     result = subprocess.run(
-        [sys.executable, str(PROJECT / "deploy" / "create_workflow.py"), "--help"],
+        [sys.executable, str(PROJECT / "deploy" / "create_workflow.py"), *argv, "--help"],
         capture_output=True,
         text=True,
         check=True,
     )
-    text = " ".join(result.stdout.split())
-    for option in ("--log-retention-days", "--glue-workers", "--glue-worker-type", "--build-dir"):
+    return " ".join(result.stdout.split())
+
+
+EXIT_STATUSES = (
+    "exit status: 0 done; 1 failed (or the removal was not confirmed); 2 usage error; "
+    "3 removed, but buckets holding data were kept (--delete-data deletes them)."
+)
+
+
+def test_help_lists_the_commands_and_the_exit_statuses() -> None:
+    text = _help()
+    for command in ("deploy", "diff", "destroy", "start-execution"):
+        assert re.search(rf"\b{command} \w", text), command
+    assert EXIT_STATUSES in text
+
+
+@pytest.mark.parametrize("command", ["deploy", "diff", "destroy", "start-execution"])
+def test_each_command_documents_every_option_and_its_default(command: str) -> None:
+    text = _help(command)
+    for option in ("--stack-name", "--profile", "--region", "--endpoint-url"):
         assert re.search(re.escape(option) + r" \S+ \w", text), option
-    assert "retention of every log group (default: 30)" in text
+    if command in {"deploy", "diff"}:
+        for option in ("--log-retention-days", "--glue-workers", "--glue-worker-type"):
+            assert re.search(re.escape(option) + r" \S+ \w", text), option
+        assert "retention of every log group (default: 30)" in text
+    if command == "destroy":
+        assert "--delete-data" in text and "--yes" in text
     assert "--force" not in text
-    assert (
-        "exit status: 0 done; 1 failed (or the removal was not confirmed); 2 usage error; "
-        "3 removed, but buckets holding data were kept (--delete-data deletes them)."
-    ) in text
+    assert EXIT_STATUSES in text
 
 
 def test_region_and_endpoint_come_from_the_environment_unless_given() -> None:
     env = {"AWS_DEFAULT_REGION": "eu-central-1", "AWS_ENDPOINT_URL": "http://127.0.0.1:5000"}
-    from_env = CliArgs.from_args([], env).options
-    given = CliArgs.from_args(["--region", "us-west-2", "--endpoint-url", "https://x"], env).options
+    from_env = CliArgs.from_args(["diff"], env).options
+    given = CliArgs.from_args(
+        ["diff", "--region", "us-west-2", "--endpoint-url", "https://x"], env
+    ).options
     assert (from_env.region, from_env.endpoint_url) == ("eu-central-1", "http://127.0.0.1:5000")
     assert (given.region, given.endpoint_url) == ("us-west-2", "https://x")
 
@@ -183,9 +169,9 @@ def test_console_input_has_the_documented_execution_input_fields() -> None:
 
 
 def test_script_runs_from_any_directory_with_its_own_imports(tmp_path: Path) -> None:
-    # Given the script invoked by path from another directory / When asked for a dry run
+    # Given the script invoked by path from another directory / When asked for its help
     result = subprocess.run(
-        [sys.executable, str(PROJECT / "deploy" / "create_workflow.py"), "--dry-run"],
+        [sys.executable, str(PROJECT / "deploy" / "create_workflow.py"), "deploy", "--help"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -193,9 +179,10 @@ def test_script_runs_from_any_directory_with_its_own_imports(tmp_path: Path) -> 
         timeout=120,
         check=False,
     )
-    # Then it plans (the installed package resolves; nothing shadows the `packaging` distribution)
+    # Then it imports everything it deploys with (the installed package resolves; nothing
+    # shadows the `packaging` distribution)
     assert result.returncode == 0, result.stderr
-    assert "duffbeer-input-orders" in result.stdout
+    assert "--stack-name" in result.stdout
 
 
 def test_a_hand_rerun_repeats_the_upload_order_and_is_newer_than_its_automatic_run() -> None:
@@ -255,8 +242,8 @@ def test_a_named_profile_gives_the_credentials_and_the_region_unless_one_is_give
     monkeypatch.delenv("AWS_DEFAULT_REGION")
     monkeypatch.delenv("AWS_REGION")
     # When the command line names it
-    from_profile = CliArgs.from_args(["--profile", "qa"], {}).options
-    given = CliArgs.from_args(["--profile", "qa", "--region", "us-west-2"], {}).options
+    from_profile = CliArgs.from_args(["deploy", "--profile", "qa"], {}).options
+    given = CliArgs.from_args(["diff", "--profile", "qa", "--region", "us-west-2"], {}).options
     # Then the region is the profile's unless given, and every client signs with its keys
     assert (from_profile.profile, from_profile.region, given.region) == (
         "qa",
@@ -273,6 +260,6 @@ def test_an_unknown_profile_is_a_usage_error(
 ) -> None:
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     with pytest.raises(SystemExit) as raised:
-        CliArgs.from_args(["--profile", "nope"], {})
+        CliArgs.from_args(["destroy", "--profile", "nope"], {})
     assert raised.value.code == 2
     assert "--profile nope: The config profile (nope) could not be found" in capsys.readouterr().err
