@@ -24,6 +24,8 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from bench import cost_measure
+from duffbeer_local.executions import execution_arns, execution_history
 from duffbeer_local.pipeline import LocalPipeline
 
 pytestmark = pytest.mark.e2e
@@ -151,6 +153,29 @@ def test_sample_file_three_routes_answer_the_expected_figures(
         "105,Duff Special,1,24,96.00,24.0",
         "product_id,product_description,orders,units,sales,volume_l",
     ]
+
+
+def test_the_cost_model_reads_what_the_sample_run_used(pipeline: LocalPipeline) -> None:
+    # Given the sample's execution (the test above), the first on this stack
+    sfn, glue = pipeline.aws.client("stepfunctions"), pipeline.aws.client("glue")
+    arns = execution_arns(sfn, pipeline.outputs.state_machine_arn)
+    if not arns:
+        pytest.skip("needs the sample's execution (the test above)")
+    first = min(arns, key=lambda arn: sfn.describe_execution(executionArn=arn)["startDate"])
+    # Then AWS would bill the success path's eight states: ReadInput, ValidateOrders,
+    # TransformOrders, PublishBatch, MergeState, CatalogBatch, CleanUp, BatchSucceeded
+    assert cost_measure.state_transitions(execution_history(sfn, first)) == 8
+    # ... one run of each Glue job of the batch, on the deployed 2 G.1X workers
+    for job in (pipeline.outputs.glue_job_name, pipeline.outputs.state_job_name):
+        run = cost_measure.glue_runs(glue, job)[0]
+        assert (run["state"], run["worker_type"], run["workers"]) == ("SUCCEEDED", "G.1X", 2)
+        assert run["seconds"] > 0
+    # ... a REPORT duration per invocation, and the custom metrics of the embedded format
+    logs = pipeline.settings.state_dir / "logs" / "lambda"
+    validate = pipeline.outputs.function_arns["validate_orders"].rsplit(":", 1)[-1]
+    assert cost_measure.report_durations_ms(logs / f"{validate}.log")
+    published = pipeline.outputs.function_arns["publish_batch"].rsplit(":", 1)[-1]
+    assert f"DuffBeerOrders/RowsRead{{service={published}}}" in cost_measure.emf_metrics(logs)
 
 
 def _get_text(pipeline: LocalPipeline, path: str, headers: dict[str, str]) -> tuple[str, str]:
