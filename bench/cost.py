@@ -148,7 +148,14 @@ def print_table(title: str, headers: Sequence[str], columns: Sequence[Sequence[L
 
 
 def _kind(rows: int, measured_rows: Sequence[int]) -> str:
-    return "measured" if rows in measured_rows else "extrapolated"
+    if rows in measured_rows:
+        return "measured"
+    return "interpolated" if min(measured_rows) < rows < max(measured_rows) else "extrapolated"
+
+
+def _shown(path: Path) -> str:
+    resolved = path.resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -205,13 +212,15 @@ def report(ns: argparse.Namespace, sizes: list[int], measure_rows: list[int]) ->
     days = prices("assumptions", "days_per_month")
 
     print(
-        f"prices: {ns.prices.name}, {prices.region} list prices as of {prices.as_of} (not "
+        f"prices: {_shown(ns.prices)}, {prices.region} list prices as of {prices.as_of} (not "
         f"fetched from AWS that day: check {', '.join(prices.urls().values())})"
     )
     print(
         "measured: "
         + " and ".join(f"a {d['rows']:,}-row batch ({d['measured_at']})" for d in documents)
-        + f" on the local stack, {machine['cpus']} CPUs ({machine['platform']}); other sizes: "
+        + f" on the local stack, {machine['cpus']} CPUs ({machine['platform']}), load average "
+        + " and ".join(str(d["machine"].get("load_average", "?")) for d in documents)
+        + "; other sizes: "
         "each quantity on the line through its two measurements (fixed part + part per row)"
     )
     headers = [f"{n:,} rows ({_kind(n, measure_rows)})" for n in sizes]

@@ -1,14 +1,16 @@
-"""The cost model's arithmetic (bench.cost_model) and the reading of a saved measurement
-(bench.cost): every expected figure is worked out by hand in the test, from round test
-prices or from the shipped bench/prices.toml."""
+"""The cost model's arithmetic (bench.cost_model), the reading of a saved measurement
+(bench.cost) and of a local run's logs (bench.cost_measure): every expected figure is worked
+out by hand in the test, from round test prices or from the shipped bench/prices.toml."""
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench import cost
+from bench import cost, cost_measure
 from bench.cost_model import (
     BatchUsage,
     GlueRun,
@@ -392,3 +394,60 @@ def test_a_measurement_read_as_requests_and_stack() -> None:
         RequestUsage("orders+list", (1138.0, 802.0), 512, 0.7, 233.0),
     ]
     assert cost.stack_usage(MEASUREMENT) == StackUsage(12, 1, 3, GlueRun("G.1X", 2, 53.6), 96_000.0)
+
+
+# --- Reading a local run ----------------------------------------------------------------------
+
+
+def _request_line(line: str) -> logging.LogRecord:
+    # werkzeug logs each request as '"%s" %s %s' % (request line, status, size)
+    return logging.LogRecord("werkzeug", logging.INFO, "", 0, '"%s" %s %s', (line, 200, "-"), None)
+
+
+def test_s3_requests_are_counted_by_billing_class_for_the_stack_buckets_only() -> None:
+    counter = cost_measure.S3RequestCounter(frozenset({"in", "out"}))
+    for line in (
+        "PUT /in/orders.csv HTTP/1.1",  # PUT class
+        "POST /out/runs/x?uploads HTTP/1.1",  # PUT class (multipart start)
+        "GET /out?list-type=2&prefix=runs/ HTTP/1.1",  # LIST: PUT class
+        "\x1b[35m\x1b[1mGET /in/orders.csv?versionId=1 HTTP/1.1\x1b[0m",  # GET class, coloured
+        "HEAD /out/artifacts/glue/job.py HTTP/1.1",  # GET class
+        "DELETE /out/runs/old HTTP/1.1",  # free
+        "PUT /other-bucket/key HTTP/1.1",  # not the stack's
+        "POST / HTTP/1.1",  # another service (Step Functions, Glue)
+    ):
+        counter.emit(_request_line(line))
+    assert (counter.put_class, counter.get_class, counter.free) == (3, 2, 1)
+
+
+def test_lambda_durations_and_custom_metrics_read_from_a_worker_log(tmp_path: Path) -> None:
+    log = tmp_path / "duffbeer-publish-batch.log"
+    log.write_text(
+        "START RequestId: a Version: $LATEST\n"
+        '{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"DuffBeerOrders",'
+        '"Dimensions":[["service"]],"Metrics":[{"Name":"RowsRead","Unit":"Count"},'
+        '{"Name":"RowsValid","Unit":"Count"}]}]},"service":"duffbeer-publish-batch",'
+        '"RowsRead":[5.0],"RowsValid":[5.0]}\n'
+        "END RequestId: a\n"
+        "REPORT RequestId: a\tDuration: 553.84 ms\n"
+        "REPORT RequestId: b\tDuration: 12.00 ms\n"
+    )
+    assert cost_measure.report_durations_ms(log) == [553.84, 12.0]
+    assert cost_measure.emf_metrics(tmp_path) == [
+        "DuffBeerOrders/RowsRead{service=duffbeer-publish-batch}",
+        "DuffBeerOrders/RowsValid{service=duffbeer-publish-batch}",
+    ]
+
+
+def test_state_transitions_are_the_states_entered() -> None:
+    events = [
+        {"type": "ExecutionStarted"},
+        {"type": "PassStateEntered"},
+        {"type": "PassStateExited"},
+        {"type": "TaskStateEntered"},
+        {"type": "TaskScheduled"},
+        {"type": "TaskStateExited"},
+        {"type": "SucceedStateEntered"},
+        {"type": "ExecutionSucceeded"},
+    ]
+    assert cost_measure.state_transitions(events) == 3
