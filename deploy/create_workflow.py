@@ -57,6 +57,7 @@ def _stack_arguments(parser: argparse.ArgumentParser) -> None:
     """Where the stack is and what it is called: every command takes these."""
     parser.add_argument(
         "--stack-name",
+        metavar="NAME",
         help="the name every resource starts with: <name>-orders-etl, buckets "
         "<name>-input-orders and <name>-processed-orders, database <name>_reports "
         "(default: duffbeer)",
@@ -73,15 +74,19 @@ def _stack_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--profile",
+        metavar="NAME",
         help="named profile of the AWS config and credentials files (default: AWS_PROFILE, "
         "else the default credential chain)",
     )
     parser.add_argument(
         "--region",
+        metavar="REGION",
         help="AWS region (default: AWS_REGION / AWS_DEFAULT_REGION, else the profile's)",
     )
     parser.add_argument(
-        "--endpoint-url", help="AWS-compatible endpoint for every client (or AWS_ENDPOINT_URL)"
+        "--endpoint-url",
+        metavar="URL",
+        help="AWS-compatible endpoint for every client (or AWS_ENDPOINT_URL)",
     )
     # --force once emptied the data buckets; in CDK and SAM "force" only skips a prompt.
     parser.add_argument("--force", action="store_true", help=argparse.SUPPRESS)
@@ -90,14 +95,23 @@ def _stack_arguments(parser: argparse.ArgumentParser) -> None:
 def _settings_arguments(parser: argparse.ArgumentParser) -> None:
     """What deploy sets up (and diff compares the account with)."""
     parser.add_argument(
-        "--log-retention-days", type=int, default=30, help="retention of every log group"
+        "--log-retention-days",
+        type=int,
+        default=30,
+        metavar="DAYS",
+        help="retention of every log group",
     )
-    parser.add_argument("--glue-workers", type=int, default=2, help="workers per Glue job run")
-    parser.add_argument("--glue-worker-type", default="G.1X", help="Glue worker type")
+    parser.add_argument(
+        "--glue-workers", type=int, default=2, metavar="N", help="workers per Glue job run"
+    )
+    parser.add_argument(
+        "--glue-worker-type", default="G.1X", metavar="TYPE", help="Glue worker type"
+    )
     parser.add_argument(
         "--athena-bytes-cutoff",
         type=int,
         default=1024**3,
+        metavar="BYTES",
         help="BytesScannedCutoffPerQuery of the workgroup (bytes)",
     )
     parser.add_argument(
@@ -112,8 +126,19 @@ def _settings_arguments(parser: argparse.ArgumentParser) -> None:
         "--build-dir",
         type=Path,
         default=DEFAULT_BUILD_DIR,
+        metavar="DIR",
         help="where the Lambda zips, the layer and the Glue libraries are built",
     )
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default where it has one that its help does not already give."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, "", []) or "(default" in text:
+            return text
+        return str(super()._get_help_string(action))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -124,7 +149,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    formatter = argparse.ArgumentDefaultsHelpFormatter
+    formatter = _HelpFormatter
     for name, summary in COMMANDS.items():
         command = commands.add_parser(
             name, help=summary, description=summary, epilog=EPILOG, formatter_class=formatter
@@ -134,7 +159,10 @@ def _parser() -> argparse.ArgumentParser:
             _settings_arguments(command)
         if name == "deploy":
             command.add_argument(
-                "--outputs-file", type=Path, help="also write the outputs as JSON here"
+                "--outputs-file",
+                type=Path,
+                metavar="FILE",
+                help="also write the outputs as JSON here",
             )
         if name == "destroy":
             command.add_argument(
