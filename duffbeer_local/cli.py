@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -12,7 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -37,6 +38,8 @@ SCREENSHOT = PROJECT_DIR / "docs" / "images" / "dashboard.png"
 # a command-line argument, which any user sees in `ps`.
 API_KEY_VARIABLE = "DUFFBEER_API_KEY"
 API_KEY_FILE = "api-key"
+# The local endpoint's credentials for the user's tools, as `export` lines (source it).
+AWS_ENV_FILE = "aws.env"
 
 
 @dataclass(frozen=True)
@@ -143,19 +146,32 @@ def _serve_one(pipeline: LocalPipeline, path: Path) -> bool:
         return False
 
 
-def _banner(pipeline: LocalPipeline) -> None:
+def _banner(pipeline: LocalPipeline) -> Path:
+    """Print where the stack is and how to reach it; returns the credentials file (the
+    caller removes it when the stack stops)."""
+    exports = " ".join(
+        f"{name}={value}"
+        for name, value in pipeline.aws.environ().items()
+        if name in {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"}
+    )
+    env_file = _write_private_file(
+        pipeline.settings.state_dir / AWS_ENV_FILE,
+        f"export {exports} AWS_REGION={pipeline.settings.region}\n",
+    )
     _print(f"local AWS endpoint  {pipeline.aws.endpoint_url}")
+    # The endpoint answers only to this run's credentials (ready to paste; also in the file).
+    _print(f"  export {exports}   (also in {env_file})")
     _print(
         f"deployed            {pipeline.outputs.state_machine_arn.rsplit(':', 1)[-1]} and its "
         f"stack in {pipeline.deploy_seconds:.1f} s (log: {pipeline.settings.deploy_log})"
     )
+    return env_file
 
 
 def demo(args: CliArgs) -> int:
     started = time.monotonic()
     settings = LocalSettings(state_dir=args.state_dir, rewarm_spark_drivers=False)
-    with LocalPipeline(settings) as pipeline:
-        _banner(pipeline)
+    with LocalPipeline(settings) as pipeline, _removed_at_exit(_banner(pipeline)):
         if not _process(pipeline, args.sample):
             return 1
         url = pipeline.start_api()
@@ -182,8 +198,7 @@ def demo(args: CliArgs) -> int:
 def screenshot(args: CliArgs) -> int:
     """The README's picture of the reports page over the demo data."""
     settings = LocalSettings(state_dir=args.state_dir, rewarm_spark_drivers=False)
-    with LocalPipeline(settings) as pipeline:
-        _banner(pipeline)
+    with LocalPipeline(settings) as pipeline, _removed_at_exit(_banner(pipeline)):
         if not _process(pipeline, args.sample):
             return 1
         pipeline.start_api()
@@ -211,8 +226,7 @@ def _ready_inbox_files(inbox: Path, sizes: dict[Path, tuple[int, float]]) -> lis
 def serve(args: CliArgs, should_stop: Callable[[], bool] | None = None) -> int:
     settings = LocalSettings(state_dir=args.state_dir, api_port=args.port)
     settings.inbox.mkdir(parents=True, exist_ok=True)
-    with LocalPipeline(settings) as pipeline:
-        _banner(pipeline)
+    with LocalPipeline(settings) as pipeline, _removed_at_exit(_banner(pipeline)):
         for path in args.files:
             _serve_one(pipeline, path)
         url = pipeline.start_api()
@@ -238,14 +252,27 @@ def serve(args: CliArgs, should_stop: Callable[[], bool] | None = None) -> int:
     return 0
 
 
-def _write_key_file(state_dir: Path, key: str) -> Path:
-    """The key in a file only its owner can read (created so, never widened afterwards)."""
-    path = state_dir / API_KEY_FILE
+def _write_private_file(path: Path, text: str) -> Path:
+    """`text` in a file only its owner can read (created so, never widened afterwards)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as file:
-        file.write(key + "\n")
+        file.write(text)
     return path
+
+
+def _write_key_file(state_dir: Path, key: str) -> Path:
+    return _write_private_file(state_dir / API_KEY_FILE, key + "\n")
+
+
+@contextlib.contextmanager
+def _removed_at_exit(path: Path) -> Iterator[Path]:
+    """The credentials die with the stack: a stale file would only mislead."""
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def _api_key(state_dir: Path) -> str:

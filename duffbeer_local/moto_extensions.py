@@ -29,8 +29,12 @@ points close those gaps:
    safe concurrent commits (two writers never both replace the same metadata location).
    So does moto here, whether or not a runtime is bound: it is AWS's behaviour.
 
+7. The Step Functions interpreter's clients (`boto_client_for`, imported by each task kind)
+   sign with fixed keys ("ak"/"sk"); the local endpoint answers only to the run's own
+   credentials, so while a runtime is bound they sign with those.
+
 `install()` checks every extension point first and raises LocalModeError if a moto upgrade
-moved one. The patches are process-wide; 1 to 5 only change behaviour while a runtime is
+moved one. The patches are process-wide; 1 to 5 and 7 only change behaviour while a runtime is
 bound (`bind`/`unbind`, done by `LocalAwsServer`), otherwise moto behaves as shipped.
 """
 
@@ -39,6 +43,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import importlib
 import inspect
 import re
 import threading
@@ -47,6 +52,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import boto3
 import moto
 from moto.awslambda import models as lambda_models
 from moto.glue import models as glue_models
@@ -61,6 +67,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service_callback as sfn_callback,
 )
+from moto.stepfunctions.parser.asl.utils import boto_client as sfn_boto_client
 
 from duffbeer.errors import LocalModeError
 from duffbeer_local.glue_runner import GlueRunSpec, GlueRuntime
@@ -74,6 +81,8 @@ DEFAULT_ACCOUNT_ID = "123456789012"
 class _Binding:
     lambdas: LambdaRuntime | None
     glue: GlueRuntime | None
+    # (access key id, secret access key) the local endpoint answers to, if it checks any.
+    credentials: tuple[str, str] | None = None
 
 
 class _Registry:
@@ -261,6 +270,57 @@ def _patch_sync(cls: Any, condition: Any) -> None:
     _eval_integration_pattern.__wrapped__ = original_pattern  # type: ignore[attr-defined]
     cls.__init__ = __init__
     cls._eval_integration_pattern = _eval_integration_pattern
+
+
+# The modules whose tasks call AWS through the interpreter's boto_client_for.
+_SFN_CLIENT_USERS = (
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_glue",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service."
+    "state_task_service_unsupported",
+)
+
+
+def _check_sfn_clients() -> list[Any]:
+    original = sfn_boto_client.boto_client_for
+    params = list(inspect.signature(original).parameters)
+    _require(params == ["region", "service", "state_credentials"], f"boto_client_for{params}")
+    body = _source(original)
+    _require(
+        'aws_access_key_id="ak"' in body and "moto_server_port()" in body,
+        "boto_client_for no longer signs with fixed keys on moto's port",
+    )
+    users = [importlib.import_module(name) for name in _SFN_CLIENT_USERS]
+    for module in users:
+        _require(
+            getattr(module, "boto_client_for", None) is original,
+            f"{module.__name__} no longer imports boto_client_for",
+        )
+    return users
+
+
+def _patch_sfn_clients(users: list[Any]) -> None:
+    original = sfn_boto_client.boto_client_for
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        binding = _registry.binding
+        if binding is None or binding.credentials is None:
+            return original(region, service, state_credentials)
+        client = original(region, service, state_credentials)
+        # The same client (moto's endpoint, timeouts, no retries), signed with the run's keys.
+        access_key, secret_key = binding.credentials
+        return boto3.session.Session(
+            aws_access_key_id=access_key, aws_secret_access_key=secret_key
+        ).client(
+            service,
+            region_name=region,
+            endpoint_url=client.meta.endpoint_url,
+            config=client.meta.config,
+        )
+
+    boto_client_for.__wrapped__ = original  # type: ignore[attr-defined]
+    for module in users:
+        module.boto_client_for = boto_client_for
 
 
 # Glue -------------------------------------------------------------------------------------
@@ -537,6 +597,7 @@ def check() -> None:
     _check_s3_events()
     _check_multipart()
     _check_update_table()
+    _check_sfn_clients()
 
 
 def install() -> None:
@@ -550,12 +611,14 @@ def install() -> None:
         s3_events = _check_s3_events()
         multipart = _check_multipart()
         update_table = _check_update_table()
+        sfn_clients = _check_sfn_clients()
         _patch_lambda(lambda_cls)
         _patch_sync(sync_cls, condition)
         _patch_glue(glue)
         _patch_s3_events(s3_events)
         _patch_multipart(*multipart)
         _patch_update_table(update_table)
+        _patch_sfn_clients(sfn_clients)
         _registry.installed = True
 
 
@@ -563,14 +626,19 @@ def is_installed() -> bool:
     return _registry.installed
 
 
-def bind(lambdas: LambdaRuntime | None, glue: GlueRuntime | None) -> None:
-    """Route Lambda invocations and Glue runs to these runtimes (one binding per process)."""
+def bind(
+    lambdas: LambdaRuntime | None,
+    glue: GlueRuntime | None,
+    credentials: tuple[str, str] | None = None,
+) -> None:
+    """Route Lambda invocations and Glue runs to these runtimes, and sign the Step Functions
+    interpreter's calls with `credentials` (one binding per process)."""
     with _registry.lock:
         if not _registry.installed:
             raise LocalModeError("moto extensions are not installed: call install() first")
         if _registry.binding is not None:
             raise LocalModeError("a local runtime is already bound in this process")
-        _registry.binding = _Binding(lambdas, glue)
+        _registry.binding = _Binding(lambdas, glue, credentials)
 
 
 def unbind() -> None:

@@ -54,13 +54,14 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPipeline
 
 
 def _s3(pipeline: LocalPipeline) -> Any:
-    """A plain boto3 client on the local endpoint, as a user's script would build it."""
+    """A plain boto3 client on the local endpoint, as a user's script would build it from
+    the credentials local mode prints."""
     return boto3.client(
         "s3",
         endpoint_url=pipeline.aws.endpoint_url,
         region_name=pipeline.settings.region,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
+        aws_access_key_id=pipeline.aws.credentials.access_key_id,
+        aws_secret_access_key=pipeline.aws.credentials.secret_access_key,
     )
 
 

@@ -169,6 +169,41 @@ def test_serve_reports_health_then_processes_the_inbox_and_lists_batches(tmp_pat
         )
         assert without_key.returncode == 1
         assert "no API key: set DUFFBEER_API_KEY" in without_key.stderr
+        # And the local AWS endpoint answers a tool given the credentials serve printed (the
+        # line is also the content of a file only its owner reads), and nobody else
+        printed = next(line for line in output if line.strip().startswith("export AWS_"))
+        exports = dict(word.split("=", 1) for word in printed.split("(also in")[0].split()[1:])
+        env_file = state / "aws.env"
+        assert env_file.stat().st_mode & 0o777 == 0o600
+        assert env_file.read_text().startswith(printed.split("(also in")[0].strip())
+        list_buckets = [
+            sys.executable,
+            "-c",
+            "import boto3; print(sorted(b['Name'] for b in boto3.client('s3').list_buckets()"
+            "['Buckets']))",
+        ]
+        tool_env = {k: v for k, v in _env().items() if not k.startswith("AWS_")}
+        given = subprocess.run(
+            list_buckets,
+            env={**tool_env, **exports, "AWS_REGION": "us-east-1"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert given.returncode == 0, given.stderr
+        assert "duffbeer-input-orders" in given.stdout
+        other = {**exports, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+        refused = subprocess.run(
+            list_buckets,
+            env={**tool_env, **other, "AWS_REGION": "us-east-1"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert refused.returncode == 1
+        assert "InvalidClientTokenId" in refused.stderr
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
@@ -179,5 +214,6 @@ def test_serve_reports_health_then_processes_the_inbox_and_lists_batches(tmp_pat
     assert "stopped" in "".join(output)
     assert f"export DUFFBEER_API_KEY={key}" in "".join(output)
     assert not (state / "api-key").exists()  # the key died with the stack
+    assert not (state / "aws.env").exists()  # and so did the endpoint's credentials
     # serve printed the reports page's URL, the key in its fragment (never sent to a server)
     assert f"dashboard           http://127.0.0.1:{port}/dashboard#key=" in "".join(output)

@@ -1,12 +1,18 @@
-"""The moto extension points exist and behave: real handlers, Catch on error names, .sync Glue."""
+"""The moto extension points exist and behave: real handlers, Catch on error names, .sync Glue,
+and an endpoint that answers only to its run."""
 
 from __future__ import annotations
 
 import base64
 import io
 import json
+import os
+import subprocess
+import sys
 import textwrap
 import time
+import urllib.error
+import urllib.request
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +20,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.s3 import models as s3_models
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
@@ -231,8 +238,7 @@ def test_a_multipart_upload_notifies_once(aws: LocalAwsServer, function_arn: str
     # Then the function was invoked once, with the multipart completion event, as on AWS
     listed = s3.list_objects_v2(Bucket="marker-bucket", Prefix="events/")["Contents"]
     names = [
-        s3.get_object(Bucket="marker-bucket", Key=o["Key"])["Body"].read().decode()
-        for o in listed
+        s3.get_object(Bucket="marker-bucket", Key=o["Key"])["Body"].read().decode() for o in listed
     ]
     assert len(names) - before == 1
     assert "ObjectCreated:CompleteMultipartUpload" in names
@@ -408,6 +414,95 @@ def test_a_retried_glue_sync_task_waits_for_its_next_run(
 
 
 # These two stop the module's server: they run last.
+
+
+# Local mode's endpoint answers only to the credentials of its run ------------------------
+
+INTRUDER = textwrap.dedent(
+    """
+    import io, sys, zipfile
+    import boto3
+
+    endpoint, marker = sys.argv[1], sys.argv[2]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr(
+            "evil.py",
+            f"def handler(event, context):\\n    open({marker!r}, 'w').write('ran')\\n",
+        )
+    lam = boto3.client("lambda", endpoint_url=endpoint, region_name="us-east-1")
+    lam.create_function(
+        FunctionName="evil", Runtime="python3.11", Handler="evil.handler",
+        Role="arn:aws:iam::123456789012:role/local-test", Code={"ZipFile": code.getvalue()},
+    )
+    lam.invoke(FunctionName="evil", Payload=b"{}")
+    """
+)
+
+
+def _status(request: urllib.request.Request) -> int:
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_the_endpoint_refuses_unsigned_requests_other_credentials_and_resets(
+    aws: LocalAwsServer,
+) -> None:
+    # Given a bucket made with the run's credentials
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket="kept")
+    s3.put_object(Bucket="kept", Key="k", Body=b"v")
+    # When requests come unsigned, signed with other credentials, or to moto's control API
+    unsigned = _status(urllib.request.Request(f"{aws.endpoint_url}/kept/k"))
+    reset = _status(
+        urllib.request.Request(f"{aws.endpoint_url}/moto-api/reset", data=b"", method="POST")
+    )
+    dashboard = _status(urllib.request.Request(f"{aws.endpoint_url}/moto-api/"))
+    other = boto3.client(
+        "s3",
+        endpoint_url=aws.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    with pytest.raises(ClientError) as refused:
+        other.get_object(Bucket="kept", Key="k")
+    foreign_url = other.generate_presigned_url("get_object", {"Bucket": "kept", "Key": "k"})
+    # Then each is refused as AWS refuses an unknown key, and nothing was reset
+    assert (unsigned, reset, dashboard) == (403, 403, 403)
+    assert refused.value.response["Error"]["Code"] == "InvalidClientTokenId"
+    assert _status(urllib.request.Request(foreign_url)) == 403
+    # while the run's own signatures, presigned URLs included, are answered
+    own_url = s3.generate_presigned_url("get_object", {"Bucket": "kept", "Key": "k"})
+    assert _status(urllib.request.Request(own_url)) == 200
+    assert s3.get_object(Bucket="kept", Key="k")["Body"].read() == b"v"
+
+
+def test_another_process_cannot_run_code_through_the_endpoint(
+    aws: LocalAwsServer, tmp_path: Path
+) -> None:
+    # Given a second process on the machine, with credentials of its own (not the run's)
+    marker = tmp_path / "ran.txt"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env |= {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    # When it creates a function from its own zip and invokes it
+    result = subprocess.run(
+        [sys.executable, "-c", INTRUDER, aws.endpoint_url, str(marker)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    # Then the endpoint refused it: no function, and its code never ran
+    assert result.returncode == 1
+    assert "InvalidClientTokenId" in result.stderr
+    names = [f["FunctionName"] for f in aws.client("lambda").list_functions()["Functions"]]
+    assert "evil" not in names
+    assert not marker.exists()
 
 
 def test_outside_a_running_server_moto_behaves_as_shipped(aws: LocalAwsServer) -> None:
