@@ -29,9 +29,10 @@ points close those gaps:
    safe concurrent commits (two writers never both replace the same metadata location).
    So does moto here, whether or not a runtime is bound: it is AWS's behaviour.
 
-7. The Step Functions interpreter's clients (`boto_client_for`, imported by each task kind)
-   sign with fixed keys ("ak"/"sk"); the local endpoint answers only to the run's own
-   credentials, so while a runtime is bound they sign with those.
+7. The Step Functions interpreter's clients (`boto_client_for`, imported by each task kind;
+   every module importing it is patched) sign with fixed keys ("ak"/"sk"); the local
+   endpoint answers only to the run's own credentials, so while a runtime is bound they
+   sign with those.
 
 `install()` checks every extension point first and raises LocalModeError if a moto upgrade
 moved one. The patches are process-wide; 1 to 5 and 7 only change behaviour while a runtime is
@@ -50,6 +51,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -272,13 +274,23 @@ def _patch_sync(cls: Any, condition: Any) -> None:
     cls._eval_integration_pattern = _eval_integration_pattern
 
 
-# The modules whose tasks call AWS through the interpreter's boto_client_for.
+# Task kinds that must reach the endpoint: Lambda, Glue .sync, SNS (the failure alerts).
 _SFN_CLIENT_USERS = (
     "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils",
     "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_glue",
-    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service."
-    "state_task_service_unsupported",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sns",
 )
+
+
+def _sfn_client_importers() -> list[str]:
+    """Every module of moto's Step Functions interpreter that imports boto_client_for."""
+    root = Path(inspect.getfile(sfn_boto_client)).parents[2]  # .../stepfunctions/parser
+    package = "moto.stepfunctions.parser"
+    return sorted(
+        f"{package}.{'.'.join(path.relative_to(root).with_suffix('').parts)}"
+        for path in root.rglob("*.py")
+        if "import boto_client_for" in path.read_text()
+    )
 
 
 def _check_sfn_clients() -> list[Any]:
@@ -290,7 +302,12 @@ def _check_sfn_clients() -> list[Any]:
         'aws_access_key_id="ak"' in body and "moto_server_port()" in body,
         "boto_client_for no longer signs with fixed keys on moto's port",
     )
-    users = [importlib.import_module(name) for name in _SFN_CLIENT_USERS]
+    names = _sfn_client_importers()
+    _require(
+        set(_SFN_CLIENT_USERS) <= set(names),
+        f"boto_client_for is no longer imported by {sorted(set(_SFN_CLIENT_USERS) - set(names))}",
+    )
+    users = [importlib.import_module(name) for name in names]
     for module in users:
         _require(
             getattr(module, "boto_client_for", None) is original,
