@@ -309,8 +309,10 @@ def _check_sfn_clients() -> list[Any]:
     )
     users = [importlib.import_module(name) for name in names]
     for module in users:
+        imported = getattr(module, "boto_client_for", None)
+        # (once installed, the module holds the patch, which wraps the original)
         _require(
-            getattr(module, "boto_client_for", None) is original,
+            getattr(imported, "__wrapped__", imported) is original,
             f"{module.__name__} no longer imports boto_client_for",
         )
     return users
