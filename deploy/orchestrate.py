@@ -266,13 +266,11 @@ def deploy_stack(
     )
 
 
-def diff_stack(options: DeployOptions, reporter: Reporter) -> list[str]:
+def diff_stack(options: DeployOptions, reporter: Reporter) -> None:
     """Run the deploy sequence with clients that only read: `reporter` gets what a deploy
-    would create, change or leave alone, decided by the same code that deploys. Returns the
-    write calls a deploy would make."""
+    would create, change or leave alone, decided by the same code that deploys."""
     clients = ReadOnlyClients(options.region, options.endpoint_url, options.profile)
     deploy_stack(options, reporter, clients)
-    return clients.writes
 
 
 # What deploy itself uploads to the processed bucket: not data, removed without asking.

@@ -31,8 +31,6 @@ class ReadOnlyClients(Clients):
     def __init__(self, region: str, endpoint_url: str | None, profile: str | None = None) -> None:
         super().__init__(region, endpoint_url, profile)
         self._clients: dict[str, Any] = {}
-        # Every write answered here, as "service:Operation" (what a deploy would call).
-        self.writes: list[str] = []
         # Buckets this run would create: named by the caller, not by a made-up response.
         self._pending_buckets: set[str] = set()
 
@@ -65,7 +63,6 @@ class ReadOnlyClients(Clients):
             if _is_collection(model):
                 return _response(200, made_up(model.output_shape, set()))
             return _response(404, {"Error": {"Code": _NOT_FOUND, "Message": "not created yet"}})
-        self.writes.append(f"{model.service_model.service_name}:{name}")
         return _response(200, made_up(model.output_shape, set()))
 
 
