@@ -191,6 +191,24 @@ def _item(name: str, quantity: float, unit: str, usd: float) -> LineItem:
     return LineItem(name, quantity, unit, usd)
 
 
+def _logs_and_traces(log_bytes: float, traces: float, prices: Prices) -> list[LineItem]:
+    """The CloudWatch Logs ingestion and X-Ray lines a batch and a request both have."""
+    return [
+        _item(
+            "CloudWatch Logs ingestion",
+            log_bytes / MB,
+            "MB",
+            log_bytes / GB * prices("cloudwatch", "usd_per_gb_ingested"),
+        ),
+        _item(
+            "X-Ray traces",
+            traces,
+            "traces",
+            traces / 1e6 * prices("xray", "usd_per_million_traces_recorded"),
+        ),
+    ]
+
+
 def batch_items(batch: BatchUsage, prices: Prices) -> list[LineItem]:
     """The cost of one batch, per service (storage is monthly: see month_items)."""
     dpu_s = sum(glue_dpu_seconds(run, prices) for run in batch.glue_runs)
@@ -226,18 +244,7 @@ def batch_items(batch: BatchUsage, prices: Prices) -> list[LineItem]:
             "requests",
             batch.s3_get_requests / 1000 * prices("s3", "usd_per_thousand_get_class"),
         ),
-        _item(
-            "CloudWatch Logs ingestion",
-            batch.log_bytes / MB,
-            "MB",
-            batch.log_bytes / GB * prices("cloudwatch", "usd_per_gb_ingested"),
-        ),
-        _item(
-            "X-Ray traces",
-            traces,
-            "traces",
-            traces / 1e6 * prices("xray", "usd_per_million_traces_recorded"),
-        ),
+        *_logs_and_traces(batch.log_bytes, traces, prices),
     ]
 
 
@@ -263,18 +270,7 @@ def request_items(request: RequestUsage, prices: Prices) -> list[LineItem]:
             "MB billed",
             billed / prices("athena", "bytes_per_tb") * prices("athena", "usd_per_tb_scanned"),
         ),
-        _item(
-            "CloudWatch Logs ingestion",
-            request.log_bytes / MB,
-            "MB",
-            request.log_bytes / GB * prices("cloudwatch", "usd_per_gb_ingested"),
-        ),
-        _item(
-            "X-Ray traces",
-            traces,
-            "traces",
-            traces / 1e6 * prices("xray", "usd_per_million_traces_recorded"),
-        ),
+        *_logs_and_traces(request.log_bytes, traces, prices),
     ]
 
 
