@@ -13,7 +13,7 @@ from moto.server import ThreadedMotoServer
 from pyspark.sql import DataFrame, Row, SparkSession
 
 from duffbeer import iceberg
-from duffbeer_local import jars, moto_extensions
+from duffbeer_local import class_archive, jars, moto_extensions
 from glue_jobs.orders.session import build_spark
 from tests.state_support import REGION, WAREHOUSE_BUCKET, new_state_database
 
@@ -47,6 +47,7 @@ def spark(aws_endpoint: str) -> Iterator[SparkSession]:
             "spark.driver.memory": "2g",
             "spark.sql.shuffle.partitions": "2",
             "spark.jars": ",".join(str(path) for path in jars.jar_paths()),
+            "spark.driver.extraJavaOptions": class_archive.java_options(),
             **iceberg.spark_conf(iceberg.warehouse_uri(WAREHOUSE_BUCKET)),
             **iceberg.endpoint_conf(aws_endpoint, REGION),
         },

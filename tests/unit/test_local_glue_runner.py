@@ -95,7 +95,12 @@ def runtime(tmp_path: Path, s3: RecordingS3) -> GlueRuntime:
     fake.parent.mkdir()
     fake.write_text(FAKE_SPARK_SUBMIT)
     fake.chmod(0o755)
-    return GlueRuntime(GlueSettings(state_dir=tmp_path / "state", spark_submit=fake), s3=s3)
+    settings = GlueSettings(
+        state_dir=tmp_path / "state",
+        spark_submit=fake,
+        class_archive=tmp_path / "no-class-archive.jsa",  # drivers start without one
+    )
+    return GlueRuntime(settings, s3=s3)
 
 
 def _spec(input_key: str, run_id: str) -> GlueRunSpec:
@@ -230,7 +235,7 @@ def test_error_from_log_takes_the_last_python_exception_line() -> None:
     assert error_from_log("all good\n") is None
 
 
-def test_a_large_input_gets_the_full_jit_and_a_heap_sized_from_it(
+def test_a_large_input_gets_the_full_jit_a_heap_sized_from_it_and_the_class_archive(
     tmp_path: Path, s3: RecordingS3
 ) -> None:
     # Given a runner for which every input counts as large, and an 8-byte input
@@ -238,19 +243,24 @@ def test_a_large_input_gets_the_full_jit_and_a_heap_sized_from_it(
     fake.parent.mkdir()
     fake.write_text(FAKE_SPARK_SUBMIT)
     fake.chmod(0o755)
+    archive = tmp_path / "spark-driver.jsa"
+    archive.write_bytes(b"recorded classes")
     settings = GlueSettings(
         state_dir=tmp_path / "state",
         spark_submit=fake,
         small_input_bytes=0,
         driver_memory_per_input_byte=1024**2 * 300,  # 8 bytes -> 2400 MiB
+        class_archive=archive,
     )
     runtime = GlueRuntime(settings, s3=s3)
     # When the run starts
     outcome = runtime.run(_spec("raw/good.csv", "r9"))
-    # Then spark-submit gets the job's hot-code-only JIT flags and a heap of 2400 MiB
+    # Then spark-submit gets the job's hot-code-only JIT flags, the class archive and a heap
+    # of 2400 MiB
     assert outcome.state == "SUCCEEDED"
     args = (tmp_path / "state" / "glue" / "jr_r9" / "spark-submit-args.txt").read_text()
     assert "spark.driver.extraJavaOptions=-XX:Tier4InvocationThreshold=20000" in args
+    assert f"-XX:SharedArchiveFile={archive}\n" in args
     assert "spark.driver.memory=2400m" in args
 
 
