@@ -21,12 +21,13 @@ import shutil
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench.generate_orders import generate_orders, with_quoted_line_break
-from bench.jvm_class_archive import archive_option, ensure_archive
+from duffbeer_local import class_archive
 
 ROOT = Path(__file__).resolve().parents[1]
 TIME = "/usr/bin/time"
@@ -254,20 +255,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-class-archive",
         action="store_true",
-        help="run the job's JVM without the class-data archive (bench/jvm_class_archive.py)",
+        help="run the job's JVM without the class-data archive (duffbeer_local/class_archive.py)",
     )
     ns = parser.parse_args(argv)
     ns.work_dir.mkdir(parents=True, exist_ok=True)
     archive = ""
     if not ns.no_class_archive and JOB in ns.engines.split(","):
-        made, spent = ensure_archive(
-            Path(sys.executable).parent / "spark-submit",
-            " ".join(SMALL_INPUT_JAVA_OPTIONS),
-            ROOT / "build" / "jvm",
-        )
-        origin = f"made in {spent:.1f} s, not timed" if spent else "reused"
-        print(f"JVM class-data archive: {made} ({origin})")
-        archive = archive_option(made)
+        made = class_archive.DEFAULT_ARCHIVE
+        if made.is_file():
+            print(f"JVM class-data archive: {made} (the one `make setup` recorded)")
+        else:
+            started = time.monotonic()
+            class_archive.record(made)
+            spent = time.monotonic() - started
+            print(f"JVM class-data archive: {made} (recorded in {spent:.1f} s, not timed)")
+        archive = class_archive.java_options(made)
     results: list[Result] = []
     for rows, source, wanted in _sources(ns):
         small = source.stat().st_size <= SMALL_INPUT_BYTES
