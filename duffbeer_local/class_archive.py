@@ -31,8 +31,7 @@ from duffbeer import iceberg
 from duffbeer.errors import LocalModeError
 from duffbeer_local import jars
 
-PROJECT_DIR = Path(__file__).resolve().parents[1]
-DEFAULT_ARCHIVE = PROJECT_DIR / "build" / "jvm" / "spark-driver.jsa"
+DEFAULT_ARCHIVE = jars.PROJECT_DIR / "build" / "jvm" / "spark-driver.jsa"
 EXERCISE = Path(__file__).with_name("class_archive_exercise.py")
 _BUCKET, _DATABASE, _REGION = "class-archive", "class_archive", "us-east-1"
 
